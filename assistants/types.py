@@ -1,0 +1,110 @@
+"""Provider-neutral request, stream event and usage types.
+
+Provider clients translate these to and from their SDKs; nothing above ``assistants/providers``
+sees an SDK object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Role = Literal["user", "assistant"]
+ProviderName = Literal["openai", "openai_chat", "anthropic"]
+PROVIDERS: tuple[ProviderName, ...] = ("openai", "openai_chat", "anthropic")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInput:
+    data: bytes
+    mime_type: str = "image/jpeg"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+    images: tuple[ImageInput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    model: str
+    max_output_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    system_prompt: str | None
+    messages: Sequence[ChatMessage]
+    params: GenerationParams
+    #: Sent to the provider where it accepts one, and the key of the usage event.
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Provider-reported token counts. ``input_tokens`` includes the cached part."""
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def billable_tokens(self) -> int:
+        """What a call debits: input (cached included) + output (reasoning included)."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The last event of a successful stream."""
+
+    text: str
+    usage: Usage
+    model: str
+    response_id: str | None = None
+    finish_reason: str | None = None
+
+
+StreamEvent = TextDelta | Completion
+
+
+@dataclass(frozen=True, slots=True)
+class Transcription:
+    text: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+
+
+class ProviderClient(Protocol):
+    """One LLM API. ``stream`` yields text deltas and ends with exactly one :class:`Completion`.
+
+    Failures (HTTP errors, timeouts, streams cut before usage arrives) raise
+    :class:`bot.errors.ProviderError`; a stream that raises was not completed and is not charged.
+    """
+
+    name: ProviderName
+
+    def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,170 @@
+"""Process settings, read from the environment and a ``.env`` file.
+
+Nothing here is module-level state: :func:`load_settings` builds a :class:`Settings` from whatever
+mapping it is given, so tests and embedding code inject their own environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigurationError
+
+DEFAULT_MODELS = {
+    "openai": "gpt-4o-mini",
+    "openai_chat": "gpt-4o-mini",
+    "anthropic": "claude-haiku-4-5",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str = "sqlite+aiosqlite:///./switchboard.db"
+    media_dir: Path = Path("./media")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_base_url: str | None = None
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base: str | None = None
+    telegram_mode: Literal["polling", "webhook"] = "polling"
+    telegram_webhook_secret: SecretStr | None = None
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_base: str | None = None
+    slack_command: str = "/sb"
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    default_provider: Literal["openai", "openai_chat", "anthropic"] | None = None
+    default_model: str | None = None
+
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None
+
+    superadmins: str = ""
+    billing_currency: str = "EUR"
+    vat_rate: Decimal = Decimal("0.20")
+    usd_to_billing_rate: Decimal = Decimal("1")
+
+    # Operational knobs (not part of the public contract, documented in .env.example).
+    provider_timeout_seconds: float = Field(default=120.0, gt=0)
+    reservation_ttl_seconds: int = Field(default=600, gt=0)
+    context_token_budget: int = Field(default=6000, gt=0)
+    rate_limit_per_minute: int = Field(default=20, ge=0)
+
+    @field_validator("billing_currency")
+    @classmethod
+    def _upper_currency(cls, value: str) -> str:
+        return value.upper()
+
+    # -- derived views -------------------------------------------------------------------------
+
+    @property
+    def configured_providers(self) -> list[str]:
+        """Providers with credentials or a base URL, in preference order."""
+        found: list[str] = []
+        if self.openai_api_key or self.openai_base_url:
+            found.append("openai")
+        if self.anthropic_api_key or self.anthropic_base_url:
+            found.append("anthropic")
+        return found
+
+    @property
+    def provider(self) -> str | None:
+        if self.default_provider:
+            return self.default_provider
+        providers = self.configured_providers
+        return providers[0] if providers else None
+
+    @property
+    def model(self) -> str | None:
+        if self.default_model:
+            return self.default_model
+        provider = self.provider
+        return DEFAULT_MODELS.get(provider) if provider else None
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None and (
+            self.slack_signing_secret is not None or self.slack_app_token is not None
+        )
+
+    def superadmin_identities(self) -> list[tuple[str, str]]:
+        """``SUPERADMINS=telegram:1,slack:T1/U1`` as ``[("telegram", "1"), ("slack", "T1/U1")]``."""
+        result: list[tuple[str, str]] = []
+        for raw in self.superadmins.split(","):
+            item = raw.strip()
+            if not item:
+                continue
+            channel, sep, ident = item.partition(":")
+            if not sep or not ident or channel not in {"telegram", "slack", "console"}:
+                raise ConfigurationError([f"SUPERADMINS entry {item!r} is not CHANNEL:ID"])
+            result.append((channel, ident))
+        return result
+
+    def service_problems(self) -> list[str]:
+        """Why ``switchboard run`` must refuse to start: one line per missing piece."""
+        problems: list[str] = []
+        if not (self.telegram_enabled or self.slack_enabled):
+            problems.append(
+                "No channel configured: set TELEGRAM_BOT_TOKEN, or SLACK_BOT_TOKEN with "
+                "SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)."
+            )
+        if self.slack_bot_token is not None and not self.slack_enabled:
+            problems.append("SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET nor "
+                            "SLACK_APP_TOKEN is.")
+        if not self.configured_providers:
+            problems.append(
+                "No LLM provider configured: set OPENAI_API_KEY / OPENAI_BASE_URL or "
+                "ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL."
+            )
+        if self.telegram_mode == "webhook" and self.telegram_enabled:
+            if self.telegram_webhook_secret is None:
+                problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET.")
+        return problems
+
+
+class _ExplicitSettings(Settings):
+    """Settings whose only source is the mapping given to the constructor."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
+) -> Settings:
+    """Build settings from ``environ`` or, when it is None, the process environment + ``env_file``.
+
+    An explicit mapping is the whole truth: the process environment is not consulted, which keeps
+    tests and embedded uses isolated from the shell they run in.
+    """
+    if environ is None:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    fields = Settings.model_fields
+    return _ExplicitSettings(**{k.lower(): v for k, v in environ.items() if k.lower() in fields})

@@ -1,0 +1,353 @@
+"""SQLAlchemy 2.0 ORM models.
+
+Conventions: money is stored as integer micro-units (``*_micros``) with its currency; token counts
+are plain integers; timestamps are timezone-aware UTC. The same schema runs on SQLite and
+PostgreSQL, so only portable types are used.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+#: 64-bit ids everywhere; SQLite needs exactly INTEGER for its rowid alias (autoincrement).
+ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), int: BigInteger(), dict[str, Any]: JSON()}
+
+
+# -- tenants and identity ------------------------------------------------------------------------
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16), default="trial")  # trial|active|suspended
+    plan: Mapped[str] = mapped_column(String(16), default="prepaid")  # prepaid|postpaid
+    monthly_token_quota: Mapped[int | None]
+    trial_ends_at: Mapped[datetime | None]
+    billing_currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    vat_rate_ppm: Mapped[int] = mapped_column(default=200_000)  # parts per million: 0.20 → 200000
+    token_balance: Mapped[int] = mapped_column(default=0)
+    tokens_reserved: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_activity_at: Mapped[datetime | None]
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class ChannelBinding(Base):
+    """A chat scope bound to a tenant: a Telegram user or group, a Slack workspace."""
+
+    __tablename__ = "channel_bindings"
+    __table_args__ = (UniqueConstraint("channel", "scope_key"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    scope_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("tenant_id", "channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None]
+
+
+class PlatformAdmin(Base):
+    __tablename__ = "platform_admins"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+
+
+# -- assistants ------------------------------------------------------------------------------------
+
+
+class Assistant(Base):
+    __tablename__ = "assistants"
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    provider: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_version: Mapped[int] = mapped_column(default=1)
+    temperature: Mapped[float | None]
+    max_output_tokens: Mapped[int] = mapped_column(default=1024)
+    top_p: Mapped[float | None]
+    frequency_penalty: Mapped[float | None]
+    presence_penalty: Mapped[float | None]
+    capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    visibility: Mapped[str] = mapped_column(String(16), default="public")  # public|private
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PromptVersion(Base):
+    __tablename__ = "assistant_prompt_versions"
+    __table_args__ = (UniqueConstraint("assistant_id", "version"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    system_prompt: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TenantAssistant(Base):
+    """Per-tenant settings of an assistant; a private assistant needs one with enabled=True."""
+
+    __tablename__ = "tenant_assistants"
+    __table_args__ = (UniqueConstraint("tenant_id", "assistant_id"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    custom_name: Mapped[str | None] = mapped_column(String(200))
+    system_prompt_override: Mapped[str | None] = mapped_column(Text)
+
+
+# -- conversations and content ---------------------------------------------------------------------
+
+
+class ChatPreference(Base):
+    """The assistant a chat picked with /use."""
+
+    __tablename__ = "chat_preferences"
+    __table_args__ = (UniqueConstraint("tenant_id", "channel", "chat_key"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_key: Mapped[str] = mapped_column(String(200))
+    assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_lookup", "tenant_id", "channel", "chat_key",
+                            "thread_key"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_key: Mapped[str] = mapped_column(String(200))
+    thread_key: Mapped[str] = mapped_column(String(200), default="")
+    assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))  # user|assistant
+    content: Mapped[str] = mapped_column(Text)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    token_estimate: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContentItem(Base):
+    """Every generated output, in the tenant's library."""
+
+    __tablename__ = "content_items"
+    __table_args__ = (Index("ix_content_items_tenant", "tenant_id", "archived", "created_at"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # text|image|audio|video|document
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str | None] = mapped_column(Text)
+    media_path: Mapped[str | None] = mapped_column(String(500))
+    mime_type: Mapped[str | None] = mapped_column(String(100))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    assistant_id: Mapped[int | None] = mapped_column(ForeignKey("assistants.id"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- metering and money ----------------------------------------------------------------------------
+
+
+class UsageEvent(Base):
+    """One provider call. Created as a reservation, then settled, failed or released."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (Index("ix_usage_events_tenant_time", "tenant_id", "created_at"),
+                      Index("ix_usage_events_status", "status", "lease_expires_at"))
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    assistant_id: Mapped[int | None] = mapped_column(ForeignKey("assistants.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    provider: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="chat")  # chat|transcription|image
+    status: Mapped[str] = mapped_column(String(16))  # reserved|settled|failed|released
+    reserved_tokens: Mapped[int] = mapped_column(default=0)
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(default=0)
+    charged_tokens: Mapped[int] = mapped_column(default=0)
+    cost_micros: Mapped[int] = mapped_column(default=0)
+    cost_currency: Mapped[str] = mapped_column(String(3), default="USD")
+    priced: Mapped[bool] = mapped_column(Boolean, default=True)
+    latency_ms: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_expires_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]
+
+
+class LedgerEntry(Base):
+    """Every change of a tenant's token balance; balance == SUM(tokens) per tenant."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_tenant", "tenant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # grant|purchase|usage|refund|adjustment
+    tokens: Mapped[int]
+    balance_after: Mapped[int]
+    reference: Mapped[str | None] = mapped_column(String(200), unique=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelPrice(Base):
+    """Per-model price override or addition, per million tokens, in micro-units."""
+
+    __tablename__ = "model_prices"
+    __table_args__ = (UniqueConstraint("provider", "model"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(200))
+    input_per_mtok_micros: Mapped[int]
+    cached_input_per_mtok_micros: Mapped[int | None]
+    output_per_mtok_micros: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- operations ------------------------------------------------------------------------------------
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str | None] = mapped_column(String(200))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ProcessedUpdate(Base):
+    """Inbound update ids already taken, so each is handled exactly once across processes."""
+
+    __tablename__ = "processed_updates"
+    __table_args__ = (UniqueConstraint("channel", "update_key"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    update_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
