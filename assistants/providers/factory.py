@@ -1,0 +1,44 @@
+"""Builds one client per configured provider; the composition root in ``bot/`` calls this."""
+
+from __future__ import annotations
+
+from assistants.providers.anthropic import AnthropicClient
+from assistants.providers.openai_chat import OpenAIChatClient
+from assistants.providers.openai_responses import OpenAIResponsesClient
+from assistants.types import ProviderClient
+
+#: Local servers behind a base URL do not check the key, but the SDKs insist on one.
+PLACEHOLDER_API_KEY = "unused"
+
+
+def build_provider_clients(
+    *,
+    openai_api_key: str | None,
+    openai_base_url: str | None,
+    anthropic_api_key: str | None,
+    anthropic_base_url: str | None,
+    timeout: float,
+    max_retries: int = 0,
+) -> dict[str, ProviderClient]:
+    """Clients keyed by provider name, only for providers with a key or a base URL.
+
+    An OpenAI key or base URL enables both ``openai`` (Responses) and ``openai_chat`` (Chat
+    Completions) with the same credentials. The caller owns the clients and must ``aclose`` them.
+    """
+    clients: dict[str, ProviderClient] = {}
+    if openai_api_key or openai_base_url:
+        key = openai_api_key or PLACEHOLDER_API_KEY
+        clients["openai"] = OpenAIResponsesClient(
+            api_key=key, base_url=openai_base_url, timeout=timeout, max_retries=max_retries
+        )
+        clients["openai_chat"] = OpenAIChatClient(
+            api_key=key, base_url=openai_base_url, timeout=timeout, max_retries=max_retries
+        )
+    if anthropic_api_key or anthropic_base_url:
+        clients["anthropic"] = AnthropicClient(
+            api_key=anthropic_api_key or PLACEHOLDER_API_KEY,
+            base_url=anthropic_base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+    return clients
