@@ -1,0 +1,13 @@
+"""The command registry shared by Telegram, Slack, the console and ``switchboard admin``."""
+
+from __future__ import annotations
+
+from admin_commands import admins, members, tenants, tokens
+from admin_commands.registry import CommandRegistry
+
+
+def build_registry() -> CommandRegistry:
+    registry = CommandRegistry()
+    for module in (members, tenants, tokens, admins):
+        module.register(registry)
+    return registry

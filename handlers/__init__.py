@@ -1,0 +1,1 @@
+"""Channel-agnostic pipeline plus the thin channel adapters (console, telegram, slack)."""

@@ -1,0 +1,65 @@
+"""Helpers shared by command modules."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin_commands.registry import CommandContext
+from billing.money import from_micros, to_micros
+from bot.errors import PermissionDenied, UsageError
+from storage.models import Tenant
+from storage.repositories.admins import AuditRepository
+from storage.repositories.tenants import TenantRepository
+
+
+async def target_tenant(ctx: CommandContext, session: AsyncSession) -> Tenant:
+    """``--tenant SLUG`` for admins (the shell has no chat), else the caller's own tenant."""
+    slug: str | None = getattr(ctx.args, "tenant", None)
+    if slug:
+        if not ctx.caller.can("stats.read"):
+            raise PermissionDenied("viewer", "--tenant")
+        return await TenantRepository(session).get(slug)
+    if ctx.caller.tenant is None:
+        raise UsageError(ctx.command.usage, "No tenant here: pass --tenant SLUG.")
+    return await TenantRepository(session).by_id(ctx.caller.tenant.id)
+
+
+async def audit(session: AsyncSession, ctx: CommandContext, action: str, target: str | None,
+                before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
+    await AuditRepository(session).record(ctx.caller.actor, action, target, before, after)
+
+
+def usd_to_billing_micros(ctx: CommandContext, usd_micros: int) -> int:
+    return to_micros(from_micros(usd_micros) * ctx.services.config.usd_to_billing_rate)
+
+
+def money_str(micros: int) -> str:
+    return str(from_micros(micros).normalize() if micros else Decimal("0"))
+
+
+def tenant_summary(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "slug": tenant.slug, "name": tenant.name, "email": tenant.email,
+        "status": tenant.status, "plan": tenant.plan, "token_balance": tenant.token_balance,
+        "tokens_reserved": tenant.tokens_reserved,
+        "monthly_token_quota": tenant.monthly_token_quota,
+        "trial_ends_at": tenant.trial_ends_at.isoformat() if tenant.trial_ends_at else None,
+        "billing_currency": tenant.billing_currency,
+        "vat_rate": str(Decimal(tenant.vat_rate_ppm) / 1_000_000),
+        "created_at": tenant.created_at.isoformat(),
+        "last_activity_at": tenant.last_activity_at.isoformat()
+        if tenant.last_activity_at else None,
+    }
+
+
+def parse_positive_int(ctx: CommandContext, raw: str, what: str) -> int:
+    try:
+        value = int(raw.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise UsageError(ctx.command.usage, f"{what} must be a whole number.") from None
+    if value <= 0:
+        raise UsageError(ctx.command.usage, f"{what} must be positive.")
+    return value

@@ -1,0 +1,111 @@
+"""Cost of a provider call: ``model_prices`` overrides first, then genai-prices."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import genai_prices
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistants.types import Usage
+from billing.money import to_micros
+from storage.repositories.usage import PriceRepository
+
+PROVIDER_CURRENCY = "USD"
+_MTOK = Decimal(1_000_000)
+# genai-prices knows providers by their API; OpenAI-compatible servers may host any model, so
+# after the OpenAI catalogue we let genai-prices match the model name across providers.
+_GENAI_PROVIDERS: dict[str, tuple[str | None, ...]] = {
+    "openai": ("openai", None),
+    "openai_chat": ("openai", None),
+    "anthropic": ("anthropic", None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    cost_micros: int
+    currency: str
+    priced: bool
+    source: str  # "override" | "genai-prices" | "unpriced"
+
+
+@dataclass(frozen=True, slots=True)
+class _Override:
+    input_per_mtok: Decimal
+    cached_input_per_mtok: Decimal | None
+    output_per_mtok: Decimal
+    currency: str
+
+
+class Pricer:
+    """Prices usage; overrides are re-read at most every ``cache_seconds``.
+
+    Overrides are read through the caller's session: the caller may hold SQLite's write lock, and
+    a second connection would wait on it.
+    """
+
+    def __init__(self, *, cache_seconds: float = 30.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._cache_seconds = cache_seconds
+        self._monotonic = monotonic
+        self._overrides: dict[tuple[str, str], _Override] = {}
+        self._loaded_at: float | None = None
+
+    def invalidate(self) -> None:
+        self._loaded_at = None
+
+    async def _load(self, session: AsyncSession) -> dict[tuple[str, str], _Override]:
+        now = self._monotonic()
+        if self._loaded_at is None or now - self._loaded_at > self._cache_seconds:
+            rows = await PriceRepository(session).all()
+            self._overrides = {
+                (row.provider, row.model): _Override(
+                    Decimal(row.input_per_mtok_micros) / 1_000_000,
+                    None if row.cached_input_per_mtok_micros is None
+                    else Decimal(row.cached_input_per_mtok_micros) / 1_000_000,
+                    Decimal(row.output_per_mtok_micros) / 1_000_000,
+                    row.currency,
+                ) for row in rows
+            }
+            self._loaded_at = now
+        return self._overrides
+
+    async def price(self, session: AsyncSession, provider: str, model: str, usage: Usage,
+                    at: datetime) -> Price:
+        overrides = await self._load(session)
+        override = overrides.get((provider, model))
+        if override is not None:
+            return Price(to_micros(_override_cost(override, usage)), override.currency, True,
+                         "override")
+        cost = genai_cost(provider, model, usage, at)
+        if cost is None:
+            return Price(0, PROVIDER_CURRENCY, False, "unpriced")
+        return Price(to_micros(cost), PROVIDER_CURRENCY, True, "genai-prices")
+
+
+def _override_cost(price: _Override, usage: Usage) -> Decimal:
+    cached_rate = price.input_per_mtok if price.cached_input_per_mtok is None \
+        else price.cached_input_per_mtok
+    uncached = usage.input_tokens - usage.cached_input_tokens
+    return (uncached * price.input_per_mtok + usage.cached_input_tokens * cached_rate
+            + usage.output_tokens * price.output_per_mtok) / _MTOK
+
+
+def genai_cost(provider: str, model: str, usage: Usage, at: datetime) -> Decimal | None:
+    """USD cost from genai-prices, or None when it does not know the model."""
+    genai_usage = genai_prices.Usage(input_tokens=usage.input_tokens,
+                                     cache_read_tokens=usage.cached_input_tokens,
+                                     output_tokens=usage.output_tokens)
+    for provider_id in _GENAI_PROVIDERS.get(provider, (None,)):
+        try:
+            result = genai_prices.calc_price(genai_usage, model, provider_id=provider_id,
+                                             genai_request_timestamp=at)
+        except LookupError:
+            continue
+        return Decimal(result.total_price)
+    return None

@@ -1,0 +1,86 @@
+"""Composition root: builds every object of a Switchboard process from :class:`Settings`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from admin_commands import build_registry
+from assistants.defaults import seed_default_assistants
+from assistants.pricing import Pricer
+from assistants.providers.factory import build_provider_clients
+from assistants.types import ProviderClient
+from billing.metering import Clock, Metering, system_clock
+from bot.settings import Settings
+from handlers.chain import build_pipeline
+from handlers.metrics import Metrics
+from handlers.pipeline import Pipeline
+from handlers.services import ServiceConfig, Services
+from storage import migrate
+from storage.db import create_engine, create_session_factory
+from storage.repositories.admins import AdminRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class App:
+    settings: Settings
+    engine: AsyncEngine
+    services: Services
+    pipeline: Pipeline
+
+    async def aclose(self) -> None:
+        for client in self.services.providers.values():
+            await client.aclose()
+        await self.engine.dispose()
+
+
+def build_app(settings: Settings, *, providers: Mapping[str, ProviderClient] | None = None,
+              clock: Clock = system_clock) -> App:
+    engine = create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+    if providers is None:
+        providers = build_provider_clients(
+            openai_api_key=_secret(settings.openai_api_key),
+            openai_base_url=settings.openai_base_url,
+            anthropic_api_key=_secret(settings.anthropic_api_key),
+            anthropic_base_url=settings.anthropic_base_url,
+            timeout=settings.provider_timeout_seconds)
+    pricer = Pricer()
+    metering = Metering(sessions, pricer, clock=clock,
+                        reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds))
+    config = ServiceConfig(
+        billing_currency=settings.billing_currency, vat_rate=settings.vat_rate,
+        usd_to_billing_rate=settings.usd_to_billing_rate, default_provider=settings.provider,
+        default_model=settings.model, context_token_budget=settings.context_token_budget,
+        rate_limit_per_minute=settings.rate_limit_per_minute, media_dir=settings.media_dir)
+    services = Services(sessions=sessions, providers=providers, pricer=pricer, metering=metering,
+                        commands=build_registry(), metrics=Metrics(), clock=clock, config=config)
+    return App(settings, engine, services, build_pipeline(services))
+
+
+async def prepare_database(app: App) -> None:
+    """Migrate, seed the default assistants, register SUPERADMINS, release orphaned reservations."""
+    await migrate.upgrade(app.engine)
+    settings = app.settings
+    async with app.services.sessions.begin() as session:
+        if settings.provider and settings.model:
+            created = await seed_default_assistants(session, settings.provider, settings.model)
+            if created:
+                log.info("seeded assistants: %s", ", ".join(created))
+        admins = AdminRepository(session)
+        for channel, ident in settings.superadmin_identities():
+            await admins.upsert(channel, ident, "super_admin", created_by="SUPERADMINS")
+    released = await app.services.metering.release_expired()
+    if released:
+        log.warning("released %d orphaned reservations at start-up", len(released))
+
+
+def _secret(value: object) -> str | None:
+    get = getattr(value, "get_secret_value", None)
+    return get() if get is not None else None

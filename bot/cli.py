@@ -1,0 +1,131 @@
+"""The ``switchboard`` command line (also ``python -m bot``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from admin_commands.registry import Caller
+from bot.app import App, build_app, prepare_database
+from bot.errors import ConfigurationError, SwitchboardError
+from bot.settings import Settings, load_settings
+from handlers.console import CHANNEL, ConsoleSink, console_scope, run_console
+from handlers.envelope import OutboundFile
+from storage import migrate
+from storage.repositories.tenants import BindingRepository, TenantRepository
+
+SHELL_ACTOR = Caller(channel="shell", user_id="admin", role="super_admin")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard",
+                                     description="Chat-first AI assistant service.")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="migrate, seed and serve every configured channel")
+    sub.add_parser("migrate", help="apply database migrations (Alembic upgrade head)")
+    chat = sub.add_parser("chat", help="talk to a tenant's assistant in the terminal")
+    chat.add_argument("--tenant", required=True, help="tenant slug")
+    chat.add_argument("--user", default="console", help="who is talking (member name)")
+    admin = sub.add_parser("admin", help="run an admin command as super admin")
+    admin.add_argument("--json", action="store_true", help="print one JSON document")
+    admin.add_argument("words", nargs=argparse.REMAINDER, help="the command, e.g. tenant list")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None,
+         stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out = stdout or sys.stdout
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(environ)
+        return asyncio.run(_dispatch(args, settings, stdin or sys.stdin, out))
+    except ConfigurationError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings, stdin: TextIO,
+                    out: TextIO) -> int:
+    if args.command == "run":
+        problems = settings.service_problems()
+        if problems:
+            raise ConfigurationError(problems)
+    app = build_app(settings)
+    try:
+        if args.command == "migrate":
+            await migrate.upgrade(app.engine)
+            print("database is at revision", await migrate.current_revision(app.engine), file=out)
+            return 0
+        if args.command == "run":
+            from bot.service import serve
+
+            await serve(app)
+            return 0
+        await prepare_database(app)
+        if args.command == "chat":
+            return await _chat(app, args.tenant, args.user, stdin, out)
+        return await _admin(app, args.words, args.json, out)
+    finally:
+        await app.aclose()
+
+
+async def _chat(app: App, slug: str, user: str, stdin: TextIO, out: TextIO) -> int:
+    async with app.services.sessions.begin() as session:
+        try:
+            tenant = await TenantRepository(session).get(slug)
+        except SwitchboardError as exc:
+            print(f"error: {exc.user_message}", file=sys.stderr)
+            return 2
+        # Shell access is trusted: the terminal is bound to the tenant it names.
+        await BindingRepository(session).bind(tenant, CHANNEL, console_scope(slug))
+    media = app.settings.media_dir
+
+    def save(file: OutboundFile) -> str:
+        media.mkdir(parents=True, exist_ok=True)
+        path = media / Path(file.file_name).name
+        path.write_bytes(file.data)
+        return str(path)
+
+    await run_console(app.pipeline, slug, user, stdin=stdin, sink=ConsoleSink(out, save),
+                      prompt=stdin.isatty())
+    return 0
+
+
+async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:
+    if not words:
+        words = ["help"]
+    services = app.services
+    try:
+        result = await services.commands.dispatch(words, SHELL_ACTOR, services)
+    except SwitchboardError as exc:
+        if as_json:
+            json.dump({"error": exc.user_message}, out)
+            out.write("\n")
+        else:
+            print(exc.user_message, file=sys.stderr)
+        return 1
+    if as_json:
+        # The command's own data is the document, so scripts read e.g. ``.invite_code``.
+        document = result.data if result.data is not None else {"text": result.text}
+        json.dump(document, out, default=str, indent=2)
+        out.write("\n")
+    else:
+        print(result.text, file=out)
+    for file in result.files:
+        path = app.settings.media_dir / Path(file.file_name).name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(file.data)
+        print(f"[file saved: {path}]", file=sys.stderr if as_json else out)
+    return 0

@@ -1,0 +1,109 @@
+"""``switchboard run``: the long-running service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+
+from aiohttp import web
+
+from bot.app import App, prepare_database
+from bot.channels import Channel
+from bot.errors import ConfigurationError
+from bot.http import build_web_app
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_SECONDS = 60
+DRAIN_TIMEOUT_SECONDS = 60
+
+
+def build_channels(app: App) -> list[Channel]:
+    """The channels the settings enable; each adapter module is imported only when used."""
+    settings = app.settings
+    channels: list[Channel] = []
+    if settings.telegram_enabled:
+        from handlers.telegram import build_telegram_channel
+
+        channels.append(build_telegram_channel(settings, app.services, app.pipeline))
+    if settings.slack_enabled:
+        from handlers.slack import build_slack_channel
+
+        channels.append(build_slack_channel(settings, app.services, app.pipeline))
+    return channels
+
+
+class Service:
+    def __init__(self, app: App, channels: list[Channel]) -> None:
+        self.app = app
+        self.channels = channels
+        self.web_app = build_web_app(app.services)
+        for channel in channels:
+            channel.install_routes(self.web_app)
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        settings = self.app.settings
+        await prepare_database(self.app)
+        self._runner = web.AppRunner(self.web_app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, settings.http_host, settings.http_port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else settings.http_port
+        log.info("HTTP server on %s:%s", settings.http_host, self.port)
+        for channel in self.channels:
+            await channel.start()
+            log.info("channel %s started", channel.name)
+
+    async def run_until_stopped(self) -> None:
+        sweeper = asyncio.create_task(self._sweep_reservations())
+        try:
+            await self._stopping.wait()
+        finally:
+            sweeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await sweeper
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        """Stop receiving, let in-flight turns finish, then close everything."""
+        for channel in self.channels:
+            with suppress(Exception):
+                await channel.stop()
+        if not await self.app.pipeline.drain(DRAIN_TIMEOUT_SECONDS):
+            log.warning("%d turns still running at shutdown", self.app.pipeline.inflight)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.app.aclose()
+
+    async def _sweep_reservations(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+            try:
+                await self.app.services.metering.release_expired()
+            except Exception:
+                log.exception("reservation sweep failed")
+
+
+async def serve(app: App) -> None:
+    problems = app.settings.service_problems()
+    if problems:
+        raise ConfigurationError(problems)
+    service = Service(app, build_channels(app))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, service.request_stop)
+    try:
+        await service.start()
+        await service.run_until_stopped()
+    finally:
+        log.info("shutting down")
+        await service.stop()

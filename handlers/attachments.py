@@ -1,0 +1,118 @@
+"""Turning a message's attachments into model input: images for vision assistants, voice and
+audio transcribed (and metered), text documents inlined within limits."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from assistants.types import ImageInput, Usage
+from bot.errors import SwitchboardError
+from handlers.envelope import Attachment
+from handlers.pipeline import TurnContext
+from storage.models import Assistant
+
+MAX_DOCUMENT_BYTES = 200_000
+MAX_DOCUMENT_CHARS = 20_000
+MAX_IMAGE_BYTES = 10_000_000
+MAX_AUDIO_BYTES = 25_000_000
+TRANSCRIPTION_MODEL = "whisper-1"
+_TEXT_SUFFIXES = (".txt", ".md", ".csv", ".json", ".py", ".html", ".xml", ".yaml", ".yml",
+                  ".log", ".tsv", ".ini", ".toml")
+
+
+class UnsupportedInput(SwitchboardError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"unsupported input: {what}", user_message=f"Sorry, {what}")
+
+
+@dataclass(slots=True)
+class PreparedInput:
+    text: str
+    images: tuple[ImageInput, ...] = ()
+    extra_usage: list[Usage] = field(default_factory=list)
+
+
+async def prepare_input(ctx: TurnContext, assistant: Assistant) -> PreparedInput:
+    text = ctx.message.text.strip()
+    images: list[ImageInput] = []
+    parts: list[str] = [text] if text else []
+    for attachment in ctx.message.attachments:
+        if attachment.kind == "image":
+            images.append(await _image(attachment, assistant))
+        elif attachment.kind == "audio":
+            parts.append(await _transcribe(ctx, attachment))
+        elif attachment.kind == "document" and _is_text(attachment):
+            parts.append(await _document(attachment))
+        else:
+            raise UnsupportedInput("this kind of file is not supported. "
+                                   "Send text, a photo, a voice message or a text document.")
+    if not parts and images:
+        parts.append("Describe this image.")
+    if not parts:
+        raise UnsupportedInput("there was nothing to answer in that message.")
+    return PreparedInput("\n\n".join(parts), tuple(images))
+
+
+def _is_text(attachment: Attachment) -> bool:
+    mime = attachment.mime_type or ""
+    name = (attachment.file_name or "").lower()
+    return mime.startswith("text/") or mime == "application/json" or name.endswith(_TEXT_SUFFIXES)
+
+
+async def _image(attachment: Attachment, assistant: Assistant) -> ImageInput:
+    if "vision" not in assistant.capabilities:
+        raise UnsupportedInput(f"the assistant '{assistant.slug}' cannot read images. "
+                               "Pick one that can with /assistants and /use.")
+    if attachment.size is not None and attachment.size > MAX_IMAGE_BYTES:
+        raise UnsupportedInput("that image is too large (10 MB at most).")
+    return ImageInput(await attachment.fetch(), attachment.mime_type or "image/jpeg")
+
+
+async def _document(attachment: Attachment) -> str:
+    if attachment.size is not None and attachment.size > MAX_DOCUMENT_BYTES:
+        raise UnsupportedInput("that document is too large (200 KB of text at most).")
+    raw = await attachment.fetch()
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise UnsupportedInput("that document is too large (200 KB of text at most).")
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnsupportedInput("that document is not UTF-8 text.") from None
+    if len(body) > MAX_DOCUMENT_CHARS:
+        body = body[:MAX_DOCUMENT_CHARS] + "\n[…truncated]"
+    return f"Attached file {attachment.file_name or 'document'}:\n{body}"
+
+
+async def _transcribe(ctx: TurnContext, attachment: Attachment) -> str:
+    """Transcribe through the OpenAI provider, as a metered call of its own."""
+    services = ctx.services
+    provider = services.providers.get("openai")
+    transcribe = getattr(provider, "transcribe", None)
+    if provider is None or transcribe is None:
+        raise UnsupportedInput("voice messages need an OpenAI-compatible provider, "
+                               "which is not configured.")
+    assert ctx.tenant is not None
+    if attachment.size is not None and attachment.size > MAX_AUDIO_BYTES:
+        raise UnsupportedInput("that recording is too large (25 MB at most).")
+    audio = await attachment.fetch()
+    key = f"{ctx.message.channel}:{ctx.message.update_key or time.time_ns()}:transcription"
+    # Transcription is billed on audio tokens; a byte count bounds them generously.
+    reservation = await services.metering.reserve(
+        ctx.tenant, key=key, provider="openai", model=TRANSCRIPTION_MODEL,
+        prompt_tokens_bound=min(len(audio) // 16 + 64, 50_000), max_output_tokens=1000,
+        kind="transcription")
+    started = time.perf_counter()
+    try:
+        result = await transcribe(audio, attachment.file_name or "voice.ogg", TRANSCRIPTION_MODEL)
+    except SwitchboardError as exc:
+        await services.metering.fail(reservation, str(exc), latency_ms=_ms(started))
+        raise
+    async with services.sessions.begin() as session:
+        await services.metering.settle(session, reservation, result.usage,
+                                       latency_ms=_ms(started), model=result.model)
+    return str(result.text)
+
+
+def _ms(since: float) -> int:
+    return int((time.perf_counter() - since) * 1000)

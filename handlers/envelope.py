@@ -1,0 +1,110 @@
+"""Typed, channel-neutral envelopes. Raw channel payloads stop at the adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+AttachmentKind = Literal["image", "audio", "document", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    kind: AttachmentKind
+    mime_type: str | None
+    file_name: str | None
+    size: int | None
+    #: Downloads the bytes through the channel's API (lazily: only if the turn needs them).
+    fetch: Callable[[], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One message from a person, as every middleware sees it.
+
+    ``scope_key`` is what an invite binds (a Telegram user or group, a Slack workspace);
+    ``chat_key``/``thread_key`` locate the conversation; ``user_id`` is the sender in the
+    channel's own terms (``T0001/U0001`` on Slack).
+    """
+
+    channel: str
+    scope_key: str
+    chat_key: str
+    user_id: str
+    text: str
+    received_at: datetime
+    user_name: str | None = None
+    thread_key: str = ""
+    is_private: bool = True
+    #: A dedup key unique within the channel (Telegram update_id, Slack event_id).
+    update_key: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundFile:
+    file_name: str
+    data: bytes
+    mime_type: str
+    caption: str = ""
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime_type.startswith("image/")
+
+
+class ReplyStream(Protocol):
+    """A reply being written while the model streams; pacing is the channel's business."""
+
+    async def append(self, delta: str) -> None: ...
+
+    async def finish(self, text: str) -> None:
+        """Deliver the complete answer (after it is persisted)."""
+
+    async def abort(self, message: str) -> None:
+        """Replace whatever was shown with ``message`` (the call failed)."""
+
+
+class ReplySink(Protocol):
+    async def send_text(self, text: str) -> None: ...
+
+    async def send_file(self, file: OutboundFile) -> None: ...
+
+    def open_stream(self) -> ReplyStream: ...
+
+
+@dataclass(slots=True)
+class RecordingSink:
+    """A sink that keeps everything it is given; the console and the CLI print from it."""
+
+    texts: list[str] = field(default_factory=list)
+    files: list[OutboundFile] = field(default_factory=list)
+    deltas: list[str] = field(default_factory=list)
+    on_delta: Callable[[str], None] | None = None
+
+    async def send_text(self, text: str) -> None:
+        self.texts.append(text)
+
+    async def send_file(self, file: OutboundFile) -> None:
+        self.files.append(file)
+
+    def open_stream(self) -> ReplyStream:
+        return _RecordingStream(self)
+
+
+@dataclass(slots=True)
+class _RecordingStream:
+    sink: RecordingSink
+
+    async def append(self, delta: str) -> None:
+        self.sink.deltas.append(delta)
+        if self.sink.on_delta is not None:
+            self.sink.on_delta(delta)
+
+    async def finish(self, text: str) -> None:
+        self.sink.texts.append(text)
+
+    async def abort(self, message: str) -> None:
+        self.sink.texts.append(message)

@@ -1,0 +1,224 @@
+"""The assistant turn: the pipeline's endpoint once a message is known to be for an assistant.
+
+Reads (assistant, conversation, history) in a short transaction, reserves budget, streams the
+provider's answer to the channel, then persists everything in ONE transaction — user message,
+assistant message, library item, settled usage event, ledger debit — before the final send, so a
+failed send never loses the output.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from assistants.context import fit_context, request_bound
+from assistants.types import ChatMessage, Completion, CompletionRequest, GenerationParams, TextDelta
+from bot.errors import ProviderError, SwitchboardError
+from billing.metering import MIN_OUTPUT_TOKENS, Reservation
+from handlers.attachments import PreparedInput, prepare_input
+from handlers.envelope import ReplyStream
+from handlers.pipeline import TurnContext
+from storage.models import ContentItem, Conversation, Message, Tenant
+from storage.repositories.assistants import AssistantRepository, ResolvedAssistant
+from storage.repositories.conversations import ConversationRepository
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ASSISTANT = "general"
+TITLE_LENGTH = 60
+
+
+@dataclass(slots=True)
+class _Plan:
+    assistant: ResolvedAssistant
+    conversation: Conversation | None
+    history: list[ChatMessage]
+    available_tokens: int | None
+
+
+class AssistantTurn:
+    async def __call__(self, ctx: TurnContext) -> None:
+        assert ctx.tenant is not None
+        services = ctx.services
+        msg = ctx.message
+        started = time.perf_counter()
+        plan = await self._plan(ctx, ctx.tenant)
+        assistant = plan.assistant.assistant
+        provider = services.providers.get(assistant.provider)
+        if provider is None:
+            raise SwitchboardError(
+                f"provider {assistant.provider} not configured",
+                user_message=f"The assistant '{assistant.slug}' is not available right now.")
+
+        prepared = await prepare_input(ctx, assistant)
+        new = ChatMessage("user", prepared.text, prepared.images)
+        budget = services.config.context_token_budget
+        if plan.available_tokens is not None:
+            budget = min(budget, max(plan.available_tokens - MIN_OUTPUT_TOKENS, 0))
+        messages = fit_context(plan.assistant.system_prompt, plan.history, new, budget)
+        key = _turn_key(msg.channel, msg.update_key)
+        reservation = await services.metering.reserve(
+            ctx.tenant, key=key, provider=assistant.provider, model=assistant.model,
+            prompt_tokens_bound=request_bound(plan.assistant.system_prompt, messages),
+            max_output_tokens=assistant.max_output_tokens, assistant_id=assistant.id,
+            conversation_id=plan.conversation.id if plan.conversation else None)
+        request = CompletionRequest(
+            system_prompt=plan.assistant.system_prompt, messages=messages, idempotency_key=key,
+            params=GenerationParams(
+                model=assistant.model, max_output_tokens=reservation.max_output_tokens,
+                temperature=assistant.temperature, top_p=assistant.top_p,
+                frequency_penalty=assistant.frequency_penalty,
+                presence_penalty=assistant.presence_penalty))
+
+        stream = ctx.sink.open_stream()
+        call_started = time.perf_counter()
+        try:
+            completion = await _consume(provider.stream(request), stream)
+        except ProviderError as exc:
+            latency = _ms(call_started)
+            await services.metering.fail(reservation, str(exc), latency_ms=latency)
+            await self._persist_unanswered(ctx, ctx.tenant, plan, prepared)
+            services.metrics.errors.labels("provider").inc()
+            ctx.outcome = "provider_error"
+            log.warning("provider call failed: %s", exc)
+            await stream.abort(exc.user_message)
+            return
+        except BaseException:
+            # Cancelled (shutdown) or a bug: nothing was charged, give the tokens back.
+            await services.metering.fail(reservation, "turn aborted", latency_ms=_ms(call_started))
+            raise
+        latency = _ms(call_started)
+        services.metrics.provider_latency.labels(assistant.provider).observe(latency / 1000)
+
+        try:
+            await self._persist(ctx, ctx.tenant, plan, prepared, completion, reservation,
+                                latency)
+        except BaseException as exc:
+            # The transaction rolled back: do not leave the reservation hanging until its lease.
+            await services.metering.fail(reservation, f"persist failed: {type(exc).__name__}",
+                                         latency_ms=latency)
+            raise
+        ctx.outcome = "answered"
+        try:
+            await stream.finish(completion.text)
+        finally:
+            services.metrics.turn_latency.labels(msg.channel).observe(
+                time.perf_counter() - started)
+
+    async def _plan(self, ctx: TurnContext, tenant: Tenant) -> _Plan:
+        msg = ctx.message
+        limit = ctx.services.config.context_max_messages
+        async with ctx.services.sessions() as session:
+            conversations = ConversationRepository(session)
+            available = await AssistantRepository(session).available_to(tenant.id)
+            if not available:
+                raise SwitchboardError("no assistant available",
+                                       user_message="No assistant is enabled for this chat.")
+            preferred = await conversations.preferred_assistant(tenant.id, msg.channel,
+                                                                msg.chat_key)
+            assistant = _choose(available, preferred)
+            conversation = await conversations.active(tenant.id, msg.channel, msg.chat_key,
+                                                      msg.thread_key)
+            if conversation is not None and conversation.assistant_id != assistant.assistant.id:
+                conversation = None  # switched with /use: start afresh with the new assistant
+            history = [] if conversation is None else [
+                ChatMessage("assistant" if m.role == "assistant" else "user", m.content)
+                for m in await conversations.recent_messages(conversation.id, limit)]
+            fresh = await session.get(Tenant, tenant.id, populate_existing=True)
+            assert fresh is not None
+            available_tokens = (fresh.token_balance - fresh.tokens_reserved
+                                if fresh.plan == "prepaid" else None)
+        return _Plan(assistant, conversation, history, available_tokens)
+
+    async def _conversation(self, conversations: ConversationRepository, ctx: TurnContext,
+                            tenant: Tenant, plan: _Plan) -> Conversation:
+        msg = ctx.message
+        if plan.conversation is not None:
+            return plan.conversation
+        return await conversations.start(tenant.id, msg.channel, msg.chat_key, msg.thread_key,
+                                         plan.assistant.assistant.id, ctx.services.clock())
+
+    async def _persist(self, ctx: TurnContext, tenant: Tenant, plan: _Plan,
+                       prepared: PreparedInput, completion: Completion,
+                       reservation: Reservation, latency_ms: int) -> None:
+        services = ctx.services
+        member_id = ctx.member.id if ctx.member else None
+        assistant = plan.assistant.assistant
+        async with services.sessions.begin() as session:
+            conversations = ConversationRepository(session)
+            conversation = await self._conversation(conversations, ctx, tenant, plan)
+            await conversations.add_message(Message(
+                conversation_id=conversation.id, role="user", content=prepared.text,
+                member_id=member_id))
+            answer = await conversations.add_message(Message(
+                conversation_id=conversation.id, role="assistant", content=completion.text))
+            session.add(ContentItem(
+                tenant_id=tenant.id, kind="text", title=_title(completion.text),
+                text=completion.text, mime_type="text/plain", conversation_id=conversation.id,
+                message_id=answer.id, assistant_id=assistant.id, member_id=member_id))
+            event = await services.metering.settle(session, reservation, completion.usage,
+                                                   latency_ms=latency_ms, model=completion.model)
+            if event is not None:
+                event.conversation_id = conversation.id
+                _count(ctx, event.provider, completion)
+
+    async def _persist_unanswered(self, ctx: TurnContext, tenant: Tenant, plan: _Plan,
+                                  prepared: PreparedInput) -> None:
+        """Keep the user's message even when the provider failed (a fault loses no data)."""
+        async with ctx.services.sessions.begin() as session:
+            conversations = ConversationRepository(session)
+            conversation = await self._conversation(conversations, ctx, tenant, plan)
+            await conversations.add_message(Message(
+                conversation_id=conversation.id, role="user", content=prepared.text,
+                member_id=ctx.member.id if ctx.member else None))
+
+
+async def _consume(events: object, stream: ReplyStream) -> Completion:
+    """Forward deltas to the channel; a failing channel must not stop (or lose) the answer."""
+    completion: Completion | None = None
+    channel_ok = True
+    async for event in events:  # type: ignore[attr-defined]
+        if isinstance(event, TextDelta):
+            if channel_ok and event.text:
+                try:
+                    await stream.append(event.text)
+                except Exception:
+                    channel_ok = False
+                    log.exception("channel failed mid-stream; the answer is still persisted")
+        elif isinstance(event, Completion):
+            completion = event
+    if completion is None:
+        raise ProviderError("unknown", "stream ended without a completion")
+    return completion
+
+
+def _choose(available: list[ResolvedAssistant], preferred_id: int | None) -> ResolvedAssistant:
+    by_id = {a.assistant.id: a for a in available}
+    if preferred_id is not None and preferred_id in by_id:
+        return by_id[preferred_id]
+    for candidate in available:
+        if candidate.slug == DEFAULT_ASSISTANT:
+            return candidate
+    return available[0]
+
+
+def _count(ctx: TurnContext, provider: str, completion: Completion) -> None:
+    tokens = ctx.services.metrics.tokens
+    tokens.labels(provider, "input").inc(completion.usage.input_tokens)
+    tokens.labels(provider, "output").inc(completion.usage.output_tokens)
+
+
+def _turn_key(channel: str, update_key: str | None) -> str:
+    suffix = update_key if update_key is not None else uuid.uuid4().hex
+    return f"{channel}:{suffix}:chat"
+
+
+def _title(text: str) -> str:
+    first = " ".join(text.split())
+    return first if len(first) <= TITLE_LENGTH else first[: TITLE_LENGTH - 1] + "…"
+
+
+def _ms(since: float) -> int:
+    return int((time.perf_counter() - since) * 1000)

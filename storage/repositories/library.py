@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.errors import NotFoundError
+from storage.models import ContentItem
+
+CONTENT_KINDS = ("text", "image", "audio", "video", "document")
+
+
+class LibraryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, item: ContentItem) -> ContentItem:
+        if item.kind not in CONTENT_KINDS:
+            raise ValueError(f"unknown content kind {item.kind!r}")
+        self.session.add(item)
+        await self.session.flush()
+        return item
+
+    async def get(self, tenant_id: int, item_id: int) -> ContentItem:
+        item = await self.session.get(ContentItem, item_id)
+        # Another tenant's item is reported exactly like a missing one.
+        if item is None or item.tenant_id != tenant_id:
+            raise NotFoundError("library item", str(item_id))
+        return item
+
+    async def search(self, tenant_id: int, *, kind: str | None = None, text: str | None = None,
+                     include_archived: bool = False, limit: int = 10) -> list[ContentItem]:
+        query = select(ContentItem).where(ContentItem.tenant_id == tenant_id)
+        if not include_archived:
+            query = query.where(ContentItem.archived.is_(False))
+        if kind:
+            query = query.where(ContentItem.kind == kind)
+        if text:
+            pattern = f"%{text.lower()}%"
+            query = query.where(or_(func.lower(ContentItem.title).like(pattern),
+                                    func.lower(ContentItem.text).like(pattern)))
+        query = query.order_by(ContentItem.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def count(self, tenant_id: int) -> int:
+        query = select(func.count(ContentItem.id)).where(ContentItem.tenant_id == tenant_id)
+        return int((await self.session.execute(query)).scalar_one())

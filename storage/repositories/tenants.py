@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.errors import ConflictError, NotFoundError, UsageError
+from storage.models import ChannelBinding, Invite, Member, Tenant
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+INVITE_TTL = timedelta(days=7)
+TENANT_STATUSES = ("trial", "active", "suspended")
+PLANS = ("prepaid", "postpaid")
+
+
+def hash_invite_code(code: str) -> str:
+    return hashlib.sha256(code.strip().encode()).hexdigest()
+
+
+class TenantRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self, *, slug: str, name: str, email: str | None, currency: str, vat_rate_ppm: int,
+        trial_ends_at: datetime | None, plan: str = "prepaid",
+    ) -> Tenant:
+        if not SLUG_RE.match(slug):
+            raise UsageError("tenant create SLUG --name NAME [--email EMAIL]",
+                             f"Invalid slug {slug!r}: use 2-63 lowercase letters, digits, '-'.")
+        if await self.find(slug) is not None:
+            raise ConflictError(f"tenant {slug} exists", user_message=f"Tenant '{slug}' exists.")
+        tenant = Tenant(slug=slug, name=name, email=email, status="trial", plan=plan,
+                        billing_currency=currency, vat_rate_ppm=vat_rate_ppm,
+                        trial_ends_at=trial_ends_at, token_balance=0, tokens_reserved=0)
+        self.session.add(tenant)
+        await self.session.flush()
+        return tenant
+
+    async def find(self, slug: str) -> Tenant | None:
+        result = await self.session.execute(select(Tenant).where(Tenant.slug == slug))
+        return result.scalar_one_or_none()
+
+    async def get(self, slug: str) -> Tenant:
+        tenant = await self.find(slug)
+        if tenant is None:
+            raise NotFoundError("tenant", slug)
+        return tenant
+
+    async def by_id(self, tenant_id: int) -> Tenant:
+        tenant = await self.session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFoundError("tenant", str(tenant_id))
+        return tenant
+
+    async def refresh(self, tenant: Tenant) -> Tenant:
+        await self.session.refresh(tenant)
+        return tenant
+
+    async def list(self, status: str | None = None) -> list[Tenant]:
+        query = select(Tenant).order_by(Tenant.slug)
+        if status:
+            query = query.where(Tenant.status == status)
+        return list((await self.session.execute(query)).scalars())
+
+    async def touch(self, tenant_id: int, at: datetime) -> None:
+        await self.session.execute(
+            update(Tenant).where(Tenant.id == tenant_id).values(last_activity_at=at)
+        )
+
+    async def count(self) -> int:
+        return int((await self.session.execute(select(func.count(Tenant.id)))).scalar_one())
+
+
+class InviteRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, tenant: Tenant, *, now: datetime, created_by: str) -> str:
+        """A fresh single-use code (128 bits of randomness); only its hash is stored."""
+        code = secrets.token_urlsafe(16)
+        self.session.add(Invite(tenant_id=tenant.id, code_hash=hash_invite_code(code),
+                                created_by=created_by, created_at=now,
+                                expires_at=now + INVITE_TTL))
+        await self.session.flush()
+        return code
+
+    async def redeem(self, code: str, *, now: datetime, used_by: str) -> Tenant:
+        """Mark the code used (atomically: two redeemers cannot both win) and return its tenant."""
+        invite = (await self.session.execute(
+            select(Invite).where(Invite.code_hash == hash_invite_code(code))
+        )).scalar_one_or_none()
+        if invite is None:
+            raise ConflictError("unknown invite", user_message="This invite code is not valid.")
+        if invite.used_at is not None:
+            raise ConflictError("used invite", user_message="This invite code was already used.")
+        if invite.expires_at <= now:
+            raise ConflictError("expired invite", user_message="This invite code has expired. "
+                                "Ask your administrator for a new one.")
+        claimed = await self.session.execute(
+            update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
+            .values(used_at=now, used_by=used_by)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConflictError("used invite", user_message="This invite code was already used.")
+        return await TenantRepository(self.session).by_id(invite.tenant_id)
+
+
+class BindingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def tenant_for(self, channel: str, scope_key: str) -> Tenant | None:
+        result = await self.session.execute(
+            select(Tenant).join(ChannelBinding, ChannelBinding.tenant_id == Tenant.id)
+            .where(ChannelBinding.channel == channel, ChannelBinding.scope_key == scope_key)
+        )
+        return result.scalar_one_or_none()
+
+    async def bind(self, tenant: Tenant, channel: str, scope_key: str) -> None:
+        existing = (await self.session.execute(
+            select(ChannelBinding).where(ChannelBinding.channel == channel,
+                                         ChannelBinding.scope_key == scope_key)
+        )).scalar_one_or_none()
+        if existing is not None:
+            existing.tenant_id = tenant.id
+        else:
+            self.session.add(ChannelBinding(tenant_id=tenant.id, channel=channel,
+                                            scope_key=scope_key))
+        await self.session.flush()
+
+
+class MemberRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_or_create(self, tenant_id: int, channel: str, external_id: str,
+                            display_name: str | None, now: datetime) -> Member:
+        query = select(Member).where(Member.tenant_id == tenant_id, Member.channel == channel,
+                                     Member.external_id == external_id)
+        member = (await self.session.execute(query)).scalar_one_or_none()
+        if member is None:
+            member = Member(tenant_id=tenant_id, channel=channel, external_id=external_id,
+                            display_name=display_name, last_seen_at=now)
+            self.session.add(member)
+            await self.session.flush()
+        else:
+            member.last_seen_at = now
+            if display_name:
+                member.display_name = display_name
+        return member

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import ModelPrice, Tenant, UsageEvent
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    calls: int
+    failed: int
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    charged_tokens: int
+    cost_micros: int
+
+
+class UsageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def try_reserve(self, tenant_id: int, tokens: int) -> bool:
+        """Add ``tokens`` to the tenant's reservation iff its balance still covers it.
+
+        A single conditional UPDATE: concurrent reservers cannot both pass the check, on
+        PostgreSQL (row lock, re-checked predicate) and SQLite (one writer) alike.
+        """
+        result = await self.session.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant_id,
+                   Tenant.token_balance - Tenant.tokens_reserved >= tokens)
+            .values(tokens_reserved=Tenant.tokens_reserved + tokens)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def force_reserve(self, tenant_id: int, tokens: int) -> None:
+        """Reserve without a balance check (postpaid tenants are invoiced, not prepaid)."""
+        await self.session.execute(
+            update(Tenant).where(Tenant.id == tenant_id)
+            .values(tokens_reserved=Tenant.tokens_reserved + tokens)
+        )
+
+    async def release_reserved(self, tenant_id: int, tokens: int) -> None:
+        await self.session.execute(
+            update(Tenant).where(Tenant.id == tenant_id)
+            .values(tokens_reserved=Tenant.tokens_reserved - tokens)
+        )
+
+    async def add(self, event: UsageEvent) -> UsageEvent:
+        self.session.add(event)
+        await self.session.flush()
+        return event
+
+    async def claim_reserved(self, event_id: int, status: str, now: datetime) -> bool:
+        """Move a reservation out of ``reserved`` exactly once; False if someone else did."""
+        result = await self.session.execute(
+            update(UsageEvent).where(UsageEvent.id == event_id, UsageEvent.status == "reserved")
+            .values(status=status, settled_at=now)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def get(self, event_id: int) -> UsageEvent | None:
+        return await self.session.get(UsageEvent, event_id)
+
+    async def expired_reservations(self, now: datetime) -> list[UsageEvent]:
+        query = select(UsageEvent).where(UsageEvent.status == "reserved",
+                                         UsageEvent.lease_expires_at <= now)
+        return list((await self.session.execute(query)).scalars())
+
+    async def period_charged(self, tenant_id: int, since: datetime) -> int:
+        query = select(func.coalesce(func.sum(UsageEvent.charged_tokens), 0)).where(
+            UsageEvent.tenant_id == tenant_id, UsageEvent.created_at >= since)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def totals(self, tenant_id: int | None, since: datetime | None) -> UsageTotals:
+        failed = func.sum(func.cast(UsageEvent.status == "failed", UsageEvent.id.type))
+        query = select(
+            func.count(UsageEvent.id), func.coalesce(failed, 0),
+            func.coalesce(func.sum(UsageEvent.input_tokens), 0),
+            func.coalesce(func.sum(UsageEvent.cached_input_tokens), 0),
+            func.coalesce(func.sum(UsageEvent.output_tokens), 0),
+            func.coalesce(func.sum(UsageEvent.reasoning_tokens), 0),
+            func.coalesce(func.sum(UsageEvent.charged_tokens), 0),
+            func.coalesce(func.sum(UsageEvent.cost_micros), 0),
+        ).where(UsageEvent.status.in_(("settled", "failed")))
+        if tenant_id is not None:
+            query = query.where(UsageEvent.tenant_id == tenant_id)
+        if since is not None:
+            query = query.where(UsageEvent.created_at >= since)
+        row = (await self.session.execute(query)).one()
+        return UsageTotals(*(int(v) for v in row))
+
+    async def recent(self, tenant_id: int, limit: int = 20) -> list[UsageEvent]:
+        query = (select(UsageEvent).where(UsageEvent.tenant_id == tenant_id)
+                 .order_by(UsageEvent.id.desc()).limit(limit))
+        return list((await self.session.execute(query)).scalars())
+
+    async def unpriced_models(self) -> list[tuple[str, str]]:
+        query = (select(UsageEvent.provider, UsageEvent.model)
+                 .where(UsageEvent.priced.is_(False), UsageEvent.status == "settled")
+                 .distinct())
+        return [(p, m) for p, m in (await self.session.execute(query)).tuples()]
+
+
+class PriceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self) -> list[ModelPrice]:
+        return list((await self.session.execute(select(ModelPrice))).scalars())
+
+    async def upsert(self, price: ModelPrice) -> None:
+        query = select(ModelPrice).where(ModelPrice.provider == price.provider,
+                                         ModelPrice.model == price.model)
+        existing = (await self.session.execute(query)).scalar_one_or_none()
+        if existing is None:
+            self.session.add(price)
+        else:
+            existing.input_per_mtok_micros = price.input_per_mtok_micros
+            existing.cached_input_per_mtok_micros = price.cached_input_per_mtok_micros
+            existing.output_per_mtok_micros = price.output_per_mtok_micros
+            existing.currency = price.currency
+        await self.session.flush()
