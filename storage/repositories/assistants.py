@@ -96,7 +96,7 @@ class AssistantRepository:
             .order_by(Assistant.id)
         )
         resolved: list[ResolvedAssistant] = []
-        for assistant, override, prompt in rows.tuples():
+        for assistant, override, prompt in rows:
             if override is not None and not override.enabled:
                 continue
             if assistant.visibility == "private" and override is None:

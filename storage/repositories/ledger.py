@@ -59,7 +59,7 @@ class LedgerRepository:
         rows = (await self.session.execute(
             select(Tenant.slug, Tenant.token_balance, func.coalesce(sums.c.total, 0))
             .outerjoin(sums, sums.c.tenant_id == Tenant.id).order_by(Tenant.slug)
-        )).tuples().all()
+        )).all()
         mismatches = [LedgerMismatch(slug, int(balance), int(total))
                       for slug, balance, total in rows if int(balance) != int(total)]
         return len(rows), mismatches

@@ -105,7 +105,7 @@ class UsageRepository:
         query = (select(UsageEvent.provider, UsageEvent.model)
                  .where(UsageEvent.priced.is_(False), UsageEvent.status == "settled")
                  .distinct())
-        return [(p, m) for p, m in (await self.session.execute(query)).tuples()]
+        return [(p, m) for p, m in (await self.session.execute(query)).all()]
 
 
 class PriceRepository:

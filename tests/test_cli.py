@@ -1,0 +1,112 @@
+"""The ``switchboard`` console script, run as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from aiohttp import ClientSession
+
+from bot.app import App
+from bot.service import Service
+from tests.conftest import bind_console, say, tenant_with_tokens
+from tests.fakes.llm_server import FakeLLMServer
+
+
+async def _run(args: list[str], env: dict[str, str], stdin: bytes = b"",
+               cwd: Path | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--log-level", "WARNING", *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items()
+            if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")}
+    root = str(Path(__file__).resolve().parents[1])
+    keep["PYTHONPATH"] = os.pathsep.join(filter(None, [root, keep.get("PYTHONPATH")]))
+    return {**keep, "MEDIA_DIR": str(tmp_path / "media"), **extra}
+
+
+async def test_provision_grant_chat_and_inspect(tmp_path: Path, database_url: str,
+                                                llm: FakeLLMServer) -> None:
+    llm.reply_text = "Hello from a local model."
+    env = _env(tmp_path, DATABASE_URL=database_url, OPENAI_BASE_URL=llm.base_url)
+
+    code, out, err = await _run(["admin", "--json", "tenant", "create", "acme", "--name", "Acme",
+                                 "--email", "ops@acme.test"], env, cwd=tmp_path)
+    assert code == 0, err
+    created = json.loads(out)
+    assert created["slug"] == "acme" and created["invite_code"]
+
+    code, out, err = await _run(["admin", "tokens", "grant", "acme", "100000"], env)
+    assert code == 0 and "balance 100,000" in out, err
+
+    code, out, err = await _run(["chat", "--tenant", "acme"], env, stdin=b"hello\n")
+    assert code == 0, err
+    assert out.strip() == "Hello from a local model."
+
+    code, out, err = await _run(["admin", "--json", "usage", "--tenant", "acme"], env)
+    usage = json.loads(out)
+    [event] = usage["events"]
+    assert (event["input_tokens"], event["output_tokens"]) == (llm.last_usage["input"],
+                                                               llm.last_usage["output"])
+    code, out, _ = await _run(["admin", "--json", "library", "--tenant", "acme"], env)
+    assert json.loads(out)[0]["text"] == "Hello from a local model."
+
+    code, out, _ = await _run(["admin", "--json", "tenant", "show", "acme"], env)
+    shown = json.loads(out)
+    for key in ("slug", "name", "status", "plan", "token_balance", "tokens_reserved", "usage"):
+        assert key in shown
+    assert shown["token_balance"] == 100_000 - event["charged_tokens"]
+
+    code, out, _ = await _run(["admin", "--json", "ledger", "verify"], env)
+    assert json.loads(out)["ok"] is True
+
+
+async def test_admin_errors_exit_nonzero_with_message(tmp_path: Path, database_url: str,
+                                                      llm: FakeLLMServer) -> None:
+    env = _env(tmp_path, DATABASE_URL=database_url, OPENAI_BASE_URL=llm.base_url)
+    code, out, _ = await _run(["admin", "--json", "tenant", "show", "nope"], env)
+    assert code == 1 and json.loads(out) == {"error": "No tenant 'nope'."}
+
+
+async def test_run_refuses_without_channel_or_provider(tmp_path: Path) -> None:
+    env = _env(tmp_path, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    code, _, err = await _run(["run"], env, cwd=tmp_path)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 2
+    assert "No channel configured" in lines[0] and "No LLM provider" in lines[1]
+
+
+async def test_migrate_command(tmp_path: Path) -> None:
+    env = _env(tmp_path, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    code, out, err = await _run(["migrate"], env, cwd=tmp_path)
+    assert code == 0, err
+    assert "revision 0001" in out
+
+
+async def test_http_health_and_metrics(make_app, llm: FakeLLMServer) -> None:  # type: ignore[no-untyped-def]
+    app: App = await make_app(HTTP_PORT="0")
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    await say(app, "hello")
+    service = Service(app, channels=[])
+    await service.start()
+    try:
+        async with ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{service.port}/healthz") as resp:
+                assert resp.status == 200 and (await resp.json())["database"] == "ok"
+            async with http.get(f"http://127.0.0.1:{service.port}/metrics") as resp:
+                body = await resp.text()
+        assert 'switchboard_turns_total{channel="console",outcome="answered"} 1.0' in body
+        assert "switchboard_provider_latency_seconds_bucket" in body
+    finally:
+        await service.stop()

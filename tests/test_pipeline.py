@@ -1,0 +1,180 @@
+"""End-to-end turns through the real pipeline against the fake LLM server."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bot.app import App
+from handlers.envelope import RecordingSink
+from storage.models import ContentItem, Message, UsageEvent
+from tests.conftest import admin, bind_console, console_message, say, tenant_with_tokens
+from tests.fakes.llm_server import FakeLLMServer
+
+
+async def _count(app: App, model: type) -> int:
+    async with app.services.sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def test_turn_streams_answer_and_saves_library_item(app: App, llm: FakeLLMServer) -> None:
+    llm.reply_text = "Paris is the capital of France."
+    await tenant_with_tokens(app)
+    await bind_console(app)
+
+    sink = await say(app, "What is the capital of France?", update_key="1")
+
+    assert "".join(sink.deltas) == llm.reply_text
+    assert len(sink.deltas) > 1, "the answer should arrive in several deltas"
+    assert sink.texts == [llm.reply_text]
+    async with app.services.sessions() as session:
+        item = (await session.execute(select(ContentItem))).scalar_one()
+        roles = [m.role for m in (await session.execute(
+            select(Message).order_by(Message.id))).scalars()]
+    assert item.text == llm.reply_text and item.kind == "text"
+    assert item.conversation_id is not None and item.message_id is not None
+    assert roles == ["user", "assistant"]
+    body = llm.last_request.json
+    assert body["model"] == "gpt-4o-mini"
+    assert "capital of France" in str(body["input"])
+    assert "helpful" in body["instructions"], "the general assistant's system prompt is sent"
+
+
+async def test_context_carries_previous_turns_until_new(app: App, llm: FakeLLMServer) -> None:
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    llm.reply_text = "Nice to meet you, Ada."
+    await say(app, "My name is Ada.")
+    llm.reply_text = "Your name is Ada."
+    await say(app, "What is my name?")
+    second = str(llm.last_request.json["input"])
+    assert "My name is Ada." in second and "Nice to meet you, Ada." in second
+
+    await say(app, "/new")
+    await say(app, "Who am I?")
+    third = str(llm.last_request.json["input"])
+    assert "My name is Ada." not in third
+
+
+async def test_context_is_trimmed_to_budget(make_app, llm: FakeLLMServer) -> None:  # type: ignore[no-untyped-def]
+    app = await make_app(CONTEXT_TOKEN_BUDGET="400")
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    for i in range(6):
+        await say(app, f"message number {i} " + "padding " * 20)
+    body = str(llm.last_request.json["input"])
+    assert "message number 5" in body
+    assert "message number 0" not in body, "oldest messages fall out of the budget"
+
+
+async def test_use_switches_assistant_and_conversation(app: App, llm: FakeLLMServer) -> None:
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    listing = await say(app, "/assistants")
+    for slug in ("general", "post-writer", "analyst", "image-prompter"):
+        assert slug in listing.texts[0]
+    await say(app, "hello")
+    reply = await say(app, "/use post-writer")
+    assert "Post writer" in reply.texts[0]
+    await say(app, "write a post")
+    body = llm.last_request.json
+    assert "posts" in body["instructions"]
+    assert "hello" not in str(body["input"]), "a new assistant starts a new conversation"
+    wrong = await say(app, "/use nope")
+    assert "No assistant 'nope'" in wrong.texts[0]
+
+
+async def test_unbound_chat_gets_explanation_and_no_llm_call(app: App,
+                                                             llm: FakeLLMServer) -> None:
+    await tenant_with_tokens(app)
+    sink = await say(app, "hello?", slug="stranger")
+    assert "not linked" in sink.texts[0]
+    assert llm.requests == []
+
+
+async def test_start_code_binds_once(app: App, llm: FakeLLMServer) -> None:
+    code = await tenant_with_tokens(app)
+    first = await say(app, f"/start {code}", slug="x", user="alice")
+    assert "linked to Acme" in first.texts[0]
+    answered = await say(app, "hi", slug="x", user="alice")
+    assert answered.texts == [llm.reply_text]
+    again = await say(app, f"/start {code}", slug="y", user="bob")
+    assert "already used" in again.texts[0]
+    bad = await say(app, "/start not-a-code", slug="z", user="carol")
+    assert "not valid" in bad.texts[0]
+
+
+async def test_suspended_tenant_is_refused(app: App, llm: FakeLLMServer) -> None:
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    await admin(app, "tenant", "suspend", "acme")
+    sink = await say(app, "hello")
+    assert "suspended" in sink.texts[0]
+    assert llm.requests == []
+    await admin(app, "tenant", "activate", "acme")
+    assert (await say(app, "hello")).texts == [llm.reply_text]
+
+
+async def test_duplicate_update_is_handled_once(app: App, llm: FakeLLMServer) -> None:
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    first = await say(app, "hello", update_key="42")
+    second = await say(app, "hello", update_key="42")
+    assert first.texts == [llm.reply_text] and second.texts == []
+    assert len(llm.requests) == 1
+    assert await _count(app, UsageEvent) == 1
+
+
+async def test_failed_send_keeps_output_in_library(app: App, llm: FakeLLMServer) -> None:
+    await tenant_with_tokens(app)
+    await bind_console(app)
+
+    class BrokenStream:
+        async def append(self, delta: str) -> None:
+            raise ConnectionError("channel down")
+
+        async def finish(self, text: str) -> None:
+            raise ConnectionError("channel down")
+
+        async def abort(self, message: str) -> None:
+            raise ConnectionError("channel down")
+
+    class BrokenSink(RecordingSink):
+        def open_stream(self) -> BrokenStream:  # type: ignore[override]
+            return BrokenStream()
+
+    sink = BrokenSink()
+    await app.pipeline.handle(console_message("hello"), sink)
+    assert await _count(app, ContentItem) == 1
+    async with app.services.sessions() as session:
+        event = (await session.execute(select(UsageEvent))).scalar_one()
+    assert event.status == "settled"
+
+
+async def test_unsupported_attachment_is_refused_clearly(app: App, llm: FakeLLMServer) -> None:
+    from handlers.envelope import Attachment
+
+    await tenant_with_tokens(app)
+    await bind_console(app)
+
+    async def fetch() -> bytes:
+        return b"\x00"
+
+    sticker = Attachment("other", "application/x-tgsticker", "s.tgs", 1, fetch)
+    sink = RecordingSink()
+    await app.pipeline.handle(console_message("", attachments=(sticker,)), sink)
+    assert "not supported" in sink.texts[0]
+    assert llm.requests == []
+
+
+async def test_text_document_is_used_as_input(app: App, llm: FakeLLMServer) -> None:
+    from handlers.envelope import Attachment
+
+    await tenant_with_tokens(app)
+    await bind_console(app)
+
+    async def fetch() -> bytes:
+        return b"quarterly revenue grew by 12 percent"
+
+    doc = Attachment("document", "text/plain", "report.txt", 36, fetch)
+    await app.pipeline.handle(console_message("summarise", attachments=(doc,)), RecordingSink())
+    assert "quarterly revenue grew" in str(llm.last_request.json["input"])
