@@ -24,7 +24,8 @@ DEFAULT_MODELS = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False,
+                                      env_ignore_empty=True)
 
     database_url: str = "sqlite+aiosqlite:///./switchboard.db"
     media_dir: Path = Path("./media")
@@ -167,4 +168,5 @@ def load_settings(
     if environ is None:
         return Settings(_env_file=env_file)  # type: ignore[call-arg]
     fields = Settings.model_fields
-    return _ExplicitSettings(**{k.lower(): v for k, v in environ.items() if k.lower() in fields})
+    return _ExplicitSettings(**{k.lower(): v for k, v in environ.items()
+                                if k.lower() in fields and v != ""})

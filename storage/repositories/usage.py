@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ModelPrice, Tenant, UsageEvent
@@ -79,7 +79,7 @@ class UsageRepository:
         return int((await self.session.execute(query)).scalar_one())
 
     async def totals(self, tenant_id: int | None, since: datetime | None) -> UsageTotals:
-        failed = func.sum(func.cast(UsageEvent.status == "failed", UsageEvent.id.type))
+        failed = func.sum(case((UsageEvent.status == "failed", 1), else_=0))
         query = select(
             func.count(UsageEvent.id), func.coalesce(failed, 0),
             func.coalesce(func.sum(UsageEvent.input_tokens), 0),

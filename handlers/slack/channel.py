@@ -1,0 +1,200 @@
+"""The Slack channel: Bolt receives (HTTP events or Socket Mode), the pipeline answers.
+
+Listeners are thin glue. They turn a payload into an envelope, start the turn in a background
+task and return at once, so Bolt acknowledges within Slack's 3 seconds (``process_before_response``
+makes Bolt run them before answering, which is what lets us own — and drain — every task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import ConfigurationError, SwitchboardError
+from handlers.pipeline import Pipeline
+from handlers.slack.events import CHANNEL, Inbound, from_command, from_event
+from handlers.slack.options import SlackOptions
+from handlers.slack.sink import SlackSink, StreamingSupport
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+#: auth.test errors that mean the token itself is wrong (refuse to start) rather than Slack down.
+_BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked",
+                        "token_expired"})
+
+SocketFactory = Callable[[AsyncApp], AsyncSocketModeHandler]
+
+
+class SlackChannel:
+    name = CHANNEL
+
+    def __init__(self, *, bolt: AsyncApp, client: AsyncWebClient, pipeline: Pipeline,
+                 slash_command: str, token: str, options: SlackOptions,
+                 speller: Callable[[str], str], http_events: bool,
+                 socket_factory: SocketFactory | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.bolt = bolt
+        self.client = client
+        self.options = options
+        self.http_events = http_events
+        self._pipeline = pipeline
+        self._token = token
+        self._speller = speller
+        self._socket_factory = socket_factory
+        self._socket: AsyncSocketModeHandler | None = None
+        self._now = now
+        self._streaming = StreamingSupport()
+        self._names: dict[str, str | None] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting = True
+        bolt.event("message")(self._on_event)
+        bolt.event("app_mention")(self._on_event)
+        bolt.event(re.compile(".*"))(self._on_other_event)
+        bolt.command(slash_command)(self._on_command)
+
+    @property
+    def socket_mode(self) -> bool:
+        return self._socket_factory is not None
+
+    # -- Channel protocol --------------------------------------------------------------------
+
+    def install_routes(self, app: web.Application) -> None:
+        if self.http_events:
+            app.router.add_post(EVENTS_PATH, self._on_http)
+
+    async def start(self) -> None:
+        await self._check_token()
+        if self._socket_factory is not None:
+            self._socket = self._socket_factory(self.bolt)
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Slack Socket Mode connected")
+
+    async def stop(self) -> None:
+        """Stop receiving, let running turns finish (up to ``drain_timeout``), cancel the rest."""
+        self._accepting = False
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if not await self.drain(self.options.drain_timeout):
+            log.warning("cancelling %d Slack turns still running at shutdown", len(self._tasks))
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self, seconds: float) -> bool:
+        """Wait until every turn this channel started has finished; False if ``seconds`` ran
+        out first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        return True
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    async def _on_http(self, request: web.Request) -> web.StreamResponse:
+        if not self._accepting:
+            # Slack retries a 5xx later, to whichever process is up by then.
+            return web.Response(status=503, text="shutting down")
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def _on_event(self, body: dict[str, Any], event: dict[str, Any],
+                        context: AsyncBoltContext) -> None:
+        inbound = from_event(body, event, bot_user_id=context.bot_user_id,
+                             fetch=self._download, now=self._now)
+        if inbound is not None:
+            self._spawn(inbound)
+
+    async def _on_other_event(self) -> None:
+        """Events we subscribe to but do not act on are acknowledged, not retried by Slack."""
+
+    async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        await ack()
+        inbound = from_command(command, now=self._now)
+        if inbound is not None:
+            self._spawn(inbound)
+
+    def _spawn(self, inbound: Inbound) -> None:
+        if not self._accepting:
+            return
+        task = asyncio.create_task(self._handle(inbound),
+                                   name=f"slack:{inbound.message.update_key}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, inbound: Inbound) -> None:
+        message = inbound.message
+        try:
+            if message.user_name is None and self.options.lookup_user_names:
+                message = replace(message, user_name=await self._user_name(inbound))
+            sink = SlackSink(self.client, inbound.target, self.options, speller=self._speller,
+                             streaming=self._streaming)
+            await self._pipeline.handle(message, sink)
+        except Exception:
+            # The pipeline turns errors into replies; this is for the reply itself failing.
+            log.exception("Slack turn %s failed", message.update_key)
+
+    # -- Web API helpers -----------------------------------------------------------------------
+
+    async def _check_token(self) -> None:
+        try:
+            result = await self.client.auth_test()
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error in _BAD_TOKEN:
+                raise ConfigurationError([f"SLACK_BOT_TOKEN was refused by Slack ({error})."]) \
+                    from None
+            log.warning("Slack auth.test failed (%s); continuing", error)
+            return
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("Slack Web API unreachable at start-up (%s); continuing",
+                        type(exc).__name__)
+            return
+        log.info("Slack bot %s in workspace %s", result.get("user"), result.get("team"))
+
+    async def _user_name(self, inbound: Inbound) -> str | None:
+        key = inbound.message.user_id
+        if key not in self._names:
+            name: str | None = None
+            try:
+                info = await self.client.users_info(user=inbound.target.user_id)
+                user = info.get("user") or {}
+                profile = user.get("profile") or {}
+                name = (profile.get("display_name") or user.get("real_name")
+                        or user.get("name") or None)
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                log.debug("users.info failed: %s", exc)
+            self._names[key] = name
+        return self._names[key]
+
+    async def _download(self, url: str) -> bytes:
+        """Fetch a ``url_private`` file; Slack wants the bot token, and we cap the size."""
+        limit = self.options.max_download_bytes
+        headers = {"Authorization": f"Bearer {self._token}"}
+        data = bytearray()
+        async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
+            resp.raise_for_status()
+            async for chunk in resp.content.iter_chunked(64 * 1024):
+                data += chunk
+                if len(data) > limit:
+                    raise SwitchboardError(f"Slack file larger than {limit} bytes",
+                                           user_message="Sorry, that file is too large.")
+        return bytes(data)

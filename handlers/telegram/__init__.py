@@ -1,0 +1,10 @@
+"""Telegram channel on aiogram 3: polling or webhook in, streamed replies out.
+
+Modules: :mod:`.adapter` (message → envelope), :mod:`.channel` (receiving, wiring),
+:mod:`.sink` (replies and streaming), :mod:`.delivery` (flood control, markup fallback),
+:mod:`.formatting` (Markdown → Telegram HTML, splitting), :mod:`.menu` (``setMyCommands``).
+"""
+
+from handlers.telegram.channel import TelegramChannel, build_telegram_channel
+
+__all__ = ["TelegramChannel", "build_telegram_channel"]

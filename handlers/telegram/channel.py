@@ -1,0 +1,225 @@
+"""The Telegram channel: receiving updates (long polling or webhook) and wiring each message to
+the pipeline with a :class:`TelegramSink`.
+
+Both modes feed the same aiogram :class:`Dispatcher`, whose one message handler turns a
+message into an envelope and calls :meth:`Pipeline.handle`. Exactly-once handling is the
+pipeline's (``update_id`` is the envelope's dedup key), so a webhook retried by Telegram, or an
+update seen by two processes, is answered once.
+
+Messages of one chat are handled one after another (a per-chat lock): a user who sends two
+messages quickly gets the second answered with the first already in the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Iterator
+from typing import Literal
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import Message, Update
+from aiohttp import web
+from pydantic import ValidationError
+
+from bot.settings import Settings
+from handlers.attachments import UnsupportedInput
+from handlers.pipeline import Pipeline
+from handlers.services import Services
+from handlers.telegram.adapter import CHANNEL, BotIdentity, to_envelope
+from handlers.telegram.delivery import ChatTarget, Delivery, Pacing
+from handlers.telegram.menu import publish_menus
+from handlers.telegram.sink import TelegramSink
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message"]
+POLLING_TIMEOUT_SECONDS = 25
+STOP_TIMEOUT_SECONDS = 60.0
+
+Mode = Literal["polling", "webhook"]
+
+
+class TelegramChannel:
+    name = CHANNEL
+
+    def __init__(self, bot: Bot, services: Services, pipeline: Pipeline, *, mode: Mode,
+                 webhook_secret: str | None = None, public_base_url: str | None = None,
+                 pacing: Pacing | None = None,
+                 polling_timeout: int = POLLING_TIMEOUT_SECONDS) -> None:
+        self.bot = bot
+        self.services = services
+        self.pipeline = pipeline
+        self.mode = mode
+        self._secret = webhook_secret
+        self._public_base_url = public_base_url
+        self._polling_timeout = polling_timeout
+        self.delivery = Delivery(bot, pacing or Pacing())
+        self.dispatcher = Dispatcher()
+        self.dispatcher.message.register(self._on_message)
+        self.me: BotIdentity | None = None
+        self._polling: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._chat_locks: dict[str, _ChatLock] = {}
+        self._stopping = False
+
+    # -- Channel protocol -----------------------------------------------------------------------
+
+    def install_routes(self, app: web.Application) -> None:
+        if self.mode == "webhook":
+            app.router.add_post(WEBHOOK_PATH, self._webhook)
+
+    async def start(self) -> None:
+        """Learn who we are, publish the menus, then start receiving.
+
+        In polling mode a webhook left over from an earlier deployment would make getUpdates
+        fail, so it is deleted (keeping pending updates: nothing sent meanwhile is lost).
+        """
+        user = await self.bot.me()
+        self.me = BotIdentity(user.id, user.username or "")
+        if user.username:
+            self.services.bot_usernames[CHANNEL] = user.username
+        await publish_menus(self.bot, self.services)
+        if self.mode == "webhook":
+            await self._register_webhook()
+            return
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        self._polling = asyncio.create_task(self.dispatcher.start_polling(
+            self.bot, polling_timeout=self._polling_timeout, handle_signals=False,
+            close_bot_session=False, allowed_updates=ALLOWED_UPDATES))
+
+    async def stop(self) -> None:
+        """Stop receiving, let the turns already started finish (they still need the bot's
+        HTTP session to deliver their answers), then close the session."""
+        self._stopping = True
+        if self._polling is not None:
+            with contextlib.suppress(RuntimeError):  # polling never got going
+                await self.dispatcher.stop_polling()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._polling
+            self._polling = None
+        await self._drain(STOP_TIMEOUT_SECONDS)
+        await self.bot.session.close()
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    async def _register_webhook(self) -> None:
+        if not self._public_base_url:
+            log.info("TELEGRAM_MODE=webhook without PUBLIC_BASE_URL: expecting the webhook to "
+                     "be registered elsewhere, at %s", WEBHOOK_PATH)
+            return
+        url = self._public_base_url.rstrip("/") + WEBHOOK_PATH
+        await self.bot.set_webhook(url, secret_token=self._secret,
+                                   allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+        log.info("Telegram webhook set to %s", url)
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        """Telegram's POST. Answered at once (the turn runs in the background): Telegram
+        waits for the answer before sending more, and retries what it did not get."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not self._secret or not hmac.compare_digest(given.encode(), self._secret.encode()):
+            return web.Response(status=401, text="unauthorized")
+        if self._stopping:
+            return web.Response(status=503, text="shutting down")  # Telegram will retry
+        try:
+            update = Update.model_validate(await request.json(), context={"bot": self.bot})
+        except (ValueError, ValidationError):
+            return web.Response(status=400, text="bad update")
+        self._track(asyncio.create_task(self.dispatcher.feed_update(self.bot, update)))
+        return web.Response(text="ok")
+
+    async def _on_message(self, message: Message, event_update: Update) -> None:
+        """The dispatcher's only handler: one Telegram message → one pipeline run."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._track(task)
+        me = self.me or await self._identity()
+        envelope = to_envelope(message, event_update.update_id, me, self._download)
+        if envelope is None:
+            return
+        target = ChatTarget(
+            chat_id=message.chat.id, private=envelope.is_private,
+            thread_id=message.message_thread_id if message.is_topic_message else None,
+            reply_to=None if envelope.is_private else message.message_id)
+        with self._chat_lock(envelope.chat_key) as lock:
+            async with lock:
+                await self.pipeline.handle(envelope, TelegramSink(self.delivery, target))
+
+    async def _identity(self) -> BotIdentity:
+        user = await self.bot.me()
+        self.me = BotIdentity(user.id, user.username or "")
+        return self.me
+
+    async def _download(self, file_id: str) -> bytes:
+        """Fetch an attachment through the configured Bot API server (getFile + file URL)."""
+        try:
+            buffer = await self.bot.download(file_id)
+        except TelegramBadRequest as exc:
+            if "too big" in exc.message.lower():
+                raise UnsupportedInput("that file is too large for me to download "
+                                       "(20 MB at most).") from exc
+            raise
+        assert buffer is not None
+        return buffer.read()
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _track(self, task: asyncio.Task[object]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, seconds: float) -> None:
+        current = asyncio.current_task()
+        pending = {t for t in self._tasks if t is not current and not t.done()}
+        if pending:
+            _done, still = await asyncio.wait(pending, timeout=seconds)
+            if still:
+                log.warning("%d Telegram updates still running at shutdown", len(still))
+
+    @contextlib.contextmanager
+    def _chat_lock(self, chat_key: str) -> Iterator[asyncio.Lock]:
+        entry = self._chat_locks.get(chat_key)
+        if entry is None:
+            entry = self._chat_locks[chat_key] = _ChatLock()
+        entry.users += 1
+        try:
+            yield entry.lock
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._chat_locks[chat_key]
+
+
+class _ChatLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+def api_server(base: str | None) -> TelegramAPIServer:
+    """``TELEGRAM_API_BASE`` (a self-hosted Bot API server, or the tests' fake) or the official."""
+    return TelegramAPIServer.from_base(base) if base else PRODUCTION
+
+
+def build_telegram_channel(settings: Settings, services: Services, pipeline: Pipeline, *,
+                           pacing: Pacing | None = None) -> TelegramChannel:
+    """The composition root's entry point (``bot.service.build_channels``)."""
+    token = settings.telegram_bot_token
+    if token is None:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    session = AiohttpSession(api=api_server(settings.telegram_api_base))
+    bot = Bot(token.get_secret_value(), session=session)
+    secret = settings.telegram_webhook_secret
+    return TelegramChannel(
+        bot, services, pipeline, mode=settings.telegram_mode,
+        webhook_secret=secret.get_secret_value() if secret else None,
+        public_base_url=settings.public_base_url, pacing=pacing)
