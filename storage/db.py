@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -27,8 +26,6 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return create_async_engine(url, **kwargs)
 
     memory = make_url(url).database in (None, "", ":memory:")
-    if not memory:
-        kwargs.setdefault("poolclass", NullPool)
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                                  **kwargs)
 

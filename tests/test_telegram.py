@@ -1,0 +1,396 @@
+"""The Telegram channel end to end: the real adapter, wired by ``bot.service``, talking HTTP to a
+fake Bot API server (tests/fakes/telegram_server.py) and a fake LLM, in polling and webhook mode.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import App
+from bot.service import Service, build_channels
+from handlers.envelope import OutboundFile
+from handlers.middlewares import UNBOUND_EXPLANATION
+from handlers.telegram import TelegramChannel
+from handlers.telegram.channel import SECRET_HEADER, WEBHOOK_PATH, api_server
+from handlers.telegram.delivery import ChatTarget, Delivery, Pacing
+from handlers.telegram.sink import TelegramSink
+from storage.models import ContentItem, ProcessedUpdate, UsageEvent
+from tests.conftest import AppFactory, admin, tenant_with_tokens
+from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.telegram_server import ApiCall, FakeTelegramServer
+
+USER = 424242
+OTHER_USER = 515151
+ADMIN_ID = 111000
+GROUP = -1001234567890
+SECRET = "s3cret-token_for_tests"
+
+
+@dataclass
+class Running:
+    app: App
+    service: Service
+    channel: TelegramChannel
+    fake: FakeTelegramServer
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.service.port}"
+
+
+Start = Callable[..., Awaitable[Running]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegramServer]:
+    async with FakeTelegramServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def start(make_app: AppFactory, telegram: FakeTelegramServer) -> AsyncIterator[Start]:
+    """``await start(mode, **env)``: ``switchboard run``'s service with the Telegram channel."""
+    running: list[Service] = []
+
+    async def factory(mode: str = "polling", fake: FakeTelegramServer | None = None,
+                      **env: str) -> Running:
+        fake = fake or telegram
+        environ = {"TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE": fake.base_url,
+                   "TELEGRAM_MODE": mode, "HTTP_PORT": "0"}
+        if mode == "webhook":
+            port = free_port()
+            environ.update(HTTP_PORT=str(port), TELEGRAM_WEBHOOK_SECRET=SECRET,
+                           PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+        environ.update(env)
+        app = await make_app(**environ)
+        service = Service(app, build_channels(app))
+        await service.start()
+        running.append(service)
+        channel = service.channels[0]
+        assert isinstance(channel, TelegramChannel)
+        return Running(app, service, channel, fake)
+
+    yield factory
+    for service in running:
+        await service.stop()
+
+
+async def bind_private(run: Running, user: int = USER, slug: str = "acme") -> None:
+    code = await tenant_with_tokens(run.app, slug)
+    await run.fake.send_update(run.fake.private_message(user, f"/start {code}"))
+    await run.fake.wait_for_bot_messages(user)
+    assert run.fake.bot_texts(user)[-1].startswith("Welcome!")
+
+
+async def count(app: App, model: type[Any]) -> int:
+    async with app.services.sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+def normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+def gaps(calls: list[ApiCall]) -> list[float]:
+    return [b.at - a.at for a, b in zip(calls, calls[1:], strict=False)]
+
+
+# -- polling mode -----------------------------------------------------------------------------
+
+
+async def test_private_chat_binds_and_streams_drafts_then_one_message(
+        start: Start, llm: FakeLLMServer) -> None:
+    run = await start()
+    fake = run.fake
+    assert fake.calls_to("getMe") and fake.calls_to("deleteWebhook")
+    assert run.app.services.bot_usernames["telegram"] == fake.username
+    created = await admin(run.app, "tenant", "create", "beta", "--name", "Beta")
+    assert f"https://t.me/{fake.username}?start=" in created.text
+
+    await bind_private(run)
+    llm.reply_text = "Streaming works: **drafts** first, then one final message for you."
+    llm.chunk_size, llm.delay = 6, 0.06
+    await fake.send_update(fake.private_message(USER, "Hello there"))
+    messages = await fake.wait_for_bot_messages(USER, 2)
+
+    assert messages[-1].text == "Streaming works: drafts first, then one final message for you."
+    final = fake.calls_to("sendMessage", chat_id=USER)[-1]
+    assert final.params["parse_mode"] == "HTML" and "<b>drafts</b>" in final.params["text"]
+    drafts = fake.calls_to("sendMessageDraft", chat_id=USER)
+    assert len(drafts) >= 2
+    assert len({d.params["draft_id"] for d in drafts}) == 1
+    assert all(gap >= 0.38 for gap in gaps(drafts))
+    assert drafts[-1].at < final.at
+    assert fake.calls_to("sendChatAction", chat_id=USER)
+    assert await count(run.app, ContentItem) == 1
+    assert await count(run.app, UsageEvent) == 1
+    assert "Hello there" in str(llm.last_request.json)
+
+
+async def test_group_binding_mentions_replies_and_paced_edits(
+        start: Start, llm: FakeLLMServer) -> None:
+    run = await start()
+    fake = run.fake
+    code = await tenant_with_tokens(run.app)
+    await fake.send_update(fake.group_message(GROUP, USER, f"/start@{fake.username} {code}"))
+    welcome = await fake.wait_for_bot_messages(GROUP)
+    assert welcome[0].text is not None and "this group is now linked" in welcome[0].text.lower()
+
+    chatter = fake.group_message(GROUP, OTHER_USER, "lunch anyone?")
+    await fake.send_update(chatter)
+    words = " ".join(f"word{i}" for i in range(60))
+    llm.reply_text, llm.chunk_size, llm.delay = words, 16, 0.1
+    await fake.send_update(fake.group_message(GROUP, OTHER_USER,
+                                              f"@{fake.username} write sixty words"))
+    await fake.wait_for(lambda: fake.bot_texts(GROUP)[-1:] == [words], within=10)
+
+    sends = fake.calls_to("sendMessage", chat_id=GROUP)
+    edits = fake.calls_to("editMessageText", chat_id=GROUP)
+    assert len(sends) == 2  # the welcome, then the answer posted once
+    assert sends[-1].params["reply_parameters"]["message_id"] > 0
+    assert 1 <= len(edits) <= 3
+    assert all(gap >= 1.45 for gap in gaps([sends[-1], *edits]))
+    assert "write sixty words" in str(llm.last_request.json)
+    assert f"@{fake.username}" not in str(llm.last_request.json)
+    async with run.app.services.sessions() as session:
+        keys = set((await session.execute(select(ProcessedUpdate.update_key))).scalars())
+    assert str(chatter["update_id"]) not in keys  # ignored without touching the database
+
+    llm.delay = 0
+    llm.reply_text = "Glad to help again."
+    answer = fake.chat_messages(GROUP)[-1]
+    await fake.send_update(fake.group_message(GROUP, USER, "and one more thing",
+                                              reply_to=answer))
+    await fake.wait_for(lambda: fake.bot_texts(GROUP)[-1:] == ["Glad to help again."])
+    assert len(llm.requests) == 2
+
+
+async def test_flood_control_mid_stream_delays_but_loses_nothing(
+        start: Start, llm: FakeLLMServer) -> None:
+    run = await start()
+    fake = run.fake
+    await bind_private(run)
+    reply = "One two three four five six seven eight nine ten eleven twelve."
+    llm.reply_text, llm.chunk_size, llm.delay = reply, 8, 0.08
+    fake.fail_next("sendMessageDraft", 429, retry_after=1, after=1)
+    fake.fail_next("sendMessage", 429, retry_after=1)
+    await fake.send_update(fake.private_message(USER, "count please"))
+    await fake.wait_for(lambda: fake.bot_texts(USER)[-1:] == [reply], within=8)
+
+    answers = [c for c in fake.calls_to("sendMessage", chat_id=USER, ok_only=False)
+               if "One two" in str(c.params.get("text"))]
+    assert [c.status for c in answers] == [429, 200]
+    assert answers[1].at - answers[0].at >= 0.95
+    assert fake.bot_texts(USER).count(reply) == 1
+    drafts = fake.calls_to("sendMessageDraft", chat_id=USER, ok_only=False)
+    assert 429 in [d.status for d in drafts]
+
+    # Groups: a 429 on an edit postpones it; the final edit still lands, once.
+    code = await tenant_with_tokens(run.app, "globex")
+    await fake.send_update(fake.group_message(GROUP, USER, f"/start {code}"))
+    await fake.wait_for_bot_messages(GROUP)
+    fake.fail_next("editMessageText", 429, retry_after=1)
+    llm.delay = 0.15
+    await fake.send_update(fake.group_message(GROUP, USER, f"@{fake.username} count"))
+    await fake.wait_for(lambda: fake.bot_texts(GROUP)[-1:] == [reply], within=10)
+    assert len(fake.chat_messages(GROUP)) == 2
+    edits = fake.calls_to("editMessageText", chat_id=GROUP, ok_only=False)
+    assert edits[0].status == 429 and edits[-1].status == 200
+
+
+async def test_long_reply_is_split_into_valid_messages(
+        start: Start, llm: FakeLLMServer) -> None:
+    run = await start()
+    fake = run.fake
+    await bind_private(run)
+    paragraph = ("This is a sentence about **important things** that keeps going. " * 12
+                 ).strip()
+    code = "```python\n" + "\n".join(f"value_{i} = {i} < {i + 1}" for i in range(40)) + "\n```"
+    reply = "\n\n".join([paragraph] * 10 + [code] + [paragraph] * 5)
+    llm.reply_text, llm.chunk_size = reply, 4000
+    await fake.send_update(fake.private_message(USER, "write a long essay"))
+    await fake.wait_for(lambda: len(fake.bot_texts(USER)) >= 4, within=8)
+    await fake.wait_for(lambda: "value_39" in " ".join(fake.bot_texts(USER)[-3:]))
+
+    sends = fake.calls_to("sendMessage", chat_id=USER)[1:]
+    assert len(sends) >= 3
+    assert all(c.params["parse_mode"] == "HTML" for c in sends)
+    texts = fake.bot_texts(USER)[1:]
+    assert all(len(t) <= 4096 for t in texts)
+    expected = reply.replace("**", "").replace("```python", "").replace("```", "")
+    assert normalized(" ".join(texts)) == normalized(expected)
+    assert all(t.rstrip()[-1] in ".3941" for t in texts[:-1])  # cut at boundaries
+    assert fake.calls_to("sendMessage", ok_only=False) == fake.calls_to("sendMessage")
+
+
+async def test_rejected_markup_falls_back_to_plain_text(
+        start: Start, llm: FakeLLMServer) -> None:
+    run = await start()
+    fake = run.fake
+    await bind_private(run)
+    llm.reply_text = "Some **bold** words."
+    fake.fail_next("sendMessage", 400, description="Bad Request: can't parse entities: "
+                                                   "Unsupported start tag \"b\" at byte offset 5")
+    await fake.send_update(fake.private_message(USER, "format something"))
+    await fake.wait_for(lambda: fake.bot_texts(USER)[-1:] == ["Some bold words."])
+    tries = fake.calls_to("sendMessage", chat_id=USER, ok_only=False)[-2:]
+    assert [c.status for c in tries] == [400, 200]
+    assert tries[0].params["parse_mode"] == "HTML" and "parse_mode" not in tries[1].params
+
+
+async def test_unbound_chat_gets_the_explanation_and_no_llm_call(
+        start: Start, llm: FakeLLMServer) -> None:
+    run = await start()
+    fake = run.fake
+    await fake.send_update(fake.private_message(OTHER_USER, "hi, who are you?"))
+    messages = await fake.wait_for_bot_messages(OTHER_USER)
+    assert messages[0].text == UNBOUND_EXPLANATION
+    await fake.send_update(fake.private_message(OTHER_USER, "/start WRONGCODE"))
+    await fake.wait_for_bot_messages(OTHER_USER, 2)
+    assert "invite" in (fake.bot_texts(OTHER_USER)[-1] or "").lower()
+    assert llm.requests == []
+
+
+async def test_suspended_tenant_is_refused(start: Start, llm: FakeLLMServer) -> None:
+    run = await start()
+    fake = run.fake
+    await bind_private(run)
+    await admin(run.app, "tenant", "suspend", "acme")
+    await fake.send_update(fake.private_message(USER, "are you there?"))
+    await fake.wait_for_bot_messages(USER, 2)
+    assert "suspended" in fake.bot_texts(USER)[-1]
+    assert llm.requests == []
+
+
+async def test_photo_reaches_a_vision_assistant(start: Start, llm: FakeLLMServer) -> None:
+    run = await start()
+    fake = run.fake
+    await bind_private(run)
+    photo = b"\xff\xd8\xff\xe0 large jpeg bytes " * 40
+    await fake.send_update(fake.private_message(USER, photo=photo, caption="What is this?"))
+    await fake.wait_for_bot_messages(USER, 2)
+    body = str(llm.last_request.json)
+    assert base64.b64encode(photo).decode() in body  # the largest size, downloaded
+    assert "What is this?" in body
+    assert fake.calls_to("getFile") and fake.calls_to("download")
+    assert fake.bot_texts(USER)[-1] == llm.reply_text
+
+
+async def test_voice_is_transcribed_then_answered(start: Start, llm: FakeLLMServer) -> None:
+    run = await start()
+    fake = run.fake
+    await bind_private(run)
+    await fake.send_update(fake.private_message(USER, voice=b"OggS fake opus audio"))
+    await fake.wait_for_bot_messages(USER, 2)
+    paths = [r.path for r in llm.requests]
+    assert paths[0].endswith("/audio/transcriptions")
+    assert llm.requests[0].files["file"] == b"OggS fake opus audio"
+    assert "transcribed voice message" in str(llm.requests[-1].json)
+    assert fake.bot_texts(USER)[-1] == llm.reply_text
+    assert await count(run.app, UsageEvent) == 2
+
+    await fake.send_update(fake.private_message(USER, sticker=True))
+    await fake.wait_for_bot_messages(USER, 3)
+    assert "not supported" in fake.bot_texts(USER)[-1]
+
+
+async def test_admin_commands_from_telegram_and_menus(start: Start,
+                                                      llm: FakeLLMServer) -> None:
+    run = await start(SUPERADMINS=f"telegram:{ADMIN_ID}")
+    fake = run.fake
+    menus = fake.commands
+    default = [c["command"] for c in menus['{"type": "default"}']]
+    assert "start" in default and "help" in default and "tenant" not in default
+    admin_menu = [c["command"] for c in
+                  menus[f'{{"chat_id": {ADMIN_ID}, "type": "chat"}}']]
+    assert "tenant" in admin_menu and "admin" in admin_menu and "start" in admin_menu
+
+    await bind_private(run)
+    await fake.send_update(fake.private_message(ADMIN_ID, "/tenant list"))
+    await fake.wait_for_bot_messages(ADMIN_ID)
+    assert "acme" in fake.bot_texts(ADMIN_ID)[0]
+    await fake.send_update(fake.private_message(ADMIN_ID, "/tenant create beta --name Beta"))
+    await fake.wait_for_bot_messages(ADMIN_ID, 2)
+    assert f"https://t.me/{fake.username}?start=" in fake.bot_texts(ADMIN_ID)[-1]
+
+    await fake.send_update(fake.private_message(USER, "/tenant list"))
+    await fake.wait_for_bot_messages(USER, 2)
+    assert fake.bot_texts(USER)[-1].startswith("Permission denied")
+    assert llm.requests == []
+
+
+async def test_files_go_out_as_photo_and_document(telegram: FakeTelegramServer) -> None:
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+
+    bot = Bot(telegram.token, session=AiohttpSession(api=api_server(telegram.base_url)))
+    try:
+        sink = TelegramSink(Delivery(bot, Pacing()), ChatTarget(USER, private=True))
+        await sink.send_file(OutboundFile("chart.png", b"\x89PNG chart", "image/png", "Usage"))
+        await sink.send_file(OutboundFile("usage.csv", b"a,b\n1,2\n", "text/csv"))
+    finally:
+        await bot.session.close()
+    photo, = telegram.calls_to("sendPhoto")
+    document, = telegram.calls_to("sendDocument")
+    assert list(photo.files.values()) == [b"\x89PNG chart"] and photo.params["caption"] == "Usage"
+    assert list(document.files.values()) == [b"a,b\n1,2\n"]
+    assert document.params["__filename__" + document.params["document"][9:]] == "usage.csv"
+
+
+# -- webhook mode -----------------------------------------------------------------------------
+
+
+async def test_webhook_checks_the_secret_and_answers(start: Start, llm: FakeLLMServer) -> None:
+    run = await start("webhook")
+    fake = run.fake
+    assert fake.webhook == {"url": run.url + WEBHOOK_PATH, "secret_token": SECRET,
+                            "allowed_updates": ["message"]}
+    assert not fake.calls_to("deleteWebhook")
+    await bind_private(run)  # delivered through the webhook
+
+    forged = fake.private_message(USER, "forged turn")
+    assert await fake.post_webhook(forged, secret="wrong") == 401
+    assert await fake.post_webhook(forged, secret="") == 401
+    async with aiohttp.ClientSession() as client, client.post(
+            run.url + WEBHOOK_PATH, data=b"not json",
+            headers={SECRET_HEADER: SECRET}) as response:
+        assert response.status == 400
+    assert await fake.post_webhook(fake.private_message(USER, "real question")) == 200
+    await fake.wait_for_bot_messages(USER, 2)
+    assert fake.bot_texts(USER)[-1] == llm.reply_text
+    assert len(llm.requests) == 1 and "forged" not in str(llm.requests[0].json)
+    assert not fake.calls_to("getUpdates", ok_only=False)
+
+
+async def test_same_update_twice_is_answered_once_even_across_processes(
+        start: Start, llm: FakeLLMServer) -> None:
+    first = await start("webhook")
+    second = await start("webhook")
+    fake = first.fake
+    await bind_private(first)
+    update = fake.private_message(USER, "just once please")
+    assert await fake.post_webhook(update) == 200
+    assert await fake.post_webhook(update) == 200  # Telegram retrying
+    assert await fake.post_webhook(update, url=first.url + WEBHOOK_PATH) == 200
+    assert await fake.post_webhook(update, url=second.url + WEBHOOK_PATH) == 200
+    await fake.wait_for_bot_messages(USER, 2)
+    await first.channel._drain(5)
+    await second.channel._drain(5)
+    assert fake.bot_texts(USER)[1:] == [llm.reply_text]
+    assert len(llm.requests) == 1
+    assert await count(first.app, UsageEvent) == 1
