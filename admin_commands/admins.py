@@ -12,10 +12,18 @@ IDENTITY_HELP = "IDENTITY is CHANNEL:ID, e.g. telegram:12345 or slack:T0001/U000
 
 
 def register(registry: CommandRegistry) -> None:
-    registry.command("admin add", usage="/admin add IDENTITY ROLE", permission="admins.write",
-                     arguments=[Arg("identity"), Arg("role", choices=ROLES)])(add)
-    registry.command("admin remove", usage="/admin remove IDENTITY", permission="admins.write",
-                     arguments=[Arg("identity")])(remove)
+    registry.command(
+        "admin add",
+        usage="/admin add IDENTITY ROLE",
+        permission="admins.write",
+        arguments=[Arg("identity"), Arg("role", choices=ROLES)],
+    )(add)
+    registry.command(
+        "admin remove",
+        usage="/admin remove IDENTITY",
+        permission="admins.write",
+        arguments=[Arg("identity")],
+    )(remove)
     registry.command("admin list", usage="/admin list", permission="admins.write")(list_)
 
 
@@ -30,13 +38,21 @@ async def add(ctx: CommandContext) -> CommandResult:
     """Grant a platform role to a chat identity."""
     channel, ident = _identity(ctx)
     async with ctx.services.sessions.begin() as session:
-        previous = await AdminRepository(session).upsert(channel, ident, ctx.args.role,
-                                                         ctx.caller.actor)
-        await audit(session, ctx, "admin.add", f"{channel}:{ident}",
-                    {"role": previous} if previous else None, {"role": ctx.args.role})
-    return CommandResult(f"{channel}:{ident} is now {ctx.args.role}.",
-                         data={"identity": f"{channel}:{ident}", "role": ctx.args.role,
-                               "previous": previous})
+        previous = await AdminRepository(session).upsert(
+            channel, ident, ctx.args.role, ctx.caller.actor
+        )
+        await audit(
+            session,
+            ctx,
+            "admin.add",
+            f"{channel}:{ident}",
+            {"role": previous} if previous else None,
+            {"role": ctx.args.role},
+        )
+    return CommandResult(
+        f"{channel}:{ident} is now {ctx.args.role}.",
+        data={"identity": f"{channel}:{ident}", "role": ctx.args.role, "previous": previous},
+    )
 
 
 async def remove(ctx: CommandContext) -> CommandResult:
@@ -49,8 +65,9 @@ async def remove(ctx: CommandContext) -> CommandResult:
         previous = await repo.role_of(channel, ident)
         removed = await repo.remove(channel, ident)
         if removed:
-            await audit(session, ctx, "admin.remove", f"{channel}:{ident}",
-                        {"role": previous}, None)
+            await audit(
+                session, ctx, "admin.remove", f"{channel}:{ident}", {"role": previous}, None
+            )
     text = f"Removed {channel}:{ident}." if removed else f"{channel}:{ident} was not an admin."
     return CommandResult(text, data={"identity": f"{channel}:{ident}", "removed": removed})
 
@@ -60,5 +77,7 @@ async def list_(ctx: CommandContext) -> CommandResult:
     async with ctx.services.sessions() as session:
         admins = await AdminRepository(session).list()
     lines = [f"{a.channel}:{a.external_id} — {a.role}" for a in admins] or ["No admins."]
-    return CommandResult("\n".join(lines), data=[
-        {"identity": f"{a.channel}:{a.external_id}", "role": a.role} for a in admins])
+    return CommandResult(
+        "\n".join(lines),
+        data=[{"identity": f"{a.channel}:{a.external_id}", "role": a.role} for a in admins],
+    )

@@ -27,8 +27,14 @@ async def target_tenant(ctx: CommandContext, session: AsyncSession) -> Tenant:
     return await TenantRepository(session).by_id(ctx.caller.tenant.id)
 
 
-async def audit(session: AsyncSession, ctx: CommandContext, action: str, target: str | None,
-                before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
+async def audit(
+    session: AsyncSession,
+    ctx: CommandContext,
+    action: str,
+    target: str | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
     await AuditRepository(session).record(ctx.caller.actor, action, target, before, after)
 
 
@@ -42,8 +48,12 @@ def money_str(micros: int) -> str:
 
 def tenant_summary(tenant: Tenant) -> dict[str, Any]:
     return {
-        "slug": tenant.slug, "name": tenant.name, "email": tenant.email,
-        "status": tenant.status, "plan": tenant.plan, "token_balance": tenant.token_balance,
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "email": tenant.email,
+        "status": tenant.status,
+        "plan": tenant.plan,
+        "token_balance": tenant.token_balance,
         "tokens_reserved": tenant.tokens_reserved,
         "monthly_token_quota": tenant.monthly_token_quota,
         "trial_ends_at": tenant.trial_ends_at.isoformat() if tenant.trial_ends_at else None,
@@ -51,7 +61,8 @@ def tenant_summary(tenant: Tenant) -> dict[str, Any]:
         "vat_rate": str(Decimal(tenant.vat_rate_ppm) / 1_000_000),
         "created_at": tenant.created_at.isoformat(),
         "last_activity_at": tenant.last_activity_at.isoformat()
-        if tenant.last_activity_at else None,
+        if tenant.last_activity_at
+        else None,
     }
 
 

@@ -17,20 +17,30 @@ PREVIEW = 80
 
 
 def register(registry: CommandRegistry) -> None:
-    registry.command("start", usage="/start CODE", audience="public", unbound_ok=True,
-                     arguments=[Arg("code", nargs="?")])(start)
-    registry.command("join", usage="/join CODE", audience="public", unbound_ok=True,
-                     arguments=[Arg("code")])(start)
+    registry.command(
+        "start",
+        usage="/start CODE",
+        audience="public",
+        unbound_ok=True,
+        arguments=[Arg("code", nargs="?")],
+    )(start)
+    registry.command(
+        "join", usage="/join CODE", audience="public", unbound_ok=True, arguments=[Arg("code")]
+    )(start)
     registry.command("help", usage="/help", audience="public", unbound_ok=True)(help_)
     registry.command("assistants", usage="/assistants", audience="member")(assistants)
-    registry.command("use", usage="/use SLUG", audience="member",
-                     arguments=[Arg("slug")])(use)
+    registry.command("use", usage="/use SLUG", audience="member", arguments=[Arg("slug")])(use)
     registry.command("new", usage="/new", audience="member")(new)
-    registry.command("library", usage="/library [TYPE|SEARCH] | /library get|archive ID",
-                     audience="member", arguments=[Arg("words", nargs="*"), Arg("--tenant")],
-                     unbound_ok=True)(library)
-    registry.command("usage", usage="/usage", audience="member", unbound_ok=True,
-                     arguments=[Arg("--tenant")])(usage)
+    registry.command(
+        "library",
+        usage="/library [TYPE|SEARCH] | /library get|archive ID",
+        audience="member",
+        arguments=[Arg("words", nargs="*"), Arg("--tenant")],
+        unbound_ok=True,
+    )(library)
+    registry.command(
+        "usage", usage="/usage", audience="member", unbound_ok=True, arguments=[Arg("--tenant")]
+    )(usage)
 
 
 async def start(ctx: CommandContext) -> CommandResult:
@@ -39,18 +49,23 @@ async def start(ctx: CommandContext) -> CommandResult:
     caller = ctx.caller
     if not code:
         if caller.tenant is not None:
-            return CommandResult(f"Hello! This chat uses {caller.tenant.name}'s assistants. "
-                                 "Just write a message, or see /help.")
+            return CommandResult(
+                f"Hello! This chat uses {caller.tenant.name}'s assistants. "
+                "Just write a message, or see /help."
+            )
         raise UsageError(ctx.command.usage, "Send the invite code you were given.")
     services = ctx.services
     async with services.sessions.begin() as session:
-        tenant = await InviteRepository(session).redeem(code, now=services.clock(),
-                                                        used_by=caller.actor)
+        tenant = await InviteRepository(session).redeem(
+            code, now=services.clock(), used_by=caller.actor
+        )
         await BindingRepository(session).bind(tenant, caller.channel, caller.scope_key)
     where = "this chat" if caller.is_private else "this group"
-    return CommandResult(f"Welcome! {where.capitalize()} is now linked to {tenant.name}. "
-                         "Write a message to talk to your assistant, or see /help.",
-                         data={"tenant": tenant.slug, "scope": caller.scope_key})
+    return CommandResult(
+        f"Welcome! {where.capitalize()} is now linked to {tenant.name}. "
+        "Write a message to talk to your assistant, or see /help.",
+        data={"tenant": tenant.slug, "scope": caller.scope_key},
+    )
 
 
 async def help_(ctx: CommandContext) -> CommandResult:
@@ -58,9 +73,10 @@ async def help_(ctx: CommandContext) -> CommandResult:
     visible = [c for c in ctx.services.commands if c.visible_to(ctx.caller)]
     lines = ["Commands:"]
     lines += [f"{c.usage} — {c.summary}" for c in visible]
-    return CommandResult("\n".join(lines),
-                         data=[{"command": c.name, "usage": c.usage, "help": c.summary}
-                               for c in visible])
+    return CommandResult(
+        "\n".join(lines),
+        data=[{"command": c.name, "usage": c.usage, "help": c.summary} for c in visible],
+    )
 
 
 async def assistants(ctx: CommandContext) -> CommandResult:
@@ -69,15 +85,25 @@ async def assistants(ctx: CommandContext) -> CommandResult:
     async with ctx.services.sessions() as session:
         available = await AssistantRepository(session).available_to(ctx.tenant.id)
         preferred = await ConversationRepository(session).preferred_assistant(
-            ctx.tenant.id, caller.channel, caller.chat_key)
+            ctx.tenant.id, caller.channel, caller.chat_key
+        )
     lines = ["Assistants (pick one with /use SLUG):"]
     for a in available:
         mark = " (current)" if a.assistant.id == preferred else ""
         lines.append(f"• {a.slug} — {a.display_name}: {a.assistant.description}{mark}")
-    return CommandResult("\n".join(lines), data=[
-        {"slug": a.slug, "name": a.display_name, "model": a.assistant.model,
-         "provider": a.assistant.provider, "current": a.assistant.id == preferred}
-        for a in available])
+    return CommandResult(
+        "\n".join(lines),
+        data=[
+            {
+                "slug": a.slug,
+                "name": a.display_name,
+                "model": a.assistant.model,
+                "provider": a.assistant.provider,
+                "current": a.assistant.id == preferred,
+            }
+            for a in available
+        ],
+    )
 
 
 async def use(ctx: CommandContext) -> CommandResult:
@@ -88,11 +114,12 @@ async def use(ctx: CommandContext) -> CommandResult:
         try:
             chosen = await AssistantRepository(session).resolve(ctx.tenant.id, ctx.args.slug)
         except NotFoundError:
-            raise UsageError(ctx.command.usage, f"No assistant '{ctx.args.slug}' here; "
-                             "see /assistants.") from None
+            raise UsageError(
+                ctx.command.usage, f"No assistant '{ctx.args.slug}' here; see /assistants."
+            ) from None
         await ConversationRepository(session).set_preferred_assistant(
-            ctx.tenant.id, caller.channel, caller.chat_key, chosen.assistant.id,
-            services.clock())
+            ctx.tenant.id, caller.channel, caller.chat_key, chosen.assistant.id, services.clock()
+        )
     return CommandResult(f"Now talking to {chosen.display_name}.", data={"assistant": chosen.slug})
 
 
@@ -101,8 +128,8 @@ async def new(ctx: CommandContext) -> CommandResult:
     caller = ctx.caller
     async with ctx.services.sessions.begin() as session:
         closed = await ConversationRepository(session).close(
-            ctx.tenant.id, caller.channel, caller.chat_key, caller.thread_key,
-            ctx.services.clock())
+            ctx.tenant.id, caller.channel, caller.chat_key, caller.thread_key, ctx.services.clock()
+        )
     return CommandResult("Started a new conversation.", data={"closed": closed})
 
 
@@ -118,16 +145,20 @@ async def library(ctx: CommandContext) -> CommandResult:
             item = await repo.get(tenant.id, int(words[1]))
             if words[0].lower() == "archive":
                 item.archived = True
-                return CommandResult(f"Archived item {item.id}.", data={"id": item.id,
-                                                                         "archived": True})
-            return CommandResult(f"#{item.id} [{item.kind}] {item.title}\n\n{item.text or ''}",
-                                 data=_item_json(item, full=True))
+                return CommandResult(
+                    f"Archived item {item.id}.", data={"id": item.id, "archived": True}
+                )
+            return CommandResult(
+                f"#{item.id} [{item.kind}] {item.title}\n\n{item.text or ''}",
+                data=_item_json(item, full=True),
+            )
         kind = words[0].lower() if len(words) == 1 and words[0].lower() in CONTENT_KINDS else None
         search = None if kind or not words else " ".join(words)
         items = await repo.search(tenant.id, kind=kind, text=search, limit=20)
     if not items:
-        return CommandResult("Nothing in the library yet." if not words else "Nothing found.",
-                             data=[])
+        return CommandResult(
+            "Nothing in the library yet." if not words else "Nothing found.", data=[]
+        )
     lines = [f"#{i.id} [{i.kind}] {i.created_at:%Y-%m-%d} {i.title[:PREVIEW]}" for i in items]
     lines.append("Open one with /library get ID.")
     return CommandResult("\n".join(lines), data=[_item_json(i) for i in items])
@@ -135,9 +166,15 @@ async def library(ctx: CommandContext) -> CommandResult:
 
 def _item_json(item: ContentItem, full: bool = False) -> dict[str, object]:
     data: dict[str, object] = {
-        "id": item.id, "kind": item.kind, "title": item.title, "archived": item.archived,
-        "conversation_id": item.conversation_id, "message_id": item.message_id,
-        "assistant_id": item.assistant_id, "created_at": item.created_at.isoformat()}
+        "id": item.id,
+        "kind": item.kind,
+        "title": item.title,
+        "archived": item.archived,
+        "conversation_id": item.conversation_id,
+        "message_id": item.message_id,
+        "assistant_id": item.assistant_id,
+        "created_at": item.created_at.isoformat(),
+    }
     if full or item.kind == "text":
         data["text"] = item.text
     return data
@@ -153,21 +190,47 @@ async def usage(ctx: CommandContext) -> CommandResult:
         events = await repo.recent(tenant.id, limit=20)
     cost = usd_to_billing_micros(ctx, totals.cost_micros)
     currency = services.config.billing_currency
-    text = (f"{tenant.name}: {tenant.token_balance:,} tokens left"
-            f" ({tenant.tokens_reserved:,} in use).\n"
-            f"This month: {totals.calls} calls, {totals.input_tokens:,} in / "
-            f"{totals.output_tokens:,} out tokens, cost {money_str(cost)} {currency}.")
-    return CommandResult(text, data={
-        "tenant": tenant.slug, "token_balance": tenant.token_balance,
-        "tokens_reserved": tenant.tokens_reserved,
-        "period": {"calls": totals.calls, "failed": totals.failed,
-                   "input_tokens": totals.input_tokens, "output_tokens": totals.output_tokens,
-                   "cost": money_str(cost), "currency": currency},
-        "events": [{
-            "id": e.id, "idempotency_key": e.idempotency_key, "status": e.status,
-            "kind": e.kind, "provider": e.provider, "model": e.model,
-            "input_tokens": e.input_tokens, "cached_input_tokens": e.cached_input_tokens,
-            "output_tokens": e.output_tokens, "reasoning_tokens": e.reasoning_tokens,
-            "charged_tokens": e.charged_tokens, "cost": money_str(e.cost_micros),
-            "cost_currency": e.cost_currency, "priced": e.priced, "latency_ms": e.latency_ms,
-            "error": e.error, "created_at": e.created_at.isoformat()} for e in events]})
+    text = (
+        f"{tenant.name}: {tenant.token_balance:,} tokens left"
+        f" ({tenant.tokens_reserved:,} in use).\n"
+        f"This month: {totals.calls} calls, {totals.input_tokens:,} in / "
+        f"{totals.output_tokens:,} out tokens, cost {money_str(cost)} {currency}."
+    )
+    return CommandResult(
+        text,
+        data={
+            "tenant": tenant.slug,
+            "token_balance": tenant.token_balance,
+            "tokens_reserved": tenant.tokens_reserved,
+            "period": {
+                "calls": totals.calls,
+                "failed": totals.failed,
+                "input_tokens": totals.input_tokens,
+                "output_tokens": totals.output_tokens,
+                "cost": money_str(cost),
+                "currency": currency,
+            },
+            "events": [
+                {
+                    "id": e.id,
+                    "idempotency_key": e.idempotency_key,
+                    "status": e.status,
+                    "kind": e.kind,
+                    "provider": e.provider,
+                    "model": e.model,
+                    "input_tokens": e.input_tokens,
+                    "cached_input_tokens": e.cached_input_tokens,
+                    "output_tokens": e.output_tokens,
+                    "reasoning_tokens": e.reasoning_tokens,
+                    "charged_tokens": e.charged_tokens,
+                    "cost": money_str(e.cost_micros),
+                    "cost_currency": e.cost_currency,
+                    "priced": e.priced,
+                    "latency_ms": e.latency_ms,
+                    "error": e.error,
+                    "created_at": e.created_at.isoformat(),
+                }
+                for e in events
+            ],
+        },
+    )

@@ -134,9 +134,16 @@ class CommandRegistry:
     def __init__(self) -> None:
         self._commands: dict[tuple[str, ...], Command] = {}
 
-    def command(self, path: str, *, usage: str, audience: Audience = "admin",
-                permission: str | None = None, arguments: Sequence[Arg] = (),
-                unbound_ok: bool = False) -> Callable[[Handler], Handler]:
+    def command(
+        self,
+        path: str,
+        *,
+        usage: str,
+        audience: Audience = "admin",
+        permission: str | None = None,
+        arguments: Sequence[Arg] = (),
+        unbound_ok: bool = False,
+    ) -> Callable[[Handler], Handler]:
         if audience == "admin" and permission is None:
             raise ValueError(f"admin command {path!r} needs a permission")
 
@@ -144,8 +151,15 @@ class CommandRegistry:
             key = tuple(path.split())
             if key in self._commands:
                 raise ValueError(f"command {path!r} registered twice")
-            self._commands[key] = Command(key, usage, audience, permission, handler,
-                                          arguments, unbound_ok or audience == "admin")
+            self._commands[key] = Command(
+                key,
+                usage,
+                audience,
+                permission,
+                handler,
+                arguments,
+                unbound_ok or audience == "admin",
+            )
             return handler
 
         return register
@@ -157,7 +171,7 @@ class CommandRegistry:
         return {path[0] for path in self._commands}
 
     def resolve(self, argv: Sequence[str]) -> tuple[Command, list[str]] | None:
-        """Longest registered path that prefixes ``argv`` (so ``tenant create`` beats ``tenant``)."""
+        """The longest registered path prefixing ``argv``: ``tenant create`` beats ``tenant``."""
         for length in range(min(len(argv), 3), 0, -1):
             command = self._commands.get(tuple(a.lower() for a in argv[:length]))
             if command is not None:
@@ -167,8 +181,9 @@ class CommandRegistry:
     def usages_for(self, group: str, caller: Caller) -> list[str]:
         return [c.usage for c in self if c.path[0] == group and c.visible_to(caller)]
 
-    async def dispatch(self, argv: Sequence[str], caller: Caller,
-                       services: Services) -> CommandResult:
+    async def dispatch(
+        self, argv: Sequence[str], caller: Caller, services: Services
+    ) -> CommandResult:
         resolved = self.resolve(argv)
         if resolved is None:
             group = argv[0].lower() if argv else ""
@@ -187,11 +202,17 @@ class CommandRegistry:
             assert command.permission is not None
             if not caller.can(command.permission):
                 raise PermissionDenied(minimum_role(command.permission), "/" + command.name)
-        elif command.audience == "member" and caller.tenant is None and not (
-                command.unbound_ok and caller.role is not None):
+        elif (
+            command.audience == "member"
+            and caller.tenant is None
+            and not (command.unbound_ok and caller.role is not None)
+        ):
             # Admins outside a tenant's chat may run the read-only ones with --tenant.
-            raise UsageError(command.usage, "This chat is not linked to any organisation yet. "
-                             "Use /start CODE with the invite code you were given.")
+            raise UsageError(
+                command.usage,
+                "This chat is not linked to any organisation yet. "
+                "Use /start CODE with the invite code you were given.",
+            )
 
 
 def split_command_line(text: str) -> list[str]:

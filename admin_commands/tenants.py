@@ -15,19 +15,29 @@ from storage.repositories.usage import UsageRepository
 def register(registry: CommandRegistry) -> None:
     write = "tenants.write"
     registry.command(
-        "tenant create", usage="/tenant create SLUG --name NAME [--email EMAIL]",
+        "tenant create",
+        usage="/tenant create SLUG --name NAME [--email EMAIL]",
         permission=write,
-        arguments=[Arg("slug"), Arg("--name", required=True), Arg("--email")])(create)
-    registry.command("tenant list", usage="/tenant list [STATUS]", permission="stats.read",
-                     arguments=[Arg("status", nargs="?", choices=TENANT_STATUSES)])(list_)
-    registry.command("tenant show", usage="/tenant show SLUG", permission="stats.read",
-                     arguments=[Arg("slug")])(show)
-    registry.command("tenant suspend", usage="/tenant suspend SLUG", permission=write,
-                     arguments=[Arg("slug")])(suspend)
-    registry.command("tenant activate", usage="/tenant activate SLUG", permission=write,
-                     arguments=[Arg("slug")])(activate)
-    registry.command("tenant invite", usage="/tenant invite SLUG", permission=write,
-                     arguments=[Arg("slug")])(invite)
+        arguments=[Arg("slug"), Arg("--name", required=True), Arg("--email")],
+    )(create)
+    registry.command(
+        "tenant list",
+        usage="/tenant list [STATUS]",
+        permission="stats.read",
+        arguments=[Arg("status", nargs="?", choices=TENANT_STATUSES)],
+    )(list_)
+    registry.command(
+        "tenant show", usage="/tenant show SLUG", permission="stats.read", arguments=[Arg("slug")]
+    )(show)
+    registry.command(
+        "tenant suspend", usage="/tenant suspend SLUG", permission=write, arguments=[Arg("slug")]
+    )(suspend)
+    registry.command(
+        "tenant activate", usage="/tenant activate SLUG", permission=write, arguments=[Arg("slug")]
+    )(activate)
+    registry.command(
+        "tenant invite", usage="/tenant invite SLUG", permission=write, arguments=[Arg("slug")]
+    )(invite)
 
 
 async def create(ctx: CommandContext) -> CommandResult:
@@ -37,12 +47,14 @@ async def create(ctx: CommandContext) -> CommandResult:
     now = services.clock()
     async with services.sessions.begin() as session:
         tenant = await TenantRepository(session).create(
-            slug=ctx.args.slug.lower(), name=ctx.args.name, email=ctx.args.email,
+            slug=ctx.args.slug.lower(),
+            name=ctx.args.name,
+            email=ctx.args.email,
             currency=config.billing_currency,
             vat_rate_ppm=int(config.vat_rate * 1_000_000),
-            trial_ends_at=now + timedelta(days=config.trial_days))
-        code = await InviteRepository(session).create(tenant, now=now,
-                                                      created_by=ctx.caller.actor)
+            trial_ends_at=now + timedelta(days=config.trial_days),
+        )
+        code = await InviteRepository(session).create(tenant, now=now, created_by=ctx.caller.actor)
         await audit(session, ctx, "tenant.create", tenant.slug, None, tenant_summary(tenant))
     return _invite_result(ctx, tenant.slug, tenant.name, code, created=True)
 
@@ -52,20 +64,24 @@ async def invite(ctx: CommandContext) -> CommandResult:
     services = ctx.services
     async with services.sessions.begin() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
-        code = await InviteRepository(session).create(tenant, now=services.clock(),
-                                                      created_by=ctx.caller.actor)
+        code = await InviteRepository(session).create(
+            tenant, now=services.clock(), created_by=ctx.caller.actor
+        )
         await audit(session, ctx, "tenant.invite", tenant.slug)
     return _invite_result(ctx, tenant.slug, tenant.name, code, created=False)
 
 
-def _invite_result(ctx: CommandContext, slug: str, name: str, code: str,
-                   created: bool) -> CommandResult:
+def _invite_result(
+    ctx: CommandContext, slug: str, name: str, code: str, created: bool
+) -> CommandResult:
     bot = ctx.services.bot_usernames.get("telegram")
     link = f"https://t.me/{bot}?start={code}" if bot else None
-    lines = [f"Tenant {slug} ({name}) created." if created else f"New invite for {slug}.",
-             f"Invite code (single use, expires in 7 days): {code}",
-             f"Telegram: /start {code}" + (f" or {link}" if link else ""),
-             f"Slack: /sb join {code}"]
+    lines = [
+        f"Tenant {slug} ({name}) created." if created else f"New invite for {slug}.",
+        f"Invite code (single use, expires in 7 days): {code}",
+        f"Telegram: /start {code}" + (f" or {link}" if link else ""),
+        f"Slack: /sb join {code}",
+    ]
     data: dict[str, object] = {"slug": slug, "name": name, "invite_code": code}
     if link:
         data["telegram_link"] = link
@@ -78,8 +94,10 @@ async def list_(ctx: CommandContext) -> CommandResult:
         tenants = await TenantRepository(session).list(ctx.args.status)
     if not tenants:
         return CommandResult("No tenants.", data=[])
-    lines = [f"{t.slug:<20} {t.status:<9} {t.plan:<8} {t.token_balance:>12,} tokens  {t.name}"
-             for t in tenants]
+    lines = [
+        f"{t.slug:<20} {t.status:<9} {t.plan:<8} {t.token_balance:>12,} tokens  {t.name}"
+        for t in tenants
+    ]
     return CommandResult("\n".join(lines), data=[tenant_summary(t) for t in tenants])
 
 
@@ -88,23 +106,28 @@ async def show(ctx: CommandContext) -> CommandResult:
     services = ctx.services
     async with services.sessions() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
-        totals = await UsageRepository(session).totals(tenant.id,
-                                                       month_start(services.clock()))
+        totals = await UsageRepository(session).totals(tenant.id, month_start(services.clock()))
     cost = usd_to_billing_micros(ctx, totals.cost_micros)
     currency = services.config.billing_currency
     data = tenant_summary(tenant)
-    data["usage"] = {"calls": totals.calls, "failed_calls": totals.failed,
-                     "input_tokens": totals.input_tokens,
-                     "cached_input_tokens": totals.cached_input_tokens,
-                     "output_tokens": totals.output_tokens,
-                     "reasoning_tokens": totals.reasoning_tokens,
-                     "charged_tokens": totals.charged_tokens,
-                     "cost": money_str(cost), "currency": currency}
-    text = (f"{tenant.name} ({tenant.slug}) — {tenant.status}, {tenant.plan}\n"
-            f"Balance: {tenant.token_balance:,} tokens ({tenant.tokens_reserved:,} reserved)\n"
-            f"This month: {totals.calls} calls, {totals.input_tokens:,} in / "
-            f"{totals.output_tokens:,} out, cost {money_str(cost)} {currency}\n"
-            f"VAT {Decimal(tenant.vat_rate_ppm) / 10_000}% · currency {tenant.billing_currency}")
+    data["usage"] = {
+        "calls": totals.calls,
+        "failed_calls": totals.failed,
+        "input_tokens": totals.input_tokens,
+        "cached_input_tokens": totals.cached_input_tokens,
+        "output_tokens": totals.output_tokens,
+        "reasoning_tokens": totals.reasoning_tokens,
+        "charged_tokens": totals.charged_tokens,
+        "cost": money_str(cost),
+        "currency": currency,
+    }
+    text = (
+        f"{tenant.name} ({tenant.slug}) — {tenant.status}, {tenant.plan}\n"
+        f"Balance: {tenant.token_balance:,} tokens ({tenant.tokens_reserved:,} reserved)\n"
+        f"This month: {totals.calls} calls, {totals.input_tokens:,} in / "
+        f"{totals.output_tokens:,} out, cost {money_str(cost)} {currency}\n"
+        f"VAT {Decimal(tenant.vat_rate_ppm) / 10_000}% · currency {tenant.billing_currency}"
+    )
     return CommandResult(text, data=data)
 
 
@@ -113,10 +136,18 @@ async def _set_status(ctx: CommandContext, status: str) -> CommandResult:
         tenant = await TenantRepository(session).get(ctx.args.slug)
         before = tenant.status
         tenant.status = status
-        await audit(session, ctx, f"tenant.{'suspend' if status == 'suspended' else 'activate'}",
-                    tenant.slug, {"status": before}, {"status": status})
-    return CommandResult(f"Tenant {tenant.slug} is now {status}.",
-                         data={"slug": tenant.slug, "status": status, "previous": before})
+        await audit(
+            session,
+            ctx,
+            f"tenant.{'suspend' if status == 'suspended' else 'activate'}",
+            tenant.slug,
+            {"status": before},
+            {"status": status},
+        )
+    return CommandResult(
+        f"Tenant {tenant.slug} is now {status}.",
+        data={"slug": tenant.slug, "status": status, "previous": before},
+    )
 
 
 async def suspend(ctx: CommandContext) -> CommandResult:

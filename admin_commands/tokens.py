@@ -9,12 +9,16 @@ from storage.repositories.tenants import TenantRepository
 
 
 def register(registry: CommandRegistry) -> None:
-    registry.command("tokens grant", usage="/tokens grant SLUG N [REASON]",
-                     permission="tokens.grant",
-                     arguments=[Arg("slug"), Arg("amount"), Arg("reason", nargs="*")])(grant)
+    registry.command(
+        "tokens grant",
+        usage="/tokens grant SLUG N [REASON]",
+        permission="tokens.grant",
+        arguments=[Arg("slug"), Arg("amount"), Arg("reason", nargs="*")],
+    )(grant)
     registry.command("ledger verify", usage="/ledger verify", permission="ledger.read")(verify)
-    registry.command("ledger show", usage="/ledger show SLUG", permission="ledger.read",
-                     arguments=[Arg("slug")])(show)
+    registry.command(
+        "ledger show", usage="/ledger show SLUG", permission="ledger.read", arguments=[Arg("slug")]
+    )(show)
 
 
 async def grant(ctx: CommandContext) -> CommandResult:
@@ -24,28 +28,43 @@ async def grant(ctx: CommandContext) -> CommandResult:
     services = ctx.services
     async with services.sessions.begin() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
-        entry = await LedgerRepository(session).post(tenant.id, "grant", amount,
-                                                     now=services.clock(), note=reason,
-                                                     actor=ctx.caller.actor)
-        await audit(session, ctx, "tokens.grant", tenant.slug,
-                    {"token_balance": entry.balance_after - amount},
-                    {"token_balance": entry.balance_after, "reason": reason})
-    return CommandResult(f"Granted {amount:,} tokens to {tenant.slug}; "
-                         f"balance {entry.balance_after:,}.",
-                         data={"slug": tenant.slug, "granted": amount,
-                               "token_balance": entry.balance_after, "ledger_entry": entry.id})
+        entry = await LedgerRepository(session).post(
+            tenant.id, "grant", amount, now=services.clock(), note=reason, actor=ctx.caller.actor
+        )
+        await audit(
+            session,
+            ctx,
+            "tokens.grant",
+            tenant.slug,
+            {"token_balance": entry.balance_after - amount},
+            {"token_balance": entry.balance_after, "reason": reason},
+        )
+    return CommandResult(
+        f"Granted {amount:,} tokens to {tenant.slug}; balance {entry.balance_after:,}.",
+        data={
+            "slug": tenant.slug,
+            "granted": amount,
+            "token_balance": entry.balance_after,
+            "ledger_entry": entry.id,
+        },
+    )
 
 
 async def verify(ctx: CommandContext) -> CommandResult:
     """Check that every tenant's balance equals the sum of its ledger."""
     async with ctx.services.sessions() as session:
         checked, mismatches = await LedgerRepository(session).verify()
-    data = {"ok": not mismatches, "tenants_checked": checked,
-            "mismatches": [{"slug": m.slug, "balance": m.balance, "ledger_sum": m.ledger_sum}
-                           for m in mismatches]}
+    data = {
+        "ok": not mismatches,
+        "tenants_checked": checked,
+        "mismatches": [
+            {"slug": m.slug, "balance": m.balance, "ledger_sum": m.ledger_sum} for m in mismatches
+        ],
+    }
     if not mismatches:
-        return CommandResult(f"Ledger OK: {checked} tenants, balances equal ledger sums.",
-                             data=data)
+        return CommandResult(
+            f"Ledger OK: {checked} tenants, balances equal ledger sums.", data=data
+        )
     lines = [f"Ledger MISMATCH for {len(mismatches)} of {checked} tenants:"]
     lines += [f"{m.slug}: balance {m.balance}, ledger {m.ledger_sum}" for m in mismatches]
     return CommandResult("\n".join(lines), data=data)
@@ -56,9 +75,24 @@ async def show(ctx: CommandContext) -> CommandResult:
     async with ctx.services.sessions() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
         entries = await LedgerRepository(session).entries(tenant.id)
-    lines = [f"{e.created_at:%Y-%m-%d %H:%M} {e.kind:<10} {e.tokens:>+12,} → {e.balance_after:,}"
-             f" {e.note}" for e in entries] or ["No ledger entries."]
-    return CommandResult("\n".join(lines), data=[
-        {"id": e.id, "kind": e.kind, "tokens": e.tokens, "balance_after": e.balance_after,
-         "reference": e.reference, "note": e.note, "actor": e.actor,
-         "created_at": e.created_at.isoformat()} for e in entries])
+    lines = [
+        f"{e.created_at:%Y-%m-%d %H:%M} {e.kind:<10} {e.tokens:>+12,} → {e.balance_after:,}"
+        f" {e.note}"
+        for e in entries
+    ] or ["No ledger entries."]
+    return CommandResult(
+        "\n".join(lines),
+        data=[
+            {
+                "id": e.id,
+                "kind": e.kind,
+                "tokens": e.tokens,
+                "balance_after": e.balance_after,
+                "reference": e.reference,
+                "note": e.note,
+                "actor": e.actor,
+                "created_at": e.created_at.isoformat(),
+            }
+            for e in entries
+        ],
+    )

@@ -24,8 +24,7 @@ def text_bound(text: str) -> int:
 
 
 def message_bound(message: ChatMessage) -> int:
-    return text_bound(message.content) + MESSAGE_OVERHEAD + IMAGE_TOKENS_BOUND * len(
-        message.images)
+    return text_bound(message.content) + MESSAGE_OVERHEAD + IMAGE_TOKENS_BOUND * len(message.images)
 
 
 def request_bound(system_prompt: str | None, messages: Sequence[ChatMessage]) -> int:
@@ -33,8 +32,9 @@ def request_bound(system_prompt: str | None, messages: Sequence[ChatMessage]) ->
     return REQUEST_OVERHEAD + system + sum(message_bound(m) for m in messages)
 
 
-def fit_context(system_prompt: str | None, history: Sequence[ChatMessage], new: ChatMessage,
-                budget: int) -> list[ChatMessage]:
+def fit_context(
+    system_prompt: str | None, history: Sequence[ChatMessage], new: ChatMessage, budget: int
+) -> list[ChatMessage]:
     """The newest history messages that fit ``budget`` together with the system prompt and the
     new message (which are always kept), oldest first. A conversation never starts with an
     assistant message, so a leading one left by the cut is dropped too."""

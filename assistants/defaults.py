@@ -22,21 +22,39 @@ class DefaultAssistant:
 
 DEFAULT_ASSISTANTS = (
     DefaultAssistant(
-        "general", "General assistant", "Answers questions and helps with everyday work.",
+        "general",
+        "General assistant",
+        "Answers questions and helps with everyday work.",
         "You are a helpful, concise assistant for a business team. Answer clearly; use short "
-        "paragraphs and lists where they help.", 0.7, ("vision",)),
+        "paragraphs and lists where they help.",
+        0.7,
+        ("vision",),
+    ),
     DefaultAssistant(
-        "post-writer", "Post writer", "Drafts social media and blog posts.",
+        "post-writer",
+        "Post writer",
+        "Drafts social media and blog posts.",
         "You write engaging posts for social media and blogs. Ask for the audience and tone if "
-        "they are not given; offer a headline and a short call to action.", 0.9),
+        "they are not given; offer a headline and a short call to action.",
+        0.9,
+    ),
     DefaultAssistant(
-        "analyst", "Analyst", "Reasons about numbers, tables and plans.",
+        "analyst",
+        "Analyst",
+        "Reasons about numbers, tables and plans.",
         "You are a careful business analyst. Show your reasoning briefly, state assumptions, "
-        "and give a clear recommendation.", 0.2, ("vision",)),
+        "and give a clear recommendation.",
+        0.2,
+        ("vision",),
+    ),
     DefaultAssistant(
-        "image-prompter", "Image prompter", "Turns ideas into prompts for image generators.",
+        "image-prompter",
+        "Image prompter",
+        "Turns ideas into prompts for image generators.",
         "You turn ideas into detailed prompts for image generation models: subject, style, "
-        "composition, lighting, colour palette, aspect ratio. Reply with the prompt only.", 0.8),
+        "composition, lighting, colour palette, aspect ratio. Reply with the prompt only.",
+        0.8,
+    ),
 )
 
 
@@ -47,10 +65,21 @@ async def seed_default_assistants(session: AsyncSession, provider: str, model: s
     for spec in DEFAULT_ASSISTANTS:
         if await repo.find(spec.slug) is not None:
             continue
-        await repo.create(Assistant(slug=spec.slug, name=spec.name, description=spec.description,
-                                    provider=provider, model=model, temperature=spec.temperature,
-                                    max_output_tokens=1024, capabilities=list(spec.capabilities),
-                                    visibility="public", active=True),
-                          spec.system_prompt, created_by="seed")
+        await repo.create(
+            Assistant(
+                slug=spec.slug,
+                name=spec.name,
+                description=spec.description,
+                provider=provider,
+                model=model,
+                temperature=spec.temperature,
+                max_output_tokens=1024,
+                capabilities=list(spec.capabilities),
+                visibility="public",
+                active=True,
+            ),
+            spec.system_prompt,
+            created_by="seed",
+        )
         created.append(spec.slug)
     return created

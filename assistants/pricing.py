@@ -49,8 +49,9 @@ class Pricer:
     a second connection would wait on it.
     """
 
-    def __init__(self, *, cache_seconds: float = 30.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, cache_seconds: float = 30.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._cache_seconds = cache_seconds
         self._monotonic = monotonic
         self._overrides: dict[tuple[str, str], _Override] = {}
@@ -66,22 +67,26 @@ class Pricer:
             self._overrides = {
                 (row.provider, row.model): _Override(
                     Decimal(row.input_per_mtok_micros) / 1_000_000,
-                    None if row.cached_input_per_mtok_micros is None
+                    None
+                    if row.cached_input_per_mtok_micros is None
                     else Decimal(row.cached_input_per_mtok_micros) / 1_000_000,
                     Decimal(row.output_per_mtok_micros) / 1_000_000,
                     row.currency,
-                ) for row in rows
+                )
+                for row in rows
             }
             self._loaded_at = now
         return self._overrides
 
-    async def price(self, session: AsyncSession, provider: str, model: str, usage: Usage,
-                    at: datetime) -> Price:
+    async def price(
+        self, session: AsyncSession, provider: str, model: str, usage: Usage, at: datetime
+    ) -> Price:
         overrides = await self._load(session)
         override = overrides.get((provider, model))
         if override is not None:
-            return Price(to_micros(_override_cost(override, usage)), override.currency, True,
-                         "override")
+            return Price(
+                to_micros(_override_cost(override, usage)), override.currency, True, "override"
+            )
         cost = genai_cost(provider, model, usage, at)
         if cost is None:
             return Price(0, PROVIDER_CURRENCY, False, "unpriced")
@@ -89,22 +94,29 @@ class Pricer:
 
 
 def _override_cost(price: _Override, usage: Usage) -> Decimal:
-    cached_rate = price.input_per_mtok if price.cached_input_per_mtok is None \
-        else price.cached_input_per_mtok
+    cached_rate = (
+        price.input_per_mtok if price.cached_input_per_mtok is None else price.cached_input_per_mtok
+    )
     uncached = usage.input_tokens - usage.cached_input_tokens
-    return (uncached * price.input_per_mtok + usage.cached_input_tokens * cached_rate
-            + usage.output_tokens * price.output_per_mtok) / _MTOK
+    return (
+        uncached * price.input_per_mtok
+        + usage.cached_input_tokens * cached_rate
+        + usage.output_tokens * price.output_per_mtok
+    ) / _MTOK
 
 
 def genai_cost(provider: str, model: str, usage: Usage, at: datetime) -> Decimal | None:
     """USD cost from genai-prices, or None when it does not know the model."""
-    genai_usage = genai_prices.Usage(input_tokens=usage.input_tokens,
-                                     cache_read_tokens=usage.cached_input_tokens,
-                                     output_tokens=usage.output_tokens)
+    genai_usage = genai_prices.Usage(
+        input_tokens=usage.input_tokens,
+        cache_read_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens,
+    )
     for provider_id in _GENAI_PROVIDERS.get(provider, (None,)):
         try:
-            result = genai_prices.calc_price(genai_usage, model, provider_id=provider_id,
-                                             genai_request_timestamp=at)
+            result = genai_prices.calc_price(
+                genai_usage, model, provider_id=provider_id, genai_request_timestamp=at
+            )
         except LookupError:
             continue
         return Decimal(result.total_price)

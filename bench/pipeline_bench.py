@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assistants.types import ChatMessage, CompletionRequest, GenerationParams  # noqa: E402
-from bot.app import App, build_app, prepare_database  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
-from handlers.envelope import RecordingSink  # noqa: E402
-from tests.conftest import admin, bind_console, console_message  # noqa: E402
-from tests.fakes.llm_server import FakeLLMServer  # noqa: E402
+from assistants.types import ChatMessage, CompletionRequest, GenerationParams
+from bot.app import App, build_app, prepare_database
+from bot.settings import load_settings
+from handlers.envelope import RecordingSink
+from tests.conftest import admin, bind_console, console_message
+from tests.fakes.llm_server import FakeLLMServer
 
 
 async def bare_loop(app: App, n: int) -> list[float]:
@@ -36,7 +36,8 @@ async def bare_loop(app: App, n: int) -> list[float]:
             system_prompt="You are a helpful assistant.",
             messages=[ChatMessage("user", f"bench question {i}")],
             params=GenerationParams(model="gpt-4o-mini", max_output_tokens=256),
-            idempotency_key=f"bare-{i}-{time.monotonic_ns()}")
+            idempotency_key=f"bare-{i}-{time.monotonic_ns()}",
+        )
         started = time.perf_counter()
         async for _event in client.stream(request):
             pass
@@ -48,8 +49,9 @@ async def pipeline_loop(app: App, n: int, offset: int) -> list[float]:
     timings: list[float] = []
     for i in range(n):
         # A fresh user each time keeps the context (and so the request) the same size as bare.
-        message = console_message(f"bench question {i}", user=f"user-{offset + i}",
-                                  update_key=f"bench-{offset + i}")
+        message = console_message(
+            f"bench question {i}", user=f"user-{offset + i}", update_key=f"bench-{offset + i}"
+        )
         started = time.perf_counter()
         ctx = await app.pipeline.handle(message, RecordingSink())
         timings.append(time.perf_counter() - started)
@@ -75,10 +77,18 @@ async def main() -> None:
     await llm.start()
     workdir = Path(tempfile.mkdtemp(prefix="sb-bench-"))
     url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    app = build_app(load_settings({
-        "DATABASE_URL": url, "OPENAI_BASE_URL": llm.base_url, "DEFAULT_PROVIDER": "openai",
-        "DEFAULT_MODEL": "gpt-4o-mini", "RATE_LIMIT_PER_MINUTE": "0",
-        "MEDIA_DIR": str(workdir / "media")}))
+    app = build_app(
+        load_settings(
+            {
+                "DATABASE_URL": url,
+                "OPENAI_BASE_URL": llm.base_url,
+                "DEFAULT_PROVIDER": "openai",
+                "DEFAULT_MODEL": "gpt-4o-mini",
+                "RATE_LIMIT_PER_MINUTE": "0",
+                "MEDIA_DIR": str(workdir / "media"),
+            }
+        )
+    )
     await prepare_database(app)
     await admin(app, "tenant", "create", "acme", "--name", "Acme")
     await admin(app, "tokens", "grant", "acme", "1000000000")
@@ -106,13 +116,19 @@ async def main() -> None:
     bare_tps = len(bare) / bare_wall
     full_tps = len(full) / full_wall
     print(f"database: {url.split(':', 1)[0]}   turns per loop: {len(full)}")
-    print(f"bare SDK loop : {bare_tps:7.1f} calls/s   p50 {pct(bare, .5) * 1e3:6.2f} ms"
-          f"   p99 {pct(bare, .99) * 1e3:6.2f} ms")
-    print(f"full pipeline : {full_tps:7.1f} turns/s   p50 {pct(full, .5) * 1e3:6.2f} ms"
-          f"   p99 {pct(full, .99) * 1e3:6.2f} ms")
-    print(f"overhead/turn : p50 {(pct(full, .5) - pct(bare, .5)) * 1e3:6.2f} ms"
-          f"   p99 {(pct(full, .99) - pct(bare, .99)) * 1e3:6.2f} ms"
-          f"   mean {(statistics.mean(full) - statistics.mean(bare)) * 1e3:6.2f} ms")
+    print(
+        f"bare SDK loop : {bare_tps:7.1f} calls/s   p50 {pct(bare, 0.5) * 1e3:6.2f} ms"
+        f"   p99 {pct(bare, 0.99) * 1e3:6.2f} ms"
+    )
+    print(
+        f"full pipeline : {full_tps:7.1f} turns/s   p50 {pct(full, 0.5) * 1e3:6.2f} ms"
+        f"   p99 {pct(full, 0.99) * 1e3:6.2f} ms"
+    )
+    print(
+        f"overhead/turn : p50 {(pct(full, 0.5) - pct(bare, 0.5)) * 1e3:6.2f} ms"
+        f"   p99 {(pct(full, 0.99) - pct(bare, 0.99)) * 1e3:6.2f} ms"
+        f"   mean {(statistics.mean(full) - statistics.mean(bare)) * 1e3:6.2f} ms"
+    )
     print(f"ratio         : pipeline throughput = {full_tps / bare_tps:.2f} × bare loop")
 
 

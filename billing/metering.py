@@ -53,19 +53,34 @@ class Reservation:
 
 
 class Metering:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], pricer: Pricer, *,
-                 clock: Clock = system_clock, reservation_ttl: timedelta = timedelta(minutes=10),
-                 min_output_tokens: int = MIN_OUTPUT_TOKENS) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        pricer: Pricer,
+        *,
+        clock: Clock = system_clock,
+        reservation_ttl: timedelta = timedelta(minutes=10),
+        min_output_tokens: int = MIN_OUTPUT_TOKENS,
+    ) -> None:
         self._sessions = sessions
         self._pricer = pricer
         self._clock = clock
         self._ttl = reservation_ttl
         self._min_output = min_output_tokens
 
-    async def reserve(self, tenant: Tenant, *, key: str, provider: str, model: str,
-                      prompt_tokens_bound: int, max_output_tokens: int, kind: str = "chat",
-                      assistant_id: int | None = None,
-                      conversation_id: int | None = None) -> Reservation:
+    async def reserve(
+        self,
+        tenant: Tenant,
+        *,
+        key: str,
+        provider: str,
+        model: str,
+        prompt_tokens_bound: int,
+        max_output_tokens: int,
+        kind: str = "chat",
+        assistant_id: int | None = None,
+        conversation_id: int | None = None,
+    ) -> Reservation:
         """Reserve up to ``prompt_tokens_bound + max_output_tokens``.
 
         A prepaid tenant is served while its balance lasts: when less is available the output cap
@@ -77,16 +92,34 @@ class Metering:
         async with self._sessions.begin() as session:
             usage = UsageRepository(session)
             granted = await self._grant(session, usage, tenant, minimum, wanted, now)
-            event = await usage.add(UsageEvent(
-                idempotency_key=key, tenant_id=tenant.id, assistant_id=assistant_id,
-                conversation_id=conversation_id, provider=provider, model=model, kind=kind,
-                status="reserved", reserved_tokens=granted, created_at=now,
-                lease_expires_at=now + self._ttl))
-        return Reservation(event.id, tenant.id, key, provider, model, granted,
-                           granted - prompt_tokens_bound)
+            event = await usage.add(
+                UsageEvent(
+                    idempotency_key=key,
+                    tenant_id=tenant.id,
+                    assistant_id=assistant_id,
+                    conversation_id=conversation_id,
+                    provider=provider,
+                    model=model,
+                    kind=kind,
+                    status="reserved",
+                    reserved_tokens=granted,
+                    created_at=now,
+                    lease_expires_at=now + self._ttl,
+                )
+            )
+        return Reservation(
+            event.id, tenant.id, key, provider, model, granted, granted - prompt_tokens_bound
+        )
 
-    async def _grant(self, session: AsyncSession, usage: UsageRepository, tenant: Tenant,
-                     minimum: int, wanted: int, now: datetime) -> int:
+    async def _grant(
+        self,
+        session: AsyncSession,
+        usage: UsageRepository,
+        tenant: Tenant,
+        minimum: int,
+        wanted: int,
+        now: datetime,
+    ) -> int:
         if tenant.plan == "postpaid":
             if tenant.monthly_token_quota is not None:
                 # Soft cap: postpaid usage is invoiced, the quota only stops runaway use.
@@ -110,8 +143,15 @@ class Metering:
                 return grant
         raise InsufficientTokens(tenant.slug, 0, minimum)
 
-    async def settle(self, session: AsyncSession, reservation: Reservation, usage: Usage, *,
-                     latency_ms: int, model: str | None = None) -> UsageEvent | None:
+    async def settle(
+        self,
+        session: AsyncSession,
+        reservation: Reservation,
+        usage: Usage,
+        *,
+        latency_ms: int,
+        model: str | None = None,
+    ) -> UsageEvent | None:
         """Charge the provider-reported tokens, inside the caller's transaction.
 
         Returns None when the reservation was already settled or released (a replay).
@@ -122,8 +162,9 @@ class Metering:
             return None
         event = await repo.get(reservation.event_id)
         assert event is not None
-        price = await self._pricer.price(session, reservation.provider, model or reservation.model, usage,
-                                         event.created_at)
+        price = await self._pricer.price(
+            session, reservation.provider, model or reservation.model, usage, event.created_at
+        )
         charged = usage.billable_tokens
         event.input_tokens = usage.input_tokens
         event.cached_input_tokens = usage.cached_input_tokens
@@ -136,13 +177,20 @@ class Metering:
         event.latency_ms = latency_ms
         event.lease_expires_at = None
         if not price.priced:
-            log.warning("unpriced model %s/%s: usage recorded at zero cost",
-                        reservation.provider, event.model)
+            log.warning(
+                "unpriced model %s/%s: usage recorded at zero cost",
+                reservation.provider,
+                event.model,
+            )
         await LedgerRepository(session).post(
-            reservation.tenant_id, "usage", -charged, now=now,
+            reservation.tenant_id,
+            "usage",
+            -charged,
+            now=now,
             reference=f"usage:{reservation.idempotency_key}",
             note=f"{reservation.provider}/{event.model}",
-            release_reserved=reservation.tokens)
+            release_reserved=reservation.tokens,
+        )
         return event
 
     async def fail(self, reservation: Reservation, error: str, *, latency_ms: int) -> None:
@@ -171,6 +219,10 @@ class Metering:
                     await repo.release_reserved(event.tenant_id, event.reserved_tokens)
                     released.append(event)
         for event in released:
-            log.warning("released orphaned reservation %s of tenant %s (%s tokens)",
-                        event.idempotency_key, event.tenant_id, event.reserved_tokens)
+            log.warning(
+                "released orphaned reservation %s of tenant %s (%s tokens)",
+                event.idempotency_key,
+                event.tenant_id,
+                event.reserved_tokens,
+            )
         return released

@@ -40,8 +40,12 @@ class App:
         await self.engine.dispose()
 
 
-def build_app(settings: Settings, *, providers: Mapping[str, ProviderClient] | None = None,
-              clock: Clock = system_clock) -> App:
+def build_app(
+    settings: Settings,
+    *,
+    providers: Mapping[str, ProviderClient] | None = None,
+    clock: Clock = system_clock,
+) -> App:
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
     if providers is None:
@@ -50,17 +54,35 @@ def build_app(settings: Settings, *, providers: Mapping[str, ProviderClient] | N
             openai_base_url=settings.openai_base_url,
             anthropic_api_key=_secret(settings.anthropic_api_key),
             anthropic_base_url=settings.anthropic_base_url,
-            timeout=settings.provider_timeout_seconds)
+            timeout=settings.provider_timeout_seconds,
+        )
     pricer = Pricer()
-    metering = Metering(sessions, pricer, clock=clock,
-                        reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds))
+    metering = Metering(
+        sessions,
+        pricer,
+        clock=clock,
+        reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds),
+    )
     config = ServiceConfig(
-        billing_currency=settings.billing_currency, vat_rate=settings.vat_rate,
-        usd_to_billing_rate=settings.usd_to_billing_rate, default_provider=settings.provider,
-        default_model=settings.model, context_token_budget=settings.context_token_budget,
-        rate_limit_per_minute=settings.rate_limit_per_minute, media_dir=settings.media_dir)
-    services = Services(sessions=sessions, providers=providers, pricer=pricer, metering=metering,
-                        commands=build_registry(), metrics=Metrics(), clock=clock, config=config)
+        billing_currency=settings.billing_currency,
+        vat_rate=settings.vat_rate,
+        usd_to_billing_rate=settings.usd_to_billing_rate,
+        default_provider=settings.provider,
+        default_model=settings.model,
+        context_token_budget=settings.context_token_budget,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        media_dir=settings.media_dir,
+    )
+    services = Services(
+        sessions=sessions,
+        providers=providers,
+        pricer=pricer,
+        metering=metering,
+        commands=build_registry(),
+        metrics=Metrics(),
+        clock=clock,
+        config=config,
+    )
     return App(settings, engine, services, build_pipeline(services))
 
 

@@ -24,8 +24,9 @@ SHELL_ACTOR = Caller(channel="shell", user_id="admin", role="super_admin")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="switchboard",
-                                     description="Chat-first AI assistant service.")
+    parser = argparse.ArgumentParser(
+        prog="switchboard", description="Chat-first AI assistant service."
+    )
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, seed and serve every configured channel")
@@ -39,12 +40,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None,
-         stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
     args = _parser().parse_args(argv)
     out = stdout or sys.stdout
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         settings = load_settings(environ)
         return asyncio.run(_dispatch(args, settings, stdin or sys.stdin, out))
@@ -56,8 +65,9 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         return 130
 
 
-async def _dispatch(args: argparse.Namespace, settings: Settings, stdin: TextIO,
-                    out: TextIO) -> int:
+async def _dispatch(
+    args: argparse.Namespace, settings: Settings, stdin: TextIO, out: TextIO
+) -> int:
     if args.command == "run":
         problems = settings.service_problems()
         if problems:
@@ -98,8 +108,9 @@ async def _chat(app: App, slug: str, user: str, stdin: TextIO, out: TextIO) -> i
         path.write_bytes(file.data)
         return str(path)
 
-    await run_console(app.pipeline, slug, user, stdin=stdin, sink=ConsoleSink(out, save),
-                      prompt=stdin.isatty())
+    await run_console(
+        app.pipeline, slug, user, stdin=stdin, sink=ConsoleSink(out, save), prompt=stdin.isatty()
+    )
     return 0
 
 

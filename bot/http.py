@@ -25,8 +25,10 @@ def build_web_app(services: Services) -> web.Application:
         return web.json_response({"status": "ok", "database": "ok"})
 
     async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(body=services.metrics.render(),
-                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return web.Response(
+            body=services.metrics.render(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

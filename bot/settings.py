@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -24,8 +24,9 @@ DEFAULT_MODELS = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False,
-                                      env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     database_url: str = "sqlite+aiosqlite:///./switchboard.db"
     media_dir: Path = Path("./media")
@@ -129,16 +130,20 @@ class Settings(BaseSettings):
                 "SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)."
             )
         if self.slack_bot_token is not None and not self.slack_enabled:
-            problems.append("SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET nor "
-                            "SLACK_APP_TOKEN is.")
+            problems.append(
+                "SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET nor SLACK_APP_TOKEN is."
+            )
         if not self.configured_providers:
             problems.append(
                 "No LLM provider configured: set OPENAI_API_KEY / OPENAI_BASE_URL or "
                 "ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL."
             )
-        if self.telegram_mode == "webhook" and self.telegram_enabled:
-            if self.telegram_webhook_secret is None:
-                problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET.")
+        if (
+            self.telegram_mode == "webhook"
+            and self.telegram_enabled
+            and self.telegram_webhook_secret is None
+        ):
+            problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET.")
         return problems
 
 
@@ -168,5 +173,7 @@ def load_settings(
     if environ is None:
         return Settings(_env_file=env_file)  # type: ignore[call-arg]
     fields = Settings.model_fields
-    return _ExplicitSettings(**{k.lower(): v for k, v in environ.items()
-                                if k.lower() in fields and v != ""})
+    values: dict[str, Any] = {
+        k.lower(): v for k, v in environ.items() if k.lower() in fields and v != ""
+    }
+    return _ExplicitSettings(**values)

@@ -17,8 +17,21 @@ MAX_DOCUMENT_CHARS = 20_000
 MAX_IMAGE_BYTES = 10_000_000
 MAX_AUDIO_BYTES = 25_000_000
 TRANSCRIPTION_MODEL = "whisper-1"
-_TEXT_SUFFIXES = (".txt", ".md", ".csv", ".json", ".py", ".html", ".xml", ".yaml", ".yml",
-                  ".log", ".tsv", ".ini", ".toml")
+_TEXT_SUFFIXES = (
+    ".txt",
+    ".md",
+    ".csv",
+    ".json",
+    ".py",
+    ".html",
+    ".xml",
+    ".yaml",
+    ".yml",
+    ".log",
+    ".tsv",
+    ".ini",
+    ".toml",
+)
 
 
 class UnsupportedInput(SwitchboardError):
@@ -45,8 +58,10 @@ async def prepare_input(ctx: TurnContext, assistant: Assistant) -> PreparedInput
         elif attachment.kind == "document" and _is_text(attachment):
             parts.append(await _document(attachment))
         else:
-            raise UnsupportedInput("this kind of file is not supported. "
-                                   "Send text, a photo, a voice message or a text document.")
+            raise UnsupportedInput(
+                "this kind of file is not supported. "
+                "Send text, a photo, a voice message or a text document."
+            )
     if not parts and images:
         parts.append("Describe this image.")
     if not parts:
@@ -62,8 +77,10 @@ def _is_text(attachment: Attachment) -> bool:
 
 async def _image(attachment: Attachment, assistant: Assistant) -> ImageInput:
     if "vision" not in assistant.capabilities:
-        raise UnsupportedInput(f"the assistant '{assistant.slug}' cannot read images. "
-                               "Pick one that can with /assistants and /use.")
+        raise UnsupportedInput(
+            f"the assistant '{assistant.slug}' cannot read images. "
+            "Pick one that can with /assistants and /use."
+        )
     if attachment.size is not None and attachment.size > MAX_IMAGE_BYTES:
         raise UnsupportedInput("that image is too large (10 MB at most).")
     return ImageInput(await attachment.fetch(), attachment.mime_type or "image/jpeg")
@@ -90,8 +107,9 @@ async def _transcribe(ctx: TurnContext, attachment: Attachment) -> str:
     provider = services.providers.get("openai")
     transcribe = getattr(provider, "transcribe", None)
     if provider is None or transcribe is None:
-        raise UnsupportedInput("voice messages need an OpenAI-compatible provider, "
-                               "which is not configured.")
+        raise UnsupportedInput(
+            "voice messages need an OpenAI-compatible provider, which is not configured."
+        )
     assert ctx.tenant is not None
     if attachment.size is not None and attachment.size > MAX_AUDIO_BYTES:
         raise UnsupportedInput("that recording is too large (25 MB at most).")
@@ -99,9 +117,14 @@ async def _transcribe(ctx: TurnContext, attachment: Attachment) -> str:
     key = f"{ctx.message.channel}:{ctx.message.update_key or time.time_ns()}:transcription"
     # Transcription is billed on audio tokens; a byte count bounds them generously.
     reservation = await services.metering.reserve(
-        ctx.tenant, key=key, provider="openai", model=TRANSCRIPTION_MODEL,
-        prompt_tokens_bound=min(len(audio) // 16 + 64, 50_000), max_output_tokens=1000,
-        kind="transcription")
+        ctx.tenant,
+        key=key,
+        provider="openai",
+        model=TRANSCRIPTION_MODEL,
+        prompt_tokens_bound=min(len(audio) // 16 + 64, 50_000),
+        max_output_tokens=1000,
+        kind="transcription",
+    )
     started = time.perf_counter()
     try:
         result = await transcribe(audio, attachment.file_name or "voice.ogg", TRANSCRIPTION_MODEL)
@@ -109,8 +132,9 @@ async def _transcribe(ctx: TurnContext, attachment: Attachment) -> str:
         await services.metering.fail(reservation, str(exc), latency_ms=_ms(started))
         raise
     async with services.sessions.begin() as session:
-        await services.metering.settle(session, reservation, result.usage,
-                                       latency_ms=_ms(started), model=result.model)
+        await services.metering.settle(
+            session, reservation, result.usage, latency_ms=_ms(started), model=result.model
+        )
     return str(result.text)
 
 

@@ -17,11 +17,15 @@ from handlers.turn import AssistantTurn
 
 def build_pipeline(services: Services) -> Pipeline:
     """errors → dedup → identify → command? → tenant status → rate limit → assistant turn."""
-    return Pipeline(services, [
-        ErrorMiddleware(),
-        DedupMiddleware(),
-        IdentifyMiddleware(),
-        CommandMiddleware(),
-        TenantStatusMiddleware(),
-        RateLimitMiddleware(services.config.rate_limit_per_minute),
-    ], AssistantTurn())
+    return Pipeline(
+        services,
+        [
+            ErrorMiddleware(),
+            DedupMiddleware(),
+            IdentifyMiddleware(),
+            CommandMiddleware(),
+            TenantStatusMiddleware(),
+            RateLimitMiddleware(services.config.rate_limit_per_minute),
+        ],
+        AssistantTurn(),
+    )

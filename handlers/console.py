@@ -56,8 +56,15 @@ class _ConsoleStream:
         self._sink._write(("\n" if self._shown else "") + message + "\n")
 
 
-async def run_console(pipeline: Pipeline, tenant_slug: str, user: str, *, stdin: TextIO,
-                      sink: ConsoleSink, prompt: bool) -> int:
+async def run_console(
+    pipeline: Pipeline,
+    tenant_slug: str,
+    user: str,
+    *,
+    stdin: TextIO,
+    sink: ConsoleSink,
+    prompt: bool,
+) -> int:
     """Handle each non-empty input line as one message; returns the number handled."""
     handled = 0
     loop = asyncio.get_running_loop()
@@ -73,9 +80,15 @@ async def run_console(pipeline: Pipeline, tenant_slug: str, user: str, *, stdin:
         if text in ("/quit", "/exit"):
             break
         message = InboundMessage(
-            channel=CHANNEL, scope_key=console_scope(tenant_slug),
-            chat_key=f"{tenant_slug}:{user}", user_id=user, user_name=user, text=text,
-            received_at=datetime.now(UTC), is_private=True)
+            channel=CHANNEL,
+            scope_key=console_scope(tenant_slug),
+            chat_key=f"{tenant_slug}:{user}",
+            user_id=user,
+            user_name=user,
+            text=text,
+            received_at=datetime.now(UTC),
+            is_private=True,
+        )
         await pipeline.handle(message, sink)
         handled += 1
     return handled

@@ -73,7 +73,8 @@ class IdentifyMiddleware:
             ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
             if ctx.tenant is not None:
                 ctx.member = await MemberRepository(session).get_or_create(
-                    ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now)
+                    ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now
+                )
                 await TenantRepository(session).touch(ctx.tenant.id, now)
         if ctx.tenant is None and ctx.admin_role is None and not _is_unbound_command(msg.text):
             ctx.outcome = "unbound"
@@ -96,10 +97,18 @@ class CommandMiddleware:
             await call_next(ctx)
             return
         msg = ctx.message
-        caller = Caller(channel=msg.channel, user_id=msg.user_id, role=ctx.admin_role,
-                        tenant=ctx.tenant, member=ctx.member, chat_key=msg.chat_key,
-                        thread_key=msg.thread_key, scope_key=msg.scope_key,
-                        is_private=msg.is_private, user_name=msg.user_name)
+        caller = Caller(
+            channel=msg.channel,
+            user_id=msg.user_id,
+            role=ctx.admin_role,
+            tenant=ctx.tenant,
+            member=ctx.member,
+            chat_key=msg.chat_key,
+            thread_key=msg.thread_key,
+            scope_key=msg.scope_key,
+            is_private=msg.is_private,
+            user_name=msg.user_name,
+        )
         services = ctx.services
         result = await services.commands.dispatch(split_command_line(text), caller, services)
         ctx.outcome = "command"
@@ -119,14 +128,21 @@ class TenantStatusMiddleware:
             await ctx.sink.send_text(UNBOUND_EXPLANATION)
             return
         if tenant.status == "suspended":
-            raise TenantUnavailable(tenant.slug, "suspended",
-                                    "This organisation's access is suspended. "
-                                    "Please contact your provider.")
-        if (tenant.status == "trial" and tenant.trial_ends_at is not None
-                and tenant.trial_ends_at <= ctx.services.clock()):
-            raise TenantUnavailable(tenant.slug, "trial ended",
-                                    "Your trial has ended. Please contact your provider "
-                                    "to continue.")
+            raise TenantUnavailable(
+                tenant.slug,
+                "suspended",
+                "This organisation's access is suspended. Please contact your provider.",
+            )
+        if (
+            tenant.status == "trial"
+            and tenant.trial_ends_at is not None
+            and tenant.trial_ends_at <= ctx.services.clock()
+        ):
+            raise TenantUnavailable(
+                tenant.slug,
+                "trial ended",
+                "Your trial has ended. Please contact your provider to continue.",
+            )
         await call_next(ctx)
 
 
@@ -137,8 +153,7 @@ class RateLimitMiddleware:
     across processes, are enforced in the database by metering.
     """
 
-    def __init__(self, per_minute: int,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._limit = per_minute
         self._monotonic = monotonic
         self._seen: defaultdict[str, deque[float]] = defaultdict(deque)
@@ -154,8 +169,9 @@ class RateLimitMiddleware:
             window.popleft()
         if len(window) >= self._limit:
             ctx.outcome = "rate_limited"
-            await ctx.sink.send_text("You are sending messages too fast. "
-                                     "Please wait a minute and try again.")
+            await ctx.sink.send_text(
+                "You are sending messages too fast. Please wait a minute and try again."
+            )
             return
         window.append(now)
         await call_next(ctx)

@@ -39,8 +39,9 @@ class Middleware(Protocol):
 class Pipeline:
     """Composes the middlewares once; :meth:`handle` runs one message through them."""
 
-    def __init__(self, services: Services, middlewares: Sequence[Middleware],
-                 endpoint: Handler) -> None:
+    def __init__(
+        self, services: Services, middlewares: Sequence[Middleware], endpoint: Handler
+    ) -> None:
         self.services = services
         chain: Handler = endpoint
         for middleware in reversed(middlewares):
@@ -67,10 +68,10 @@ class Pipeline:
     def inflight(self) -> int:
         return self._inflight
 
-    async def drain(self, timeout: float) -> bool:
-        """Wait until no message is being handled; False if ``timeout`` ran out first."""
+    async def drain(self, seconds: float) -> bool:
+        """Wait until no message is being handled; False if ``seconds`` ran out first."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(self._idle.wait(), seconds)
         except TimeoutError:
             return False
         return True

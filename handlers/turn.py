@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from assistants.context import fit_context, request_bound
 from assistants.types import ChatMessage, Completion, CompletionRequest, GenerationParams, TextDelta
-from bot.errors import ProviderError, SwitchboardError
 from billing.metering import MIN_OUTPUT_TOKENS, Reservation
+from bot.errors import ProviderError, SwitchboardError
 from handlers.attachments import PreparedInput, prepare_input
 from handlers.envelope import ReplyStream
 from handlers.pipeline import TurnContext
@@ -50,7 +50,8 @@ class AssistantTurn:
         if provider is None:
             raise SwitchboardError(
                 f"provider {assistant.provider} not configured",
-                user_message=f"The assistant '{assistant.slug}' is not available right now.")
+                user_message=f"The assistant '{assistant.slug}' is not available right now.",
+            )
 
         prepared = await prepare_input(ctx, assistant)
         new = ChatMessage("user", prepared.text, prepared.images)
@@ -60,17 +61,28 @@ class AssistantTurn:
         messages = fit_context(plan.assistant.system_prompt, plan.history, new, budget)
         key = _turn_key(msg.channel, msg.update_key)
         reservation = await services.metering.reserve(
-            ctx.tenant, key=key, provider=assistant.provider, model=assistant.model,
+            ctx.tenant,
+            key=key,
+            provider=assistant.provider,
+            model=assistant.model,
             prompt_tokens_bound=request_bound(plan.assistant.system_prompt, messages),
-            max_output_tokens=assistant.max_output_tokens, assistant_id=assistant.id,
-            conversation_id=plan.conversation.id if plan.conversation else None)
+            max_output_tokens=assistant.max_output_tokens,
+            assistant_id=assistant.id,
+            conversation_id=plan.conversation.id if plan.conversation else None,
+        )
         request = CompletionRequest(
-            system_prompt=plan.assistant.system_prompt, messages=messages, idempotency_key=key,
+            system_prompt=plan.assistant.system_prompt,
+            messages=messages,
+            idempotency_key=key,
             params=GenerationParams(
-                model=assistant.model, max_output_tokens=reservation.max_output_tokens,
-                temperature=assistant.temperature, top_p=assistant.top_p,
+                model=assistant.model,
+                max_output_tokens=reservation.max_output_tokens,
+                temperature=assistant.temperature,
+                top_p=assistant.top_p,
                 frequency_penalty=assistant.frequency_penalty,
-                presence_penalty=assistant.presence_penalty))
+                presence_penalty=assistant.presence_penalty,
+            ),
+        )
 
         stream = ctx.sink.open_stream()
         call_started = time.perf_counter()
@@ -93,19 +105,18 @@ class AssistantTurn:
         services.metrics.provider_latency.labels(assistant.provider).observe(latency / 1000)
 
         try:
-            await self._persist(ctx, ctx.tenant, plan, prepared, completion, reservation,
-                                latency)
+            await self._persist(ctx, ctx.tenant, plan, prepared, completion, reservation, latency)
         except BaseException as exc:
             # The transaction rolled back: do not leave the reservation hanging until its lease.
-            await services.metering.fail(reservation, f"persist failed: {type(exc).__name__}",
-                                         latency_ms=latency)
+            await services.metering.fail(
+                reservation, f"persist failed: {type(exc).__name__}", latency_ms=latency
+            )
             raise
         ctx.outcome = "answered"
         try:
             await stream.finish(completion.text)
         finally:
-            services.metrics.turn_latency.labels(msg.channel).observe(
-                time.perf_counter() - started)
+            services.metrics.turn_latency.labels(msg.channel).observe(time.perf_counter() - started)
 
     async def _plan(self, ctx: TurnContext, tenant: Tenant) -> _Plan:
         msg = ctx.message
@@ -114,65 +125,114 @@ class AssistantTurn:
             conversations = ConversationRepository(session)
             available = await AssistantRepository(session).available_to(tenant.id)
             if not available:
-                raise SwitchboardError("no assistant available",
-                                       user_message="No assistant is enabled for this chat.")
-            preferred = await conversations.preferred_assistant(tenant.id, msg.channel,
-                                                                msg.chat_key)
+                raise SwitchboardError(
+                    "no assistant available", user_message="No assistant is enabled for this chat."
+                )
+            preferred = await conversations.preferred_assistant(
+                tenant.id, msg.channel, msg.chat_key
+            )
             assistant = _choose(available, preferred)
-            conversation = await conversations.active(tenant.id, msg.channel, msg.chat_key,
-                                                      msg.thread_key)
+            conversation = await conversations.active(
+                tenant.id, msg.channel, msg.chat_key, msg.thread_key
+            )
             if conversation is not None and conversation.assistant_id != assistant.assistant.id:
                 conversation = None  # switched with /use: start afresh with the new assistant
-            history = [] if conversation is None else [
-                ChatMessage("assistant" if m.role == "assistant" else "user", m.content)
-                for m in await conversations.recent_messages(conversation.id, limit)]
+            history = (
+                []
+                if conversation is None
+                else [
+                    ChatMessage("assistant" if m.role == "assistant" else "user", m.content)
+                    for m in await conversations.recent_messages(conversation.id, limit)
+                ]
+            )
             fresh = await session.get(Tenant, tenant.id, populate_existing=True)
             assert fresh is not None
-            available_tokens = (fresh.token_balance - fresh.tokens_reserved
-                                if fresh.plan == "prepaid" else None)
+            available_tokens = (
+                fresh.token_balance - fresh.tokens_reserved if fresh.plan == "prepaid" else None
+            )
         return _Plan(assistant, conversation, history, available_tokens)
 
-    async def _conversation(self, conversations: ConversationRepository, ctx: TurnContext,
-                            tenant: Tenant, plan: _Plan) -> Conversation:
+    async def _conversation(
+        self, conversations: ConversationRepository, ctx: TurnContext, tenant: Tenant, plan: _Plan
+    ) -> Conversation:
         msg = ctx.message
         if plan.conversation is not None:
             return plan.conversation
-        return await conversations.start(tenant.id, msg.channel, msg.chat_key, msg.thread_key,
-                                         plan.assistant.assistant.id, ctx.services.clock())
+        return await conversations.start(
+            tenant.id,
+            msg.channel,
+            msg.chat_key,
+            msg.thread_key,
+            plan.assistant.assistant.id,
+            ctx.services.clock(),
+        )
 
-    async def _persist(self, ctx: TurnContext, tenant: Tenant, plan: _Plan,
-                       prepared: PreparedInput, completion: Completion,
-                       reservation: Reservation, latency_ms: int) -> None:
+    async def _persist(
+        self,
+        ctx: TurnContext,
+        tenant: Tenant,
+        plan: _Plan,
+        prepared: PreparedInput,
+        completion: Completion,
+        reservation: Reservation,
+        latency_ms: int,
+    ) -> None:
         services = ctx.services
         member_id = ctx.member.id if ctx.member else None
         assistant = plan.assistant.assistant
         async with services.sessions.begin() as session:
             conversations = ConversationRepository(session)
             conversation = await self._conversation(conversations, ctx, tenant, plan)
-            await conversations.add_message(Message(
-                conversation_id=conversation.id, role="user", content=prepared.text,
-                member_id=member_id))
-            answer = await conversations.add_message(Message(
-                conversation_id=conversation.id, role="assistant", content=completion.text))
-            session.add(ContentItem(
-                tenant_id=tenant.id, kind="text", title=_title(completion.text),
-                text=completion.text, mime_type="text/plain", conversation_id=conversation.id,
-                message_id=answer.id, assistant_id=assistant.id, member_id=member_id))
-            event = await services.metering.settle(session, reservation, completion.usage,
-                                                   latency_ms=latency_ms, model=completion.model)
+            await conversations.add_message(
+                Message(
+                    conversation_id=conversation.id,
+                    role="user",
+                    content=prepared.text,
+                    member_id=member_id,
+                )
+            )
+            answer = await conversations.add_message(
+                Message(conversation_id=conversation.id, role="assistant", content=completion.text)
+            )
+            session.add(
+                ContentItem(
+                    tenant_id=tenant.id,
+                    kind="text",
+                    title=_title(completion.text),
+                    text=completion.text,
+                    mime_type="text/plain",
+                    conversation_id=conversation.id,
+                    message_id=answer.id,
+                    assistant_id=assistant.id,
+                    member_id=member_id,
+                )
+            )
+            event = await services.metering.settle(
+                session,
+                reservation,
+                completion.usage,
+                latency_ms=latency_ms,
+                model=completion.model,
+            )
             if event is not None:
                 event.conversation_id = conversation.id
                 _count(ctx, event.provider, completion)
 
-    async def _persist_unanswered(self, ctx: TurnContext, tenant: Tenant, plan: _Plan,
-                                  prepared: PreparedInput) -> None:
+    async def _persist_unanswered(
+        self, ctx: TurnContext, tenant: Tenant, plan: _Plan, prepared: PreparedInput
+    ) -> None:
         """Keep the user's message even when the provider failed (a fault loses no data)."""
         async with ctx.services.sessions.begin() as session:
             conversations = ConversationRepository(session)
             conversation = await self._conversation(conversations, ctx, tenant, plan)
-            await conversations.add_message(Message(
-                conversation_id=conversation.id, role="user", content=prepared.text,
-                member_id=ctx.member.id if ctx.member else None))
+            await conversations.add_message(
+                Message(
+                    conversation_id=conversation.id,
+                    role="user",
+                    content=prepared.text,
+                    member_id=ctx.member.id if ctx.member else None,
+                )
+            )
 
 
 async def _consume(events: object, stream: ReplyStream) -> Completion:

@@ -8,7 +8,7 @@ PostgreSQL, so only portable types are used.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -64,7 +64,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), int: BigInteger(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        int: BigInteger(),
+        dict[str, Any]: JSON(),
+    }
 
 
 # -- tenants and identity ------------------------------------------------------------------------
@@ -210,8 +214,9 @@ class ChatPreference(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_lookup", "tenant_id", "channel", "chat_key",
-                            "thread_key"),)
+    __table_args__ = (
+        Index("ix_conversations_lookup", "tenant_id", "channel", "chat_key", "thread_key"),
+    )
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -265,8 +270,10 @@ class UsageEvent(Base):
     """One provider call. Created as a reservation, then settled, failed or released."""
 
     __tablename__ = "usage_events"
-    __table_args__ = (Index("ix_usage_events_tenant_time", "tenant_id", "created_at"),
-                      Index("ix_usage_events_status", "status", "lease_expires_at"))
+    __table_args__ = (
+        Index("ix_usage_events_tenant_time", "tenant_id", "created_at"),
+        Index("ix_usage_events_status", "status", "lease_expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)

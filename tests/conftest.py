@@ -53,8 +53,9 @@ AppFactory = Callable[..., Any]
 
 
 @pytest.fixture
-async def make_app(database_url: str, llm: FakeLLMServer,
-                   tmp_path: Path) -> AsyncIterator[AppFactory]:
+async def make_app(
+    database_url: str, llm: FakeLLMServer, tmp_path: Path
+) -> AsyncIterator[AppFactory]:
     """``await make_app(**env)`` → a migrated, seeded App; closed after the test."""
     apps: list[App] = []
 
@@ -99,12 +100,20 @@ async def tenant_with_tokens(app: App, slug: str = "acme", tokens: int = 100_000
     return str(created.data["invite_code"])
 
 
-def console_message(text: str, *, slug: str = "acme", user: str = "u1",
-                    update_key: str | None = None, **extra: Any) -> InboundMessage:
+def console_message(
+    text: str, *, slug: str = "acme", user: str = "u1", update_key: str | None = None, **extra: Any
+) -> InboundMessage:
     fields: Mapping[str, Any] = {
-        "channel": "console", "scope_key": f"tenant:{slug}", "chat_key": f"{slug}:{user}",
-        "user_id": user, "user_name": user, "text": text, "received_at": datetime.now(UTC),
-        "update_key": update_key, **extra}
+        "channel": "console",
+        "scope_key": f"tenant:{slug}",
+        "chat_key": f"{slug}:{user}",
+        "user_id": user,
+        "user_name": user,
+        "text": text,
+        "received_at": datetime.now(UTC),
+        "update_key": update_key,
+        **extra,
+    }
     return InboundMessage(**fields)
 
 

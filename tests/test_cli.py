@@ -16,31 +16,58 @@ from tests.conftest import bind_console, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 
 
-async def _run(args: list[str], env: dict[str, str], stdin: bytes = b"",
-               cwd: Path | None = None) -> tuple[int, str, str]:
+async def _run(
+    args: list[str], env: dict[str, str], stdin: bytes = b"", cwd: Path | None = None
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "--log-level", "WARNING", *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd)
+        sys.executable,
+        "-m",
+        "bot",
+        "--log-level",
+        "WARNING",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
     out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
     return proc.returncode or 0, out.decode(), err.decode()
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
+    }
     root = str(Path(__file__).resolve().parents[1])
     keep["PYTHONPATH"] = os.pathsep.join(filter(None, [root, keep.get("PYTHONPATH")]))
     return {**keep, "MEDIA_DIR": str(tmp_path / "media"), **extra}
 
 
-async def test_provision_grant_chat_and_inspect(tmp_path: Path, database_url: str,
-                                                llm: FakeLLMServer) -> None:
+async def test_provision_grant_chat_and_inspect(
+    tmp_path: Path, database_url: str, llm: FakeLLMServer
+) -> None:
     llm.reply_text = "Hello from a local model."
     env = _env(tmp_path, DATABASE_URL=database_url, OPENAI_BASE_URL=llm.base_url)
 
-    code, out, err = await _run(["admin", "--json", "tenant", "create", "acme", "--name", "Acme",
-                                 "--email", "ops@acme.test"], env, cwd=tmp_path)
+    code, out, err = await _run(
+        [
+            "admin",
+            "--json",
+            "tenant",
+            "create",
+            "acme",
+            "--name",
+            "Acme",
+            "--email",
+            "ops@acme.test",
+        ],
+        env,
+        cwd=tmp_path,
+    )
     assert code == 0, err
     created = json.loads(out)
     assert created["slug"] == "acme" and created["invite_code"]
@@ -55,8 +82,10 @@ async def test_provision_grant_chat_and_inspect(tmp_path: Path, database_url: st
     code, out, err = await _run(["admin", "--json", "usage", "--tenant", "acme"], env)
     usage = json.loads(out)
     [event] = usage["events"]
-    assert (event["input_tokens"], event["output_tokens"]) == (llm.last_usage["input"],
-                                                               llm.last_usage["output"])
+    assert (event["input_tokens"], event["output_tokens"]) == (
+        llm.last_usage["input"],
+        llm.last_usage["output"],
+    )
     code, out, _ = await _run(["admin", "--json", "library", "--tenant", "acme"], env)
     assert json.loads(out)[0]["text"] == "Hello from a local model."
 
@@ -70,8 +99,9 @@ async def test_provision_grant_chat_and_inspect(tmp_path: Path, database_url: st
     assert json.loads(out)["ok"] is True
 
 
-async def test_admin_errors_exit_nonzero_with_message(tmp_path: Path, database_url: str,
-                                                      llm: FakeLLMServer) -> None:
+async def test_admin_errors_exit_nonzero_with_message(
+    tmp_path: Path, database_url: str, llm: FakeLLMServer
+) -> None:
     env = _env(tmp_path, DATABASE_URL=database_url, OPENAI_BASE_URL=llm.base_url)
     code, out, _ = await _run(["admin", "--json", "tenant", "show", "nope"], env)
     assert code == 1 and json.loads(out) == {"error": "No tenant 'nope'."}

@@ -18,8 +18,9 @@ def _admin_caller(role: str | None, user: str = "99") -> Caller:
 
 async def test_tenant_create_returns_invite_and_stores_only_hash(app: App) -> None:
     app.services.bot_usernames["telegram"] = "acme_bot"
-    result = await admin(app, "tenant", "create", "acme", "--name", "Acme Inc",
-                         "--email", "ops@acme.test")
+    result = await admin(
+        app, "tenant", "create", "acme", "--name", "Acme Inc", "--email", "ops@acme.test"
+    )
     code = result.data["invite_code"]
     assert result.data["slug"] == "acme"
     assert result.data["telegram_link"] == f"https://t.me/acme_bot?start={code}"
@@ -29,16 +30,20 @@ async def test_tenant_create_returns_invite_and_stores_only_hash(app: App) -> No
     assert code not in invite.code_hash and len(invite.code_hash) == 64
 
 
-@pytest.mark.parametrize("words, fragment", [
-    (["tenant", "create", "acme"], "--name"),
-    (["tenant", "create", "Bad Slug!", "--name", "x"], "Invalid slug"),
-    (["tokens", "grant", "acme", "lots"], "whole number"),
-    (["tokens", "grant", "acme", "-5"], "Usage: /tokens grant"),
-    (["tenant", "frobnicate"], "/tenant create"),
-    (["admin", "add", "nobody", "admin"], "CHANNEL:ID"),
-])
-async def test_wrong_arguments_answer_the_usage_line(app: App, words: list[str],
-                                                     fragment: str) -> None:
+@pytest.mark.parametrize(
+    "words, fragment",
+    [
+        (["tenant", "create", "acme"], "--name"),
+        (["tenant", "create", "Bad Slug!", "--name", "x"], "Invalid slug"),
+        (["tokens", "grant", "acme", "lots"], "whole number"),
+        (["tokens", "grant", "acme", "-5"], "Usage: /tokens grant"),
+        (["tenant", "frobnicate"], "/tenant create"),
+        (["admin", "add", "nobody", "admin"], "CHANNEL:ID"),
+    ],
+)
+async def test_wrong_arguments_answer_the_usage_line(
+    app: App, words: list[str], fragment: str
+) -> None:
     await tenant_with_tokens(app)
     with pytest.raises(UsageError) as raised:
         await admin(app, *words)
@@ -54,9 +59,16 @@ async def test_bad_input_changes_nothing(app: App) -> None:
     assert shown.data["token_balance"] == 100
 
 
-@pytest.mark.parametrize("role, allowed", [
-    (None, False), ("viewer", False), ("editor", False), ("admin", True), ("super_admin", True),
-])
+@pytest.mark.parametrize(
+    "role, allowed",
+    [
+        (None, False),
+        ("viewer", False),
+        ("editor", False),
+        ("admin", True),
+        ("super_admin", True),
+    ],
+)
 async def test_roles_gate_tenant_creation(app: App, role: str | None, allowed: bool) -> None:
     caller = _admin_caller(role)
     if allowed:

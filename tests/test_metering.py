@@ -28,8 +28,9 @@ async def _tenant(app: App, slug: str = "acme") -> Tenant:
         return (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one()
 
 
-async def test_usage_event_matches_server_usage_and_genai_price(app: App,
-                                                                llm: FakeLLMServer) -> None:
+async def test_usage_event_matches_server_usage_and_genai_price(
+    app: App, llm: FakeLLMServer
+) -> None:
     llm.reply_text = "one two three four five six seven"
     await tenant_with_tokens(app, tokens=10_000)
     await bind_console(app)
@@ -40,7 +41,9 @@ async def test_usage_event_matches_server_usage_and_genai_price(app: App,
     assert (event.input_tokens, event.output_tokens) == (reported["input"], reported["output"])
     expected = genai_prices.calc_price(
         genai_prices.Usage(input_tokens=event.input_tokens, output_tokens=event.output_tokens),
-        "gpt-4o-mini", provider_id="openai").total_price
+        "gpt-4o-mini",
+        provider_id="openai",
+    ).total_price
     assert event.cost_micros == to_micros(Decimal(expected))
     assert event.priced and event.status == "settled"
     assert event.charged_tokens == reported["input"] + reported["output"]
@@ -52,10 +55,16 @@ async def test_usage_event_matches_server_usage_and_genai_price(app: App,
 
 async def test_model_price_override_wins(app: App, llm: FakeLLMServer) -> None:
     async with app.services.sessions.begin() as session:
-        await PriceRepository(session).upsert(ModelPrice(
-            provider="openai", model="gpt-4o-mini", input_per_mtok_micros=1_000_000,
-            cached_input_per_mtok_micros=None, output_per_mtok_micros=2_000_000,
-            currency="USD"))
+        await PriceRepository(session).upsert(
+            ModelPrice(
+                provider="openai",
+                model="gpt-4o-mini",
+                input_per_mtok_micros=1_000_000,
+                cached_input_per_mtok_micros=None,
+                output_per_mtok_micros=2_000_000,
+                currency="USD",
+            )
+        )
     await tenant_with_tokens(app)
     await bind_console(app)
     await say(app, "hello")
@@ -104,8 +113,9 @@ async def test_fifty_concurrent_turns_never_overdraw(app: App, llm: FakeLLMServe
     # One turn: ~20 words in + 40 out, but the reservation bound is bytes-based (~150 + output).
     await admin(app, "tokens", "grant", "acme", "2200")
 
-    sinks = await asyncio.gather(*(say(app, f"question {i} about something", user=f"u{i}")
-                                   for i in range(50)))
+    sinks = await asyncio.gather(
+        *(say(app, f"question {i} about something", user=f"u{i}") for i in range(50))
+    )
 
     tenant = await _tenant(app)
     assert tenant.token_balance >= 0
@@ -145,8 +155,13 @@ async def test_orphaned_reservation_released(make_app, llm: FakeLLMServer) -> No
     await tenant_with_tokens(app, tokens=1_000)
     tenant = await _tenant(app)
     reservation = await app.services.metering.reserve(
-        tenant, key="crashed-turn", provider="openai", model="gpt-4o-mini",
-        prompt_tokens_bound=100, max_output_tokens=200)
+        tenant,
+        key="crashed-turn",
+        provider="openai",
+        model="gpt-4o-mini",
+        prompt_tokens_bound=100,
+        max_output_tokens=200,
+    )
     assert (await _tenant(app)).tokens_reserved == reservation.tokens == 300
 
     assert await app.services.metering.release_expired() == [], "lease still valid"
@@ -156,6 +171,8 @@ async def test_orphaned_reservation_released(make_app, llm: FakeLLMServer) -> No
     assert (await _tenant(app)).tokens_reserved == 0
     # A late settle of a released reservation charges nothing.
     async with app.services.sessions.begin() as session:
-        assert await app.services.metering.settle(session, reservation, Usage(10, 0, 10),
-                                                  latency_ms=1) is None
+        assert (
+            await app.services.metering.settle(session, reservation, Usage(10, 0, 10), latency_ms=1)
+            is None
+        )
     assert (await _tenant(app)).token_balance == 1_000

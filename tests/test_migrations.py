@@ -39,7 +39,8 @@ async def test_models_match_migrations(database_url: str) -> None:
         await migrate.upgrade(engine)
         async with engine.connect() as conn:
             diff = await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata))
+                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+            )
         assert diff == []
     finally:
         await engine.dispose()

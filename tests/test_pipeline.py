@@ -28,8 +28,9 @@ async def test_turn_streams_answer_and_saves_library_item(app: App, llm: FakeLLM
     assert sink.texts == [llm.reply_text]
     async with app.services.sessions() as session:
         item = (await session.execute(select(ContentItem))).scalar_one()
-        roles = [m.role for m in (await session.execute(
-            select(Message).order_by(Message.id))).scalars()]
+        roles = [
+            m.role for m in (await session.execute(select(Message).order_by(Message.id))).scalars()
+        ]
     assert item.text == llm.reply_text and item.kind == "text"
     assert item.conversation_id is not None and item.message_id is not None
     assert roles == ["user", "assistant"]
@@ -83,8 +84,7 @@ async def test_use_switches_assistant_and_conversation(app: App, llm: FakeLLMSer
     assert "No assistant 'nope'" in wrong.texts[0]
 
 
-async def test_unbound_chat_gets_explanation_and_no_llm_call(app: App,
-                                                             llm: FakeLLMServer) -> None:
+async def test_unbound_chat_gets_explanation_and_no_llm_call(app: App, llm: FakeLLMServer) -> None:
     await tenant_with_tokens(app)
     sink = await say(app, "hello?", slug="stranger")
     assert "not linked" in sink.texts[0]

@@ -16,20 +16,29 @@ class AdminRepository:
 
     async def role_of(self, channel: str, external_id: str) -> str | None:
         result = await self.session.execute(
-            select(PlatformAdmin.role).where(PlatformAdmin.channel == channel,
-                                             PlatformAdmin.external_id == external_id)
+            select(PlatformAdmin.role).where(
+                PlatformAdmin.channel == channel, PlatformAdmin.external_id == external_id
+            )
         )
         return result.scalar_one_or_none()
 
-    async def upsert(self, channel: str, external_id: str, role: str, created_by: str) -> str | None:
+    async def upsert(
+        self, channel: str, external_id: str, role: str, created_by: str
+    ) -> str | None:
         """Set the role; returns the previous role (None if new)."""
-        existing = (await self.session.execute(
-            select(PlatformAdmin).where(PlatformAdmin.channel == channel,
-                                        PlatformAdmin.external_id == external_id)
-        )).scalar_one_or_none()
+        existing = (
+            await self.session.execute(
+                select(PlatformAdmin).where(
+                    PlatformAdmin.channel == channel, PlatformAdmin.external_id == external_id
+                )
+            )
+        ).scalar_one_or_none()
         if existing is None:
-            self.session.add(PlatformAdmin(channel=channel, external_id=external_id, role=role,
-                                           created_by=created_by))
+            self.session.add(
+                PlatformAdmin(
+                    channel=channel, external_id=external_id, role=role, created_by=created_by
+                )
+            )
             await self.session.flush()
             return None
         previous = existing.role
@@ -38,8 +47,9 @@ class AdminRepository:
 
     async def remove(self, channel: str, external_id: str) -> bool:
         result = await self.session.execute(
-            delete(PlatformAdmin).where(PlatformAdmin.channel == channel,
-                                        PlatformAdmin.external_id == external_id)
+            delete(PlatformAdmin).where(
+                PlatformAdmin.channel == channel, PlatformAdmin.external_id == external_id
+            )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -52,11 +62,24 @@ class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def record(self, actor: str, action: str, target: str | None,
-                     before: dict[str, Any] | None = None,
-                     after: dict[str, Any] | None = None) -> None:
-        self.session.add(AuditLog(actor=actor, action=action, target=target, before=before,
-                                  after=after, created_at=utcnow()))
+    async def record(
+        self,
+        actor: str,
+        action: str,
+        target: str | None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        self.session.add(
+            AuditLog(
+                actor=actor,
+                action=action,
+                target=target,
+                before=before,
+                after=after,
+                created_at=utcnow(),
+            )
+        )
         await self.session.flush()
 
     async def recent(self, limit: int = 50) -> list[AuditLog]:
@@ -70,8 +93,9 @@ class ProcessedUpdateRepository:
 
     async def seen(self, channel: str, update_key: str) -> bool:
         result = await self.session.execute(
-            select(ProcessedUpdate.id).where(ProcessedUpdate.channel == channel,
-                                             ProcessedUpdate.update_key == update_key)
+            select(ProcessedUpdate.id).where(
+                ProcessedUpdate.channel == channel, ProcessedUpdate.update_key == update_key
+            )
         )
         return result.first() is not None
 

@@ -37,38 +37,56 @@ class AssistantRepository:
         return assistant
 
     async def all(self) -> list[Assistant]:
-        return list((await self.session.execute(select(Assistant).order_by(Assistant.id))).scalars())
+        return list(
+            (await self.session.execute(select(Assistant).order_by(Assistant.id))).scalars()
+        )
 
     async def create(self, assistant: Assistant, system_prompt: str, created_by: str) -> Assistant:
         assistant.prompt_version = 1
         self.session.add(assistant)
         await self.session.flush()
-        self.session.add(PromptVersion(assistant_id=assistant.id, version=1,
-                                       system_prompt=system_prompt, note="initial",
-                                       created_by=created_by))
+        self.session.add(
+            PromptVersion(
+                assistant_id=assistant.id,
+                version=1,
+                system_prompt=system_prompt,
+                note="initial",
+                created_by=created_by,
+            )
+        )
         await self.session.flush()
         return assistant
 
     async def prompt(self, assistant: Assistant, version: int | None = None) -> PromptVersion:
         wanted = assistant.prompt_version if version is None else version
-        query = select(PromptVersion).where(PromptVersion.assistant_id == assistant.id,
-                                            PromptVersion.version == wanted)
+        query = select(PromptVersion).where(
+            PromptVersion.assistant_id == assistant.id, PromptVersion.version == wanted
+        )
         found = (await self.session.execute(query)).scalar_one_or_none()
         if found is None:
             raise NotFoundError("prompt version", f"{assistant.slug} v{wanted}")
         return found
 
     async def versions(self, assistant: Assistant) -> list[PromptVersion]:
-        query = (select(PromptVersion).where(PromptVersion.assistant_id == assistant.id)
-                 .order_by(PromptVersion.version))
+        query = (
+            select(PromptVersion)
+            .where(PromptVersion.assistant_id == assistant.id)
+            .order_by(PromptVersion.version)
+        )
         return list((await self.session.execute(query)).scalars())
 
-    async def set_prompt(self, assistant: Assistant, system_prompt: str, note: str,
-                         created_by: str) -> PromptVersion:
+    async def set_prompt(
+        self, assistant: Assistant, system_prompt: str, note: str, created_by: str
+    ) -> PromptVersion:
         """Every change is a new version; the old ones stay for rollback."""
         latest = max(v.version for v in await self.versions(assistant))
-        version = PromptVersion(assistant_id=assistant.id, version=latest + 1,
-                                system_prompt=system_prompt, note=note, created_by=created_by)
+        version = PromptVersion(
+            assistant_id=assistant.id,
+            version=latest + 1,
+            system_prompt=system_prompt,
+            note=note,
+            created_by=created_by,
+        )
         self.session.add(version)
         assistant.prompt_version = version.version
         await self.session.flush()
@@ -76,22 +94,30 @@ class AssistantRepository:
 
     async def rollback(self, assistant: Assistant, version: int, created_by: str) -> PromptVersion:
         old = await self.prompt(assistant, version)
-        return await self.set_prompt(assistant, old.system_prompt, f"rollback to v{version}",
-                                     created_by)
+        return await self.set_prompt(
+            assistant, old.system_prompt, f"rollback to v{version}", created_by
+        )
 
     async def override(self, tenant_id: int, assistant_id: int) -> TenantAssistant | None:
-        query = select(TenantAssistant).where(TenantAssistant.tenant_id == tenant_id,
-                                              TenantAssistant.assistant_id == assistant_id)
+        query = select(TenantAssistant).where(
+            TenantAssistant.tenant_id == tenant_id, TenantAssistant.assistant_id == assistant_id
+        )
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def available_to(self, tenant_id: int) -> list[ResolvedAssistant]:
         """Active assistants the tenant may use, with its overrides applied, in id order."""
         rows = await self.session.execute(
             select(Assistant, TenantAssistant, PromptVersion)
-            .join(PromptVersion, (PromptVersion.assistant_id == Assistant.id)
-                  & (PromptVersion.version == Assistant.prompt_version))
-            .outerjoin(TenantAssistant, (TenantAssistant.assistant_id == Assistant.id)
-                       & (TenantAssistant.tenant_id == tenant_id))
+            .join(
+                PromptVersion,
+                (PromptVersion.assistant_id == Assistant.id)
+                & (PromptVersion.version == Assistant.prompt_version),
+            )
+            .outerjoin(
+                TenantAssistant,
+                (TenantAssistant.assistant_id == Assistant.id)
+                & (TenantAssistant.tenant_id == tenant_id),
+            )
             .where(Assistant.active.is_(True))
             .order_by(Assistant.id)
         )
@@ -101,9 +127,12 @@ class AssistantRepository:
                 continue
             if assistant.visibility == "private" and override is None:
                 continue
-            name = (override.custom_name if override and override.custom_name else assistant.name)
-            system = (override.system_prompt_override
-                      if override and override.system_prompt_override else prompt.system_prompt)
+            name = override.custom_name if override and override.custom_name else assistant.name
+            system = (
+                override.system_prompt_override
+                if override and override.system_prompt_override
+                else prompt.system_prompt
+            )
             resolved.append(ResolvedAssistant(assistant, name, system))
         return resolved
 

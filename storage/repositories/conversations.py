@@ -12,40 +12,69 @@ class ConversationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def active(self, tenant_id: int, channel: str, chat_key: str,
-                     thread_key: str) -> Conversation | None:
-        query = (select(Conversation)
-                 .where(Conversation.tenant_id == tenant_id, Conversation.channel == channel,
-                        Conversation.chat_key == chat_key, Conversation.thread_key == thread_key,
-                        Conversation.closed_at.is_(None))
-                 .order_by(Conversation.id.desc()).limit(1))
+    async def active(
+        self, tenant_id: int, channel: str, chat_key: str, thread_key: str
+    ) -> Conversation | None:
+        query = (
+            select(Conversation)
+            .where(
+                Conversation.tenant_id == tenant_id,
+                Conversation.channel == channel,
+                Conversation.chat_key == chat_key,
+                Conversation.thread_key == thread_key,
+                Conversation.closed_at.is_(None),
+            )
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def start(self, tenant_id: int, channel: str, chat_key: str, thread_key: str,
-                    assistant_id: int, now: datetime) -> Conversation:
+    async def start(
+        self,
+        tenant_id: int,
+        channel: str,
+        chat_key: str,
+        thread_key: str,
+        assistant_id: int,
+        now: datetime,
+    ) -> Conversation:
         await self.close(tenant_id, channel, chat_key, thread_key, now)
-        conversation = Conversation(tenant_id=tenant_id, channel=channel, chat_key=chat_key,
-                                    thread_key=thread_key, assistant_id=assistant_id,
-                                    started_at=now)
+        conversation = Conversation(
+            tenant_id=tenant_id,
+            channel=channel,
+            chat_key=chat_key,
+            thread_key=thread_key,
+            assistant_id=assistant_id,
+            started_at=now,
+        )
         self.session.add(conversation)
         await self.session.flush()
         return conversation
 
-    async def close(self, tenant_id: int, channel: str, chat_key: str, thread_key: str,
-                    now: datetime) -> int:
+    async def close(
+        self, tenant_id: int, channel: str, chat_key: str, thread_key: str, now: datetime
+    ) -> int:
         result = await self.session.execute(
             update(Conversation)
-            .where(Conversation.tenant_id == tenant_id, Conversation.channel == channel,
-                   Conversation.chat_key == chat_key, Conversation.thread_key == thread_key,
-                   Conversation.closed_at.is_(None))
+            .where(
+                Conversation.tenant_id == tenant_id,
+                Conversation.channel == channel,
+                Conversation.chat_key == chat_key,
+                Conversation.thread_key == thread_key,
+                Conversation.closed_at.is_(None),
+            )
             .values(closed_at=now)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def recent_messages(self, conversation_id: int, limit: int) -> list[Message]:
         """The newest ``limit`` messages, oldest first."""
-        query = (select(Message).where(Message.conversation_id == conversation_id)
-                 .order_by(Message.id.desc()).limit(limit))
+        query = (
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
         rows = list((await self.session.execute(query)).scalars())
         rows.reverse()
         return rows
@@ -57,20 +86,31 @@ class ConversationRepository:
 
     async def preferred_assistant(self, tenant_id: int, channel: str, chat_key: str) -> int | None:
         query = select(ChatPreference.assistant_id).where(
-            ChatPreference.tenant_id == tenant_id, ChatPreference.channel == channel,
-            ChatPreference.chat_key == chat_key)
+            ChatPreference.tenant_id == tenant_id,
+            ChatPreference.channel == channel,
+            ChatPreference.chat_key == chat_key,
+        )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def set_preferred_assistant(self, tenant_id: int, channel: str, chat_key: str,
-                                      assistant_id: int, now: datetime) -> None:
+    async def set_preferred_assistant(
+        self, tenant_id: int, channel: str, chat_key: str, assistant_id: int, now: datetime
+    ) -> None:
         query = select(ChatPreference).where(
-            ChatPreference.tenant_id == tenant_id, ChatPreference.channel == channel,
-            ChatPreference.chat_key == chat_key)
+            ChatPreference.tenant_id == tenant_id,
+            ChatPreference.channel == channel,
+            ChatPreference.chat_key == chat_key,
+        )
         pref = (await self.session.execute(query)).scalar_one_or_none()
         if pref is None:
-            self.session.add(ChatPreference(tenant_id=tenant_id, channel=channel,
-                                            chat_key=chat_key, assistant_id=assistant_id,
-                                            updated_at=now))
+            self.session.add(
+                ChatPreference(
+                    tenant_id=tenant_id,
+                    channel=channel,
+                    chat_key=chat_key,
+                    assistant_id=assistant_id,
+                    updated_at=now,
+                )
+            )
         else:
             pref.assistant_id = assistant_id
             pref.updated_at = now

@@ -27,8 +27,15 @@ class LibraryRepository:
             raise NotFoundError("library item", str(item_id))
         return item
 
-    async def search(self, tenant_id: int, *, kind: str | None = None, text: str | None = None,
-                     include_archived: bool = False, limit: int = 10) -> list[ContentItem]:
+    async def search(
+        self,
+        tenant_id: int,
+        *,
+        kind: str | None = None,
+        text: str | None = None,
+        include_archived: bool = False,
+        limit: int = 10,
+    ) -> list[ContentItem]:
         query = select(ContentItem).where(ContentItem.tenant_id == tenant_id)
         if not include_archived:
             query = query.where(ContentItem.archived.is_(False))
@@ -36,8 +43,12 @@ class LibraryRepository:
             query = query.where(ContentItem.kind == kind)
         if text:
             pattern = f"%{text.lower()}%"
-            query = query.where(or_(func.lower(ContentItem.title).like(pattern),
-                                    func.lower(ContentItem.text).like(pattern)))
+            query = query.where(
+                or_(
+                    func.lower(ContentItem.title).like(pattern),
+                    func.lower(ContentItem.text).like(pattern),
+                )
+            )
         query = query.order_by(ContentItem.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 

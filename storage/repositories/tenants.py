@@ -26,17 +26,35 @@ class TenantRepository:
         self.session = session
 
     async def create(
-        self, *, slug: str, name: str, email: str | None, currency: str, vat_rate_ppm: int,
-        trial_ends_at: datetime | None, plan: str = "prepaid",
+        self,
+        *,
+        slug: str,
+        name: str,
+        email: str | None,
+        currency: str,
+        vat_rate_ppm: int,
+        trial_ends_at: datetime | None,
+        plan: str = "prepaid",
     ) -> Tenant:
         if not SLUG_RE.match(slug):
-            raise UsageError("tenant create SLUG --name NAME [--email EMAIL]",
-                             f"Invalid slug {slug!r}: use 2-63 lowercase letters, digits, '-'.")
+            raise UsageError(
+                "tenant create SLUG --name NAME [--email EMAIL]",
+                f"Invalid slug {slug!r}: use 2-63 lowercase letters, digits, '-'.",
+            )
         if await self.find(slug) is not None:
             raise ConflictError(f"tenant {slug} exists", user_message=f"Tenant '{slug}' exists.")
-        tenant = Tenant(slug=slug, name=name, email=email, status="trial", plan=plan,
-                        billing_currency=currency, vat_rate_ppm=vat_rate_ppm,
-                        trial_ends_at=trial_ends_at, token_balance=0, tokens_reserved=0)
+        tenant = Tenant(
+            slug=slug,
+            name=name,
+            email=email,
+            status="trial",
+            plan=plan,
+            billing_currency=currency,
+            vat_rate_ppm=vat_rate_ppm,
+            trial_ends_at=trial_ends_at,
+            token_balance=0,
+            tokens_reserved=0,
+        )
         self.session.add(tenant)
         await self.session.flush()
         return tenant
@@ -83,26 +101,39 @@ class InviteRepository:
     async def create(self, tenant: Tenant, *, now: datetime, created_by: str) -> str:
         """A fresh single-use code (128 bits of randomness); only its hash is stored."""
         code = secrets.token_urlsafe(16)
-        self.session.add(Invite(tenant_id=tenant.id, code_hash=hash_invite_code(code),
-                                created_by=created_by, created_at=now,
-                                expires_at=now + INVITE_TTL))
+        while code.startswith("-"):  # "/start -abc" would parse as an option, not a code
+            code = secrets.token_urlsafe(16)
+        self.session.add(
+            Invite(
+                tenant_id=tenant.id,
+                code_hash=hash_invite_code(code),
+                created_by=created_by,
+                created_at=now,
+                expires_at=now + INVITE_TTL,
+            )
+        )
         await self.session.flush()
         return code
 
     async def redeem(self, code: str, *, now: datetime, used_by: str) -> Tenant:
         """Mark the code used (atomically: two redeemers cannot both win) and return its tenant."""
-        invite = (await self.session.execute(
-            select(Invite).where(Invite.code_hash == hash_invite_code(code))
-        )).scalar_one_or_none()
+        invite = (
+            await self.session.execute(
+                select(Invite).where(Invite.code_hash == hash_invite_code(code))
+            )
+        ).scalar_one_or_none()
         if invite is None:
             raise ConflictError("unknown invite", user_message="This invite code is not valid.")
         if invite.used_at is not None:
             raise ConflictError("used invite", user_message="This invite code was already used.")
         if invite.expires_at <= now:
-            raise ConflictError("expired invite", user_message="This invite code has expired. "
-                                "Ask your administrator for a new one.")
+            raise ConflictError(
+                "expired invite",
+                user_message="This invite code has expired. Ask your administrator for a new one.",
+            )
         claimed = await self.session.execute(
-            update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
+            update(Invite)
+            .where(Invite.id == invite.id, Invite.used_at.is_(None))
             .values(used_at=now, used_by=used_by)
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -116,21 +147,26 @@ class BindingRepository:
 
     async def tenant_for(self, channel: str, scope_key: str) -> Tenant | None:
         result = await self.session.execute(
-            select(Tenant).join(ChannelBinding, ChannelBinding.tenant_id == Tenant.id)
+            select(Tenant)
+            .join(ChannelBinding, ChannelBinding.tenant_id == Tenant.id)
             .where(ChannelBinding.channel == channel, ChannelBinding.scope_key == scope_key)
         )
         return result.scalar_one_or_none()
 
     async def bind(self, tenant: Tenant, channel: str, scope_key: str) -> None:
-        existing = (await self.session.execute(
-            select(ChannelBinding).where(ChannelBinding.channel == channel,
-                                         ChannelBinding.scope_key == scope_key)
-        )).scalar_one_or_none()
+        existing = (
+            await self.session.execute(
+                select(ChannelBinding).where(
+                    ChannelBinding.channel == channel, ChannelBinding.scope_key == scope_key
+                )
+            )
+        ).scalar_one_or_none()
         if existing is not None:
             existing.tenant_id = tenant.id
         else:
-            self.session.add(ChannelBinding(tenant_id=tenant.id, channel=channel,
-                                            scope_key=scope_key))
+            self.session.add(
+                ChannelBinding(tenant_id=tenant.id, channel=channel, scope_key=scope_key)
+            )
         await self.session.flush()
 
 
@@ -138,14 +174,28 @@ class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get_or_create(self, tenant_id: int, channel: str, external_id: str,
-                            display_name: str | None, now: datetime) -> Member:
-        query = select(Member).where(Member.tenant_id == tenant_id, Member.channel == channel,
-                                     Member.external_id == external_id)
+    async def get_or_create(
+        self,
+        tenant_id: int,
+        channel: str,
+        external_id: str,
+        display_name: str | None,
+        now: datetime,
+    ) -> Member:
+        query = select(Member).where(
+            Member.tenant_id == tenant_id,
+            Member.channel == channel,
+            Member.external_id == external_id,
+        )
         member = (await self.session.execute(query)).scalar_one_or_none()
         if member is None:
-            member = Member(tenant_id=tenant_id, channel=channel, external_id=external_id,
-                            display_name=display_name, last_seen_at=now)
+            member = Member(
+                tenant_id=tenant_id,
+                channel=channel,
+                external_id=external_id,
+                display_name=display_name,
+                last_seen_at=now,
+            )
             self.session.add(member)
             await self.session.flush()
         else:

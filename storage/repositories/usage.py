@@ -33,8 +33,7 @@ class UsageRepository:
         """
         result = await self.session.execute(
             update(Tenant)
-            .where(Tenant.id == tenant_id,
-                   Tenant.token_balance - Tenant.tokens_reserved >= tokens)
+            .where(Tenant.id == tenant_id, Tenant.token_balance - Tenant.tokens_reserved >= tokens)
             .values(tokens_reserved=Tenant.tokens_reserved + tokens)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -42,13 +41,15 @@ class UsageRepository:
     async def force_reserve(self, tenant_id: int, tokens: int) -> None:
         """Reserve without a balance check (postpaid tenants are invoiced, not prepaid)."""
         await self.session.execute(
-            update(Tenant).where(Tenant.id == tenant_id)
+            update(Tenant)
+            .where(Tenant.id == tenant_id)
             .values(tokens_reserved=Tenant.tokens_reserved + tokens)
         )
 
     async def release_reserved(self, tenant_id: int, tokens: int) -> None:
         await self.session.execute(
-            update(Tenant).where(Tenant.id == tenant_id)
+            update(Tenant)
+            .where(Tenant.id == tenant_id)
             .values(tokens_reserved=Tenant.tokens_reserved - tokens)
         )
 
@@ -60,7 +61,8 @@ class UsageRepository:
     async def claim_reserved(self, event_id: int, status: str, now: datetime) -> bool:
         """Move a reservation out of ``reserved`` exactly once; False if someone else did."""
         result = await self.session.execute(
-            update(UsageEvent).where(UsageEvent.id == event_id, UsageEvent.status == "reserved")
+            update(UsageEvent)
+            .where(UsageEvent.id == event_id, UsageEvent.status == "reserved")
             .values(status=status, settled_at=now)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -69,19 +71,22 @@ class UsageRepository:
         return await self.session.get(UsageEvent, event_id)
 
     async def expired_reservations(self, now: datetime) -> list[UsageEvent]:
-        query = select(UsageEvent).where(UsageEvent.status == "reserved",
-                                         UsageEvent.lease_expires_at <= now)
+        query = select(UsageEvent).where(
+            UsageEvent.status == "reserved", UsageEvent.lease_expires_at <= now
+        )
         return list((await self.session.execute(query)).scalars())
 
     async def period_charged(self, tenant_id: int, since: datetime) -> int:
         query = select(func.coalesce(func.sum(UsageEvent.charged_tokens), 0)).where(
-            UsageEvent.tenant_id == tenant_id, UsageEvent.created_at >= since)
+            UsageEvent.tenant_id == tenant_id, UsageEvent.created_at >= since
+        )
         return int((await self.session.execute(query)).scalar_one())
 
     async def totals(self, tenant_id: int | None, since: datetime | None) -> UsageTotals:
         failed = func.sum(case((UsageEvent.status == "failed", 1), else_=0))
         query = select(
-            func.count(UsageEvent.id), func.coalesce(failed, 0),
+            func.count(UsageEvent.id),
+            func.coalesce(failed, 0),
             func.coalesce(func.sum(UsageEvent.input_tokens), 0),
             func.coalesce(func.sum(UsageEvent.cached_input_tokens), 0),
             func.coalesce(func.sum(UsageEvent.output_tokens), 0),
@@ -97,14 +102,20 @@ class UsageRepository:
         return UsageTotals(*(int(v) for v in row))
 
     async def recent(self, tenant_id: int, limit: int = 20) -> list[UsageEvent]:
-        query = (select(UsageEvent).where(UsageEvent.tenant_id == tenant_id)
-                 .order_by(UsageEvent.id.desc()).limit(limit))
+        query = (
+            select(UsageEvent)
+            .where(UsageEvent.tenant_id == tenant_id)
+            .order_by(UsageEvent.id.desc())
+            .limit(limit)
+        )
         return list((await self.session.execute(query)).scalars())
 
     async def unpriced_models(self) -> list[tuple[str, str]]:
-        query = (select(UsageEvent.provider, UsageEvent.model)
-                 .where(UsageEvent.priced.is_(False), UsageEvent.status == "settled")
-                 .distinct())
+        query = (
+            select(UsageEvent.provider, UsageEvent.model)
+            .where(UsageEvent.priced.is_(False), UsageEvent.status == "settled")
+            .distinct()
+        )
         return [(p, m) for p, m in (await self.session.execute(query)).all()]
 
 
@@ -116,8 +127,9 @@ class PriceRepository:
         return list((await self.session.execute(select(ModelPrice))).scalars())
 
     async def upsert(self, price: ModelPrice) -> None:
-        query = select(ModelPrice).where(ModelPrice.provider == price.provider,
-                                         ModelPrice.model == price.model)
+        query = select(ModelPrice).where(
+            ModelPrice.provider == price.provider, ModelPrice.model == price.model
+        )
         existing = (await self.session.execute(query)).scalar_one_or_none()
         if existing is None:
             self.session.add(price)
