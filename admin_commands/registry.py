@@ -53,6 +53,8 @@ class CommandResult:
     #: The machine-readable form printed by ``switchboard admin --json``.
     data: Any = None
     files: list[OutboundFile] = field(default_factory=list)
+    #: False when the command ran but found a problem (``ledger verify``): the shell exits 1.
+    ok: bool = True
 
 
 @dataclass(frozen=True, slots=True)

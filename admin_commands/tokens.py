@@ -67,7 +67,7 @@ async def verify(ctx: CommandContext) -> CommandResult:
         )
     lines = [f"Ledger MISMATCH for {len(mismatches)} of {checked} tenants:"]
     lines += [f"{m.slug}: balance {m.balance}, ledger {m.ledger_sum}" for m in mismatches]
-    return CommandResult("\n".join(lines), data=data)
+    return CommandResult("\n".join(lines), data=data, ok=False)
 
 
 async def show(ctx: CommandContext) -> CommandResult:

@@ -139,4 +139,4 @@ async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(file.data)
         print(f"[file saved: {path}]", file=sys.stderr if as_json else out)
-    return 0
+    return 0 if result.ok else 1

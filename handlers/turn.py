@@ -14,13 +14,15 @@ import uuid
 from dataclasses import dataclass
 
 from assistants.context import fit_context, request_bound
+from assistants.pricing import PROVIDER_CURRENCY
 from assistants.types import ChatMessage, Completion, CompletionRequest, GenerationParams, TextDelta
 from billing.metering import MIN_OUTPUT_TOKENS, Reservation
+from billing.money import from_micros
 from bot.errors import ProviderError, SwitchboardError
 from handlers.attachments import PreparedInput, prepare_input
 from handlers.envelope import ReplyStream
 from handlers.pipeline import TurnContext
-from storage.models import ContentItem, Conversation, Message, Tenant
+from storage.models import ContentItem, Conversation, Message, Tenant, UsageEvent
 from storage.repositories.assistants import AssistantRepository, ResolvedAssistant
 from storage.repositories.conversations import ConversationRepository
 
@@ -216,7 +218,7 @@ class AssistantTurn:
             )
             if event is not None:
                 event.conversation_id = conversation.id
-                _count(ctx, event.provider, completion)
+                _count(ctx, event)
 
     async def _persist_unanswered(
         self, ctx: TurnContext, tenant: Tenant, plan: _Plan, prepared: PreparedInput
@@ -264,10 +266,12 @@ def _choose(available: list[ResolvedAssistant], preferred_id: int | None) -> Res
     return available[0]
 
 
-def _count(ctx: TurnContext, provider: str, completion: Completion) -> None:
-    tokens = ctx.services.metrics.tokens
-    tokens.labels(provider, "input").inc(completion.usage.input_tokens)
-    tokens.labels(provider, "output").inc(completion.usage.output_tokens)
+def _count(ctx: TurnContext, event: UsageEvent) -> None:
+    metrics = ctx.services.metrics
+    metrics.tokens.labels(event.provider, "input").inc(event.input_tokens)
+    metrics.tokens.labels(event.provider, "output").inc(event.output_tokens)
+    if event.cost_currency == PROVIDER_CURRENCY:
+        metrics.cost.labels(event.provider).inc(float(from_micros(event.cost_micros)))
 
 
 def _turn_key(channel: str, update_key: str | None) -> str:

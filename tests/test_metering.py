@@ -176,3 +176,14 @@ async def test_orphaned_reservation_released(make_app, llm: FakeLLMServer) -> No
             is None
         )
     assert (await _tenant(app)).token_balance == 1_000
+
+
+async def test_ledger_verify_detects_tampering(app: App) -> None:
+    from sqlalchemy import update
+
+    await tenant_with_tokens(app, tokens=1_000)
+    async with app.services.sessions.begin() as session:
+        await session.execute(update(Tenant).values(token_balance=5_000))
+    result = await admin(app, "ledger", "verify")
+    assert result.ok is False
+    assert result.data["mismatches"] == [{"slug": "acme", "balance": 5_000, "ledger_sum": 1_000}]

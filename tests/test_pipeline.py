@@ -178,3 +178,22 @@ async def test_text_document_is_used_as_input(app: App, llm: FakeLLMServer) -> N
     doc = Attachment("document", "text/plain", "report.txt", 36, fetch)
     await app.pipeline.handle(console_message("summarise", attachments=(doc,)), RecordingSink())
     assert "quarterly revenue grew" in str(llm.last_request.json["input"])
+
+
+async def test_two_processes_sharing_a_database_answer_an_update_once(
+    make_app,  # type: ignore[no-untyped-def]
+    llm: FakeLLMServer,
+) -> None:
+    import asyncio
+
+    first = await make_app()
+    second = await make_app()
+    await tenant_with_tokens(first)
+    await bind_console(first)
+    sinks = await asyncio.gather(
+        say(first, "hello", update_key="same-update"),
+        say(second, "hello", update_key="same-update"),
+    )
+    assert sorted(len(s.texts) for s in sinks) == [0, 1]
+    assert len(llm.requests) == 1
+    assert await _count(first, UsageEvent) == 1
