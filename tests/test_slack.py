@@ -238,7 +238,7 @@ async def test_url_verification_and_ignored_events(h: Harness) -> None:
 async def test_stream_api_missing_falls_back_to_post_and_update(h: Harness) -> None:
     await h.join()
     h.slack.streaming_supported = False
-    h.llm.reply_text = " ".join(f"word{i}" for i in range(40))
+    h.llm.reply_text = " ".join(f"word{i}" for i in range(24))
     h.llm.delay = 0.03
 
     await h.event(message_event("talk", ts="1700000500.000500"))
@@ -255,7 +255,7 @@ async def test_stream_api_missing_falls_back_to_post_and_update(h: Harness) -> N
 async def test_rate_limits_are_honoured_without_losing_the_answer(h: Harness) -> None:
     await h.join()
     h.llm.reply_text = "A patient answer that survives rate limits."
-    h.slack.rate_limit("chat.appendStream", retry_after=1, count=3)
+    h.slack.rate_limit("chat.appendStream", retry_after=1, count=2)
     h.slack.rate_limit("chat.stopStream", retry_after=1)
 
     await h.event(message_event("go", ts="1700000700.000700"))

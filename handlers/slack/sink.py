@@ -216,13 +216,17 @@ class SlackReplyStream:
         client, target = self._sink.client, self._sink.target
         limit = self._opts.stream_message_limit - FENCE_RESERVE
         while True:
+            if not self._live and self._messages:
+                # A continuation message does not start with the break we cut at.
+                while self._received[self._sent:self._sent + 1] in (" ", "\n"):
+                    self._sent += 1
             pending = self._received[self._sent:]
             current = self._messages[-1].text if self._live else self._reopen
-            rotate = len(current) + len(pending) > limit
-            piece = pending
-            if rotate:
-                piece = pending[:find_cut(current + pending, limit, len(current)) - len(current)]
-            if not (piece or rotate or final):
+            cut = _rotation_cut(current, pending, limit)
+            rotate = cut is not None
+            piece = pending if cut is None else pending[:cut]
+            ending = rotate or final
+            if not (piece or ending):
                 return
             if not self._live:
                 text = self._reopen + piece
@@ -235,25 +239,30 @@ class SlackReplyStream:
                     return
                 self._messages.append(_Shown(str(response["ts"]), text))
                 self._live, self._reopen = True, ""
-            elif piece:
+                self._sent += len(piece)
+                piece = ""
+            elif piece and not ending:
                 response = await self._call(partial(
                     client.chat_appendStream, channel=target.channel_id,
                     ts=self._messages[-1].ts, markdown_text=piece), final=final)
                 if response is None:
                     return
                 self._messages[-1].text += piece
-            self._sent += len(piece)
-            if not (rotate or final):
+                self._sent += len(piece)
+            if not ending:
                 return
+            # The message's last piece rides on chat.stopStream, with a closing fence if the
+            # cut falls inside a code block (reopened at the top of the next message).
             shown = self._messages[-1]
-            language = open_fence(shown.text) if rotate else None
-            closing = "\n" + FENCE if language is not None else None
+            language = open_fence(shown.text + piece) if rotate else None
+            tail = piece + ("\n" + FENCE if language is not None else "")
             response = await self._call(partial(
                 client.chat_stopStream, channel=target.channel_id, ts=shown.ts,
-                markdown_text=closing), final=final)
+                markdown_text=tail or None), final=final)
             if response is None:
                 return
-            shown.text += closing or ""
+            shown.text += tail
+            self._sent += len(piece)
             self._live = False
             self._reopen = f"{FENCE}{language}\n" if language is not None else ""
             if not rotate:
@@ -303,3 +312,20 @@ class SlackReplyStream:
                                                     ts=shown.ts)
             except SlackApiError as exc:
                 log.info("could not delete a leftover message: %s", exc.response.get("error"))
+
+
+def _rotation_cut(current: str, pending: str, limit: int) -> int | None:
+    """Where in ``pending`` the streamed message ``current`` should end, or None to go on.
+
+    Text already streamed cannot be taken back, so a break is looked for as the message nears
+    its limit (the last fifth): the first line break there ends it; only a message that would
+    overflow is cut harder (at a space, or mid-word as a last resort).
+    """
+    total = len(current) + len(pending)
+    if total > limit:
+        return find_cut(current + pending, limit, len(current)) - len(current)
+    if total > limit * 4 // 5:
+        index = pending.rfind("\n")
+        if index >= 0 and len(current) + index > limit * 4 // 5:
+            return index
+    return None
