@@ -68,15 +68,23 @@ async def start(make_app: AppFactory, telegram: FakeTelegramServer) -> AsyncIter
     """``await start(mode, **env)``: ``switchboard run``'s service with the Telegram channel."""
     running: list[Service] = []
 
-    async def factory(mode: str = "polling", fake: FakeTelegramServer | None = None,
-                      **env: str) -> Running:
+    async def factory(
+        mode: str = "polling", fake: FakeTelegramServer | None = None, **env: str
+    ) -> Running:
         fake = fake or telegram
-        environ = {"TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE": fake.base_url,
-                   "TELEGRAM_MODE": mode, "HTTP_PORT": "0"}
+        environ = {
+            "TELEGRAM_BOT_TOKEN": fake.token,
+            "TELEGRAM_API_BASE": fake.base_url,
+            "TELEGRAM_MODE": mode,
+            "HTTP_PORT": "0",
+        }
         if mode == "webhook":
             port = free_port()
-            environ.update(HTTP_PORT=str(port), TELEGRAM_WEBHOOK_SECRET=SECRET,
-                           PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+            environ.update(
+                HTTP_PORT=str(port),
+                TELEGRAM_WEBHOOK_SECRET=SECRET,
+                PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+            )
         environ.update(env)
         app = await make_app(**environ)
         service = Service(app, build_channels(app))
@@ -115,7 +123,8 @@ def gaps(calls: list[ApiCall]) -> list[float]:
 
 
 async def test_private_chat_binds_and_streams_drafts_then_one_message(
-        start: Start, llm: FakeLLMServer) -> None:
+    start: Start, llm: FakeLLMServer
+) -> None:
     run = await start()
     fake = run.fake
     assert fake.calls_to("getMe") and fake.calls_to("deleteWebhook")
@@ -144,7 +153,8 @@ async def test_private_chat_binds_and_streams_drafts_then_one_message(
 
 
 async def test_group_binding_mentions_replies_and_paced_edits(
-        start: Start, llm: FakeLLMServer) -> None:
+    start: Start, llm: FakeLLMServer
+) -> None:
     run = await start()
     fake = run.fake
     code = await tenant_with_tokens(run.app)
@@ -156,8 +166,9 @@ async def test_group_binding_mentions_replies_and_paced_edits(
     await fake.send_update(chatter)
     words = " ".join(f"word{i}" for i in range(60))
     llm.reply_text, llm.chunk_size, llm.delay = words, 16, 0.1
-    await fake.send_update(fake.group_message(GROUP, OTHER_USER,
-                                              f"@{fake.username} write sixty words"))
+    await fake.send_update(
+        fake.group_message(GROUP, OTHER_USER, f"@{fake.username} write sixty words")
+    )
     await fake.wait_for(lambda: fake.bot_texts(GROUP)[-1:] == [words], within=10)
 
     sends = fake.calls_to("sendMessage", chat_id=GROUP)
@@ -175,14 +186,14 @@ async def test_group_binding_mentions_replies_and_paced_edits(
     llm.delay = 0
     llm.reply_text = "Glad to help again."
     answer = fake.chat_messages(GROUP)[-1]
-    await fake.send_update(fake.group_message(GROUP, USER, "and one more thing",
-                                              reply_to=answer))
+    await fake.send_update(fake.group_message(GROUP, USER, "and one more thing", reply_to=answer))
     await fake.wait_for(lambda: fake.bot_texts(GROUP)[-1:] == ["Glad to help again."])
     assert len(llm.requests) == 2
 
 
 async def test_flood_control_mid_stream_delays_but_loses_nothing(
-        start: Start, llm: FakeLLMServer) -> None:
+    start: Start, llm: FakeLLMServer
+) -> None:
     run = await start()
     fake = run.fake
     await bind_private(run)
@@ -193,8 +204,11 @@ async def test_flood_control_mid_stream_delays_but_loses_nothing(
     await fake.send_update(fake.private_message(USER, "count please"))
     await fake.wait_for(lambda: fake.bot_texts(USER)[-1:] == [reply], within=8)
 
-    answers = [c for c in fake.calls_to("sendMessage", chat_id=USER, ok_only=False)
-               if "One two" in str(c.params.get("text"))]
+    answers = [
+        c
+        for c in fake.calls_to("sendMessage", chat_id=USER, ok_only=False)
+        if "One two" in str(c.params.get("text"))
+    ]
     assert [c.status for c in answers] == [429, 200]
     assert answers[1].at - answers[0].at >= 0.95
     assert fake.bot_texts(USER).count(reply) == 1
@@ -214,14 +228,15 @@ async def test_flood_control_mid_stream_delays_but_loses_nothing(
     assert edits[0].status == 429 and edits[-1].status == 200
 
 
-async def test_long_reply_is_split_into_valid_messages(
-        start: Start, llm: FakeLLMServer) -> None:
+async def test_long_reply_is_split_into_valid_messages(start: Start, llm: FakeLLMServer) -> None:
     run = await start()
     fake = run.fake
     await bind_private(run)
     # ~9,000 characters in ~800 words (the fake model stops at max_output_tokens words).
-    paragraph = ("Extraordinarily comprehensive documentation accompanies **remarkable "
-                 "implementations** consistently. " * 8).strip()
+    paragraph = (
+        "Extraordinarily comprehensive documentation accompanies **remarkable "
+        "implementations** consistently. " * 8
+    ).strip()
     code = "```python\n" + "\n".join(f"value_{i} = {i} < {i + 1}" for i in range(20)) + "\n```"
     reply = "\n\n".join([paragraph] * 7 + [code] + [paragraph] * 4)
     llm.reply_text, llm.chunk_size = reply, 4000
@@ -239,14 +254,17 @@ async def test_long_reply_is_split_into_valid_messages(
     assert fake.calls_to("sendMessage", ok_only=False) == fake.calls_to("sendMessage")
 
 
-async def test_rejected_markup_falls_back_to_plain_text(
-        start: Start, llm: FakeLLMServer) -> None:
+async def test_rejected_markup_falls_back_to_plain_text(start: Start, llm: FakeLLMServer) -> None:
     run = await start()
     fake = run.fake
     await bind_private(run)
     llm.reply_text = "Some **bold** words."
-    fake.fail_next("sendMessage", 400, description="Bad Request: can't parse entities: "
-                                                   "Unsupported start tag \"b\" at byte offset 5")
+    fake.fail_next(
+        "sendMessage",
+        400,
+        description="Bad Request: can't parse entities: "
+        'Unsupported start tag "b" at byte offset 5',
+    )
     await fake.send_update(fake.private_message(USER, "format something"))
     await fake.wait_for(lambda: fake.bot_texts(USER)[-1:] == ["Some bold words."])
     tries = fake.calls_to("sendMessage", chat_id=USER, ok_only=False)[-2:]
@@ -255,7 +273,8 @@ async def test_rejected_markup_falls_back_to_plain_text(
 
 
 async def test_unbound_chat_gets_the_explanation_and_no_llm_call(
-        start: Start, llm: FakeLLMServer) -> None:
+    start: Start, llm: FakeLLMServer
+) -> None:
     run = await start()
     fake = run.fake
     await fake.send_update(fake.private_message(OTHER_USER, "hi, who are you?"))
@@ -310,15 +329,13 @@ async def test_voice_is_transcribed_then_answered(start: Start, llm: FakeLLMServ
     assert "not supported" in fake.bot_texts(USER)[-1]
 
 
-async def test_admin_commands_from_telegram_and_menus(start: Start,
-                                                      llm: FakeLLMServer) -> None:
+async def test_admin_commands_from_telegram_and_menus(start: Start, llm: FakeLLMServer) -> None:
     run = await start(SUPERADMINS=f"telegram:{ADMIN_ID}")
     fake = run.fake
     menus = fake.commands
     default = [c["command"] for c in menus['{"type": "default"}']]
     assert "start" in default and "help" in default and "tenant" not in default
-    admin_menu = [c["command"] for c in
-                  menus[f'{{"chat_id": {ADMIN_ID}, "type": "chat"}}']]
+    admin_menu = [c["command"] for c in menus[f'{{"chat_id": {ADMIN_ID}, "type": "chat"}}']]
     assert "tenant" in admin_menu and "admin" in admin_menu and "start" in admin_menu
 
     await bind_private(run)
@@ -346,8 +363,8 @@ async def test_files_go_out_as_photo_and_document(telegram: FakeTelegramServer) 
         await sink.send_file(OutboundFile("usage.csv", b"a,b\n1,2\n", "text/csv"))
     finally:
         await bot.session.close()
-    photo, = telegram.calls_to("sendPhoto")
-    document, = telegram.calls_to("sendDocument")
+    (photo,) = telegram.calls_to("sendPhoto")
+    (document,) = telegram.calls_to("sendDocument")
     assert list(photo.files.values()) == [b"\x89PNG chart"] and photo.params["caption"] == "Usage"
     assert list(document.files.values()) == [b"a,b\n1,2\n"]
     assert document.params["__filename__" + document.params["document"][9:]] == "usage.csv"
@@ -359,17 +376,23 @@ async def test_files_go_out_as_photo_and_document(telegram: FakeTelegramServer) 
 async def test_webhook_checks_the_secret_and_answers(start: Start, llm: FakeLLMServer) -> None:
     run = await start("webhook")
     fake = run.fake
-    assert fake.webhook == {"url": run.url + WEBHOOK_PATH, "secret_token": SECRET,
-                            "allowed_updates": ["message"]}
+    assert fake.webhook == {
+        "url": run.url + WEBHOOK_PATH,
+        "secret_token": SECRET,
+        "allowed_updates": ["message"],
+    }
     assert not fake.calls_to("deleteWebhook")
     await bind_private(run)  # delivered through the webhook
 
     forged = fake.private_message(USER, "forged turn")
     assert await fake.post_webhook(forged, secret="wrong") == 401
     assert await fake.post_webhook(forged, secret="") == 401
-    async with aiohttp.ClientSession() as client, client.post(
-            run.url + WEBHOOK_PATH, data=b"not json",
-            headers={SECRET_HEADER: SECRET}) as response:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(
+            run.url + WEBHOOK_PATH, data=b"not json", headers={SECRET_HEADER: SECRET}
+        ) as response,
+    ):
         assert response.status == 400
     assert await fake.post_webhook(fake.private_message(USER, "real question")) == 200
     await fake.wait_for_bot_messages(USER, 2)
@@ -379,7 +402,8 @@ async def test_webhook_checks_the_secret_and_answers(start: Start, llm: FakeLLMS
 
 
 async def test_same_update_twice_is_answered_once_even_across_processes(
-        start: Start, llm: FakeLLMServer) -> None:
+    start: Start, llm: FakeLLMServer
+) -> None:
     first = await start("webhook")
     second = await start("webhook")
     fake = first.fake

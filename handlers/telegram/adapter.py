@@ -22,12 +22,24 @@ CHANNEL = "telegram"
 Downloader = Callable[[str], Awaitable[bytes]]
 
 #: Content a person sends that we cannot use: answered with "not supported" (private chats).
-_UNSUPPORTED = frozenset({
-    ContentType.STICKER, ContentType.VIDEO, ContentType.VIDEO_NOTE, ContentType.ANIMATION,
-    ContentType.CONTACT, ContentType.LOCATION, ContentType.VENUE, ContentType.POLL,
-    ContentType.DICE, ContentType.GAME, ContentType.STORY, ContentType.PAID_MEDIA,
-    ContentType.CHECKLIST, ContentType.LIVE_PHOTO,
-})
+_UNSUPPORTED = frozenset(
+    {
+        ContentType.STICKER,
+        ContentType.VIDEO,
+        ContentType.VIDEO_NOTE,
+        ContentType.ANIMATION,
+        ContentType.CONTACT,
+        ContentType.LOCATION,
+        ContentType.VENUE,
+        ContentType.POLL,
+        ContentType.DICE,
+        ContentType.GAME,
+        ContentType.STORY,
+        ContentType.PAID_MEDIA,
+        ContentType.CHECKLIST,
+        ContentType.LIVE_PHOTO,
+    }
+)
 _GROUPS = frozenset({ChatType.GROUP, ChatType.SUPERGROUP})
 _COMMAND = re.compile(r"^/[A-Za-z0-9_]+(?:@(\w+))?")
 
@@ -46,8 +58,9 @@ def group_scope(chat_id: int | str) -> str:
     return f"chat:{chat_id}"
 
 
-def to_envelope(message: Message, update_id: int, me: BotIdentity,
-                download: Downloader) -> InboundMessage | None:
+def to_envelope(
+    message: Message, update_id: int, me: BotIdentity, download: Downloader
+) -> InboundMessage | None:
     """The envelope for ``message``, or None when the bot should stay silent."""
     user = message.from_user
     if user is None or user.is_bot:
@@ -109,22 +122,47 @@ def _strip_mention(text: str, username: str) -> str:
 
 def _attachments(message: Message, download: Downloader) -> tuple[Attachment, ...]:
     if message.photo:
-        largest = max(message.photo, key=lambda size: (size.width * size.height,
-                                                       size.file_size or 0))
-        return (Attachment("image", "image/jpeg", None, largest.file_size,
-                           partial(download, largest.file_id)),)
+        largest = max(
+            message.photo, key=lambda size: (size.width * size.height, size.file_size or 0)
+        )
+        return (
+            Attachment(
+                "image", "image/jpeg", None, largest.file_size, partial(download, largest.file_id)
+            ),
+        )
     if message.voice is not None:
         voice = message.voice
-        return (Attachment("audio", voice.mime_type or "audio/ogg", "voice.ogg",
-                           voice.file_size, partial(download, voice.file_id)),)
+        return (
+            Attachment(
+                "audio",
+                voice.mime_type or "audio/ogg",
+                "voice.ogg",
+                voice.file_size,
+                partial(download, voice.file_id),
+            ),
+        )
     if message.audio is not None:
         audio = message.audio
-        return (Attachment("audio", audio.mime_type, audio.file_name or "audio.mp3",
-                           audio.file_size, partial(download, audio.file_id)),)
+        return (
+            Attachment(
+                "audio",
+                audio.mime_type,
+                audio.file_name or "audio.mp3",
+                audio.file_size,
+                partial(download, audio.file_id),
+            ),
+        )
     if message.document is not None:
         document = message.document
-        return (Attachment("document", document.mime_type, document.file_name,
-                           document.file_size, partial(download, document.file_id)),)
+        return (
+            Attachment(
+                "document",
+                document.mime_type,
+                document.file_name,
+                document.file_size,
+                partial(download, document.file_id),
+            ),
+        )
     if message.content_type in _UNSUPPORTED:
         return (Attachment("other", None, None, None, _nothing),)
     return ()

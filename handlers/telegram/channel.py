@@ -50,10 +50,18 @@ Mode = Literal["polling", "webhook"]
 class TelegramChannel:
     name = CHANNEL
 
-    def __init__(self, bot: Bot, services: Services, pipeline: Pipeline, *, mode: Mode,
-                 webhook_secret: str | None = None, public_base_url: str | None = None,
-                 pacing: Pacing | None = None,
-                 polling_timeout: int = POLLING_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        services: Services,
+        pipeline: Pipeline,
+        *,
+        mode: Mode,
+        webhook_secret: str | None = None,
+        public_base_url: str | None = None,
+        pacing: Pacing | None = None,
+        polling_timeout: int = POLLING_TIMEOUT_SECONDS,
+    ) -> None:
         self.bot = bot
         self.services = services
         self.pipeline = pipeline
@@ -91,9 +99,15 @@ class TelegramChannel:
             await self._register_webhook()
             return
         await self.bot.delete_webhook(drop_pending_updates=False)
-        self._polling = asyncio.create_task(self.dispatcher.start_polling(
-            self.bot, polling_timeout=self._polling_timeout, handle_signals=False,
-            close_bot_session=False, allowed_updates=ALLOWED_UPDATES))
+        self._polling = asyncio.create_task(
+            self.dispatcher.start_polling(
+                self.bot,
+                polling_timeout=self._polling_timeout,
+                handle_signals=False,
+                close_bot_session=False,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        )
 
     async def stop(self) -> None:
         """Stop receiving, let the turns already started finish (they still need the bot's
@@ -112,12 +126,19 @@ class TelegramChannel:
 
     async def _register_webhook(self) -> None:
         if not self._public_base_url:
-            log.info("TELEGRAM_MODE=webhook without PUBLIC_BASE_URL: expecting the webhook to "
-                     "be registered elsewhere, at %s", WEBHOOK_PATH)
+            log.info(
+                "TELEGRAM_MODE=webhook without PUBLIC_BASE_URL: expecting the webhook to "
+                "be registered elsewhere, at %s",
+                WEBHOOK_PATH,
+            )
             return
         url = self._public_base_url.rstrip("/") + WEBHOOK_PATH
-        await self.bot.set_webhook(url, secret_token=self._secret,
-                                   allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+        await self.bot.set_webhook(
+            url,
+            secret_token=self._secret,
+            allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=False,
+        )
         log.info("Telegram webhook set to %s", url)
 
     async def _webhook(self, request: web.Request) -> web.Response:
@@ -145,9 +166,11 @@ class TelegramChannel:
         if envelope is None:
             return
         target = ChatTarget(
-            chat_id=message.chat.id, private=envelope.is_private,
+            chat_id=message.chat.id,
+            private=envelope.is_private,
             thread_id=message.message_thread_id if message.is_topic_message else None,
-            reply_to=None if envelope.is_private else message.message_id)
+            reply_to=None if envelope.is_private else message.message_id,
+        )
         with self._chat_lock(envelope.chat_key) as lock:
             async with lock:
                 await self.pipeline.handle(envelope, TelegramSink(self.delivery, target))
@@ -163,8 +186,9 @@ class TelegramChannel:
             buffer = await self.bot.download(file_id)
         except TelegramBadRequest as exc:
             if "too big" in exc.message.lower():
-                raise UnsupportedInput("that file is too large for me to download "
-                                       "(20 MB at most).") from exc
+                raise UnsupportedInput(
+                    "that file is too large for me to download (20 MB at most)."
+                ) from exc
             raise
         assert buffer is not None
         return buffer.read()
@@ -210,8 +234,9 @@ def api_server(base: str | None) -> TelegramAPIServer:
     return TelegramAPIServer.from_base(base) if base else PRODUCTION
 
 
-def build_telegram_channel(settings: Settings, services: Services, pipeline: Pipeline, *,
-                           pacing: Pacing | None = None) -> TelegramChannel:
+def build_telegram_channel(
+    settings: Settings, services: Services, pipeline: Pipeline, *, pacing: Pacing | None = None
+) -> TelegramChannel:
     """The composition root's entry point (``bot.service.build_channels``)."""
     token = settings.telegram_bot_token
     if token is None:
@@ -220,6 +245,11 @@ def build_telegram_channel(settings: Settings, services: Services, pipeline: Pip
     bot = Bot(token.get_secret_value(), session=session)
     secret = settings.telegram_webhook_secret
     return TelegramChannel(
-        bot, services, pipeline, mode=settings.telegram_mode,
+        bot,
+        services,
+        pipeline,
+        mode=settings.telegram_mode,
         webhook_secret=secret.get_secret_value() if secret else None,
-        public_base_url=settings.public_base_url, pacing=pacing)
+        public_base_url=settings.public_base_url,
+        pacing=pacing,
+    )

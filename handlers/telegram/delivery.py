@@ -70,8 +70,9 @@ def is_missing_message(exc: TelegramBadRequest) -> bool:
 class Delivery:
     """Sends and edits messages for one bot with retries and the plain-text fallback."""
 
-    def __init__(self, bot: Bot, pacing: Pacing,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self, bot: Bot, pacing: Pacing, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
         self.bot = bot
         self.pacing = pacing
         self._sleep = sleep
@@ -90,8 +91,9 @@ class Delivery:
             except TelegramRetryAfter as exc:
                 if attempt == self.pacing.max_attempts:
                     raise
-                log.info("flood control on %s: retrying in %ss", method.__api_method__,
-                         exc.retry_after)
+                log.info(
+                    "flood control on %s: retrying in %ss", method.__api_method__, exc.retry_after
+                )
                 await self._sleep(exc.retry_after)
             except TelegramServerError:
                 server_errors += 1
@@ -100,45 +102,83 @@ class Delivery:
                 await self._sleep(0.5 * server_errors)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def send(self, target: ChatTarget, chunk: Chunk, *, html: bool = True,
-                   reply: bool = False, persistent: bool = True) -> Message:
+    async def send(
+        self,
+        target: ChatTarget,
+        chunk: Chunk,
+        *,
+        html: bool = True,
+        reply: bool = False,
+        persistent: bool = True,
+    ) -> Message:
         """Send one chunk; if Telegram rejects the markup, send the same text unformatted."""
-        reply_parameters = (ReplyParameters(message_id=target.reply_to,
-                                            allow_sending_without_reply=True)
-                            if reply and target.reply_to is not None else None)
+        reply_parameters = (
+            ReplyParameters(message_id=target.reply_to, allow_sending_without_reply=True)
+            if reply and target.reply_to is not None
+            else None
+        )
         if html:
             try:
-                return await self.call(SendMessage(
-                    chat_id=target.chat_id, text=chunk.html, parse_mode=HTML,
-                    message_thread_id=target.thread_id, reply_parameters=reply_parameters),
-                    persistent=persistent)
+                return await self.call(
+                    SendMessage(
+                        chat_id=target.chat_id,
+                        text=chunk.html,
+                        parse_mode=HTML,
+                        message_thread_id=target.thread_id,
+                        reply_parameters=reply_parameters,
+                    ),
+                    persistent=persistent,
+                )
             except TelegramBadRequest as exc:
                 if not is_markup_error(exc):
                     raise
                 log.warning("Telegram rejected the markup, sending plain text: %s", exc.message)
-        return await self.call(SendMessage(
-            chat_id=target.chat_id, text=chunk.plain, parse_mode=None,
-            message_thread_id=target.thread_id, reply_parameters=reply_parameters),
-            persistent=persistent)
+        return await self.call(
+            SendMessage(
+                chat_id=target.chat_id,
+                text=chunk.plain,
+                parse_mode=None,
+                message_thread_id=target.thread_id,
+                reply_parameters=reply_parameters,
+            ),
+            persistent=persistent,
+        )
 
-    async def edit(self, target: ChatTarget, message_id: int, chunk: Chunk, *,
-                   html: bool = True, persistent: bool = True) -> None:
+    async def edit(
+        self,
+        target: ChatTarget,
+        message_id: int,
+        chunk: Chunk,
+        *,
+        html: bool = True,
+        persistent: bool = True,
+    ) -> None:
         """Replace a message's text; an unchanged text is not an error."""
         try:
             if html:
                 try:
-                    await self.call(EditMessageText(
-                        chat_id=target.chat_id, message_id=message_id, text=chunk.html,
-                        parse_mode=HTML), persistent=persistent)
+                    await self.call(
+                        EditMessageText(
+                            chat_id=target.chat_id,
+                            message_id=message_id,
+                            text=chunk.html,
+                            parse_mode=HTML,
+                        ),
+                        persistent=persistent,
+                    )
                     return
                 except TelegramBadRequest as exc:
                     if not is_markup_error(exc):
                         raise
-                    log.warning("Telegram rejected the markup, editing to plain text: %s",
-                                exc.message)
-            await self.call(EditMessageText(chat_id=target.chat_id, message_id=message_id,
-                                            text=chunk.plain, parse_mode=None),
-                            persistent=persistent)
+                    log.warning(
+                        "Telegram rejected the markup, editing to plain text: %s", exc.message
+                    )
+            await self.call(
+                EditMessageText(
+                    chat_id=target.chat_id, message_id=message_id, text=chunk.plain, parse_mode=None
+                ),
+                persistent=persistent,
+            )
         except TelegramBadRequest as exc:
             if not is_not_modified(exc):
                 raise

@@ -55,7 +55,7 @@ def markdown_to_html(text: str) -> str:
     parts: list[str] = []
     position = 0
     for fence in _FENCE.finditer(text):
-        parts.append(_inline(text[position:fence.start()]))
+        parts.append(_inline(text[position : fence.start()]))
         language, body = fence.group(1), fence.group(2).rstrip("\n")
         code = escape(body)
         if language:
@@ -81,8 +81,10 @@ def _inline(text: str) -> str:
         return f"\x00{len(saved) - 1}\x00"
 
     text = _INLINE_CODE.sub(lambda m: keep(f"<code>{escape(m.group(1))}</code>"), text)
-    text = _LINK.sub(lambda m: keep(
-        f'<a href="{html.escape(m.group(2), quote=True)}">{escape(m.group(1))}</a>'), text)
+    text = _LINK.sub(
+        lambda m: keep(f'<a href="{html.escape(m.group(2), quote=True)}">{escape(m.group(1))}</a>'),
+        text,
+    )
     text = escape(text)
     text = _HEADING.sub(r"<b>\1</b>", text)
     text = _BULLET.sub(r"\1• ", text)
@@ -225,13 +227,16 @@ def split_html(markup: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
             cut = _Break(index, _PARAGRAPH, used, stack)
         else:
             cut = best or fallback or _Break(max(index, start + 1), _WORD, used, stack)
-        body = "".join(t.text for t in tokens[start:cut.index])
+        body = "".join(t.text for t in tokens[start : cut.index])
         chunk = "".join(reopened) + body + _closing(cut.stack)
         if html_to_plain(chunk).strip():
             chunks.append(chunk)
         reopened = cut.stack
         start = cut.index
-        while start < len(tokens) and tokens[start].text in (" ", "\n", "\t") and not any(
-                _tag_name(tag) in ("pre", "code") for tag in reopened):
+        while (
+            start < len(tokens)
+            and tokens[start].text in (" ", "\n", "\t")
+            and not any(_tag_name(tag) in ("pre", "code") for tag in reopened)
+        ):
             start += 1
     return chunks

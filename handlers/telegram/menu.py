@@ -38,8 +38,10 @@ def menu_for(registry: CommandRegistry, caller: Caller) -> list[BotCommand]:
         if name in _HIDDEN or not _NAME.match(name) or not _offered(command, caller):
             continue
         groups.setdefault(name, []).append(command)
-    return [BotCommand(command=name, description=_describe(name, commands))
-            for name, commands in groups.items()][:_MAX_COMMANDS]
+    return [
+        BotCommand(command=name, description=_describe(name, commands))
+        for name, commands in groups.items()
+    ][:_MAX_COMMANDS]
 
 
 def _offered(command: Command, caller: Caller) -> bool:
@@ -64,8 +66,11 @@ async def publish_menus(bot: Bot, services: Services) -> None:
     member_menu = menu_for(registry, Caller(channel=CHANNEL, user_id=""))
     await bot.set_my_commands(member_menu, scope=BotCommandScopeDefault())
     async with services.sessions() as session:
-        admins = [(a.external_id, a.role) for a in await AdminRepository(session).list()
-                  if a.channel == CHANNEL]
+        admins = [
+            (a.external_id, a.role)
+            for a in await AdminRepository(session).list()
+            if a.channel == CHANNEL
+        ]
     for chat_id, role in _numeric(admins):
         menu = menu_for(registry, Caller(channel=CHANNEL, user_id=str(chat_id), role=role))
         try:

@@ -44,8 +44,9 @@ class TelegramSink:
     """Replies into one chat. Command output and refusals are plain text (not Markdown: a
     slug like ``post_writer`` must not turn italic); assistant answers are Markdown."""
 
-    def __init__(self, delivery: Delivery, target: ChatTarget,
-                 monotonic: Clock = time.monotonic) -> None:
+    def __init__(
+        self, delivery: Delivery, target: ChatTarget, monotonic: Clock = time.monotonic
+    ) -> None:
         self.delivery = delivery
         self.target = target
         self._monotonic = monotonic
@@ -62,22 +63,35 @@ class TelegramSink:
         sent = False
         if file.is_image and len(file.data) <= PHOTO_LIMIT_BYTES:
             try:
-                await self.delivery.call(SendPhoto(
-                    chat_id=target.chat_id, photo=upload, caption=caption or None,
-                    parse_mode=None, message_thread_id=target.thread_id))
+                await self.delivery.call(
+                    SendPhoto(
+                        chat_id=target.chat_id,
+                        photo=upload,
+                        caption=caption or None,
+                        parse_mode=None,
+                        message_thread_id=target.thread_id,
+                    )
+                )
                 sent = True
             except TelegramBadRequest as exc:  # odd dimensions, unsupported format...
                 log.info("sendPhoto refused (%s); sending as a document", exc.message)
         if not sent:
-            await self.delivery.call(SendDocument(
-                chat_id=target.chat_id, document=upload, caption=caption or None,
-                parse_mode=None, message_thread_id=target.thread_id))
+            await self.delivery.call(
+                SendDocument(
+                    chat_id=target.chat_id,
+                    document=upload,
+                    caption=caption or None,
+                    parse_mode=None,
+                    message_thread_id=target.thread_id,
+                )
+            )
         if file.caption and not caption:
             await self.send_text(file.caption)
 
     def open_stream(self) -> ReplyStream:
         stream: _DraftStream | _EditStream = (
-            _DraftStream(self) if self.target.private else _EditStream(self))
+            _DraftStream(self) if self.target.private else _EditStream(self)
+        )
         stream.start_typing()
         return stream
 
@@ -106,8 +120,13 @@ class _Stream:
 
     async def _send_typing(self) -> None:
         with contextlib.suppress(TelegramAPIError):
-            await self.delivery.bot(SendChatAction(chat_id=self.target.chat_id, action="typing",
-                                                   message_thread_id=self.target.thread_id))
+            await self.delivery.bot(
+                SendChatAction(
+                    chat_id=self.target.chat_id,
+                    action="typing",
+                    message_thread_id=self.target.thread_id,
+                )
+            )
 
     async def _stop_typing(self) -> None:
         if self._typing is not None and not self._typing.done():
@@ -147,9 +166,15 @@ class _DraftStream(_Stream):
         # A long answer becomes several messages; the draft previews the one being written.
         shown = chunks[-1].html
         try:
-            await self.delivery.bot(SendMessageDraft(
-                chat_id=self.target.chat_id, draft_id=self.draft_id, text=shown,
-                parse_mode=HTML, message_thread_id=self.target.thread_id))
+            await self.delivery.bot(
+                SendMessageDraft(
+                    chat_id=self.target.chat_id,
+                    draft_id=self.draft_id,
+                    text=shown,
+                    parse_mode=HTML,
+                    message_thread_id=self.target.thread_id,
+                )
+            )
         except TelegramRetryAfter as exc:
             self._pause(exc.retry_after)
             return
@@ -204,8 +229,7 @@ class _EditStream(_Stream):
     async def _post(self, chunk: Chunk, *, persistent: bool = False) -> None:
         await self._stop_typing()
         reply = not self._posted and self.sink._take_reply()
-        message = await self.delivery.send(self.target, chunk, reply=reply,
-                                           persistent=persistent)
+        message = await self.delivery.send(self.target, chunk, reply=reply, persistent=persistent)
         self._posted.append((message.message_id, chunk.html))
         self._pause(self.delivery.pacing.edit_interval)
 
@@ -231,7 +255,7 @@ class _EditStream(_Stream):
                     # Someone deleted the streamed message: deliver the answer anew.
                     message = await self.delivery.send(self.target, chunk)
                     self._posted[index] = (message.message_id, chunk.html)
-        for message_id, _ in self._posted[len(chunks):]:
+        for message_id, _ in self._posted[len(chunks) :]:
             await self.delivery.delete(self.target, message_id)
 
     async def abort(self, message: str) -> None:

@@ -57,14 +57,41 @@ DOWNLOAD_LIMIT = 20 * 1024 * 1024
 DEFAULT_TOKEN = "123456:TEST-fake-telegram-token"
 
 #: Fields that are strings even when they look like JSON (``text="42"``).
-_STRING_FIELDS = frozenset({
-    "text", "caption", "parse_mode", "url", "secret_token", "file_id", "action",
-    "language_code", "description", "ip_address", "business_connection_id",
-})
-_ALLOWED_TAGS = frozenset({
-    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
-    "tg-emoji", "code", "pre", "blockquote",
-})
+_STRING_FIELDS = frozenset(
+    {
+        "text",
+        "caption",
+        "parse_mode",
+        "url",
+        "secret_token",
+        "file_id",
+        "action",
+        "language_code",
+        "description",
+        "ip_address",
+        "business_connection_id",
+    }
+)
+_ALLOWED_TAGS = frozenset(
+    {
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "span",
+        "tg-spoiler",
+        "a",
+        "tg-emoji",
+        "code",
+        "pre",
+        "blockquote",
+    }
+)
 _ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 _TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)((?:\s+[\w-]+(?:=(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?)*)\s*>")
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -142,7 +169,8 @@ def parse_html(markup: str) -> str:
                     expected = f'"</{stack[-1]}>"' if stack else "none"
                     raise _entities_error(
                         f"Unmatched end tag at byte offset {index}, expected {expected}, "
-                        f'found "</{name}>"')
+                        f'found "</{name}>"'
+                    )
                 stack.pop()
             else:
                 if name == "a" and "href" not in match.group(3):
@@ -181,8 +209,13 @@ def utf16_len(text: str) -> int:
 
 
 class FakeTelegramServer:
-    def __init__(self, token: str = DEFAULT_TOKEN, *, bot_id: int = 7_000_000_001,
-                 username: str = "switchboard_test_bot") -> None:
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        bot_id: int = 7_000_000_001,
+        username: str = "switchboard_test_bot",
+    ) -> None:
         self.token = token
         self.bot_id = bot_id
         self.username = username
@@ -253,18 +286,32 @@ class FakeTelegramServer:
 
     # -- test controls --------------------------------------------------------------------------
 
-    def fail_next(self, method: str, status: int = 429, *, retry_after: int | None = None,
-                  after: int = 0, count: int = 1, description: str | None = None) -> None:
+    def fail_next(
+        self,
+        method: str,
+        status: int = 429,
+        *,
+        retry_after: int | None = None,
+        after: int = 0,
+        count: int = 1,
+        description: str | None = None,
+    ) -> None:
         if status == 429 and retry_after is None:
             retry_after = 1
         self._failures.setdefault(method.lower(), []).append(
-            _Failure(status, retry_after, description, after, count))
+            _Failure(status, retry_after, description, after, count)
+        )
 
-    def calls_to(self, method: str, *, chat_id: int | None = None,
-                 ok_only: bool = True) -> list[ApiCall]:
-        return [c for c in self.calls if c.method.lower() == method.lower()
-                and (not ok_only or c.ok)
-                and (chat_id is None or c.params.get("chat_id") == chat_id)]
+    def calls_to(
+        self, method: str, *, chat_id: int | None = None, ok_only: bool = True
+    ) -> list[ApiCall]:
+        return [
+            c
+            for c in self.calls
+            if c.method.lower() == method.lower()
+            and (not ok_only or c.ok)
+            and (chat_id is None or c.params.get("chat_id") == chat_id)
+        ]
 
     def chat_messages(self, chat_id: int, *, from_bot: bool = True) -> list[StoredMessage]:
         return [m for m in self._messages.get(chat_id, []) if m.from_bot == from_bot]
@@ -276,12 +323,14 @@ class FakeTelegramServer:
         deadline = time.monotonic() + within
         while not predicate():
             if time.monotonic() > deadline:
-                raise TimeoutError("condition not met; calls: "
-                                   + ", ".join(c.method for c in self.calls[-20:]))
+                raise TimeoutError(
+                    "condition not met; calls: " + ", ".join(c.method for c in self.calls[-20:])
+                )
             await asyncio.sleep(0.02)
 
-    async def wait_for_bot_messages(self, chat_id: int, count: int = 1,
-                                    within: float = 5.0) -> list[StoredMessage]:
+    async def wait_for_bot_messages(
+        self, chat_id: int, count: int = 1, within: float = 5.0
+    ) -> list[StoredMessage]:
         await self.wait_for(lambda: len(self.chat_messages(chat_id)) >= count, within)
         return self.chat_messages(chat_id)
 
@@ -293,22 +342,37 @@ class FakeTelegramServer:
 
     # -- updates --------------------------------------------------------------------------------
 
-    def private_message(self, user_id: int, text: str | None = None, *,
-                        username: str | None = None, first_name: str = "Test",
-                        **media: Any) -> JSON:
+    def private_message(
+        self,
+        user_id: int,
+        text: str | None = None,
+        *,
+        username: str | None = None,
+        first_name: str = "Test",
+        **media: Any,
+    ) -> JSON:
         chat = {"id": user_id, "type": "private", "first_name": first_name}
         if username:
             chat["username"] = username
-        return self._message_update(chat, self._user(user_id, username, first_name), text,
-                                    **media)
+        return self._message_update(chat, self._user(user_id, username, first_name), text, **media)
 
-    def group_message(self, chat_id: int, user_id: int, text: str | None = None, *,
-                      title: str = "Team", chat_type: str = "supergroup",
-                      username: str | None = None, first_name: str = "Member",
-                      reply_to: StoredMessage | None = None, **media: Any) -> JSON:
+    def group_message(
+        self,
+        chat_id: int,
+        user_id: int,
+        text: str | None = None,
+        *,
+        title: str = "Team",
+        chat_type: str = "supergroup",
+        username: str | None = None,
+        first_name: str = "Member",
+        reply_to: StoredMessage | None = None,
+        **media: Any,
+    ) -> JSON:
         chat = {"id": chat_id, "type": chat_type, "title": title}
-        return self._message_update(chat, self._user(user_id, username, first_name), text,
-                                    reply_to=reply_to, **media)
+        return self._message_update(
+            chat, self._user(user_id, username, first_name), text, reply_to=reply_to, **media
+        )
 
     async def send_update(self, update: JSON) -> int | None:
         """Deliver like Telegram: to the webhook if one is set (returns its HTTP status),
@@ -320,8 +384,9 @@ class FakeTelegramServer:
             self._new_update.notify_all()
         return None
 
-    async def post_webhook(self, update: JSON, *, secret: str | None = None,
-                           url: str | None = None) -> int:
+    async def post_webhook(
+        self, update: JSON, *, secret: str | None = None, url: str | None = None
+    ) -> int:
         """POST ``update`` to the registered webhook (or ``url``), with its secret token unless
         ``secret`` overrides it ("" sends no header)."""
         assert self._client is not None
@@ -339,16 +404,29 @@ class FakeTelegramServer:
             user["username"] = username
         return user
 
-    def _message_update(self, chat: JSON, user: JSON, text: str | None, *,
-                        reply_to: StoredMessage | None = None, photo: bytes | None = None,
-                        voice: bytes | None = None, audio: tuple[str, str, bytes] | None = None,
-                        document: tuple[str, str, bytes] | None = None,
-                        sticker: bool = False, caption: str | None = None) -> JSON:
+    def _message_update(
+        self,
+        chat: JSON,
+        user: JSON,
+        text: str | None,
+        *,
+        reply_to: StoredMessage | None = None,
+        photo: bytes | None = None,
+        voice: bytes | None = None,
+        audio: tuple[str, str, bytes] | None = None,
+        document: tuple[str, str, bytes] | None = None,
+        sticker: bool = False,
+        caption: str | None = None,
+    ) -> JSON:
         chat_id = chat["id"]
         self._chat_types[chat_id] = chat["type"]
         message_id = self._next_message_id(chat_id)
-        message: JSON = {"message_id": message_id, "date": int(time.time()), "chat": chat,
-                         "from": user}
+        message: JSON = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": chat,
+            "from": user,
+        }
         if text is not None:
             message["text"] = text
             entities = _entities_for(text)
@@ -363,42 +441,77 @@ class FakeTelegramServer:
             thumb = self.add_file(photo[: max(1, len(photo) // 10)], "photos/thumb.jpg")
             full = self.add_file(photo, "photos/file_1.jpg")
             message["photo"] = [
-                {"file_id": thumb.file_id, "file_unique_id": thumb.unique_id, "width": 90,
-                 "height": 90, "file_size": len(thumb.data)},
-                {"file_id": full.file_id, "file_unique_id": full.unique_id, "width": 1280,
-                 "height": 960, "file_size": len(full.data)}]
+                {
+                    "file_id": thumb.file_id,
+                    "file_unique_id": thumb.unique_id,
+                    "width": 90,
+                    "height": 90,
+                    "file_size": len(thumb.data),
+                },
+                {
+                    "file_id": full.file_id,
+                    "file_unique_id": full.unique_id,
+                    "width": 1280,
+                    "height": 960,
+                    "file_size": len(full.data),
+                },
+            ]
         if voice is not None:
             stored = self.add_file(voice, "voice/file_2.oga")
-            message["voice"] = {"file_id": stored.file_id, "file_unique_id": stored.unique_id,
-                                "duration": 2, "mime_type": "audio/ogg",
-                                "file_size": len(voice)}
+            message["voice"] = {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.unique_id,
+                "duration": 2,
+                "mime_type": "audio/ogg",
+                "file_size": len(voice),
+            }
         if audio is not None:
             name, mime, data = audio
             stored = self.add_file(data, f"music/{name}")
-            message["audio"] = {"file_id": stored.file_id, "file_unique_id": stored.unique_id,
-                                "duration": 3, "file_name": name, "mime_type": mime,
-                                "file_size": len(data)}
+            message["audio"] = {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.unique_id,
+                "duration": 3,
+                "file_name": name,
+                "mime_type": mime,
+                "file_size": len(data),
+            }
         if document is not None:
             name, mime, data = document
             stored = self.add_file(data, f"documents/{name}")
-            message["document"] = {"file_id": stored.file_id,
-                                   "file_unique_id": stored.unique_id, "file_name": name,
-                                   "mime_type": mime, "file_size": len(data)}
+            message["document"] = {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.unique_id,
+                "file_name": name,
+                "mime_type": mime,
+                "file_size": len(data),
+            }
         if sticker:
             stored = self.add_file(b"RIFF-webp", "stickers/file_3.webp")
-            message["sticker"] = {"file_id": stored.file_id, "file_unique_id": stored.unique_id,
-                                  "type": "regular", "width": 512, "height": 512,
-                                  "is_animated": False, "is_video": False, "emoji": "👍"}
+            message["sticker"] = {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.unique_id,
+                "type": "regular",
+                "width": 512,
+                "height": 512,
+                "is_animated": False,
+                "is_video": False,
+                "emoji": "👍",
+            }
         if reply_to is not None:
-            replied: JSON = {"message_id": reply_to.message_id, "date": int(time.time()),
-                             "chat": chat}
+            replied: JSON = {
+                "message_id": reply_to.message_id,
+                "date": int(time.time()),
+                "chat": chat,
+            }
             if reply_to.from_bot:
                 replied["from"] = self._bot_user()
             if reply_to.text is not None:
                 replied["text"] = reply_to.text
             message["reply_to_message"] = replied
-        self._messages.setdefault(chat_id, []).append(StoredMessage(
-            message_id, chat_id, text, from_bot=False, history=[text or ""]))
+        self._messages.setdefault(chat_id, []).append(
+            StoredMessage(message_id, chat_id, text, from_bot=False, history=[text or ""])
+        )
         return {"update_id": next(self._update_ids), "message": message}
 
     def _next_message_id(self, chat_id: int) -> int:
@@ -406,8 +519,12 @@ class FakeTelegramServer:
         return next(counter)
 
     def _bot_user(self) -> JSON:
-        return {"id": self.bot_id, "is_bot": True, "first_name": "Switchboard",
-                "username": self.username}
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": "Switchboard",
+            "username": self.username,
+        }
 
     # -- HTTP -----------------------------------------------------------------------------------
 
@@ -451,9 +568,11 @@ class FakeTelegramServer:
         if failure.count <= 0:
             queue.pop(0)
         if failure.status == 429:
-            raise ApiError(429, failure.description
-                           or f"Too Many Requests: retry after {failure.retry_after}",
-                           retry_after=failure.retry_after)
+            raise ApiError(
+                429,
+                failure.description or f"Too Many Requests: retry after {failure.retry_after}",
+                retry_after=failure.retry_after,
+            )
         raise ApiError(failure.status, failure.description or "Bad Request: injected failure")
 
     async def _download(self, request: web.Request) -> web.Response:
@@ -469,13 +588,20 @@ class FakeTelegramServer:
     # -- methods --------------------------------------------------------------------------------
 
     def _get_me(self, _params: JSON, _files: Mapping[str, bytes]) -> JSON:
-        return {**self._bot_user(), "can_join_groups": True,
-                "can_read_all_group_messages": False, "supports_inline_queries": False}
+        return {
+            **self._bot_user(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
 
     async def _get_updates(self, params: JSON) -> list[JSON]:
         if self.webhook is not None:
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is "
-                                "active; use deleteWebhook to delete the webhook first")
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is "
+                "active; use deleteWebhook to delete the webhook first",
+            )
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
         limit = int(params.get("limit") or 100)
@@ -508,16 +634,25 @@ class FakeTelegramServer:
     def _edit_message_text(self, params: JSON, _files: Mapping[str, bytes]) -> JSON:
         chat_id = self._chat(params)
         message_id = int(params.get("message_id") or 0)
-        stored = next((m for m in self._messages.get(chat_id, [])
-                       if m.message_id == message_id and m.from_bot), None)
+        stored = next(
+            (
+                m
+                for m in self._messages.get(chat_id, [])
+                if m.message_id == message_id and m.from_bot
+            ),
+            None,
+        )
         if stored is None:
             raise ApiError(400, "Bad Request: message to edit not found")
         text = self._displayed_text(params, "text", TEXT_LIMIT)
         markup = (str(params["text"]), params.get("parse_mode"))
         if markup == stored.markup:
-            raise ApiError(400, "Bad Request: message is not modified: specified new message "
-                                "content and reply markup are exactly the same as a current "
-                                "content and reply markup of the message")
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message "
+                "content and reply markup are exactly the same as a current "
+                "content and reply markup of the message",
+            )
         stored.markup = markup
         stored.text = text
         stored.history.append(text)
@@ -545,8 +680,12 @@ class FakeTelegramServer:
         caption = self._caption(params)
         stored = self._store_bot_message(chat_id, text=None)
         kept = self.add_file(data, f"documents/{name}")
-        stored.document = {"file_id": kept.file_id, "file_unique_id": kept.unique_id,
-                           "file_name": name, "file_size": len(data)}
+        stored.document = {
+            "file_id": kept.file_id,
+            "file_unique_id": kept.unique_id,
+            "file_name": name,
+            "file_size": len(data),
+        }
         stored.caption = caption
         return self._message_json(stored)
 
@@ -558,8 +697,15 @@ class FakeTelegramServer:
         caption = self._caption(params)
         stored = self._store_bot_message(chat_id, text=None)
         kept = self.add_file(data, f"photos/{name}")
-        stored.photo = [{"file_id": kept.file_id, "file_unique_id": kept.unique_id,
-                         "width": 800, "height": 600, "file_size": len(data)}]
+        stored.photo = [
+            {
+                "file_id": kept.file_id,
+                "file_unique_id": kept.unique_id,
+                "width": 800,
+                "height": 600,
+                "file_size": len(data),
+            }
+        ]
         stored.caption = caption
         return self._message_json(stored)
 
@@ -584,10 +730,14 @@ class FakeTelegramServer:
             raise ApiError(400, "Bad Request: bad webhook: HTTPS url must be provided")
         secret = params.get("secret_token")
         if secret is not None and not re.match(r"^[A-Za-z0-9_-]{1,256}$", secret):
-            raise ApiError(400, "Bad Request: bad webhook: secret token contains "
-                                "unallowed characters")
-        self.webhook = {"url": url, "secret_token": secret,
-                        "allowed_updates": params.get("allowed_updates")}
+            raise ApiError(
+                400, "Bad Request: bad webhook: secret token contains unallowed characters"
+            )
+        self.webhook = {
+            "url": url,
+            "secret_token": secret,
+            "allowed_updates": params.get("allowed_updates"),
+        }
         return True
 
     def _delete_webhook(self, params: JSON, _files: Mapping[str, bytes]) -> bool:
@@ -597,8 +747,11 @@ class FakeTelegramServer:
         return True
 
     def _get_webhook_info(self, _params: JSON, _files: Mapping[str, bytes]) -> JSON:
-        return {"url": (self.webhook or {}).get("url", ""), "has_custom_certificate": False,
-                "pending_update_count": len(self._updates)}
+        return {
+            "url": (self.webhook or {}).get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
 
     def _get_file(self, params: JSON, _files: Mapping[str, bytes]) -> JSON:
         stored = self._files.get(str(params.get("file_id")))
@@ -606,8 +759,12 @@ class FakeTelegramServer:
             raise ApiError(400, "Bad Request: invalid file_id")
         if len(stored.data) > DOWNLOAD_LIMIT:
             raise ApiError(400, "Bad Request: file is too big")
-        return {"file_id": stored.file_id, "file_unique_id": stored.unique_id,
-                "file_size": len(stored.data), "file_path": stored.path}
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.unique_id,
+            "file_size": len(stored.data),
+            "file_path": stored.path,
+        }
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -639,8 +796,9 @@ class FakeTelegramServer:
             return None
         return self._displayed_text(params, "caption", CAPTION_LIMIT)
 
-    def _upload(self, params: JSON, files: Mapping[str, bytes], field_name: str
-                ) -> tuple[str, bytes]:
+    def _upload(
+        self, params: JSON, files: Mapping[str, bytes], field_name: str
+    ) -> tuple[str, bytes]:
         reference = params.get(field_name)
         if isinstance(reference, str) and reference.startswith("attach://"):
             key = reference.removeprefix("attach://")
@@ -656,15 +814,20 @@ class FakeTelegramServer:
         return stored
 
     def _message_json(self, stored: StoredMessage) -> JSON:
-        chat_type = self._chat_types.get(stored.chat_id,
-                                         "private" if stored.chat_id > 0 else "supergroup")
+        chat_type = self._chat_types.get(
+            stored.chat_id, "private" if stored.chat_id > 0 else "supergroup"
+        )
         chat: JSON = {"id": stored.chat_id, "type": chat_type}
         if chat_type != "private":
             chat["title"] = "Team"
         else:
             chat["first_name"] = "Test"
-        message: JSON = {"message_id": stored.message_id, "date": int(time.time()),
-                         "chat": chat, "from": self._bot_user()}
+        message: JSON = {
+            "message_id": stored.message_id,
+            "date": int(time.time()),
+            "chat": chat,
+            "from": self._bot_user(),
+        }
         if stored.text is not None:
             message["text"] = stored.text
         if stored.document is not None:
@@ -683,8 +846,13 @@ def _entities_for(text: str) -> list[JSON]:
     if command:
         entities.append({"type": "bot_command", "offset": 0, "length": command.end()})
     for mention in re.finditer(r"(?<![\w/])@\w{5,32}", text):
-        entities.append({"type": "mention", "offset": utf16_len(text[:mention.start()]),
-                         "length": utf16_len(mention.group(0))})
+        entities.append(
+            {
+                "type": "mention",
+                "offset": utf16_len(text[: mention.start()]),
+                "length": utf16_len(mention.group(0)),
+            }
+        )
     return entities
 
 
