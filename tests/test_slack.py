@@ -4,8 +4,10 @@ the pipeline, the fake LLM, and a fake Slack Web API on 127.0.0.1 receiving our 
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
 from bot.app import App
+from bot.errors import ConfigurationError
 from bot.http import build_web_app
 from bot.service import Service, build_channels
 from handlers.envelope import OutboundFile
@@ -33,8 +36,9 @@ from tests.fakes.slack_server import (
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ADMIN = "UADMIN"
-FAST = SlackOptions(stream_interval=0.05, update_interval=0.2, max_rate_limit_wait=2,
-                    drain_timeout=10)
+FAST = SlackOptions(
+    stream_interval=0.05, update_interval=0.2, max_rate_limit_wait=2, drain_timeout=10
+)
 
 
 @dataclass
@@ -51,17 +55,25 @@ class Harness:
             await resp.read()
             return resp
 
-    async def event(self, event: dict[str, Any], *, event_id: str | None = None,
-                    retry_num: int | None = None, team_id: str = "T0001") -> int:
+    async def event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        team_id: str = "T0001",
+    ) -> int:
         body = json.dumps(event_callback(event, event_id=event_id, team_id=team_id))
         resp = await self.post(body, signed_headers(SECRET, body, retry_num=retry_num))
         await self.channel.drain(10)
         return resp.status
 
-    async def command(self, text: str, *, user_id: str = "U0001", channel_id: str = "D0001",
-                      name: str = "cmd") -> str:
-        body = command_body(text, response_url=self.slack.response_url(name), user_id=user_id,
-                            channel_id=channel_id)
+    async def command(
+        self, text: str, *, user_id: str = "U0001", channel_id: str = "D0001", name: str = "cmd"
+    ) -> str:
+        body = command_body(
+            text, response_url=self.slack.response_url(name), user_id=user_id, channel_id=channel_id
+        )
         headers = signed_headers(SECRET, body, content_type="application/x-www-form-urlencoded")
         async with self.http.post(self.url, data=body.encode(), headers=headers) as resp:
             assert resp.status == 200
@@ -86,13 +98,19 @@ async def slack() -> AsyncIterator[FakeSlackServer]:
 
 
 def slack_env(slack: FakeSlackServer, **extra: str) -> dict[str, str]:
-    return {"SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_BASE": slack.api_base, "SUPERADMINS": f"slack:T0001/{ADMIN}", **extra}
+    return {
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_BASE": slack.api_base,
+        "SUPERADMINS": f"slack:T0001/{ADMIN}",
+        **extra,
+    }
 
 
 @pytest.fixture
-async def h(make_app: AppFactory, slack: FakeSlackServer,
-            llm: FakeLLMServer) -> AsyncIterator[Harness]:
+async def h(
+    make_app: AppFactory, slack: FakeSlackServer, llm: FakeLLMServer
+) -> AsyncIterator[Harness]:
     app = await make_app(**slack_env(slack))
     llm.delay = 0.02
     channel = build_slack_channel(app.settings, app.services, app.pipeline, options=FAST)
@@ -136,7 +154,10 @@ async def test_join_binds_workspace_then_dm_streams_in_thread(h: Harness) -> Non
         member = (await session.execute(select(Member))).scalar_one()
     assert item.text == h.llm.reply_text
     assert (member.channel, member.external_id, member.display_name) == (
-        "slack", "T0001/U0001", "Ada")
+        "slack",
+        "T0001/U0001",
+        "Ada",
+    )
     assert await count(h.app, UsageEvent) == 1
 
 
@@ -144,13 +165,18 @@ async def test_mention_in_channel_answers_in_its_thread(h: Harness) -> None:
     await h.join()
     h.llm.reply_text = "Here is the summary."
 
-    await h.event(mention_event("summarise the thread", channel="C0001",
-                                ts="1700000200.000200", thread_ts="1700000150.000150"))
+    await h.event(
+        mention_event(
+            "summarise the thread",
+            channel="C0001",
+            ts="1700000200.000200",
+            thread_ts="1700000150.000150",
+        )
+    )
 
     [start] = h.slack.calls_to("chat.startStream", ok_only=True)
     assert start.args["thread_ts"] == "1700000150.000150"
-    assert (start.args["recipient_team_id"], start.args["recipient_user_id"]) == (
-        "T0001", "U0001")
+    assert (start.args["recipient_team_id"], start.args["recipient_user_id"]) == ("T0001", "U0001")
     [reply] = h.slack.thread("C0001", "1700000150.000150")
     assert reply.text == "Here is the summary."
     sent = str(h.llm.last_request.json["input"])
@@ -231,6 +257,22 @@ async def test_url_verification_and_ignored_events(h: Harness) -> None:
         assert await h.event(event) == 200
     assert not h.llm.requests
 
+    action = urllib.parse.urlencode(
+        {
+            "payload": json.dumps(
+                {
+                    "type": "block_actions",
+                    "team": {"id": "T0001"},
+                    "user": {"id": "U0001"},
+                    "actions": [{"action_id": "noop", "type": "button"}],
+                    "trigger_id": "1.2.3",
+                }
+            )
+        }
+    )
+    form = signed_headers(SECRET, action, content_type="application/x-www-form-urlencoded")
+    assert (await h.post(action, form)).status == 200
+
 
 # -- replies ---------------------------------------------------------------------------------------
 
@@ -281,9 +323,20 @@ async def test_rate_limited_updates_in_fallback_mode(h: Harness) -> None:
 async def test_dm_with_a_text_file(h: Harness) -> None:
     await h.join()
     url = h.slack.add_file("notes.txt", b"Quarterly revenue grew 12 percent.", "text/plain")
-    event = message_event("summarise", ts="1700000900.000900", subtype="file_share",
-                          files=[{"id": "F1", "name": "notes.txt", "mimetype": "text/plain",
-                                  "size": 34, "url_private_download": url}])
+    event = message_event(
+        "summarise",
+        ts="1700000900.000900",
+        subtype="file_share",
+        files=[
+            {
+                "id": "F1",
+                "name": "notes.txt",
+                "mimetype": "text/plain",
+                "size": 34,
+                "url_private_download": url,
+            }
+        ],
+    )
     await h.event(event)
 
     assert "Quarterly revenue grew" in str(h.llm.last_request.json["input"])
@@ -292,12 +345,21 @@ async def test_dm_with_a_text_file(h: Harness) -> None:
 # -- the sink on its own ---------------------------------------------------------------------------
 
 
-def sink_for(slack: FakeSlackServer, options: SlackOptions = FAST, *,
-             thread_ts: str | None = "1700001000.000100",
-             response_url: str | None = None) -> SlackSink:
+def sink_for(
+    slack: FakeSlackServer,
+    options: SlackOptions = FAST,
+    *,
+    thread_ts: str | None = "1700001000.000100",
+    response_url: str | None = None,
+) -> SlackSink:
     client = AsyncWebClient(token=slack.token, base_url=slack.api_base)
-    target = SlackTarget(channel_id="C0001", team_id="T0001", user_id="U0001",
-                         thread_ts=thread_ts, response_url=response_url)
+    target = SlackTarget(
+        channel_id="C0001",
+        team_id="T0001",
+        user_id="U0001",
+        thread_ts=thread_ts,
+        response_url=response_url,
+    )
     return SlackSink(client, target, options)
 
 
@@ -309,7 +371,12 @@ async def test_send_file_uses_files_upload_v2(slack: FakeSlackServer) -> None:
     assert slack.methods() == ["files.getUploadURLExternal", "files.completeUploadExternal"]
     [file] = slack.files.values()
     assert (file.filename, file.data, file.channel, file.thread_ts, file.initial_comment) == (
-        "usage.csv", data, "C0001", "1700001000.000100", "Usage export")
+        "usage.csv",
+        data,
+        "C0001",
+        "1700001000.000100",
+        "Usage export",
+    )
 
 
 async def test_long_replies_split_at_the_limits(slack: FakeSlackServer) -> None:
@@ -320,11 +387,12 @@ async def test_long_replies_split_at_the_limits(slack: FakeSlackServer) -> None:
     for streaming in (True, False):
         slack.messages.clear()
         slack.streaming_supported = streaming
-        options = SlackOptions(stream_interval=0, update_interval=0, stream_message_limit=200,
-                               message_limit=160)
+        options = SlackOptions(
+            stream_interval=0, update_interval=0, stream_message_limit=200, message_limit=160
+        )
         stream = sink_for(slack, options).open_stream()
         for i in range(0, len(answer), 7):
-            await stream.append(answer[i:i + 7])
+            await stream.append(answer[i : i + 7])
         await stream.finish(answer)
 
         parts = slack.thread("C0001", "1700001000.000100")
@@ -357,22 +425,99 @@ async def test_response_url_failure_falls_back_to_a_post(slack: FakeSlackServer)
 # -- wiring ----------------------------------------------------------------------------------------
 
 
-async def test_socket_mode_is_built_from_the_app_token(make_app: AppFactory,
-                                                       slack: FakeSlackServer) -> None:
-    app = await make_app(SLACK_BOT_TOKEN=slack.token, SLACK_APP_TOKEN="xapp-1-test",
-                         SLACK_API_BASE=slack.api_base)
+async def test_socket_mode_is_built_from_the_app_token(
+    make_app: AppFactory, slack: FakeSlackServer
+) -> None:
+    app = await make_app(
+        SLACK_BOT_TOKEN=slack.token, SLACK_APP_TOKEN="xapp-1-test", SLACK_API_BASE=slack.api_base
+    )
     channel = build_slack_channel(app.settings, app.services, app.pipeline)
     web_app = build_web_app(app.services)
     channel.install_routes(web_app)
 
     assert channel.socket_mode and not channel.http_events
-    assert not [r for r in web_app.router.routes() if r.resource and
-                r.resource.canonical == "/slack/events"]
+    assert not [
+        r for r in web_app.router.routes() if r.resource and r.resource.canonical == "/slack/events"
+    ]
     assert channel.client.base_url == slack.api_base
 
 
-async def test_switchboard_run_answers_a_signed_dm(make_app: AppFactory, slack: FakeSlackServer,
-                                                   llm: FakeLLMServer) -> None:
+async def test_socket_mode_end_to_end(
+    make_app: AppFactory, slack: FakeSlackServer, llm: FakeLLMServer
+) -> None:
+    app = await make_app(
+        SLACK_BOT_TOKEN=slack.token, SLACK_APP_TOKEN=slack.app_token, SLACK_API_BASE=slack.api_base
+    )
+    code = await tenant_with_tokens(app)
+    channel = build_slack_channel(app.settings, app.services, app.pipeline, options=FAST)
+    await channel.start()
+    try:
+        command = dict(
+            urllib.parse.parse_qsl(
+                command_body(f"join {code}", response_url=slack.response_url("join"))
+            )
+        )
+        await slack.socket_ack(await slack.socket_send("slash_commands", command))
+        await channel.drain(10)
+        event = event_callback(message_event("over the socket", ts="1700003000.000100"))
+        await slack.socket_ack(await slack.socket_send("events_api", event))
+        await channel.drain(10)
+    finally:
+        await channel.stop()
+    assert "Welcome" in slack.responses[0]["text"]
+    [reply] = slack.thread("D0001", "1700003000.000100")
+    assert reply.text == llm.reply_text
+
+
+async def test_refused_tokens_stop_the_start(make_app: AppFactory, slack: FakeSlackServer) -> None:
+    for env in (
+        {"SLACK_BOT_TOKEN": "xoxb-wrong", "SLACK_SIGNING_SECRET": SECRET},
+        {"SLACK_BOT_TOKEN": slack.token, "SLACK_APP_TOKEN": "xapp-wrong"},
+    ):
+        app = await make_app(SLACK_API_BASE=slack.api_base, **env)
+        channel = build_slack_channel(app.settings, app.services, app.pipeline)
+        with pytest.raises(ConfigurationError, match="refused by Slack"):
+            await channel.start()
+        await channel.stop()
+
+
+async def test_stop_lets_running_turns_finish_then_refuses_new_ones(h: Harness) -> None:
+    await h.join()
+    h.llm.delay = 0.05
+    body = json.dumps(event_callback(message_event("long one", ts="1700004000.000100")))
+    assert (await h.post(body, signed_headers(SECRET, body))).status == 200
+
+    await h.channel.stop()
+
+    [reply] = h.slack.thread("D0001", "1700004000.000100")
+    assert reply.text == h.llm.reply_text and not reply.streaming
+    late = json.dumps(event_callback(message_event("too late")))
+    assert (await h.post(late, signed_headers(SECRET, late))).status == 503
+
+
+def test_manifest_matches_the_adapter() -> None:
+    manifest = (Path(__file__).parent.parent / "slack" / "manifest.yml").read_text()
+    for needed in (
+        "app_mentions:read",
+        "chat:write",
+        "im:history",
+        "im:read",
+        "im:write",
+        "commands",
+        "files:write",
+        "users:read",
+        "- app_mention",
+        "- message.im",
+        "command: /sb",
+        "https://YOUR_HOST/slack/events",
+        "socket_mode_enabled:",
+    ):
+        assert needed in manifest, needed
+
+
+async def test_switchboard_run_answers_a_signed_dm(
+    make_app: AppFactory, slack: FakeSlackServer, llm: FakeLLMServer
+) -> None:
     app = await make_app(**slack_env(slack, HTTP_PORT="0"))
     code = await tenant_with_tokens(app)
     service = Service(app, build_channels(app))
@@ -385,8 +530,9 @@ async def test_switchboard_run_answers_a_signed_dm(make_app: AppFactory, slack: 
         dm = json.dumps(event_callback(message_event("hi", ts="1700002000.000100")))
         async with aiohttp.ClientSession() as http:
             form = "application/x-www-form-urlencoded"
-            async with http.post(url, data=join, headers=signed_headers(
-                    SECRET, join, content_type=form)) as resp:
+            async with http.post(
+                url, data=join, headers=signed_headers(SECRET, join, content_type=form)
+            ) as resp:
                 assert resp.status == 200
             await channel.drain(10)
             async with http.post(url, data=dm, headers=signed_headers(SECRET, dm)) as resp:

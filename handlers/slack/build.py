@@ -8,54 +8,62 @@ from __future__ import annotations
 
 import logging
 
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
 from handlers.pipeline import Pipeline
 from handlers.services import Services
-from handlers.slack.channel import SlackChannel, SocketFactory
+from handlers.slack.channel import SlackChannel
 from handlers.slack.options import SlackOptions
 from handlers.slack.text import CommandSpeller
 
 DEFAULT_API_BASE = "https://slack.com/api/"
 
 
-def build_slack_channel(settings: Settings, services: Services, pipeline: Pipeline, *,
-                        options: SlackOptions | None = None) -> SlackChannel:
+def build_slack_channel(
+    settings: Settings,
+    services: Services,
+    pipeline: Pipeline,
+    *,
+    options: SlackOptions | None = None,
+) -> SlackChannel:
     """HTTP events when ``SLACK_SIGNING_SECRET`` is set, Socket Mode when ``SLACK_APP_TOKEN`` is
     (both may be on: the route stays available while the socket is the primary transport)."""
     if settings.slack_bot_token is None:
         raise ValueError("Slack is not configured (SLACK_BOT_TOKEN)")
     token = settings.slack_bot_token.get_secret_value()
-    signing_secret = (settings.slack_signing_secret.get_secret_value()
-                      if settings.slack_signing_secret is not None else None)
-    app_token = (settings.slack_app_token.get_secret_value()
-                 if settings.slack_app_token is not None else None)
+    signing_secret = (
+        settings.slack_signing_secret.get_secret_value()
+        if settings.slack_signing_secret is not None
+        else None
+    )
+    app_token = (
+        settings.slack_app_token.get_secret_value()
+        if settings.slack_app_token is not None
+        else None
+    )
     api_base = settings.slack_api_base or DEFAULT_API_BASE
     logger = logging.getLogger("handlers.slack.bolt")
     client = AsyncWebClient(token=token, base_url=api_base, logger=logger)
     bolt = AsyncApp(
-        name="switchboard", logger=logger, client=client,
+        name="switchboard",
+        logger=logger,
+        client=client,
         # Socket-only installs have no signing secret; Bolt never verifies socket requests, and
         # without one the HTTP route is not installed at all.
         signing_secret=signing_secret or "",
-        process_before_response=True)
-    socket_factory: SocketFactory | None = None
-    if app_token is not None:
-        socket_factory = _socket_factory(app_token, api_base, logger)
+        process_before_response=True,
+    )
     speller = CommandSpeller(settings.slack_command, services.commands.groups())
     return SlackChannel(
-        bolt=bolt, client=client, pipeline=pipeline, slash_command=settings.slack_command,
-        token=token, options=options or SlackOptions(), speller=speller,
-        http_events=signing_secret is not None, socket_factory=socket_factory)
-
-
-def _socket_factory(app_token: str, api_base: str, logger: logging.Logger) -> SocketFactory:
-    def build(bolt: AsyncApp) -> AsyncSocketModeHandler:
-        # apps.connections.open is called with the app-level token, on the same API base.
-        web_client = AsyncWebClient(base_url=api_base, logger=logger)
-        return AsyncSocketModeHandler(bolt, app_token, logger=logger, web_client=web_client)
-
-    return build
+        bolt=bolt,
+        client=client,
+        pipeline=pipeline,
+        slash_command=settings.slack_command,
+        token=token,
+        options=options or SlackOptions(),
+        speller=speller,
+        http_events=signing_secret is not None,
+        app_token=app_token,
+    )

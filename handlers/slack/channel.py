@@ -33,20 +33,28 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 #: auth.test errors that mean the token itself is wrong (refuse to start) rather than Slack down.
-_BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked",
-                        "token_expired"})
-
-SocketFactory = Callable[[AsyncApp], AsyncSocketModeHandler]
+_BAD_TOKEN = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
 
 
 class SlackChannel:
     name = CHANNEL
 
-    def __init__(self, *, bolt: AsyncApp, client: AsyncWebClient, pipeline: Pipeline,
-                 slash_command: str, token: str, options: SlackOptions,
-                 speller: Callable[[str], str], http_events: bool,
-                 socket_factory: SocketFactory | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        *,
+        bolt: AsyncApp,
+        client: AsyncWebClient,
+        pipeline: Pipeline,
+        slash_command: str,
+        token: str,
+        options: SlackOptions,
+        speller: Callable[[str], str],
+        http_events: bool,
+        app_token: str | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.bolt = bolt
         self.client = client
         self.options = options
@@ -54,7 +62,7 @@ class SlackChannel:
         self._pipeline = pipeline
         self._token = token
         self._speller = speller
-        self._socket_factory = socket_factory
+        self._app_token = app_token
         self._socket: AsyncSocketModeHandler | None = None
         self._now = now
         self._streaming = StreamingSupport()
@@ -65,10 +73,11 @@ class SlackChannel:
         bolt.event("app_mention")(self._on_event)
         bolt.event(re.compile(".*"))(self._on_other_event)
         bolt.command(slash_command)(self._on_command)
+        bolt.action(re.compile(".*"))(self._on_action)
 
     @property
     def socket_mode(self) -> bool:
-        return self._socket_factory is not None
+        return self._app_token is not None
 
     # -- Channel protocol --------------------------------------------------------------------
 
@@ -78,9 +87,8 @@ class SlackChannel:
 
     async def start(self) -> None:
         await self._check_token()
-        if self._socket_factory is not None:
-            self._socket = self._socket_factory(self.bolt)
-            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        if self._app_token is not None:
+            self._socket = await self._open_socket(self._app_token)
             log.info("Slack Socket Mode connected")
 
     async def stop(self) -> None:
@@ -116,15 +124,21 @@ class SlackChannel:
         response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
-    async def _on_event(self, body: dict[str, Any], event: dict[str, Any],
-                        context: AsyncBoltContext) -> None:
-        inbound = from_event(body, event, bot_user_id=context.bot_user_id,
-                             fetch=self._download, now=self._now)
+    async def _on_event(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        inbound = from_event(
+            body, event, bot_user_id=context.bot_user_id, fetch=self._download, now=self._now
+        )
         if inbound is not None:
             self._spawn(inbound)
 
     async def _on_other_event(self) -> None:
         """Events we subscribe to but do not act on are acknowledged, not retried by Slack."""
+
+    async def _on_action(self, ack: AsyncAck) -> None:
+        """No interactive components yet: acknowledge so Slack shows no error."""
+        await ack()
 
     async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         await ack()
@@ -135,8 +149,9 @@ class SlackChannel:
     def _spawn(self, inbound: Inbound) -> None:
         if not self._accepting:
             return
-        task = asyncio.create_task(self._handle(inbound),
-                                   name=f"slack:{inbound.message.update_key}")
+        task = asyncio.create_task(
+            self._handle(inbound), name=f"slack:{inbound.message.update_key}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -145,8 +160,13 @@ class SlackChannel:
         try:
             if message.user_name is None and self.options.lookup_user_names:
                 message = replace(message, user_name=await self._user_name(inbound))
-            sink = SlackSink(self.client, inbound.target, self.options, speller=self._speller,
-                             streaming=self._streaming)
+            sink = SlackSink(
+                self.client,
+                inbound.target,
+                self.options,
+                speller=self._speller,
+                streaming=self._streaming,
+            )
             await self._pipeline.handle(message, sink)
         except Exception:
             # The pipeline turns errors into replies; this is for the reply itself failing.
@@ -160,15 +180,39 @@ class SlackChannel:
         except SlackApiError as exc:
             error = str(exc.response.get("error", ""))
             if error in _BAD_TOKEN:
-                raise ConfigurationError([f"SLACK_BOT_TOKEN was refused by Slack ({error})."]) \
-                    from None
+                raise ConfigurationError(
+                    [f"SLACK_BOT_TOKEN was refused by Slack ({error})."]
+                ) from None
             log.warning("Slack auth.test failed (%s); continuing", error)
             return
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("Slack Web API unreachable at start-up (%s); continuing",
-                        type(exc).__name__)
+            log.warning(
+                "Slack Web API unreachable at start-up (%s); continuing", type(exc).__name__
+            )
             return
         log.info("Slack bot %s in workspace %s", result.get("user"), result.get("team"))
+
+    async def _open_socket(self, app_token: str) -> AsyncSocketModeHandler:
+        """Connect Socket Mode; a refused app token stops the start (the SDK would retry it
+        forever), so it is checked with one apps.connections.open first."""
+        # apps.connections.open takes the app-level token, on the same API base as the bot.
+        web_client = AsyncWebClient(base_url=self.client.base_url, logger=self.client.logger)
+        try:
+            await web_client.apps_connections_open(app_token=app_token)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error in _BAD_TOKEN:
+                raise ConfigurationError(
+                    [f"SLACK_APP_TOKEN was refused by Slack ({error})."]
+                ) from None
+            log.warning(
+                "Slack apps.connections.open failed (%s); retrying in the background", error
+            )
+        handler = AsyncSocketModeHandler(
+            self.bolt, app_token, logger=self.client.logger, web_client=web_client
+        )
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        return handler
 
     async def _user_name(self, inbound: Inbound) -> str | None:
         key = inbound.message.user_id
@@ -178,8 +222,9 @@ class SlackChannel:
                 info = await self.client.users_info(user=inbound.target.user_id)
                 user = info.get("user") or {}
                 profile = user.get("profile") or {}
-                name = (profile.get("display_name") or user.get("real_name")
-                        or user.get("name") or None)
+                name = (
+                    profile.get("display_name") or user.get("real_name") or user.get("name") or None
+                )
             except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
                 log.debug("users.info failed: %s", exc)
             self._names[key] = name
@@ -195,6 +240,8 @@ class SlackChannel:
             async for chunk in resp.content.iter_chunked(64 * 1024):
                 data += chunk
                 if len(data) > limit:
-                    raise SwitchboardError(f"Slack file larger than {limit} bytes",
-                                           user_message="Sorry, that file is too large.")
+                    raise SwitchboardError(
+                        f"Slack file larger than {limit} bytes",
+                        user_message="Sorry, that file is too large.",
+                    )
         return bytes(data)

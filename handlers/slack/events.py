@@ -40,8 +40,14 @@ def member_id(team_id: str, user_id: str) -> str:
     return f"{team_id}/{user_id}"
 
 
-def from_event(body: Payload, event: Payload, *, bot_user_id: str | None,
-               fetch: Fetcher, now: Callable[[], datetime]) -> Inbound | None:
+def from_event(
+    body: Payload,
+    event: Payload,
+    *,
+    bot_user_id: str | None,
+    fetch: Fetcher,
+    now: Callable[[], datetime],
+) -> Inbound | None:
     """A DM (``message`` in an ``im``) or an ``app_mention`` in a channel; None to ignore."""
     kind = event.get("type")
     user = event.get("user")
@@ -68,13 +74,21 @@ def from_event(body: Payload, event: Payload, *, bot_user_id: str | None,
         text = strip_mention(text, bot_user_id)
     event_id = body.get("event_id")
     message = InboundMessage(
-        channel=CHANNEL, scope_key=scope_key(team_id), chat_key=f"{team_id}/{channel_id}",
-        user_id=member_id(team_id, user), text=text, received_at=_time(ts, now),
-        thread_key=thread_ts, is_private=event.get("channel_type") == "im",
+        channel=CHANNEL,
+        scope_key=scope_key(team_id),
+        chat_key=f"{team_id}/{channel_id}",
+        user_id=member_id(team_id, user),
+        text=text,
+        received_at=_time(ts, now),
+        thread_key=thread_ts,
+        is_private=event.get("channel_type") == "im",
         update_key=str(event_id) if event_id else None,
-        attachments=tuple(_attachments(event.get("files"), fetch)))
-    return Inbound(message, SlackTarget(channel_id=channel_id, team_id=team_id, user_id=user,
-                                        thread_ts=thread_ts))
+        attachments=tuple(_attachments(event.get("files"), fetch)),
+    )
+    return Inbound(
+        message,
+        SlackTarget(channel_id=channel_id, team_id=team_id, user_id=user, thread_ts=thread_ts),
+    )
 
 
 def from_command(command: Payload, *, now: Callable[[], datetime]) -> Inbound | None:
@@ -88,12 +102,25 @@ def from_command(command: Payload, *, now: Callable[[], datetime]) -> Inbound | 
     trigger = command.get("trigger_id")
     is_private = channel_id.startswith("D") or command.get("channel_name") == "directmessage"
     message = InboundMessage(
-        channel=CHANNEL, scope_key=scope_key(team_id), chat_key=f"{team_id}/{channel_id}",
-        user_id=member_id(team_id, user), user_name=command.get("user_name") or None,
-        text=text, received_at=now(), is_private=is_private,
-        update_key=str(trigger) if trigger else None)
-    return Inbound(message, SlackTarget(channel_id=channel_id, team_id=team_id, user_id=user,
-                                        response_url=command.get("response_url") or None))
+        channel=CHANNEL,
+        scope_key=scope_key(team_id),
+        chat_key=f"{team_id}/{channel_id}",
+        user_id=member_id(team_id, user),
+        user_name=command.get("user_name") or None,
+        text=text,
+        received_at=now(),
+        is_private=is_private,
+        update_key=str(trigger) if trigger else None,
+    )
+    return Inbound(
+        message,
+        SlackTarget(
+            channel_id=channel_id,
+            team_id=team_id,
+            user_id=user,
+            response_url=command.get("response_url") or None,
+        ),
+    )
 
 
 def strip_mention(text: str, bot_user_id: str | None) -> str:
@@ -117,10 +144,15 @@ def _attachments(files: object, fetch: Fetcher) -> list[Attachment]:
             continue
         mime = item.get("mimetype")
         size = item.get("size")
-        found.append(Attachment(
-            kind=_kind(mime if isinstance(mime, str) else None), mime_type=mime or None,
-            file_name=item.get("name") or None, size=size if isinstance(size, int) else None,
-            fetch=_bound(fetch, url)))
+        found.append(
+            Attachment(
+                kind=_kind(mime if isinstance(mime, str) else None),
+                mime_type=mime or None,
+                file_name=item.get("name") or None,
+                size=size if isinstance(size, int) else None,
+                fetch=_bound(fetch, url),
+            )
+        )
     return found
 
 

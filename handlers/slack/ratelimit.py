@@ -38,9 +38,14 @@ def retry_after(exc: SlackApiError) -> float | None:
 
 
 class RateLimiter:
-    def __init__(self, *, max_wait: float = 30.0, max_attempts: int = 5,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        max_wait: float = 30.0,
+        max_attempts: int = 5,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._max_wait = max_wait
         self._max_attempts = max_attempts
         self._monotonic = monotonic

@@ -33,9 +33,17 @@ log = logging.getLogger(__name__)
 RESPONSE_URL_USES = 5
 EMPTY_REPLY = "_(no answer)_"
 #: Errors meaning "this token/workspace cannot stream at all": stop trying for this process.
-STREAMING_UNSUPPORTED = frozenset({
-    "unknown_method", "method_deprecated", "not_allowed_token_type", "missing_scope",
-    "feature_not_enabled", "not_supported", "invalid_auth_method"})
+STREAMING_UNSUPPORTED = frozenset(
+    {
+        "unknown_method",
+        "method_deprecated",
+        "not_allowed_token_type",
+        "missing_scope",
+        "feature_not_enabled",
+        "not_supported",
+        "invalid_auth_method",
+    }
+)
 #: Errors of a file upload that mean "not here", answered with an explanation.
 FILE_NOT_HERE = frozenset({"not_in_channel", "channel_not_found", "access_denied"})
 
@@ -68,17 +76,27 @@ class _Shown:
 
 
 class SlackSink:
-    def __init__(self, client: AsyncWebClient, target: SlackTarget, options: SlackOptions, *,
-                 speller: Callable[[str], str] = str, streaming: StreamingSupport | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        target: SlackTarget,
+        options: SlackOptions,
+        *,
+        speller: Callable[[str], str] = str,
+        streaming: StreamingSupport | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self.target = target
         self.options = options
         self.speller = speller
         self.streaming = streaming if streaming is not None else StreamingSupport()
         self.monotonic = monotonic
-        self.limiter = RateLimiter(max_wait=options.max_rate_limit_wait,
-                                   max_attempts=options.max_attempts, monotonic=monotonic)
+        self.limiter = RateLimiter(
+            max_wait=options.max_rate_limit_wait,
+            max_attempts=options.max_attempts,
+            monotonic=monotonic,
+        )
         self._responses_left = RESPONSE_URL_USES if target.response_url else 0
 
     def plain(self, text: str) -> str:
@@ -93,9 +111,15 @@ class SlackSink:
 
     async def send_file(self, file: OutboundFile) -> None:
         target = self.target
-        upload = partial(self.client.files_upload_v2, channel=target.channel_id,
-                         thread_ts=target.thread_ts, file=file.data, filename=file.file_name,
-                         title=file.file_name, initial_comment=file.caption or None)
+        upload = partial(
+            self.client.files_upload_v2,
+            channel=target.channel_id,
+            thread_ts=target.thread_ts,
+            file=file.data,
+            filename=file.file_name,
+            title=file.file_name,
+            initial_comment=file.caption or None,
+        )
         try:
             await self.limiter.required(upload)
         except SlackApiError as exc:
@@ -103,20 +127,27 @@ class SlackSink:
             if error not in FILE_NOT_HERE:
                 raise
             log.warning("file upload to %s refused: %s", target.channel_id, error)
-            await self.send_text(f"I could not post the file {file.file_name} in this "
-                                 "conversation. Invite the app here, or run the command in a "
-                                 "direct message with it.")
+            await self.send_text(
+                f"I could not post the file {file.file_name} in this "
+                "conversation. Invite the app here, or run the command in a "
+                "direct message with it."
+            )
 
     def open_stream(self) -> ReplyStream:
         return SlackReplyStream(self)
 
     async def post(self, **content: Any) -> _Shown:
         """chat.postMessage in the target thread (required: waits out rate limits)."""
-        call = partial(self.client.chat_postMessage, channel=self.target.channel_id,
-                       thread_ts=self.target.thread_ts, **content)
+        call = partial(
+            self.client.chat_postMessage,
+            channel=self.target.channel_id,
+            thread_ts=self.target.thread_ts,
+            **content,
+        )
         response = await self.limiter.required(call)
-        return _Shown(str(response["ts"]), str(content.get("markdown_text")
-                                              or content.get("text") or ""))
+        return _Shown(
+            str(response["ts"]), str(content.get("markdown_text") or content.get("text") or "")
+        )
 
     async def _respond(self, part: str) -> bool:
         """Answer through the slash command's response_url; False when it is unusable."""
@@ -182,9 +213,14 @@ class SlackReplyStream:
             await self._sink.post(text=text)
             return
         first, *rest = self._messages
-        await self._sink.limiter.required(partial(
-            self._sink.client.chat_update, channel=self._sink.target.channel_id, ts=first.ts,
-            text=text))
+        await self._sink.limiter.required(
+            partial(
+                self._sink.client.chat_update,
+                channel=self._sink.target.channel_id,
+                ts=first.ts,
+                text=text,
+            )
+        )
         first.text = text
         await self._delete(rest)
 
@@ -218,9 +254,9 @@ class SlackReplyStream:
         while True:
             if not self._live and self._messages:
                 # A continuation message does not start with the break we cut at.
-                while self._received[self._sent:self._sent + 1] in (" ", "\n"):
+                while self._received[self._sent : self._sent + 1] in (" ", "\n"):
                     self._sent += 1
-            pending = self._received[self._sent:]
+            pending = self._received[self._sent :]
             current = self._messages[-1].text if self._live else self._reopen
             cut = _rotation_cut(current, pending, limit)
             rotate = cut is not None
@@ -231,10 +267,17 @@ class SlackReplyStream:
             if not self._live:
                 text = self._reopen + piece
                 assert target.thread_ts is not None
-                response = await self._call(partial(
-                    client.chat_startStream, channel=target.channel_id,
-                    thread_ts=target.thread_ts, recipient_team_id=target.team_id,
-                    recipient_user_id=target.user_id, markdown_text=text or None), final=final)
+                response = await self._call(
+                    partial(
+                        client.chat_startStream,
+                        channel=target.channel_id,
+                        thread_ts=target.thread_ts,
+                        recipient_team_id=target.team_id,
+                        recipient_user_id=target.user_id,
+                        markdown_text=text or None,
+                    ),
+                    final=final,
+                )
                 if response is None:
                     return
                 self._messages.append(_Shown(str(response["ts"]), text))
@@ -242,9 +285,15 @@ class SlackReplyStream:
                 self._sent += len(piece)
                 piece = ""
             elif piece and not ending:
-                response = await self._call(partial(
-                    client.chat_appendStream, channel=target.channel_id,
-                    ts=self._messages[-1].ts, markdown_text=piece), final=final)
+                response = await self._call(
+                    partial(
+                        client.chat_appendStream,
+                        channel=target.channel_id,
+                        ts=self._messages[-1].ts,
+                        markdown_text=piece,
+                    ),
+                    final=final,
+                )
                 if response is None:
                     return
                 self._messages[-1].text += piece
@@ -256,9 +305,15 @@ class SlackReplyStream:
             shown = self._messages[-1]
             language = open_fence(shown.text + piece) if rotate else None
             tail = piece + ("\n" + FENCE if language is not None else "")
-            response = await self._call(partial(
-                client.chat_stopStream, channel=target.channel_id, ts=shown.ts,
-                markdown_text=tail or None), final=final)
+            response = await self._call(
+                partial(
+                    client.chat_stopStream,
+                    channel=target.channel_id,
+                    ts=shown.ts,
+                    markdown_text=tail or None,
+                ),
+                final=final,
+            )
             if response is None:
                 return
             shown.text += tail
@@ -273,7 +328,8 @@ class SlackReplyStream:
         if self._live:
             try:
                 await self._sink.client.chat_stopStream(
-                    channel=self._sink.target.channel_id, ts=self._messages[-1].ts)
+                    channel=self._sink.target.channel_id, ts=self._messages[-1].ts
+                )
             except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
                 log.debug("could not stop the stream: %s", exc)
         self._streaming = self._live = False
@@ -288,28 +344,34 @@ class SlackReplyStream:
                 shown = self._messages[index]
                 if shown.text == part:
                     continue
-                call = partial(client.chat_update, channel=target.channel_id, ts=shown.ts,
-                               markdown_text=part)
+                call = partial(
+                    client.chat_update, channel=target.channel_id, ts=shown.ts, markdown_text=part
+                )
                 if await self._call(call, final=final) is None:
                     return
                 shown.text = part
             else:
-                call = partial(client.chat_postMessage, channel=target.channel_id,
-                               thread_ts=target.thread_ts, markdown_text=part)
+                call = partial(
+                    client.chat_postMessage,
+                    channel=target.channel_id,
+                    thread_ts=target.thread_ts,
+                    markdown_text=part,
+                )
                 response = await self._call(call, final=final)
                 if response is None:
                     return
                 self._messages.append(_Shown(str(response["ts"]), part))
         if final:
-            await self._delete(self._messages[len(parts):])
-            del self._messages[len(parts):]
+            await self._delete(self._messages[len(parts) :])
+            del self._messages[len(parts) :]
 
     async def _delete(self, messages: list[_Shown]) -> None:
         """Best effort: leftovers of a longer draft are removed, a failure is only logged."""
         for shown in messages:
             try:
-                await self._sink.client.chat_delete(channel=self._sink.target.channel_id,
-                                                    ts=shown.ts)
+                await self._sink.client.chat_delete(
+                    channel=self._sink.target.channel_id, ts=shown.ts
+                )
             except SlackApiError as exc:
                 log.info("could not delete a leftover message: %s", exc.response.get("error"))
 

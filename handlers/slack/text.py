@@ -36,7 +36,7 @@ def open_fence(text: str) -> str | None:
     for line in text.split("\n"):
         stripped = line.strip()
         if stripped.startswith(FENCE):
-            opened = stripped[len(FENCE):].strip() if opened is None else None
+            opened = stripped[len(FENCE) :].strip() if opened is None else None
     return opened
 
 
@@ -80,8 +80,13 @@ class CommandSpeller:
     def __init__(self, slash_command: str, command_names: Iterable[str]) -> None:
         names = sorted({n.lower() for n in command_names}, key=len, reverse=True)
         self._prefix = slash_command
-        self._pattern = (re.compile(r"(?<![\w/.:@-])/(" + "|".join(map(re.escape, names))
-                                    + r")(?![\w-])", re.IGNORECASE) if names else None)
+        self._pattern = (
+            re.compile(
+                r"(?<![\w/.:@-])/(" + "|".join(map(re.escape, names)) + r")(?![\w-])", re.IGNORECASE
+            )
+            if names
+            else None
+        )
 
     def __call__(self, text: str) -> str:
         if self._pattern is None:

@@ -14,6 +14,10 @@
   posts land in ``server.responses``.
 - ``/files/<name>`` serves files added with ``add_file`` (``url_private_download``), bot token
   required.
+- Socket Mode: ``apps.connections.open`` (with ``server.app_token``) hands out
+  ``ws://…/socket``; the server greets with ``hello``, ``await server.socket_send(type,
+  payload)`` pushes an envelope (``events_api``, ``slash_commands``…) and
+  ``await server.socket_ack(envelope_id)`` waits for the client's acknowledgement.
 
 Messages live in ``server.messages`` (``FakeMessage``: channel, ts, thread_ts, text, streaming);
 streamed messages accumulate their ``markdown_text`` (or ``markdown_text`` chunks) across
@@ -30,6 +34,7 @@ and build event and slash command payloads.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -40,11 +45,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 JSON = dict[str, Any]
 MARKDOWN_LIMIT = 12_000
 TEXT_LIMIT = 40_000
+SOCKET_WAIT = 5.0
 STREAM_METHODS = frozenset({"chat.startStream", "chat.appendStream", "chat.stopStream"})
 
 
@@ -88,9 +94,21 @@ class _Failure:
 
 
 class FakeSlackServer:
-    def __init__(self, *, token: str = "xoxb-test-token", team_id: str = "T0001",
-                 bot_user_id: str = "UBOT", bot_id: str = "B0001") -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "xoxb-test-token",
+        app_token: str = "xapp-1-test-token",
+        team_id: str = "T0001",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "B0001",
+    ) -> None:
         self.token = token
+        self.app_token = app_token
+        self.socket_acks: dict[str, JSON] = {}
+        self._sockets: list[web.WebSocketResponse] = []
+        self._socket_event = asyncio.Event()
+        self._acked = asyncio.Condition()
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -114,6 +132,7 @@ class FakeSlackServer:
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/response/{name}", self._response)
         app.router.add_get("/files/{name}", self._download)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -121,6 +140,8 @@ class FakeSlackServer:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -152,16 +173,22 @@ class FakeSlackServer:
     # -- inspection -----------------------------------------------------------------------------
 
     def calls_to(self, method: str, *, ok_only: bool = False) -> list[SlackCall]:
-        return [c for c in self.calls
-                if c.method == method and not (ok_only and (c.status != 200 or c.error))]
+        return [
+            c
+            for c in self.calls
+            if c.method == method and not (ok_only and (c.status != 200 or c.error))
+        ]
 
     def methods(self) -> list[str]:
         return [c.method for c in self.calls]
 
     def thread(self, channel: str, thread_ts: str) -> list[FakeMessage]:
         """Replies in a thread (not deleted), oldest first."""
-        return [m for m in self.messages
-                if m.channel == channel and m.thread_ts == thread_ts and not m.deleted]
+        return [
+            m
+            for m in self.messages
+            if m.channel == channel and m.thread_ts == thread_ts and not m.deleted
+        ]
 
     def find(self, channel: str, ts: str) -> FakeMessage | None:
         for message in self.messages:
@@ -181,11 +208,17 @@ class FakeSlackServer:
         if queued:
             failure = queued.pop(0)
             call.status, call.error = failure.status, failure.error
-            headers = ({"Retry-After": str(failure.retry_after)}
-                       if failure.retry_after is not None else {})
-            return web.json_response({"ok": False, "error": failure.error},
-                                     status=failure.status, headers=headers)
-        if token != self.token and method != "apps.connections.open":
+            headers = (
+                {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+            )
+            return web.json_response(
+                {"ok": False, "error": failure.error}, status=failure.status, headers=headers
+            )
+        if method == "apps.connections.open":
+            if token != self.app_token:
+                return self._error(call, "invalid_auth" if token else "not_authed")
+            return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"})
+        if token != self.token:
             return self._error(call, "invalid_auth" if token else "not_authed")
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None or (method in STREAM_METHODS and not self.streaming_supported):
@@ -219,19 +252,76 @@ class FakeSlackServer:
             return web.Response(status=404)
         return web.Response(body=found[0], content_type=found[1])
 
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self._socket_event.set()
+        await ws.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0001"}}
+        )
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    data = json.loads(frame.data)
+                    if isinstance(data, dict) and "envelope_id" in data:
+                        async with self._acked:
+                            self.socket_acks[str(data["envelope_id"])] = data
+                            self._acked.notify_all()
+        finally:
+            self._sockets.remove(ws)
+            if not self._sockets:
+                self._socket_event.clear()
+        return ws
+
+    async def socket_send(self, type_: str, payload: JSON) -> str:
+        """Push one Socket Mode envelope to the connected client; returns its envelope_id."""
+        async with asyncio.timeout(SOCKET_WAIT):
+            await self._socket_event.wait()
+        envelope_id = f"env-{next(self._counter)}"
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": type_,
+                "payload": payload,
+                "accepts_response_payload": type_ != "events_api",
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
+        return envelope_id
+
+    async def socket_ack(self, envelope_id: str) -> JSON:
+        """Wait for the client to acknowledge an envelope (as Slack does before retrying)."""
+        async with asyncio.timeout(SOCKET_WAIT), self._acked:
+            await self._acked.wait_for(lambda: envelope_id in self.socket_acks)
+        return self.socket_acks[envelope_id]
+
     # -- methods -------------------------------------------------------------------------------
 
     def _m_auth_test(self, args: JSON) -> JSON | str:
-        return {"url": "https://acme.slack.com/", "team": "Acme", "user": "switchboard",
-                "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id}
+        return {
+            "url": "https://acme.slack.com/",
+            "team": "Acme",
+            "user": "switchboard",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+        }
 
     def _m_users_info(self, args: JSON) -> JSON | str:
         user = str(args.get("user") or "")
         if user not in self.users:
             return "user_not_found"
         name = self.users[user]
-        return {"user": {"id": user, "name": name.lower(), "real_name": name,
-                         "profile": {"display_name": name}}}
+        return {
+            "user": {
+                "id": user,
+                "name": name.lower(),
+                "real_name": name,
+                "profile": {"display_name": name},
+            }
+        }
 
     def _m_chat_postMessage(self, args: JSON) -> JSON | str:
         channel = args.get("channel")
@@ -242,8 +332,9 @@ class FakeSlackServer:
             return text[1:]
         if text is None:
             return "no_text"
-        message = FakeMessage(str(channel), self._ts(), text,
-                              thread_ts=args.get("thread_ts") or None)
+        message = FakeMessage(
+            str(channel), self._ts(), text, thread_ts=args.get("thread_ts") or None
+        )
         self.messages.append(message)
         return {"channel": channel, "ts": message.ts, "message": {"text": text}}
 
@@ -271,14 +362,21 @@ class FakeSlackServer:
         channel = str(args.get("channel") or "")
         if not channel or not args.get("thread_ts"):
             return "invalid_arguments"
-        if not channel.startswith("D") and not (args.get("recipient_team_id")
-                                                and args.get("recipient_user_id")):
+        if not channel.startswith("D") and not (
+            args.get("recipient_team_id") and args.get("recipient_user_id")
+        ):
             return "invalid_arguments"
         text = _stream_text(args)
         if text is None:
             return "msg_too_long"
-        message = FakeMessage(channel, self._ts(), text, thread_ts=str(args["thread_ts"]),
-                              streaming=True, via="chat.startStream")
+        message = FakeMessage(
+            channel,
+            self._ts(),
+            text,
+            thread_ts=str(args["thread_ts"]),
+            streaming=True,
+            via="chat.startStream",
+        )
         self.messages.append(message)
         return {"channel": channel, "ts": message.ts}
 
@@ -348,7 +446,7 @@ async def _arguments(request: web.Request) -> JSON:
 
 def _bearer(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
-    return auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+    return auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
 
 
 def _content(args: JSON) -> str | None:
@@ -383,13 +481,21 @@ def slack_signature(secret: str, timestamp: str, body: str) -> str:
     return "v0=" + digest.hexdigest()
 
 
-def signed_headers(secret: str, body: str, *, timestamp: int | None = None,
-                   content_type: str = "application/json",
-                   retry_num: int | None = None) -> dict[str, str]:
+def signed_headers(
+    secret: str,
+    body: str,
+    *,
+    timestamp: int | None = None,
+    content_type: str = "application/json",
+    retry_num: int | None = None,
+) -> dict[str, str]:
     """Headers Slack would send with ``body``: timestamp, ``v0=`` signature, retry info."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts,
-               "X-Slack-Signature": slack_signature(secret, ts, body)}
+    headers = {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": slack_signature(secret, ts, body),
+    }
     if retry_num is not None:
         headers["X-Slack-Retry-Num"] = str(retry_num)
         headers["X-Slack-Retry-Reason"] = "http_timeout"
@@ -399,47 +505,98 @@ def signed_headers(secret: str, body: str, *, timestamp: int | None = None,
 _event_ids = itertools.count(1)
 
 
-def event_callback(event: JSON, *, team_id: str = "T0001", event_id: str | None = None,
-                   api_app_id: str = "A0001") -> JSON:
+def event_callback(
+    event: JSON, *, team_id: str = "T0001", event_id: str | None = None, api_app_id: str = "A0001"
+) -> JSON:
     """The ``event_callback`` envelope of the Events API around ``event``."""
-    return {"token": "legacy-verification-token", "team_id": team_id, "api_app_id": api_app_id,
-            "event": event, "type": "event_callback",
-            "event_id": event_id or f"Ev{next(_event_ids):08d}",
-            "event_time": int(time.time()),
-            "authorizations": [{"team_id": team_id, "user_id": "UBOT", "is_bot": True}]}
+    return {
+        "token": "legacy-verification-token",
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{next(_event_ids):08d}",
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": team_id, "user_id": "UBOT", "is_bot": True}],
+    }
 
 
-def message_event(text: str, *, user: str = "U0001", channel: str = "D0001",
-                  channel_type: str = "im", ts: str | None = None, thread_ts: str | None = None,
-                  team: str = "T0001", **extra: Any) -> JSON:
-    event: JSON = {"type": "message", "user": user, "text": text, "channel": channel,
-                   "channel_type": channel_type, "team": team,
-                   "ts": ts or f"{time.time():.6f}", "event_ts": ts or f"{time.time():.6f}"}
+def message_event(
+    text: str,
+    *,
+    user: str = "U0001",
+    channel: str = "D0001",
+    channel_type: str = "im",
+    ts: str | None = None,
+    thread_ts: str | None = None,
+    team: str = "T0001",
+    **extra: Any,
+) -> JSON:
+    event: JSON = {
+        "type": "message",
+        "user": user,
+        "text": text,
+        "channel": channel,
+        "channel_type": channel_type,
+        "team": team,
+        "ts": ts or f"{time.time():.6f}",
+        "event_ts": ts or f"{time.time():.6f}",
+    }
     if thread_ts is not None:
         event["thread_ts"] = thread_ts
     event.update(extra)
     return event
 
 
-def mention_event(text: str, *, user: str = "U0001", channel: str = "C0001",
-                  ts: str | None = None, thread_ts: str | None = None, team: str = "T0001",
-                  bot_user_id: str = "UBOT") -> JSON:
-    event: JSON = {"type": "app_mention", "user": user, "text": f"<@{bot_user_id}> {text}",
-                   "channel": channel, "team": team, "ts": ts or f"{time.time():.6f}",
-                   "event_ts": ts or f"{time.time():.6f}"}
+def mention_event(
+    text: str,
+    *,
+    user: str = "U0001",
+    channel: str = "C0001",
+    ts: str | None = None,
+    thread_ts: str | None = None,
+    team: str = "T0001",
+    bot_user_id: str = "UBOT",
+) -> JSON:
+    event: JSON = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@{bot_user_id}> {text}",
+        "channel": channel,
+        "team": team,
+        "ts": ts or f"{time.time():.6f}",
+        "event_ts": ts or f"{time.time():.6f}",
+    }
     if thread_ts is not None:
         event["thread_ts"] = thread_ts
     return event
 
 
-def command_body(text: str, *, response_url: str, command: str = "/sb", team_id: str = "T0001",
-                 user_id: str = "U0001", user_name: str = "ada", channel_id: str = "D0001",
-                 trigger_id: str | None = None) -> str:
+def command_body(
+    text: str,
+    *,
+    response_url: str,
+    command: str = "/sb",
+    team_id: str = "T0001",
+    user_id: str = "U0001",
+    user_name: str = "ada",
+    channel_id: str = "D0001",
+    trigger_id: str | None = None,
+) -> str:
     """A slash command as Slack posts it (``application/x-www-form-urlencoded``)."""
-    return urllib.parse.urlencode({
-        "token": "legacy-verification-token", "team_id": team_id, "team_domain": "acme",
-        "channel_id": channel_id,
-        "channel_name": "directmessage" if channel_id.startswith("D") else "general",
-        "user_id": user_id, "user_name": user_name, "command": command, "text": text,
-        "api_app_id": "A0001", "response_url": response_url,
-        "trigger_id": trigger_id or f"{next(_event_ids)}.{int(time.time())}.abcdef"})
+    return urllib.parse.urlencode(
+        {
+            "token": "legacy-verification-token",
+            "team_id": team_id,
+            "team_domain": "acme",
+            "channel_id": channel_id,
+            "channel_name": "directmessage" if channel_id.startswith("D") else "general",
+            "user_id": user_id,
+            "user_name": user_name,
+            "command": command,
+            "text": text,
+            "api_app_id": "A0001",
+            "response_url": response_url,
+            "trigger_id": trigger_id or f"{next(_event_ids)}.{int(time.time())}.abcdef",
+        }
+    )
