@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from admin_commands import admins, members, tenants, tokens
+from admin_commands import admins, assistants, members, tenants, tokens
 from admin_commands.registry import CommandRegistry
 
 
 def build_registry() -> CommandRegistry:
     registry = CommandRegistry()
-    for module in (members, tenants, tokens, admins):
+    for module in (members, tenants, tokens, admins, assistants):
         module.register(registry)
     return registry

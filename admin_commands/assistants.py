@@ -1,0 +1,244 @@
+"""Assistant management: ``/assistant list|create|set|prompt|rollback|enable|disable``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from admin_commands.common import audit
+from admin_commands.registry import Arg, CommandContext, CommandRegistry, CommandResult
+from assistants.types import PROVIDERS
+from bot.errors import UsageError
+from storage.models import Assistant, TenantAssistant
+from storage.repositories.assistants import AssistantRepository
+from storage.repositories.tenants import SLUG_RE, TenantRepository
+
+WRITE = "assistants.write"
+#: Fields ``/assistant set`` may change, with their parsers.
+SETTABLE: dict[str, Any] = {
+    "name": str,
+    "description": str,
+    "model": str,
+    "provider": str,
+    "temperature": float,
+    "top_p": float,
+    "frequency_penalty": float,
+    "presence_penalty": float,
+    "max_output_tokens": int,
+    "visibility": str,
+}
+
+
+def register(registry: CommandRegistry) -> None:
+    registry.command("assistant list", usage="/assistant list", permission="stats.read")(list_)
+    registry.command(
+        "assistant create",
+        usage="/assistant create SLUG --name NAME --prompt TEXT [--provider P] [--model M]",
+        permission=WRITE,
+        arguments=[
+            Arg("slug"),
+            Arg("--name", required=True),
+            Arg("--prompt", required=True),
+            Arg("--provider", choices=PROVIDERS),
+            Arg("--model"),
+            Arg("--private", action="store_true"),
+        ],
+    )(create)
+    registry.command(
+        "assistant set",
+        usage="/assistant set SLUG FIELD VALUE",
+        permission=WRITE,
+        arguments=[Arg("slug"), Arg("field", choices=sorted(SETTABLE)), Arg("value")],
+    )(set_)
+    registry.command(
+        "assistant prompt",
+        usage="/assistant prompt SLUG [TEXT --note NOTE]",
+        permission=WRITE,
+        arguments=[Arg("slug"), Arg("text", nargs="*"), Arg("--note", default="")],
+    )(prompt)
+    registry.command(
+        "assistant rollback",
+        usage="/assistant rollback SLUG VERSION",
+        permission=WRITE,
+        arguments=[Arg("slug"), Arg("version", type=int)],
+    )(rollback)
+    for verb in ("enable", "disable"):
+        registry.command(
+            f"assistant {verb}",
+            usage=f"/assistant {verb} SLUG [--tenant TENANT]",
+            permission=WRITE,
+            arguments=[Arg("slug"), Arg("--tenant")],
+        )(enable if verb == "enable" else disable)
+
+
+def _json(assistant: Assistant) -> dict[str, Any]:
+    return {
+        "slug": assistant.slug,
+        "name": assistant.name,
+        "provider": assistant.provider,
+        "model": assistant.model,
+        "prompt_version": assistant.prompt_version,
+        "temperature": assistant.temperature,
+        "max_output_tokens": assistant.max_output_tokens,
+        "visibility": assistant.visibility,
+        "active": assistant.active,
+        "capabilities": assistant.capabilities,
+    }
+
+
+async def list_(ctx: CommandContext) -> CommandResult:
+    """List every assistant with its provider, model and prompt version."""
+    async with ctx.services.sessions() as session:
+        assistants = await AssistantRepository(session).all()
+    lines = [
+        f"{a.slug:<16} {a.provider}/{a.model} v{a.prompt_version} {a.visibility}"
+        + ("" if a.active else " (disabled)")
+        for a in assistants
+    ]
+    return CommandResult("\n".join(lines) or "No assistants.", data=[_json(a) for a in assistants])
+
+
+async def create(ctx: CommandContext) -> CommandResult:
+    """Create an assistant (version 1 of its system prompt)."""
+    args = ctx.args
+    config = ctx.services.config
+    provider = args.provider or config.default_provider
+    model = args.model or config.default_model
+    if not SLUG_RE.match(args.slug):
+        raise UsageError(ctx.command.usage, f"Invalid slug {args.slug!r}.")
+    if provider is None or model is None:
+        raise UsageError(
+            ctx.command.usage, "No default provider/model: pass --provider and --model."
+        )
+    async with ctx.services.sessions.begin() as session:
+        repo = AssistantRepository(session)
+        if await repo.find(args.slug) is not None:
+            raise UsageError(ctx.command.usage, f"Assistant '{args.slug}' exists.")
+        assistant = await repo.create(
+            Assistant(
+                slug=args.slug,
+                name=args.name,
+                description="",
+                provider=provider,
+                model=model,
+                max_output_tokens=1024,
+                capabilities=[],
+                visibility="private" if args.private else "public",
+                active=True,
+            ),
+            args.prompt,
+            created_by=ctx.caller.actor,
+        )
+        await audit(session, ctx, "assistant.create", assistant.slug, None, _json(assistant))
+    return CommandResult(f"Created assistant {assistant.slug}.", data=_json(assistant))
+
+
+async def set_(ctx: CommandContext) -> CommandResult:
+    """Change one setting of an assistant."""
+    field, raw = ctx.args.field, ctx.args.value
+    try:
+        value = SETTABLE[field](raw)
+    except ValueError:
+        raise UsageError(
+            ctx.command.usage, f"{field} must be a {SETTABLE[field].__name__}."
+        ) from None
+    if field == "provider" and value not in PROVIDERS:
+        raise UsageError(ctx.command.usage, f"provider is one of {', '.join(PROVIDERS)}.")
+    if field == "visibility" and value not in ("public", "private"):
+        raise UsageError(ctx.command.usage, "visibility is public or private.")
+    async with ctx.services.sessions.begin() as session:
+        assistant = await AssistantRepository(session).get(ctx.args.slug)
+        before = getattr(assistant, field)
+        setattr(assistant, field, value)
+        await audit(session, ctx, "assistant.set", assistant.slug, {field: before}, {field: value})
+    return CommandResult(f"{assistant.slug}.{field} = {value}", data=_json(assistant))
+
+
+async def prompt(ctx: CommandContext) -> CommandResult:
+    """Show the prompt history, or set a new prompt version."""
+    text = " ".join(ctx.args.text).strip()
+    async with ctx.services.sessions.begin() as session:
+        repo = AssistantRepository(session)
+        assistant = await repo.get(ctx.args.slug)
+        if not text:
+            versions = await repo.versions(assistant)
+            lines = [
+                f"v{v.version}{' (current)' if v.version == assistant.prompt_version else ''}"
+                f" {v.created_at:%Y-%m-%d} {v.note}: {v.system_prompt[:80]}"
+                for v in versions
+            ]
+            return CommandResult(
+                "\n".join(lines),
+                data=[
+                    {"version": v.version, "note": v.note, "system_prompt": v.system_prompt}
+                    for v in versions
+                ],
+            )
+        version = await repo.set_prompt(assistant, text, ctx.args.note, ctx.caller.actor)
+        await audit(
+            session,
+            ctx,
+            "assistant.prompt",
+            assistant.slug,
+            {"version": version.version - 1},
+            {"version": version.version, "note": ctx.args.note},
+        )
+    return CommandResult(
+        f"{assistant.slug}: prompt v{version.version} is now current.",
+        data={"slug": assistant.slug, "version": version.version},
+    )
+
+
+async def rollback(ctx: CommandContext) -> CommandResult:
+    """Make an earlier prompt version current again (recorded as a new version)."""
+    async with ctx.services.sessions.begin() as session:
+        repo = AssistantRepository(session)
+        assistant = await repo.get(ctx.args.slug)
+        before = assistant.prompt_version
+        version = await repo.rollback(assistant, ctx.args.version, ctx.caller.actor)
+        await audit(
+            session,
+            ctx,
+            "assistant.rollback",
+            assistant.slug,
+            {"version": before},
+            {"version": version.version, "restored": ctx.args.version},
+        )
+    return CommandResult(
+        f"{assistant.slug}: restored v{ctx.args.version} as v{version.version}.",
+        data={"slug": assistant.slug, "version": version.version, "restored": ctx.args.version},
+    )
+
+
+async def _toggle(ctx: CommandContext, enabled: bool) -> CommandResult:
+    slug, tenant_slug = ctx.args.slug, ctx.args.tenant
+    async with ctx.services.sessions.begin() as session:
+        repo = AssistantRepository(session)
+        assistant = await repo.get(slug)
+        if tenant_slug is None:
+            assistant.active = enabled
+            target = slug
+        else:
+            tenant = await TenantRepository(session).get(tenant_slug)
+            override = await repo.override(tenant.id, assistant.id)
+            if override is None:
+                session.add(
+                    TenantAssistant(tenant_id=tenant.id, assistant_id=assistant.id, enabled=enabled)
+                )
+            else:
+                override.enabled = enabled
+            target = f"{slug}@{tenant_slug}"
+        await audit(
+            session, ctx, f"assistant.{'enable' if enabled else 'disable'}", target, None, None
+        )
+    state = "enabled" if enabled else "disabled"
+    return CommandResult(f"{target} {state}.", data={"target": target, "enabled": enabled})
+
+
+async def enable(ctx: CommandContext) -> CommandResult:
+    """Enable an assistant everywhere, or for one tenant."""
+    return await _toggle(ctx, True)
+
+
+async def disable(ctx: CommandContext) -> CommandResult:
+    """Disable an assistant everywhere, or for one tenant."""
+    return await _toggle(ctx, False)
