@@ -140,3 +140,36 @@ async def test_http_health_and_metrics(make_app, llm: FakeLLMServer) -> None:  #
         assert "switchboard_provider_latency_seconds_bucket" in body
     finally:
         await service.stop()
+
+
+async def test_graceful_stop_lets_inflight_turns_finish(make_app, llm: FakeLLMServer) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from handlers.envelope import RecordingSink
+    from storage.models import UsageEvent
+    from tests.conftest import console_message
+
+    app: App = await make_app(HTTP_PORT="0")
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    llm.reply_text = "one two three four five six seven eight nine ten"
+    llm.chunk_size = 4
+    llm.delay = 0.05
+    service = Service(app, channels=[])
+    await service.start()
+    streaming = asyncio.Event()
+    sink = RecordingSink(on_delta=lambda _delta: streaming.set())
+    turn = asyncio.create_task(app.pipeline.handle(console_message("count"), sink))
+    await asyncio.wait_for(streaming.wait(), 10)
+    await service.stop()  # must wait for the turn, not cut it
+    ctx = await turn
+    assert ctx.outcome == "answered"
+    assert sink.texts == [llm.reply_text]
+    # The engine is disposed by stop(); a fresh one sees the settled usage event.
+    from storage.db import create_engine, create_session_factory
+
+    engine = create_engine(app.settings.database_url)
+    async with create_session_factory(engine)() as session:
+        event = (await session.execute(select(UsageEvent))).scalar_one()
+    await engine.dispose()
+    assert event.status == "settled"
