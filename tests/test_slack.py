@@ -188,6 +188,7 @@ async def test_help_answers_through_response_url(h: Harness) -> None:
     assert "/sb help" in text and "/sb join CODE" in text
     assert "/tenant" not in text, "a member does not see admin commands"
     assert h.slack.responses[0]["response_type"] == "ephemeral"
+    assert h.slack.responses[0]["mrkdwn"] is False, "codes and slugs are shown as typed"
     assert not h.slack.calls_to("chat.postMessage")
     assert not h.llm.requests
 
@@ -292,6 +293,20 @@ async def test_stream_api_missing_falls_back_to_post_and_update(h: Harness) -> N
 
     await h.event(message_event("again", ts="1700000600.000600"))
     assert len(h.slack.calls_to("chat.startStream")) == 1
+
+
+async def test_a_stream_lost_mid_reply_is_finished_with_an_edit(h: Harness) -> None:
+    await h.join()
+    h.llm.reply_text = "One two three four five six seven eight nine ten."
+    h.slack.fail("chat.appendStream", "message_not_in_streaming_state")
+
+    await h.event(message_event("count", ts="1700000650.000650"))
+
+    [reply] = h.slack.thread("D0001", "1700000650.000650")
+    assert reply.text == h.llm.reply_text and reply.via == "chat.startStream"
+    assert h.slack.calls_to("chat.update", ok_only=True)
+    await h.event(message_event("and again", ts="1700000660.000660"))
+    assert len(h.slack.calls_to("chat.startStream")) == 2, "one lost stream does not stop streaming"
 
 
 async def test_rate_limits_are_honoured_without_losing_the_answer(h: Harness) -> None:
@@ -420,6 +435,7 @@ async def test_response_url_failure_falls_back_to_a_post(slack: FakeSlackServer)
 
     [post] = slack.calls_to("chat.postMessage")
     assert post.args["text"] == "Use /help &amp; see &lt;this&gt;"
+    assert post.args["mrkdwn"] is False
 
 
 # -- wiring ----------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ def build_slack_channel(
         if settings.slack_app_token is not None
         else None
     )
+    command = settings.slack_command.strip()
+    command = command if command.startswith("/") else "/" + command
     api_base = settings.slack_api_base or DEFAULT_API_BASE
     logger = logging.getLogger("handlers.slack.bolt")
     client = AsyncWebClient(token=token, base_url=api_base, logger=logger)
@@ -55,12 +57,12 @@ def build_slack_channel(
         signing_secret=signing_secret or "",
         process_before_response=True,
     )
-    speller = CommandSpeller(settings.slack_command, services.commands.groups())
+    speller = CommandSpeller(command, services.commands.groups())
     return SlackChannel(
         bolt=bolt,
         client=client,
         pipeline=pipeline,
-        slash_command=settings.slack_command,
+        slash_command=command,
         token=token,
         options=options or SlackOptions(),
         speller=speller,

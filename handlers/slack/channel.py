@@ -86,6 +86,10 @@ class SlackChannel:
             app.router.add_post(EVENTS_PATH, self._on_http)
 
     async def start(self) -> None:
+        # One keep-alive session for every Web API call (Bolt's per-request clients copy it):
+        # a streamed reply makes several calls a second, each would otherwise open a connection.
+        if self.client.session is None:
+            self.client.session = aiohttp.ClientSession()
         await self._check_token()
         if self._app_token is not None:
             self._socket = await self._open_socket(self._app_token)
@@ -102,6 +106,9 @@ class SlackChannel:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.client.session is not None:
+            await self.client.session.close()
+            self.client.session = None
 
     async def drain(self, seconds: float) -> bool:
         """Wait until every turn this channel started has finished; False if ``seconds`` ran
@@ -235,13 +242,18 @@ class SlackChannel:
         limit = self.options.max_download_bytes
         headers = {"Authorization": f"Bearer {self._token}"}
         data = bytearray()
-        async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
-            resp.raise_for_status()
-            async for chunk in resp.content.iter_chunked(64 * 1024):
-                data += chunk
-                if len(data) > limit:
-                    raise SwitchboardError(
-                        f"Slack file larger than {limit} bytes",
-                        user_message="Sorry, that file is too large.",
-                    )
+        session = self.client.session or aiohttp.ClientSession()
+        try:
+            async with session.get(url, headers=headers) as resp:
+                resp.raise_for_status()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        raise SwitchboardError(
+                            f"Slack file larger than {limit} bytes",
+                            user_message="Sorry, that file is too large.",
+                        )
+        finally:
+            if session is not self.client.session:
+                await session.close()
         return bytes(data)

@@ -100,14 +100,18 @@ class SlackSink:
         self._responses_left = RESPONSE_URL_USES if target.response_url else 0
 
     def plain(self, text: str) -> str:
-        """Our own messages (command output, notices) as Slack plain ``text``."""
+        """Our own messages (command output, notices) as Slack plain ``text``.
+
+        They are sent with ``mrkdwn`` off: an invite code like ``_a1_b2`` must arrive as typed,
+        not half in italics.
+        """
         return escape(self.speller(text))
 
     async def send_text(self, text: str) -> None:
         for part in split_text(self.plain(text) or " ", self.options.message_limit):
             if await self._respond(part):
                 continue
-            await self.post(text=part)
+            await self.post(text=part, mrkdwn=False)
 
     async def send_file(self, file: OutboundFile) -> None:
         target = self.target
@@ -156,7 +160,10 @@ class SlackSink:
             return False
         self._responses_left -= 1
         try:
-            response = await AsyncWebhookClient(url).send(text=part, response_type="ephemeral")
+            webhook = AsyncWebhookClient(url, session=self.client.session)
+            response = await webhook.send_dict(
+                {"text": part, "response_type": "ephemeral", "mrkdwn": False}
+            )
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("response_url failed (%s); posting instead", type(exc).__name__)
             return False
@@ -210,7 +217,7 @@ class SlackReplyStream:
         text = self._sink.plain(message)
         await self._leave_stream()
         if not self._messages:
-            await self._sink.post(text=text)
+            await self._sink.post(text=text, mrkdwn=False)
             return
         first, *rest = self._messages
         await self._sink.limiter.required(
