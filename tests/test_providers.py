@@ -12,8 +12,9 @@ import pytest
 
 from assistants.providers.anthropic import AnthropicClient
 from assistants.providers.factory import build_provider_clients
+from assistants.providers.openai_base import OpenAIClientBase
 from assistants.providers.openai_chat import OpenAIChatClient
-from assistants.providers.openai_responses import OpenAIClientBase, OpenAIResponsesClient
+from assistants.providers.openai_responses import OpenAIResponsesClient
 from assistants.types import (
     ChatMessage,
     Completion,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Literal, cast, get_args
 
 import anthropic
-import anyio
 import httpx2
 from anthropic import omit
 from anthropic.types import (
@@ -26,6 +24,13 @@ from anthropic.types import (
 from anthropic.types import TextDelta as AnthropicTextDelta
 from anthropic.types import Usage as AnthropicUsage
 
+from assistants.providers.common import (
+    IDEMPOTENCY_HEADER,
+    PLACEHOLDER_API_KEY,
+    TRANSPORT_ERRORS,
+    describe_cause,
+    safe_detail,
+)
 from assistants.types import (
     ChatMessage,
     Completion,
@@ -38,25 +43,12 @@ from assistants.types import (
 )
 from bot.errors import ProviderError
 
-#: See ``openai_responses.PLACEHOLDER_API_KEY``: keeps the SDK off ``ANTHROPIC_API_KEY`` and its
-#: credential profiles when only a base URL (a local server) is configured.
-PLACEHOLDER_API_KEY = "unused"
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-_MAX_DETAIL = 500
 
 ImageMediaType = Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
 _IMAGE_TYPES: frozenset[str] = frozenset(get_args(ImageMediaType))
 
-#: The 2.x SDK does not wrap transport errors raised while a stream body is read (a connection
-#: cut mid-stream surfaces as a raw ``httpx2.RemoteProtocolError``), so catch those too.
-_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    httpx2.HTTPError,
-    OSError,
-    anyio.EndOfStream,
-    json.JSONDecodeError,
-)
-_CALL_ERRORS: tuple[type[BaseException], ...] = (anthropic.AnthropicError, *_TRANSPORT_ERRORS)
+_CALL_ERRORS: tuple[type[BaseException], ...] = (anthropic.AnthropicError, *TRANSPORT_ERRORS)
 _FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -172,11 +164,7 @@ class AnthropicClient:
         return {"type": "image", "source": source}
 
     def _fail(self, detail: str, status: int | None = None) -> ProviderError:
-        if self._api_key != PLACEHOLDER_API_KEY:
-            detail = detail.replace(self._api_key, "***")
-        if len(detail) > _MAX_DETAIL:
-            detail = detail[: _MAX_DETAIL - 1] + "…"
-        return ProviderError(self.name, detail, status=status)
+        return ProviderError(self.name, safe_detail(detail, self._api_key), status=status)
 
     def _error(self, exc: BaseException) -> ProviderError:
         """Translate any SDK or transport failure into a :class:`ProviderError`."""
@@ -186,8 +174,7 @@ class AnthropicClient:
             return self._fail(f"request timed out after {self._timeout:g}s")
         if isinstance(exc, anthropic.APIConnectionError | httpx2.HTTPError):
             cause = exc.__cause__ if isinstance(exc, anthropic.APIConnectionError) else exc
-            suffix = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
-            return self._fail(f"connection error{suffix}")
+            return self._fail(f"connection error{describe_cause(cause)}")
         return self._fail(f"{type(exc).__name__}: {exc}")
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from assistants.providers.anthropic import AnthropicClient
+from assistants.providers.common import PLACEHOLDER_API_KEY
 from assistants.providers.openai_chat import OpenAIChatClient
 from assistants.providers.openai_responses import OpenAIResponsesClient
 from assistants.types import ProviderClient
-
-#: Local servers behind a base URL do not check the key, but the SDKs insist on one.
-PLACEHOLDER_API_KEY = "unused"
 
 
 def build_provider_clients(

@@ -14,7 +14,7 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
-from assistants.providers.openai_responses import CALL_ERRORS, OpenAIClientBase, data_url
+from assistants.providers.openai_base import CALL_ERRORS, OpenAIClientBase, data_url
 from assistants.types import (
     ChatMessage,
     Completion,

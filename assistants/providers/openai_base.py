@@ -1,0 +1,92 @@
+"""The OpenAI SDK client shared by the Responses and Chat Completions clients.
+
+It owns the ``openai.AsyncOpenAI`` instance, error translation and audio transcription; the
+subclasses only map a :class:`CompletionRequest` to their API and its stream events back to
+:class:`StreamEvent`.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import httpx2
+import openai
+from openai.types.audio.transcription import UsageTokens
+
+from assistants.providers.common import (
+    IDEMPOTENCY_HEADER,
+    PLACEHOLDER_API_KEY,
+    TRANSPORT_ERRORS,
+    describe_cause,
+    safe_detail,
+)
+from assistants.types import CompletionRequest, ImageInput, ProviderName, Transcription, Usage
+from bot.errors import ProviderError
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+#: Everything a call through the OpenAI SDK can raise that means "the provider call failed".
+CALL_ERRORS: tuple[type[BaseException], ...] = (openai.OpenAIError, *TRANSPORT_ERRORS)
+
+
+def data_url(image: ImageInput) -> str:
+    return f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+
+
+class OpenAIClientBase:
+    """Shared by the Responses and Chat Completions clients: one ``openai.AsyncOpenAI`` each."""
+
+    name: ProviderName
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float,
+        max_retries: int = 0,
+    ) -> None:
+        self._api_key = api_key or PLACEHOLDER_API_KEY
+        self._timeout = timeout
+        self._client = openai.AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=base_url or DEFAULT_OPENAI_BASE_URL,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def transcribe(
+        self, audio: bytes, filename: str, model: str = "whisper-1"
+    ) -> Transcription:
+        """Speech to text; usage is the server's token count when it reports one, else zero."""
+        try:
+            result = await self._client.audio.transcriptions.create(
+                file=(filename, audio), model=model
+            )
+        except CALL_ERRORS as exc:
+            raise self._error(exc) from exc
+        usage = Usage()
+        # Token-billed models report tokens; whisper-1 reports seconds, which carry no tokens.
+        if isinstance(result.usage, UsageTokens):
+            usage = Usage(
+                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens
+            )
+        return Transcription(text=result.text, model=model, usage=usage)
+
+    def _headers(self, request: CompletionRequest) -> dict[str, str]:
+        return {IDEMPOTENCY_HEADER: request.idempotency_key}
+
+    def _fail(self, detail: str, status: int | None = None) -> ProviderError:
+        return ProviderError(self.name, safe_detail(detail, self._api_key), status=status)
+
+    def _error(self, exc: BaseException) -> ProviderError:
+        """Translate any SDK or transport failure into a :class:`ProviderError`."""
+        if isinstance(exc, openai.APIStatusError):
+            return self._fail(f"HTTP {exc.status_code}: {exc.message}", exc.status_code)
+        if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+            return self._fail(f"request timed out after {self._timeout:g}s")
+        if isinstance(exc, openai.APIConnectionError):
+            return self._fail(f"connection error{describe_cause(exc.__cause__ or exc.__context__)}")
+        return self._fail(f"{type(exc).__name__}: {exc}")
