@@ -197,7 +197,12 @@ class SlackChannel:
                 "Slack Web API unreachable at start-up (%s); continuing", type(exc).__name__
             )
             return
-        log.info("Slack bot %s in workspace %s", result.get("user"), result.get("team"))
+        log.info(
+            "Slack bot %s in workspace %s (%s)",
+            result.get("user"),
+            result.get("team"),
+            result.get("team_id"),
+        )
 
     async def _open_socket(self, app_token: str) -> AsyncSocketModeHandler:
         """Connect Socket Mode; a refused app token stops the start (the SDK would retry it
