@@ -114,8 +114,10 @@ class TelegramChannel:
         HTTP session to deliver their answers), then close the session."""
         self._stopping = True
         if self._polling is not None:
-            with contextlib.suppress(RuntimeError):  # polling never got going
+            with contextlib.suppress(RuntimeError):  # polling has not got going yet
                 await self.dispatcher.stop_polling()
+            if not self._polling.done():
+                self._polling.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._polling
             self._polling = None

@@ -213,11 +213,10 @@ class FakeTelegramServer:
         self,
         token: str = DEFAULT_TOKEN,
         *,
-        bot_id: int = 7_000_000_001,
         username: str = "switchboard_test_bot",
     ) -> None:
         self.token = token
-        self.bot_id = bot_id
+        self.bot_id = int(token.split(":", 1)[0])  # as on Telegram: the token starts with it
         self.username = username
         self.calls: list[ApiCall] = []
         self.webhook: JSON | None = None
