@@ -13,20 +13,23 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiogram.types import Message
 from sqlalchemy import func, select
 
 from bot.app import App
 from bot.service import Service, build_channels
-from handlers.envelope import OutboundFile
+from handlers.envelope import InboundMessage, OutboundFile
 from handlers.middlewares import UNBOUND_EXPLANATION
 from handlers.telegram import TelegramChannel
+from handlers.telegram.adapter import BotIdentity, to_envelope
 from handlers.telegram.channel import SECRET_HEADER, WEBHOOK_PATH, api_server
 from handlers.telegram.delivery import ChatTarget, Delivery, Pacing
+from handlers.telegram.formatting import markdown_to_html, render_markdown
 from handlers.telegram.sink import TelegramSink
 from storage.models import ContentItem, ProcessedUpdate, UsageEvent
 from tests.conftest import AppFactory, admin, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
-from tests.fakes.telegram_server import ApiCall, FakeTelegramServer
+from tests.fakes.telegram_server import ApiCall, FakeTelegramServer, parse_html
 
 USER = 424242
 OTHER_USER = 515151
@@ -419,3 +422,82 @@ async def test_same_update_twice_is_answered_once_even_across_processes(
     assert fake.bot_texts(USER)[1:] == [llm.reply_text]
     assert len(llm.requests) == 1
     assert await count(first.app, UsageEvent) == 1
+
+
+# -- formatting and addressing (pure functions) -----------------------------------------------
+
+
+def test_markdown_becomes_valid_telegram_html() -> None:
+    html = markdown_to_html(
+        "# Plan\n**bold** *it* snake_case `a<b` <script> & [docs](https://x.io/?a=1&b=2)\n"
+        "- item\n```py\nif a < b:\n    pass\n```\n**unclosed"
+    )
+    assert parse_html(html).startswith("Plan\nbold it snake_case a<b <script> & docs\n• item")
+    assert "<b>bold</b>" in html and "<i>it</i>" in html and "<code>a&lt;b</code>" in html
+    assert '<pre><code class="language-py">' in html and "**unclosed" in html
+    assert '<a href="https://x.io/?a=1&amp;b=2">docs</a>' in html
+
+
+def test_split_keeps_every_chunk_balanced_and_within_the_limit() -> None:
+    text = "**" + "Bold words go on. " * 300 + "**\n\n```\n" + "x = 1 < 2\n" * 600 + "```"
+    chunks = render_markdown(text.replace(". **", ".**"))
+    assert len(chunks) >= 3
+    for chunk in chunks:
+        assert len(parse_html(chunk.html)) <= 4096  # raises if Telegram would reject it
+        assert parse_html(chunk.html) == chunk.plain
+    assert any(c.html.startswith("<pre>") for c in chunks[1:])  # reopened after a cut
+
+
+def _message(chat: dict[str, Any], text: str, **extra: Any) -> Message:
+    return Message.model_validate(
+        {
+            "message_id": 1,
+            "date": 0,
+            "chat": chat,
+            "from": {"id": USER, "is_bot": False, "first_name": "Ann", "username": "ann"},
+            "text": text,
+            **extra,
+        }
+    )
+
+
+async def _no_download(_file_id: str) -> bytes:
+    return b""
+
+
+def test_group_messages_need_to_be_addressed_to_the_bot() -> None:
+    me = BotIdentity(42, "sb_bot")
+    group = {"id": GROUP, "type": "supergroup", "title": "Team"}
+
+    def envelope(text: str, **extra: Any) -> InboundMessage | None:
+        return to_envelope(_message(group, text, **extra), 7, me, _no_download)
+
+    assert envelope("just chatting") is None
+    assert envelope("/help@other_bot") is None
+    command = envelope("/help@sb_bot")
+    assert command is not None and command.text == "/help@sb_bot"
+    mention = envelope(
+        "hey @sb_bot summarise this",
+        entities=[{"type": "mention", "offset": 4, "length": 7}],
+    )
+    assert mention is not None and mention.text == "hey summarise this"
+    assert (mention.scope_key, mention.chat_key, mention.is_private) == (
+        f"chat:{GROUP}",
+        str(GROUP),
+        False,
+    )
+    assert mention.update_key == "7" and mention.user_id == str(USER)
+    reply = envelope(
+        "thanks",
+        reply_to_message={
+            "message_id": 0,
+            "date": 0,
+            "chat": group,
+            "from": {"id": 42, "is_bot": True, "first_name": "SB"},
+        },
+    )
+    assert reply is not None
+    private = to_envelope(
+        _message({"id": USER, "type": "private", "first_name": "Ann"}, "hi"), 8, me, _no_download
+    )
+    assert private is not None and private.scope_key == f"user:{USER}" and private.is_private
