@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistants.pricing import Pricer
+from assistants.pricing import Price, Pricer
 from assistants.types import Usage
 from bot.errors import InsufficientTokens
 from storage.models import Tenant, UsageEvent
@@ -50,6 +50,18 @@ class Reservation:
     tokens: int
     #: The output cap that keeps input + output within the reservation.
     max_output_tokens: int
+    #: Prices in force at this time apply to the call.
+    reserved_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What settling a call charged."""
+
+    tokens: int
+    cost_micros: int
+    currency: str
+    priced: bool
 
 
 class Metering:
@@ -108,7 +120,7 @@ class Metering:
                 )
             )
         return Reservation(
-            event.id, tenant.id, key, provider, model, granted, granted - prompt_tokens_bound
+            event.id, tenant.id, key, provider, model, granted, granted - prompt_tokens_bound, now
         )
 
     async def _grant(
@@ -132,6 +144,12 @@ class Metering:
                 wanted = min(wanted, available)
             await usage.force_reserve(tenant.id, wanted)
             return wanted
+        # The caller's snapshot of the tenant usually shows plenty: try it first and save a read.
+        # The conditional UPDATE is what guards the balance, so a stale snapshot only costs a
+        # retry; anything short of the full amount is re-read before granting less or refusing.
+        available = tenant.token_balance - tenant.tokens_reserved
+        if available >= wanted and await usage.try_reserve(tenant.id, wanted):
+            return wanted
         for _ in range(_MAX_RESERVE_ATTEMPTS):
             fresh = await session.get(Tenant, tenant.id, populate_existing=True)
             assert fresh is not None
@@ -151,61 +169,68 @@ class Metering:
         *,
         latency_ms: int,
         model: str | None = None,
-    ) -> UsageEvent | None:
+        conversation_id: int | None = None,
+    ) -> Charge | None:
         """Charge the provider-reported tokens, inside the caller's transaction.
 
-        Returns None when the reservation was already settled or released (a replay).
+        ``model`` is the model the provider reports having used (a dated snapshot, say); it is
+        priced first, then the requested one. Returns None when the reservation was already
+        settled or released (a replay): nothing is charged twice.
         """
         now = self._clock()
-        repo = UsageRepository(session)
-        if not await repo.claim_reserved(reservation.event_id, "settled", now):
+        price = await self._price(session, reservation, usage, model)
+        charge = Charge(usage.billable_tokens, price.cost_micros, price.currency, price.priced)
+        values: dict[str, object] = {
+            "input_tokens": usage.input_tokens,
+            "cached_input_tokens": usage.cached_input_tokens,
+            "output_tokens": usage.output_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "charged_tokens": charge.tokens,
+            "cost_micros": charge.cost_micros,
+            "cost_currency": charge.currency,
+            "priced": charge.priced,
+            "latency_ms": latency_ms,
+            "lease_expires_at": None,
+        }
+        if conversation_id is not None:
+            values["conversation_id"] = conversation_id
+        if not await UsageRepository(session).finish(reservation.event_id, "settled", now, values):
             return None
-        event = await repo.get(reservation.event_id)
-        assert event is not None
-        price = await self._pricer.price(
-            session, reservation.provider, model or reservation.model, usage, event.created_at
-        )
-        charged = usage.billable_tokens
-        event.input_tokens = usage.input_tokens
-        event.cached_input_tokens = usage.cached_input_tokens
-        event.output_tokens = usage.output_tokens
-        event.reasoning_tokens = usage.reasoning_tokens
-        event.charged_tokens = charged
-        event.cost_micros = price.cost_micros
-        event.cost_currency = price.currency
-        event.priced = price.priced
-        event.latency_ms = latency_ms
-        event.lease_expires_at = None
         if not price.priced:
             log.warning(
                 "unpriced model %s/%s: usage recorded at zero cost",
                 reservation.provider,
-                event.model,
+                reservation.model,
             )
         await LedgerRepository(session).post(
             reservation.tenant_id,
             "usage",
-            -charged,
+            -charge.tokens,
             now=now,
             reference=f"usage:{reservation.idempotency_key}",
-            note=f"{reservation.provider}/{event.model}",
+            note=f"{reservation.provider}/{reservation.model}",
             release_reserved=reservation.tokens,
         )
-        return event
+        return charge
+
+    async def _price(
+        self, session: AsyncSession, reservation: Reservation, usage: Usage, model: str | None
+    ) -> Price:
+        at = reservation.reserved_at
+        if model and model != reservation.model:
+            reported = await self._pricer.price(session, reservation.provider, model, usage, at)
+            if reported.priced:
+                return reported
+        return await self._pricer.price(session, reservation.provider, reservation.model, usage, at)
 
     async def fail(self, reservation: Reservation, error: str, *, latency_ms: int) -> None:
         """Record a failed call: nothing charged, reservation released."""
         now = self._clock()
         async with self._sessions.begin() as session:
             repo = UsageRepository(session)
-            if not await repo.claim_reserved(reservation.event_id, "failed", now):
-                return
-            event = await repo.get(reservation.event_id)
-            assert event is not None
-            event.error = error[:2000]
-            event.latency_ms = latency_ms
-            event.lease_expires_at = None
-            await repo.release_reserved(reservation.tenant_id, reservation.tokens)
+            values = {"error": error[:2000], "latency_ms": latency_ms, "lease_expires_at": None}
+            if await repo.finish(reservation.event_id, "failed", now, values):
+                await repo.release_reserved(reservation.tenant_id, reservation.tokens)
 
     async def release_expired(self) -> list[UsageEvent]:
         """Release reservations whose lease ran out (their process died mid-call)."""

@@ -75,7 +75,7 @@ class IdentifyMiddleware:
                 ctx.member = await MemberRepository(session).get_or_create(
                     ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now
                 )
-                await TenantRepository(session).touch(ctx.tenant.id, now)
+                TenantRepository(session).touch(ctx.tenant, now)
         if ctx.tenant is None and ctx.admin_role is None and not _is_unbound_command(msg.text):
             ctx.outcome = "unbound"
             await ctx.sink.send_text(UNBOUND_EXPLANATION)

@@ -15,14 +15,21 @@ from dataclasses import dataclass
 
 from assistants.context import fit_context, request_bound
 from assistants.pricing import PROVIDER_CURRENCY
-from assistants.types import ChatMessage, Completion, CompletionRequest, GenerationParams, TextDelta
-from billing.metering import MIN_OUTPUT_TOKENS, Reservation
+from assistants.types import (
+    ChatMessage,
+    Completion,
+    CompletionRequest,
+    GenerationParams,
+    TextDelta,
+    Usage,
+)
+from billing.metering import MIN_OUTPUT_TOKENS, Charge, Reservation
 from billing.money import from_micros
 from bot.errors import ProviderError, SwitchboardError
 from handlers.attachments import PreparedInput, prepare_input
 from handlers.envelope import ReplyStream
 from handlers.pipeline import TurnContext
-from storage.models import ContentItem, Conversation, Message, Tenant, UsageEvent
+from storage.models import ContentItem, Conversation, Message, Tenant
 from storage.repositories.assistants import AssistantRepository, ResolvedAssistant
 from storage.repositories.conversations import ConversationRepository
 
@@ -36,6 +43,8 @@ TITLE_LENGTH = 60
 class _Plan:
     assistant: ResolvedAssistant
     conversation: Conversation | None
+    #: An open conversation of another assistant exists and must be closed first.
+    replaces: bool
     history: list[ChatMessage]
     available_tokens: int | None
 
@@ -137,6 +146,7 @@ class AssistantTurn:
             conversation = await conversations.active(
                 tenant.id, msg.channel, msg.chat_key, msg.thread_key
             )
+            replaces = conversation is not None
             if conversation is not None and conversation.assistant_id != assistant.assistant.id:
                 conversation = None  # switched with /use: start afresh with the new assistant
             history = (
@@ -147,12 +157,12 @@ class AssistantTurn:
                     for m in await conversations.recent_messages(conversation.id, limit)
                 ]
             )
-            fresh = await session.get(Tenant, tenant.id, populate_existing=True)
-            assert fresh is not None
-            available_tokens = (
-                fresh.token_balance - fresh.tokens_reserved if fresh.plan == "prepaid" else None
-            )
-        return _Plan(assistant, conversation, history, available_tokens)
+        # Identify loaded the tenant moments ago: good enough to size the context; the
+        # reservation re-checks the balance atomically.
+        available_tokens = (
+            tenant.token_balance - tenant.tokens_reserved if tenant.plan == "prepaid" else None
+        )
+        return _Plan(assistant, conversation, replaces, history, available_tokens)
 
     async def _conversation(
         self, conversations: ConversationRepository, ctx: TurnContext, tenant: Tenant, plan: _Plan
@@ -167,6 +177,7 @@ class AssistantTurn:
             msg.thread_key,
             plan.assistant.assistant.id,
             ctx.services.clock(),
+            close_previous=plan.replaces,
         )
 
     async def _persist(
@@ -209,16 +220,16 @@ class AssistantTurn:
                     member_id=member_id,
                 )
             )
-            event = await services.metering.settle(
+            charge = await services.metering.settle(
                 session,
                 reservation,
                 completion.usage,
                 latency_ms=latency_ms,
                 model=completion.model,
+                conversation_id=conversation.id,
             )
-            if event is not None:
-                event.conversation_id = conversation.id
-                _count(ctx, event)
+        if charge is not None:
+            _count(ctx, reservation.provider, completion.usage, charge)
 
     async def _persist_unanswered(
         self, ctx: TurnContext, tenant: Tenant, plan: _Plan, prepared: PreparedInput
@@ -266,12 +277,12 @@ def _choose(available: list[ResolvedAssistant], preferred_id: int | None) -> Res
     return available[0]
 
 
-def _count(ctx: TurnContext, event: UsageEvent) -> None:
+def _count(ctx: TurnContext, provider: str, usage: Usage, charge: Charge) -> None:
     metrics = ctx.services.metrics
-    metrics.tokens.labels(event.provider, "input").inc(event.input_tokens)
-    metrics.tokens.labels(event.provider, "output").inc(event.output_tokens)
-    if event.cost_currency == PROVIDER_CURRENCY:
-        metrics.cost.labels(event.provider).inc(float(from_micros(event.cost_micros)))
+    metrics.tokens.labels(provider, "input").inc(usage.input_tokens)
+    metrics.tokens.labels(provider, "output").inc(usage.output_tokens)
+    if charge.currency == PROVIDER_CURRENCY:
+        metrics.cost.labels(provider).inc(float(from_micros(charge.cost_micros)))
 
 
 def _turn_key(channel: str, update_key: str | None) -> str:

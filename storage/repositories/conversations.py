@@ -37,8 +37,11 @@ class ConversationRepository:
         thread_key: str,
         assistant_id: int,
         now: datetime,
+        *,
+        close_previous: bool = True,
     ) -> Conversation:
-        await self.close(tenant_id, channel, chat_key, thread_key, now)
+        if close_previous:
+            await self.close(tenant_id, channel, chat_key, thread_key, now)
         conversation = Conversation(
             tenant_id=tenant_id,
             channel=channel,

@@ -13,6 +13,8 @@ from storage.models import ChannelBinding, Invite, Member, Tenant
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 INVITE_TTL = timedelta(days=7)
+#: Activity timestamps are refreshed at most this often (saves a write on every message).
+ACTIVITY_RESOLUTION = timedelta(minutes=1)
 TENANT_STATUSES = ("trial", "active", "suspended")
 PLANS = ("prepaid", "postpaid")
 
@@ -85,10 +87,12 @@ class TenantRepository:
             query = query.where(Tenant.status == status)
         return list((await self.session.execute(query)).scalars())
 
-    async def touch(self, tenant_id: int, at: datetime) -> None:
-        await self.session.execute(
-            update(Tenant).where(Tenant.id == tenant_id).values(last_activity_at=at)
-        )
+    def touch(self, tenant: Tenant, at: datetime) -> None:
+        """Record activity, at most once per :data:`ACTIVITY_RESOLUTION`."""
+        last = tenant.last_activity_at
+        if last is not None and at - last <= ACTIVITY_RESOLUTION:
+            return
+        tenant.last_activity_at = at
 
     async def count(self) -> int:
         return int((await self.session.execute(select(func.count(Tenant.id)))).scalar_one())
@@ -199,7 +203,8 @@ class MemberRepository:
             self.session.add(member)
             await self.session.flush()
         else:
-            member.last_seen_at = now
-            if display_name:
+            if member.last_seen_at is None or now - member.last_seen_at > ACTIVITY_RESOLUTION:
+                member.last_seen_at = now
+            if display_name and display_name != member.display_name:
                 member.display_name = display_name
         return member

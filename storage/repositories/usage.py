@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -64,6 +65,17 @@ class UsageRepository:
             update(UsageEvent)
             .where(UsageEvent.id == event_id, UsageEvent.status == "reserved")
             .values(status=status, settled_at=now)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def finish(
+        self, event_id: int, status: str, now: datetime, values: Mapping[str, object]
+    ) -> bool:
+        """Like :meth:`claim_reserved`, writing the call's outcome in the same statement."""
+        result = await self.session.execute(
+            update(UsageEvent)
+            .where(UsageEvent.id == event_id, UsageEvent.status == "reserved")
+            .values(status=status, settled_at=now, **values)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
