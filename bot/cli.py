@@ -13,11 +13,12 @@ from typing import TextIO
 
 from admin_commands.registry import Caller
 from bot.app import App, build_app, prepare_database
-from bot.errors import ConfigurationError, SwitchboardError
+from bot.errors import ConfigurationError, SwitchboardError, UsageError
 from bot.settings import Settings, load_settings
 from handlers.console import CHANNEL, ConsoleSink, console_scope, run_console
 from handlers.envelope import OutboundFile
 from storage import migrate
+from storage.models import Tenant
 from storage.repositories.tenants import BindingRepository, TenantRepository
 
 SHELL_ACTOR = Caller(channel="shell", user_id="admin", role="super_admin")
@@ -32,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="migrate, seed and serve every configured channel")
     sub.add_parser("migrate", help="apply database migrations (Alembic upgrade head)")
     chat = sub.add_parser("chat", help="talk to a tenant's assistant in the terminal")
-    chat.add_argument("--tenant", required=True, help="tenant slug")
+    chat.add_argument("--tenant", help="tenant slug (default: the only tenant)")
     chat.add_argument("--user", default="console", help="who is talking (member name)")
     admin = sub.add_parser("admin", help="run an admin command as super admin")
     admin.add_argument("--json", action="store_true", help="print one JSON document")
@@ -91,13 +92,15 @@ async def _dispatch(
         await app.aclose()
 
 
-async def _chat(app: App, slug: str, user: str, stdin: TextIO, out: TextIO) -> int:
+async def _chat(app: App, slug: str | None, user: str, stdin: TextIO, out: TextIO) -> int:
     async with app.services.sessions.begin() as session:
+        tenants = TenantRepository(session)
         try:
-            tenant = await TenantRepository(session).get(slug)
+            tenant = await (tenants.get(slug) if slug else _only_tenant(tenants))
         except SwitchboardError as exc:
             print(f"error: {exc.user_message}", file=sys.stderr)
             return 2
+        slug = tenant.slug
         # Shell access is trusted: the terminal is bound to the tenant it names.
         await BindingRepository(session).bind(tenant, CHANNEL, console_scope(slug))
     media = app.settings.media_dir
@@ -112,6 +115,14 @@ async def _chat(app: App, slug: str, user: str, stdin: TextIO, out: TextIO) -> i
         app.pipeline, slug, user, stdin=stdin, sink=ConsoleSink(out, save), prompt=stdin.isatty()
     )
     return 0
+
+
+async def _only_tenant(tenants: TenantRepository) -> Tenant:
+    found = await tenants.list()
+    if len(found) == 1:
+        return found[0]
+    known = ", ".join(t.slug for t in found) or "none yet: create one with `admin tenant create`"
+    raise UsageError("switchboard chat --tenant SLUG", f"Which tenant? Known: {known}.")
 
 
 async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:

@@ -173,3 +173,15 @@ async def test_graceful_stop_lets_inflight_turns_finish(make_app, llm: FakeLLMSe
         event = (await session.execute(select(UsageEvent))).scalar_one()
     await engine.dispose()
     assert event.status == "settled"
+
+
+async def test_chat_without_tenant_uses_the_only_one(tmp_path: Path, database_url: str,
+                                                     llm: FakeLLMServer) -> None:
+    env = _env(tmp_path, DATABASE_URL=database_url, OPENAI_BASE_URL=llm.base_url)
+    code, _, err = await _run(["chat"], env, stdin=b"hello\n")
+    assert code == 2 and "Which tenant?" in err
+    await _run(["admin", "tenant", "create", "solo", "--name", "Solo"], env)
+    await _run(["admin", "tokens", "grant", "solo", "5000"], env)
+    code, out, err = await _run(["chat", "--user", "ann"], env, stdin=b"hello\n/usage\n")
+    assert code == 0, err
+    assert llm.reply_text in out and "tokens left" in out
