@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from assistants.providers.anthropic import AnthropicClient
 from assistants.providers.common import PLACEHOLDER_API_KEY
-from assistants.providers.openai_chat import OpenAIChatClient
-from assistants.providers.openai_responses import OpenAIResponsesClient
 from assistants.types import ProviderClient
 
 
@@ -23,8 +20,13 @@ def build_provider_clients(
     An OpenAI key or base URL enables both ``openai`` (Responses) and ``openai_chat`` (Chat
     Completions) with the same credentials. The caller owns the clients and must ``aclose`` them.
     """
+    # SDKs are imported only when configured: the anthropic package alone takes seconds to
+    # import, which every CLI call would pay otherwise.
     clients: dict[str, ProviderClient] = {}
     if openai_api_key or openai_base_url:
+        from assistants.providers.openai_chat import OpenAIChatClient
+        from assistants.providers.openai_responses import OpenAIResponsesClient
+
         key = openai_api_key or PLACEHOLDER_API_KEY
         clients["openai"] = OpenAIResponsesClient(
             api_key=key, base_url=openai_base_url, timeout=timeout, max_retries=max_retries
@@ -33,6 +35,8 @@ def build_provider_clients(
             api_key=key, base_url=openai_base_url, timeout=timeout, max_retries=max_retries
         )
     if anthropic_api_key or anthropic_base_url:
+        from assistants.providers.anthropic import AnthropicClient
+
         clients["anthropic"] = AnthropicClient(
             api_key=anthropic_api_key or PLACEHOLDER_API_KEY,
             base_url=anthropic_base_url,
