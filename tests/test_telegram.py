@@ -417,8 +417,8 @@ async def test_same_update_twice_is_answered_once_even_across_processes(
     assert await fake.post_webhook(update, url=first.url + WEBHOOK_PATH) == 200
     assert await fake.post_webhook(update, url=second.url + WEBHOOK_PATH) == 200
     await fake.wait_for_bot_messages(USER, 2)
-    await first.channel._drain(5)
-    await second.channel._drain(5)
+    await first.channel.drain(5)
+    await second.channel.drain(5)
     assert fake.bot_texts(USER)[1:] == [llm.reply_text]
     assert len(llm.requests) == 1
     assert await count(first.app, UsageEvent) == 1

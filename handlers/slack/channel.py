@@ -7,7 +7,6 @@ makes Bolt run them before answering, which is what lets us own â€” and drain â€
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import ConfigurationError, SwitchboardError
+from handlers.background import BackgroundTasks
 from handlers.pipeline import Pipeline
 from handlers.slack.events import CHANNEL, Inbound, from_command, from_event
 from handlers.slack.options import SlackOptions
@@ -67,7 +67,7 @@ class SlackChannel:
         self._now = now
         self._streaming = StreamingSupport()
         self._names: dict[str, str | None] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks("slack")
         self._accepting = True
         bolt.event("message")(self._on_event)
         bolt.event("app_mention")(self._on_event)
@@ -101,11 +101,7 @@ class SlackChannel:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
-        if not await self.drain(self.options.drain_timeout):
-            log.warning("cancelling %d Slack turns still running at shutdown", len(self._tasks))
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.shutdown(self.options.drain_timeout)
         if self.client.session is not None:
             await self.client.session.close()
             self.client.session = None
@@ -113,14 +109,7 @@ class SlackChannel:
     async def drain(self, seconds: float) -> bool:
         """Wait until every turn this channel started has finished; False if ``seconds`` ran
         out first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while self._tasks:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            await asyncio.wait(set(self._tasks), timeout=remaining)
-        return True
+        return await self._tasks.drain(seconds)
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -156,11 +145,7 @@ class SlackChannel:
     def _spawn(self, inbound: Inbound) -> None:
         if not self._accepting:
             return
-        task = asyncio.create_task(
-            self._handle(inbound), name=f"slack:{inbound.message.update_key}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._handle(inbound), name=f"slack:{inbound.message.update_key}")
 
     async def _handle(self, inbound: Inbound) -> None:
         message = inbound.message

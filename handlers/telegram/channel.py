@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from bot.settings import Settings
 from handlers.attachments import UnsupportedInput
+from handlers.background import BackgroundTasks
 from handlers.pipeline import Pipeline
 from handlers.services import Services
 from handlers.telegram.adapter import CHANNEL, BotIdentity, to_envelope
@@ -74,7 +75,7 @@ class TelegramChannel:
         self.dispatcher.message.register(self._on_message)
         self.me: BotIdentity | None = None
         self._polling: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks = BackgroundTasks("telegram")
         self._chat_locks: dict[str, _ChatLock] = {}
         self._stopping = False
 
@@ -121,8 +122,14 @@ class TelegramChannel:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._polling
             self._polling = None
-        await self._drain(STOP_TIMEOUT_SECONDS)
+        if not await self._tasks.drain(STOP_TIMEOUT_SECONDS):
+            log.warning("%d Telegram updates still running at shutdown", len(self._tasks))
         await self.bot.session.close()
+
+    async def drain(self, seconds: float) -> bool:
+        """Wait until every update this channel started has been handled; False if ``seconds``
+        ran out first."""
+        return await self._tasks.drain(seconds)
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -155,14 +162,14 @@ class TelegramChannel:
             update = Update.model_validate(await request.json(), context={"bot": self.bot})
         except (ValueError, ValidationError):
             return web.Response(status=400, text="bad update")
-        self._track(asyncio.create_task(self.dispatcher.feed_update(self.bot, update)))
+        self._tasks.spawn(self.dispatcher.feed_update(self.bot, update))
         return web.Response(text="ok")
 
     async def _on_message(self, message: Message, event_update: Update) -> None:
         """The dispatcher's only handler: one Telegram message → one pipeline run."""
         task = asyncio.current_task()
         if task is not None:
-            self._track(task)
+            self._tasks.track(task)
         me = self.me or await self._identity()
         envelope = to_envelope(message, event_update.update_id, me, self._download)
         if envelope is None:
@@ -196,18 +203,6 @@ class TelegramChannel:
         return buffer.read()
 
     # -- bookkeeping ----------------------------------------------------------------------------
-
-    def _track(self, task: asyncio.Task[object]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _drain(self, seconds: float) -> None:
-        current = asyncio.current_task()
-        pending = {t for t in self._tasks if t is not current and not t.done()}
-        if pending:
-            _done, still = await asyncio.wait(pending, timeout=seconds)
-            if still:
-                log.warning("%d Telegram updates still running at shutdown", len(still))
 
     @contextlib.contextmanager
     def _chat_lock(self, chat_key: str) -> Iterator[asyncio.Lock]:
