@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from assistants.context import fit_context, request_bound
@@ -20,6 +21,7 @@ from assistants.types import (
     Completion,
     CompletionRequest,
     GenerationParams,
+    StreamEvent,
     TextDelta,
     Usage,
 )
@@ -248,11 +250,11 @@ class AssistantTurn:
             )
 
 
-async def _consume(events: object, stream: ReplyStream) -> Completion:
+async def _consume(events: AsyncIterator[StreamEvent], stream: ReplyStream) -> Completion:
     """Forward deltas to the channel; a failing channel must not stop (or lose) the answer."""
     completion: Completion | None = None
     channel_ok = True
-    async for event in events:  # type: ignore[attr-defined]
+    async for event in events:
         if isinstance(event, TextDelta):
             if channel_ok and event.text:
                 try:
