@@ -4,8 +4,9 @@ A call's life: :meth:`Metering.reserve` (own transaction: the tenant's available
 reserved atomically and a ``reserved`` usage event is written), then either
 :meth:`Metering.settle` inside the turn's transaction (usage event settled, ledger debit of the
 provider-reported tokens, reservation released) or :meth:`Metering.fail` (usage event recorded as
-failed, nothing charged, reservation released). Reservations orphaned by a crash carry a lease and
-are released by :meth:`Metering.release_expired`.
+failed, nothing charged, reservation released). Reservations orphaned by a crash are released by
+:meth:`Metering.release_orphans`: at once when their holder was a process of this host that has
+exited, otherwise when their lease runs out.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistants.pricing import Price, Pricer
 from assistants.types import Usage
+from billing.holders import is_dead_local_holder, this_process
 from bot.errors import InsufficientTokens
 from storage.models import Tenant, UsageEvent
 from storage.repositories.ledger import LedgerRepository
@@ -73,7 +75,9 @@ class Metering:
         clock: Clock = system_clock,
         reservation_ttl: timedelta = timedelta(minutes=10),
         min_output_tokens: int = MIN_OUTPUT_TOKENS,
+        holder: str | None = None,
     ) -> None:
+        self._holder = holder or this_process()
         self._sessions = sessions
         self._pricer = pricer
         self._clock = clock
@@ -114,6 +118,7 @@ class Metering:
                     model=model,
                     kind=kind,
                     status="reserved",
+                    holder=self._holder,
                     reserved_tokens=granted,
                     created_at=now,
                     lease_expires_at=now + self._ttl,
@@ -232,15 +237,23 @@ class Metering:
             if await repo.finish(reservation.event_id, "failed", now, values):
                 await repo.release_reserved(reservation.tenant_id, reservation.tokens)
 
-    async def release_expired(self) -> list[UsageEvent]:
-        """Release reservations whose lease ran out (their process died mid-call)."""
+    async def release_orphans(self) -> list[UsageEvent]:
+        """Release reservations whose process died mid-call: those of an exited process of this
+        host at once, any other once its lease has run out."""
         now = self._clock()
         released: list[UsageEvent] = []
         async with self._sessions.begin() as session:
             repo = UsageRepository(session)
-            for event in await repo.expired_reservations(now):
+            for event in await repo.open_reservations():
+                expired = event.lease_expires_at is not None and event.lease_expires_at <= now
+                if not (expired or is_dead_local_holder(event.holder)):
+                    continue
                 if await repo.claim_reserved(event.id, "released", now):
-                    event.error = "reservation released after its lease expired"
+                    event.error = (
+                        "reservation released after its lease expired"
+                        if expired
+                        else "reservation released: its process has exited"
+                    )
                     await repo.release_reserved(event.tenant_id, event.reserved_tokens)
                     released.append(event)
         for event in released:

@@ -98,7 +98,7 @@ async def prepare_database(app: App) -> None:
         admins = AdminRepository(session)
         for channel, ident in settings.superadmin_identities():
             await admins.upsert(channel, ident, "super_admin", created_by="SUPERADMINS")
-    released = await app.services.metering.release_expired()
+    released = await app.services.metering.release_orphans()
     if released:
         log.warning("released %d orphaned reservations at start-up", len(released))
 

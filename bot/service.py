@@ -88,7 +88,7 @@ class Service:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
             try:
-                await self.app.services.metering.release_expired()
+                await self.app.services.metering.release_orphans()
             except Exception:
                 log.exception("reservation sweep failed")
 

@@ -297,6 +297,8 @@ class UsageEvent(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_expires_at: Mapped[datetime | None]
+    #: ``host:pid:nonce`` of the process holding the reservation (see billing.holders).
+    holder: Mapped[str | None] = mapped_column(String(120))
     settled_at: Mapped[datetime | None]
 
 

@@ -120,7 +120,7 @@ async def test_migrate_command(tmp_path: Path) -> None:
     env = _env(tmp_path, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
     code, out, err = await _run(["migrate"], env, cwd=tmp_path)
     assert code == 0, err
-    assert "revision 0001" in out
+    assert "revision 0002" in out
 
 
 async def test_http_health_and_metrics(make_app, llm: FakeLLMServer) -> None:  # type: ignore[no-untyped-def]

@@ -164,9 +164,9 @@ async def test_orphaned_reservation_released(make_app, llm: FakeLLMServer) -> No
     )
     assert (await _tenant(app)).tokens_reserved == reservation.tokens == 300
 
-    assert await app.services.metering.release_expired() == [], "lease still valid"
+    assert await app.services.metering.release_orphans() == [], "lease still valid"
     now[0] += timedelta(hours=1)
-    released = await app.services.metering.release_expired()
+    released = await app.services.metering.release_orphans()
     assert [e.idempotency_key for e in released] == ["crashed-turn"]
     assert (await _tenant(app)).tokens_reserved == 0
     # A late settle of a released reservation charges nothing.
@@ -187,3 +187,37 @@ async def test_ledger_verify_detects_tampering(app: App) -> None:
     result = await admin(app, "ledger", "verify")
     assert result.ok is False
     assert result.data["mismatches"] == [{"slug": "acme", "balance": 5_000, "ledger_sum": 1_000}]
+
+
+async def test_reservation_of_an_exited_process_is_released_at_start_up(
+    make_app,  # type: ignore[no-untyped-def]
+    database_url: str,
+) -> None:
+    import socket
+    import sys
+
+    from assistants.pricing import Pricer
+    from billing.metering import Metering
+    from bot.app import prepare_database
+
+    app = await make_app()
+    await tenant_with_tokens(app, tokens=1_000)
+    tenant = await _tenant(app)
+    # A process that reserved, then died (its pid is gone), and one still alive (this test).
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await child.wait()
+    dead = Metering(app.services.sessions, Pricer(),
+                    holder=f"{socket.gethostname()}:{child.pid}:crashed")
+    alive = Metering(app.services.sessions, Pricer())
+    await dead.reserve(tenant, key="dead", provider="openai", model="gpt-4o-mini",
+                       prompt_tokens_bound=100, max_output_tokens=100)
+    await alive.reserve(tenant, key="alive", provider="openai", model="gpt-4o-mini",
+                        prompt_tokens_bound=100, max_output_tokens=100)
+    assert (await _tenant(app)).tokens_reserved == 400
+
+    await prepare_database(app)  # what `switchboard run` does at start-up
+
+    events = {e.idempotency_key: e for e in await _events(app)}
+    assert events["dead"].status == "released"
+    assert events["alive"].status == "reserved", "a live holder keeps its reservation"
+    assert (await _tenant(app)).tokens_reserved == 200

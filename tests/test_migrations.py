@@ -13,7 +13,7 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         await migrate.upgrade(engine)
-        assert await migrate.current_revision(engine) == "0001"
+        assert await migrate.current_revision(engine) == "0002"
         async with engine.connect() as conn:
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert set(Base.metadata.tables) <= tables
@@ -24,7 +24,7 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
         assert not (set(Base.metadata.tables) & left)
 
         await migrate.upgrade(engine)
-        assert await migrate.current_revision(engine) == "0001"
+        assert await migrate.current_revision(engine) == "0002"
     finally:
         await engine.dispose()
 

@@ -82,10 +82,8 @@ class UsageRepository:
     async def get(self, event_id: int) -> UsageEvent | None:
         return await self.session.get(UsageEvent, event_id)
 
-    async def expired_reservations(self, now: datetime) -> list[UsageEvent]:
-        query = select(UsageEvent).where(
-            UsageEvent.status == "reserved", UsageEvent.lease_expires_at <= now
-        )
+    async def open_reservations(self) -> list[UsageEvent]:
+        query = select(UsageEvent).where(UsageEvent.status == "reserved")
         return list((await self.session.execute(query)).scalars())
 
     async def period_charged(self, tenant_id: int, since: datetime) -> int:
