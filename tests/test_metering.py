@@ -193,10 +193,10 @@ async def test_reservation_of_an_exited_process_is_released_at_start_up(
     make_app,  # type: ignore[no-untyped-def]
     database_url: str,
 ) -> None:
-    import socket
     import sys
 
     from assistants.pricing import Pricer
+    from billing.holders import local_holder
     from billing.metering import Metering
     from bot.app import prepare_database
 
@@ -206,8 +206,7 @@ async def test_reservation_of_an_exited_process_is_released_at_start_up(
     # A process that reserved, then died (its pid is gone), and one still alive (this test).
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await child.wait()
-    dead = Metering(app.services.sessions, Pricer(),
-                    holder=f"{socket.gethostname()}:{child.pid}:crashed")
+    dead = Metering(app.services.sessions, Pricer(), holder=local_holder(child.pid))
     alive = Metering(app.services.sessions, Pricer())
     await dead.reserve(tenant, key="dead", provider="openai", model="gpt-4o-mini",
                        prompt_tokens_bound=100, max_output_tokens=100)
