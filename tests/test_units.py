@@ -76,3 +76,14 @@ def test_roles_are_cumulative() -> None:
     assert "admins.write" not in permissions_of("admin")
     assert permissions_of(None) == frozenset()
     assert minimum_role("tokens.grant") == "admin"
+
+
+def test_only_exited_processes_of_this_pid_namespace_count_as_dead() -> None:
+    import os
+
+    from billing.holders import is_dead_local_holder, local_holder, this_process
+
+    assert not is_dead_local_holder(this_process()), "this process is alive"
+    assert not is_dead_local_holder(local_holder(os.getpid()))
+    assert not is_dead_local_holder("elsewhere/123:999999:x"), "other hosts: lease only"
+    assert not is_dead_local_holder(None) and not is_dead_local_holder("garbage")
