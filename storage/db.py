@@ -26,11 +26,17 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     ``BEGIN IMMEDIATE`` makes SQLite take the write lock at the start of a transaction, so two
     turns never deadlock upgrading read locks; with the busy timeout they simply queue.
     """
+    memory = is_sqlite(url) and make_url(url).database in (None, "", ":memory:")
+    if not memory:
+        # Turns hold a connection only for short transactions, never while a model streams, so
+        # a modest pool serves many concurrent turns; under a burst, waiting beats failing.
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+        kwargs.setdefault("pool_timeout", 120)
     if not is_sqlite(url):
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(url, **kwargs)
 
-    memory = make_url(url).database in (None, "", ":memory:")
     engine = create_async_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
     )

@@ -65,7 +65,7 @@ class Harness:
     ) -> int:
         body = json.dumps(event_callback(event, event_id=event_id, team_id=team_id))
         resp = await self.post(body, signed_headers(SECRET, body, retry_num=retry_num))
-        await self.channel.drain(10)
+        await self.channel.drain(30)
         return resp.status
 
     async def command(
@@ -78,7 +78,7 @@ class Harness:
         async with self.http.post(self.url, data=body.encode(), headers=headers) as resp:
             assert resp.status == 200
             assert await resp.text() == "", "the slash command is acknowledged empty, at once"
-        await self.channel.drain(10)
+        await self.channel.drain(30)
         answers = [r["text"] for r in self.slack.responses if r["url_name"] == name]
         assert answers, f"no response_url answer to {text!r}: {self.slack.calls}"
         return "\n".join(answers)
@@ -221,7 +221,7 @@ async def test_forged_and_stale_requests_get_401_and_no_turn(h: Harness) -> None
     stale = await h.post(body, signed_headers(SECRET, body, timestamp=1_600_000_000))
     tampered = signed_headers(SECRET, body)
     bad_body = await h.post(body.replace("forged", "tampered"), tampered)
-    await h.channel.drain(10)
+    await h.channel.drain(30)
 
     assert (forged.status, stale.status, bad_body.status) == (401, 401, 401)
     assert not h.llm.requests
@@ -474,10 +474,10 @@ async def test_socket_mode_end_to_end(
             )
         )
         await slack.socket_ack(await slack.socket_send("slash_commands", command))
-        await channel.drain(10)
+        await channel.drain(30)
         event = event_callback(message_event("over the socket", ts="1700003000.000100"))
         await slack.socket_ack(await slack.socket_send("events_api", event))
-        await channel.drain(10)
+        await channel.drain(30)
     finally:
         await channel.stop()
     assert "Welcome" in slack.responses[0]["text"]
@@ -550,10 +550,10 @@ async def test_switchboard_run_answers_a_signed_dm(
                 url, data=join, headers=signed_headers(SECRET, join, content_type=form)
             ) as resp:
                 assert resp.status == 200
-            await channel.drain(10)
+            await channel.drain(30)
             async with http.post(url, data=dm, headers=signed_headers(SECRET, dm)) as resp:
                 assert resp.status == 200
-            await channel.drain(10)
+            await channel.drain(30)
     finally:
         await service.stop()
     [reply] = slack.thread("D0001", "1700002000.000100")

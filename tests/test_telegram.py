@@ -172,7 +172,7 @@ async def test_group_binding_mentions_replies_and_paced_edits(
     await fake.send_update(
         fake.group_message(GROUP, OTHER_USER, f"@{fake.username} write sixty words")
     )
-    await fake.wait_for(lambda: fake.bot_texts(GROUP)[-1:] == [words], within=10)
+    await fake.wait_for(lambda: fake.bot_texts(GROUP)[-1:] == [words], within=30)
 
     sends = fake.calls_to("sendMessage", chat_id=GROUP)
     edits = fake.calls_to("editMessageText", chat_id=GROUP)
@@ -205,7 +205,7 @@ async def test_flood_control_mid_stream_delays_but_loses_nothing(
     fake.fail_next("sendMessageDraft", 429, retry_after=1, after=1)
     fake.fail_next("sendMessage", 429, retry_after=1)
     await fake.send_update(fake.private_message(USER, "count please"))
-    await fake.wait_for(lambda: fake.bot_texts(USER)[-1:] == [reply], within=8)
+    await fake.wait_for(lambda: fake.bot_texts(USER)[-1:] == [reply], within=30)
 
     answers = [
         c
@@ -225,7 +225,7 @@ async def test_flood_control_mid_stream_delays_but_loses_nothing(
     fake.fail_next("editMessageText", 429, retry_after=1)
     llm.delay = 0.15
     await fake.send_update(fake.group_message(GROUP, USER, f"@{fake.username} count"))
-    await fake.wait_for(lambda: fake.bot_texts(GROUP)[-1:] == [reply], within=10)
+    await fake.wait_for(lambda: fake.bot_texts(GROUP)[-1:] == [reply], within=30)
     assert len(fake.chat_messages(GROUP)) == 2
     edits = fake.calls_to("editMessageText", chat_id=GROUP, ok_only=False)
     assert edits[0].status == 429 and edits[-1].status == 200
@@ -244,7 +244,7 @@ async def test_long_reply_is_split_into_valid_messages(start: Start, llm: FakeLL
     reply = "\n\n".join([paragraph] * 7 + [code] + [paragraph] * 4)
     llm.reply_text, llm.chunk_size = reply, 4000
     await fake.send_update(fake.private_message(USER, "write a long essay"))
-    await fake.wait_for(lambda: len(fake.bot_texts(USER)) >= 4, within=8)
+    await fake.wait_for(lambda: len(fake.bot_texts(USER)) >= 4, within=30)
 
     sends = fake.calls_to("sendMessage", chat_id=USER)[1:]
     assert len(sends) >= 3

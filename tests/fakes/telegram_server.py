@@ -318,7 +318,7 @@ class FakeTelegramServer:
     def bot_texts(self, chat_id: int) -> list[str]:
         return [m.text for m in self.chat_messages(chat_id) if m.text is not None]
 
-    async def wait_for(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 30.0) -> None:
         deadline = time.monotonic() + within
         while not predicate():
             if time.monotonic() > deadline:
@@ -328,7 +328,7 @@ class FakeTelegramServer:
             await asyncio.sleep(0.02)
 
     async def wait_for_bot_messages(
-        self, chat_id: int, count: int = 1, within: float = 5.0
+        self, chat_id: int, count: int = 1, within: float = 30.0
     ) -> list[StoredMessage]:
         await self.wait_for(lambda: len(self.chat_messages(chat_id)) >= count, within)
         return self.chat_messages(chat_id)
