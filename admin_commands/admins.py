@@ -3,41 +3,23 @@
 from __future__ import annotations
 
 from admin_commands.common import audit
-from admin_commands.registry import Arg, CommandContext, CommandRegistry, CommandResult
+from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.roles import ROLES
-from bot.errors import UsageError
+from admin_commands.values import identity
 from storage.repositories.admins import AdminRepository
 
-IDENTITY_HELP = "IDENTITY is CHANNEL:ID, e.g. telegram:12345 or slack:T0001/U0001"
+commands = CommandGroup()
 
 
-def register(registry: CommandRegistry) -> None:
-    registry.command(
-        "admin add",
-        usage="/admin add IDENTITY ROLE",
-        permission="admins.write",
-        arguments=[Arg("identity"), Arg("role", choices=ROLES)],
-    )(add)
-    registry.command(
-        "admin remove",
-        usage="/admin remove IDENTITY",
-        permission="admins.write",
-        arguments=[Arg("identity")],
-    )(remove)
-    registry.command("admin list", usage="/admin list", permission="admins.write")(list_)
-
-
-def _identity(ctx: CommandContext) -> tuple[str, str]:
-    channel, sep, ident = str(ctx.args.identity).partition(":")
-    if not sep or not ident or channel not in ("telegram", "slack", "console"):
-        raise UsageError(ctx.command.usage, IDENTITY_HELP)
-    return channel, ident
-
-
+@commands.command(
+    "admin add",
+    permission="admins.write",
+    arguments=[Arg("identity", type=identity), Arg("role", choices=ROLES)],
+)
 async def add(ctx: CommandContext) -> CommandResult:
     """Grant a platform role to a chat identity."""
-    channel, ident = _identity(ctx)
-    async with ctx.services.sessions.begin() as session:
+    channel, ident = ctx.args.identity
+    async with ctx.deps.sessions.begin() as session:
         previous = await AdminRepository(session).upsert(
             channel, ident, ctx.args.role, ctx.caller.actor
         )
@@ -55,12 +37,15 @@ async def add(ctx: CommandContext) -> CommandResult:
     )
 
 
+@commands.command(
+    "admin remove", permission="admins.write", arguments=[Arg("identity", type=identity)]
+)
 async def remove(ctx: CommandContext) -> CommandResult:
     """Revoke a platform role."""
-    channel, ident = _identity(ctx)
+    channel, ident = ctx.args.identity
     if ctx.caller.channel == channel and ctx.caller.user_id == ident:
-        raise UsageError(ctx.command.usage, "You cannot remove yourself.")
-    async with ctx.services.sessions.begin() as session:
+        raise ctx.usage_error("You cannot remove yourself.")
+    async with ctx.deps.sessions.begin() as session:
         repo = AdminRepository(session)
         previous = await repo.role_of(channel, ident)
         removed = await repo.remove(channel, ident)
@@ -72,9 +57,10 @@ async def remove(ctx: CommandContext) -> CommandResult:
     return CommandResult(text, data={"identity": f"{channel}:{ident}", "removed": removed})
 
 
+@commands.command("admin list", permission="admins.write")
 async def list_(ctx: CommandContext) -> CommandResult:
     """List platform admins and their roles."""
-    async with ctx.services.sessions() as session:
+    async with ctx.deps.sessions() as session:
         admins = await AdminRepository(session).list()
     lines = [f"{a.channel}:{a.external_id} — {a.role}" for a in admins] or ["No admins."]
     return CommandResult(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from admin_commands.common import audit
-from admin_commands.registry import Arg, CommandContext, CommandRegistry, CommandResult
+from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
+from admin_commands.values import slug
 from assistants.types import PROVIDERS
-from bot.errors import UsageError
+from core.errors import UsageError
 from storage.models import Assistant, TenantAssistant
 from storage.repositories.assistants import AssistantRepository
-from storage.repositories.tenants import SLUG_RE, TenantRepository
+from storage.repositories.tenants import TenantRepository
 
 WRITE = "assistants.write"
 #: Fields ``/assistant set`` may change, with their parsers.
@@ -28,46 +29,7 @@ SETTABLE: dict[str, Any] = {
 }
 
 
-def register(registry: CommandRegistry) -> None:
-    registry.command("assistant list", usage="/assistant list", permission="stats.read")(list_)
-    registry.command(
-        "assistant create",
-        usage="/assistant create SLUG --name NAME --prompt TEXT [--provider P] [--model M]",
-        permission=WRITE,
-        arguments=[
-            Arg("slug"),
-            Arg("--name", required=True),
-            Arg("--prompt", required=True),
-            Arg("--provider", choices=PROVIDERS),
-            Arg("--model"),
-            Arg("--private", action="store_true"),
-        ],
-    )(create)
-    registry.command(
-        "assistant set",
-        usage="/assistant set SLUG FIELD VALUE",
-        permission=WRITE,
-        arguments=[Arg("slug"), Arg("field", choices=sorted(SETTABLE)), Arg("value")],
-    )(set_)
-    registry.command(
-        "assistant prompt",
-        usage="/assistant prompt SLUG [TEXT --note NOTE]",
-        permission=WRITE,
-        arguments=[Arg("slug"), Arg("text", nargs="*"), Arg("--note", default="")],
-    )(prompt)
-    registry.command(
-        "assistant rollback",
-        usage="/assistant rollback SLUG VERSION",
-        permission=WRITE,
-        arguments=[Arg("slug"), Arg("version", type=int)],
-    )(rollback)
-    for verb in ("enable", "disable"):
-        registry.command(
-            f"assistant {verb}",
-            usage=f"/assistant {verb} SLUG [--tenant TENANT]",
-            permission=WRITE,
-            arguments=[Arg("slug"), Arg("--tenant")],
-        )(enable if verb == "enable" else disable)
+commands = CommandGroup()
 
 
 def _json(assistant: Assistant) -> dict[str, Any]:
@@ -85,9 +47,10 @@ def _json(assistant: Assistant) -> dict[str, Any]:
     }
 
 
+@commands.command("assistant list", permission="stats.read")
 async def list_(ctx: CommandContext) -> CommandResult:
     """List every assistant with its provider, model and prompt version."""
-    async with ctx.services.sessions() as session:
+    async with ctx.deps.sessions() as session:
         assistants = await AssistantRepository(session).all()
     lines = [
         f"{a.slug:<16} {a.provider}/{a.model} v{a.prompt_version} {a.visibility}"
@@ -97,22 +60,32 @@ async def list_(ctx: CommandContext) -> CommandResult:
     return CommandResult("\n".join(lines) or "No assistants.", data=[_json(a) for a in assistants])
 
 
+@commands.command(
+    "assistant create",
+    permission=WRITE,
+    arguments=[
+        Arg("slug", type=slug),
+        Arg("--name", required=True),
+        Arg("--prompt", required=True),
+        Arg("--provider", choices=PROVIDERS),
+        Arg("--model"),
+        Arg("--private", action="store_true"),
+    ],
+)
 async def create(ctx: CommandContext) -> CommandResult:
     """Create an assistant (version 1 of its system prompt)."""
     args = ctx.args
-    config = ctx.services.config
+    config = ctx.deps.config
     provider = args.provider or config.default_provider
     model = args.model or config.default_model
-    if not SLUG_RE.match(args.slug):
-        raise UsageError(ctx.command.usage, f"Invalid slug {args.slug!r}.")
     if provider is None or model is None:
         raise UsageError(
             ctx.command.usage, "No default provider/model: pass --provider and --model."
         )
-    async with ctx.services.sessions.begin() as session:
+    async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
         if await repo.find(args.slug) is not None:
-            raise UsageError(ctx.command.usage, f"Assistant '{args.slug}' exists.")
+            raise ctx.usage_error(f"Assistant '{args.slug}' exists.")
         assistant = await repo.create(
             Assistant(
                 slug=args.slug,
@@ -132,6 +105,11 @@ async def create(ctx: CommandContext) -> CommandResult:
     return CommandResult(f"Created assistant {assistant.slug}.", data=_json(assistant))
 
 
+@commands.command(
+    "assistant set",
+    permission=WRITE,
+    arguments=[Arg("slug"), Arg("field", choices=sorted(SETTABLE)), Arg("value")],
+)
 async def set_(ctx: CommandContext) -> CommandResult:
     """Change one setting of an assistant."""
     field, raw = ctx.args.field, ctx.args.value
@@ -142,10 +120,10 @@ async def set_(ctx: CommandContext) -> CommandResult:
             ctx.command.usage, f"{field} must be a {SETTABLE[field].__name__}."
         ) from None
     if field == "provider" and value not in PROVIDERS:
-        raise UsageError(ctx.command.usage, f"provider is one of {', '.join(PROVIDERS)}.")
+        raise ctx.usage_error(f"provider is one of {', '.join(PROVIDERS)}.")
     if field == "visibility" and value not in ("public", "private"):
-        raise UsageError(ctx.command.usage, "visibility is public or private.")
-    async with ctx.services.sessions.begin() as session:
+        raise ctx.usage_error("visibility is public or private.")
+    async with ctx.deps.sessions.begin() as session:
         assistant = await AssistantRepository(session).get(ctx.args.slug)
         before = getattr(assistant, field)
         setattr(assistant, field, value)
@@ -153,10 +131,15 @@ async def set_(ctx: CommandContext) -> CommandResult:
     return CommandResult(f"{assistant.slug}.{field} = {value}", data=_json(assistant))
 
 
+@commands.command(
+    "assistant prompt",
+    permission=WRITE,
+    arguments=[Arg("slug"), Arg("text", nargs="*"), Arg("--note", default="")],
+)
 async def prompt(ctx: CommandContext) -> CommandResult:
     """Show the prompt history, or set a new prompt version."""
     text = " ".join(ctx.args.text).strip()
-    async with ctx.services.sessions.begin() as session:
+    async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
         assistant = await repo.get(ctx.args.slug)
         if not text:
@@ -188,9 +171,12 @@ async def prompt(ctx: CommandContext) -> CommandResult:
     )
 
 
+@commands.command(
+    "assistant rollback", permission=WRITE, arguments=[Arg("slug"), Arg("version", type=int)]
+)
 async def rollback(ctx: CommandContext) -> CommandResult:
     """Make an earlier prompt version current again (recorded as a new version)."""
-    async with ctx.services.sessions.begin() as session:
+    async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
         assistant = await repo.get(ctx.args.slug)
         before = assistant.prompt_version
@@ -211,7 +197,7 @@ async def rollback(ctx: CommandContext) -> CommandResult:
 
 async def _toggle(ctx: CommandContext, enabled: bool) -> CommandResult:
     slug, tenant_slug = ctx.args.slug, ctx.args.tenant
-    async with ctx.services.sessions.begin() as session:
+    async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
         assistant = await repo.get(slug)
         if tenant_slug is None:
@@ -234,11 +220,13 @@ async def _toggle(ctx: CommandContext, enabled: bool) -> CommandResult:
     return CommandResult(f"{target} {state}.", data={"target": target, "enabled": enabled})
 
 
+@commands.command("assistant enable", permission=WRITE, arguments=[Arg("slug"), Arg("--tenant")])
 async def enable(ctx: CommandContext) -> CommandResult:
     """Enable an assistant everywhere, or for one tenant."""
     return await _toggle(ctx, True)
 
 
+@commands.command("assistant disable", permission=WRITE, arguments=[Arg("slug"), Arg("--tenant")])
 async def disable(ctx: CommandContext) -> CommandResult:
     """Disable an assistant everywhere, or for one tenant."""
     return await _toggle(ctx, False)

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_commands.registry import CommandContext
-from billing.money import from_micros, to_micros
-from bot.errors import PermissionDenied, UsageError
+from core.errors import PermissionDenied
+from core.money import from_micros, to_micros
 from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.tenants import TenantRepository
@@ -23,7 +23,7 @@ async def target_tenant(ctx: CommandContext, session: AsyncSession) -> Tenant:
             raise PermissionDenied("viewer", "--tenant")
         return await TenantRepository(session).get(slug)
     if ctx.caller.tenant is None:
-        raise UsageError(ctx.command.usage, "No tenant here: pass --tenant SLUG.")
+        raise ctx.usage_error("No tenant here: pass --tenant SLUG.")
     return await TenantRepository(session).by_id(ctx.caller.tenant.id)
 
 
@@ -39,7 +39,7 @@ async def audit(
 
 
 def usd_to_billing_micros(ctx: CommandContext, usd_micros: int) -> int:
-    return to_micros(from_micros(usd_micros) * ctx.services.config.usd_to_billing_rate)
+    return to_micros(from_micros(usd_micros) * ctx.deps.config.usd_to_billing_rate)
 
 
 def money_str(micros: int) -> str:
@@ -64,13 +64,3 @@ def tenant_summary(tenant: Tenant) -> dict[str, Any]:
         if tenant.last_activity_at
         else None,
     }
-
-
-def parse_positive_int(ctx: CommandContext, raw: str, what: str) -> int:
-    try:
-        value = int(raw.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise UsageError(ctx.command.usage, f"{what} must be a whole number.") from None
-    if value <= 0:
-        raise UsageError(ctx.command.usage, f"{what} must be positive.")
-    return value

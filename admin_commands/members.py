@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from admin_commands.common import money_str, target_tenant, usd_to_billing_micros
-from admin_commands.registry import Arg, CommandContext, CommandRegistry, CommandResult
-from billing.metering import month_start
-from bot.errors import NotFoundError, UsageError
+from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
+from admin_commands.values import item_id
+from core.clock import month_start
+from core.errors import NotFoundError, UsageError
 from storage.models import ContentItem
 from storage.repositories.assistants import AssistantRepository
 from storage.repositories.conversations import ConversationRepository
@@ -16,33 +17,11 @@ from storage.repositories.usage import UsageRepository
 PREVIEW = 80
 
 
-def register(registry: CommandRegistry) -> None:
-    registry.command(
-        "start",
-        usage="/start CODE",
-        audience="public",
-        unbound_ok=True,
-        arguments=[Arg("code", nargs="?")],
-    )(start)
-    registry.command(
-        "join", usage="/join CODE", audience="public", unbound_ok=True, arguments=[Arg("code")]
-    )(start)
-    registry.command("help", usage="/help", audience="public", unbound_ok=True)(help_)
-    registry.command("assistants", usage="/assistants", audience="member")(assistants)
-    registry.command("use", usage="/use SLUG", audience="member", arguments=[Arg("slug")])(use)
-    registry.command("new", usage="/new", audience="member")(new)
-    registry.command(
-        "library",
-        usage="/library [TYPE|SEARCH] | /library get|archive ID",
-        audience="member",
-        arguments=[Arg("words", nargs="*"), Arg("--tenant")],
-        unbound_ok=True,
-    )(library)
-    registry.command(
-        "usage", usage="/usage", audience="member", unbound_ok=True, arguments=[Arg("--tenant")]
-    )(usage)
+commands = CommandGroup()
 
 
+@commands.command("start", audience="public", unbound_ok=True, arguments=[Arg("code", nargs="?")])
+@commands.command("join", audience="public", unbound_ok=True, arguments=[Arg("code")])
 async def start(ctx: CommandContext) -> CommandResult:
     """Link this chat to your organisation with an invite code."""
     code: str | None = ctx.args.code
@@ -53,11 +32,11 @@ async def start(ctx: CommandContext) -> CommandResult:
                 f"Hello! This chat uses {caller.tenant.name}'s assistants. "
                 "Just write a message, or see /help."
             )
-        raise UsageError(ctx.command.usage, "Send the invite code you were given.")
-    services = ctx.services
-    async with services.sessions.begin() as session:
+        raise ctx.usage_error("Send the invite code you were given.")
+    deps = ctx.deps
+    async with deps.sessions.begin() as session:
         tenant = await InviteRepository(session).redeem(
-            code, now=services.clock(), used_by=caller.actor
+            code, now=deps.clock(), used_by=caller.actor
         )
         await BindingRepository(session).bind(tenant, caller.channel, caller.scope_key)
     where = "this chat" if caller.is_private else "this group"
@@ -68,9 +47,10 @@ async def start(ctx: CommandContext) -> CommandResult:
     )
 
 
+@commands.command("help", audience="public", unbound_ok=True)
 async def help_(ctx: CommandContext) -> CommandResult:
     """Show the commands you can run."""
-    visible = [c for c in ctx.services.commands if c.visible_to(ctx.caller)]
+    visible = [c for c in ctx.registry if c.visible_to(ctx.caller)]
     lines = ["Commands:"]
     lines += [f"{c.usage} — {c.summary}" for c in visible]
     return CommandResult(
@@ -79,10 +59,11 @@ async def help_(ctx: CommandContext) -> CommandResult:
     )
 
 
+@commands.command("assistants", audience="member")
 async def assistants(ctx: CommandContext) -> CommandResult:
     """List the assistants this chat may use."""
     caller = ctx.caller
-    async with ctx.services.sessions() as session:
+    async with ctx.deps.sessions() as session:
         available = await AssistantRepository(session).available_to(ctx.tenant.id)
         preferred = await ConversationRepository(session).preferred_assistant(
             ctx.tenant.id, caller.channel, caller.chat_key
@@ -106,11 +87,12 @@ async def assistants(ctx: CommandContext) -> CommandResult:
     )
 
 
+@commands.command("use", audience="member", arguments=[Arg("slug")])
 async def use(ctx: CommandContext) -> CommandResult:
     """Pick the assistant for this chat."""
     caller = ctx.caller
-    services = ctx.services
-    async with services.sessions.begin() as session:
+    deps = ctx.deps
+    async with deps.sessions.begin() as session:
         try:
             chosen = await AssistantRepository(session).resolve(ctx.tenant.id, ctx.args.slug)
         except NotFoundError:
@@ -118,43 +100,36 @@ async def use(ctx: CommandContext) -> CommandResult:
                 ctx.command.usage, f"No assistant '{ctx.args.slug}' here; see /assistants."
             ) from None
         await ConversationRepository(session).set_preferred_assistant(
-            ctx.tenant.id, caller.channel, caller.chat_key, chosen.assistant.id, services.clock()
+            ctx.tenant.id, caller.channel, caller.chat_key, chosen.assistant.id, deps.clock()
         )
     return CommandResult(f"Now talking to {chosen.display_name}.", data={"assistant": chosen.slug})
 
 
+@commands.command("new", audience="member")
 async def new(ctx: CommandContext) -> CommandResult:
     """Start a fresh conversation (the assistant forgets this chat's history)."""
     caller = ctx.caller
-    async with ctx.services.sessions.begin() as session:
+    async with ctx.deps.sessions.begin() as session:
         closed = await ConversationRepository(session).close(
-            ctx.tenant.id, caller.channel, caller.chat_key, caller.thread_key, ctx.services.clock()
+            ctx.tenant.id, caller.channel, caller.chat_key, caller.thread_key, ctx.deps.clock()
         )
     return CommandResult("Started a new conversation.", data={"closed": closed})
 
 
+@commands.command(
+    "library",
+    audience="member",
+    unbound_ok=True,
+    arguments=[Arg("words", nargs="*", metavar="TYPE|SEARCH"), Arg("--tenant")],
+)
 async def library(ctx: CommandContext) -> CommandResult:
-    """Browse your saved outputs: a type, a search, or get/archive ID."""
+    """Browse your saved outputs: by type or by a search."""
     words: list[str] = ctx.args.words
-    async with ctx.services.sessions.begin() as session:
+    async with ctx.deps.sessions() as session:
         tenant = await target_tenant(ctx, session)
-        repo = LibraryRepository(session)
-        if words and words[0].lower() in ("get", "archive"):
-            if len(words) != 2 or not words[1].isdigit():
-                raise UsageError(ctx.command.usage)
-            item = await repo.get(tenant.id, int(words[1]))
-            if words[0].lower() == "archive":
-                item.archived = True
-                return CommandResult(
-                    f"Archived item {item.id}.", data={"id": item.id, "archived": True}
-                )
-            return CommandResult(
-                f"#{item.id} [{item.kind}] {item.title}\n\n{item.text or ''}",
-                data=_item_json(item, full=True),
-            )
         kind = words[0].lower() if len(words) == 1 and words[0].lower() in CONTENT_KINDS else None
         search = None if kind or not words else " ".join(words)
-        items = await repo.search(tenant.id, kind=kind, text=search, limit=20)
+        items = await LibraryRepository(session).search(tenant.id, kind=kind, text=search, limit=20)
     if not items:
         return CommandResult(
             "Nothing in the library yet." if not words else "Nothing found.", data=[]
@@ -162,6 +137,38 @@ async def library(ctx: CommandContext) -> CommandResult:
     lines = [f"#{i.id} [{i.kind}] {i.created_at:%Y-%m-%d} {i.title[:PREVIEW]}" for i in items]
     lines.append("Open one with /library get ID.")
     return CommandResult("\n".join(lines), data=[_item_json(i) for i in items])
+
+
+@commands.command(
+    "library get",
+    audience="member",
+    unbound_ok=True,
+    arguments=[Arg("id", type=item_id), Arg("--tenant")],
+)
+async def library_get(ctx: CommandContext) -> CommandResult:
+    """Show one saved output in full."""
+    async with ctx.deps.sessions() as session:
+        tenant = await target_tenant(ctx, session)
+        item = await LibraryRepository(session).get(tenant.id, ctx.args.id)
+    return CommandResult(
+        f"#{item.id} [{item.kind}] {item.title}\n\n{item.text or ''}",
+        data=_item_json(item, full=True),
+    )
+
+
+@commands.command(
+    "library archive",
+    audience="member",
+    unbound_ok=True,
+    arguments=[Arg("id", type=item_id), Arg("--tenant")],
+)
+async def library_archive(ctx: CommandContext) -> CommandResult:
+    """Hide a saved output from listings (it is kept)."""
+    async with ctx.deps.sessions.begin() as session:
+        tenant = await target_tenant(ctx, session)
+        item = await LibraryRepository(session).get(tenant.id, ctx.args.id)
+        item.archived = True
+    return CommandResult(f"Archived item {item.id}.", data={"id": item.id, "archived": True})
 
 
 def _item_json(item: ContentItem, full: bool = False) -> dict[str, object]:
@@ -180,16 +187,17 @@ def _item_json(item: ContentItem, full: bool = False) -> dict[str, object]:
     return data
 
 
+@commands.command("usage", audience="member", unbound_ok=True, arguments=[Arg("--tenant")])
 async def usage(ctx: CommandContext) -> CommandResult:
     """Your token balance and this month's usage."""
-    services = ctx.services
-    async with services.sessions() as session:
+    deps = ctx.deps
+    async with deps.sessions() as session:
         tenant = await target_tenant(ctx, session)
         repo = UsageRepository(session)
-        totals = await repo.totals(tenant.id, month_start(services.clock()))
+        totals = await repo.totals(tenant.id, month_start(deps.clock()))
         events = await repo.recent(tenant.id, limit=20)
     cost = usd_to_billing_micros(ctx, totals.cost_micros)
-    currency = services.config.billing_currency
+    currency = deps.config.billing_currency
     text = (
         f"{tenant.name}: {tenant.token_balance:,} tokens left"
         f" ({tenant.tokens_reserved:,} in use).\n"

@@ -6,48 +6,29 @@ from datetime import timedelta
 from decimal import Decimal
 
 from admin_commands.common import audit, money_str, tenant_summary, usd_to_billing_micros
-from admin_commands.registry import Arg, CommandContext, CommandRegistry, CommandResult
-from billing.metering import month_start
+from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
+from admin_commands.values import slug
+from core.clock import month_start
 from storage.repositories.tenants import TENANT_STATUSES, InviteRepository, TenantRepository
 from storage.repositories.usage import UsageRepository
 
-
-def register(registry: CommandRegistry) -> None:
-    write = "tenants.write"
-    registry.command(
-        "tenant create",
-        usage="/tenant create SLUG --name NAME [--email EMAIL]",
-        permission=write,
-        arguments=[Arg("slug"), Arg("--name", required=True), Arg("--email")],
-    )(create)
-    registry.command(
-        "tenant list",
-        usage="/tenant list [STATUS]",
-        permission="stats.read",
-        arguments=[Arg("status", nargs="?", choices=TENANT_STATUSES)],
-    )(list_)
-    registry.command(
-        "tenant show", usage="/tenant show SLUG", permission="stats.read", arguments=[Arg("slug")]
-    )(show)
-    registry.command(
-        "tenant suspend", usage="/tenant suspend SLUG", permission=write, arguments=[Arg("slug")]
-    )(suspend)
-    registry.command(
-        "tenant activate", usage="/tenant activate SLUG", permission=write, arguments=[Arg("slug")]
-    )(activate)
-    registry.command(
-        "tenant invite", usage="/tenant invite SLUG", permission=write, arguments=[Arg("slug")]
-    )(invite)
+WRITE = "tenants.write"
+commands = CommandGroup()
 
 
+@commands.command(
+    "tenant create",
+    permission=WRITE,
+    arguments=[Arg("slug", type=slug), Arg("--name", required=True), Arg("--email")],
+)
 async def create(ctx: CommandContext) -> CommandResult:
     """Provision a tenant; prints its single-use invite code and Telegram link."""
-    services = ctx.services
-    config = services.config
-    now = services.clock()
-    async with services.sessions.begin() as session:
+    deps = ctx.deps
+    config = deps.config
+    now = deps.clock()
+    async with deps.sessions.begin() as session:
         tenant = await TenantRepository(session).create(
-            slug=ctx.args.slug.lower(),
+            slug=ctx.args.slug,
             name=ctx.args.name,
             email=ctx.args.email,
             currency=config.billing_currency,
@@ -59,13 +40,14 @@ async def create(ctx: CommandContext) -> CommandResult:
     return _invite_result(ctx, tenant.slug, tenant.name, code, created=True)
 
 
+@commands.command("tenant invite", permission=WRITE, arguments=[Arg("slug")])
 async def invite(ctx: CommandContext) -> CommandResult:
     """Issue a new invite code for an existing tenant."""
-    services = ctx.services
-    async with services.sessions.begin() as session:
+    deps = ctx.deps
+    async with deps.sessions.begin() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
         code = await InviteRepository(session).create(
-            tenant, now=services.clock(), created_by=ctx.caller.actor
+            tenant, now=deps.clock(), created_by=ctx.caller.actor
         )
         await audit(session, ctx, "tenant.invite", tenant.slug)
     return _invite_result(ctx, tenant.slug, tenant.name, code, created=False)
@@ -74,7 +56,7 @@ async def invite(ctx: CommandContext) -> CommandResult:
 def _invite_result(
     ctx: CommandContext, slug: str, name: str, code: str, created: bool
 ) -> CommandResult:
-    bot = ctx.services.bot_usernames.get("telegram")
+    bot = ctx.deps.bot_usernames.get("telegram")
     link = f"https://t.me/{bot}?start={code}" if bot else None
     lines = [
         f"Tenant {slug} ({name}) created." if created else f"New invite for {slug}.",
@@ -88,9 +70,14 @@ def _invite_result(
     return CommandResult("\n".join(lines), data=data)
 
 
+@commands.command(
+    "tenant list",
+    permission="stats.read",
+    arguments=[Arg("status", nargs="?", choices=TENANT_STATUSES)],
+)
 async def list_(ctx: CommandContext) -> CommandResult:
     """List tenants, optionally by status."""
-    async with ctx.services.sessions() as session:
+    async with ctx.deps.sessions() as session:
         tenants = await TenantRepository(session).list(ctx.args.status)
     if not tenants:
         return CommandResult("No tenants.", data=[])
@@ -101,14 +88,15 @@ async def list_(ctx: CommandContext) -> CommandResult:
     return CommandResult("\n".join(lines), data=[tenant_summary(t) for t in tenants])
 
 
+@commands.command("tenant show", permission="stats.read", arguments=[Arg("slug")])
 async def show(ctx: CommandContext) -> CommandResult:
     """A tenant's status, balance and this month's usage."""
-    services = ctx.services
-    async with services.sessions() as session:
+    deps = ctx.deps
+    async with deps.sessions() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
-        totals = await UsageRepository(session).totals(tenant.id, month_start(services.clock()))
+        totals = await UsageRepository(session).totals(tenant.id, month_start(deps.clock()))
     cost = usd_to_billing_micros(ctx, totals.cost_micros)
-    currency = services.config.billing_currency
+    currency = deps.config.billing_currency
     data = tenant_summary(tenant)
     data["usage"] = {
         "calls": totals.calls,
@@ -132,7 +120,7 @@ async def show(ctx: CommandContext) -> CommandResult:
 
 
 async def _set_status(ctx: CommandContext, status: str) -> CommandResult:
-    async with ctx.services.sessions.begin() as session:
+    async with ctx.deps.sessions.begin() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
         before = tenant.status
         tenant.status = status
@@ -150,11 +138,13 @@ async def _set_status(ctx: CommandContext, status: str) -> CommandResult:
     )
 
 
+@commands.command("tenant suspend", permission=WRITE, arguments=[Arg("slug")])
 async def suspend(ctx: CommandContext) -> CommandResult:
     """Suspend a tenant: its chats are refused until activated."""
     return await _set_status(ctx, "suspended")
 
 
+@commands.command("tenant activate", permission=WRITE, arguments=[Arg("slug")])
 async def activate(ctx: CommandContext) -> CommandResult:
     """Activate a tenant (ends its trial or suspension)."""
     return await _set_status(ctx, "active")

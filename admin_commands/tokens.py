@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-from admin_commands.common import audit, parse_positive_int
-from admin_commands.registry import Arg, CommandContext, CommandRegistry, CommandResult
+from admin_commands.common import audit
+from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
+from admin_commands.values import positive_int
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.tenants import TenantRepository
 
-
-def register(registry: CommandRegistry) -> None:
-    registry.command(
-        "tokens grant",
-        usage="/tokens grant SLUG N [REASON]",
-        permission="tokens.grant",
-        arguments=[Arg("slug"), Arg("amount"), Arg("reason", nargs="*")],
-    )(grant)
-    registry.command("ledger verify", usage="/ledger verify", permission="ledger.read")(verify)
-    registry.command(
-        "ledger show", usage="/ledger show SLUG", permission="ledger.read", arguments=[Arg("slug")]
-    )(show)
+commands = CommandGroup()
 
 
+@commands.command(
+    "tokens grant",
+    permission="tokens.grant",
+    arguments=[
+        Arg("slug"),
+        Arg("amount", type=positive_int, metavar="N"),
+        Arg("reason", nargs="*"),
+    ],
+)
 async def grant(ctx: CommandContext) -> CommandResult:
     """Add tokens to a tenant's balance (a ledger grant)."""
-    amount = parse_positive_int(ctx, ctx.args.amount, "N")
+    amount: int = ctx.args.amount
     reason = " ".join(ctx.args.reason) or "grant"
-    services = ctx.services
-    async with services.sessions.begin() as session:
+    deps = ctx.deps
+    async with deps.sessions.begin() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
         entry = await LedgerRepository(session).post(
-            tenant.id, "grant", amount, now=services.clock(), note=reason, actor=ctx.caller.actor
+            tenant.id, "grant", amount, now=deps.clock(), note=reason, actor=ctx.caller.actor
         )
         await audit(
             session,
@@ -50,9 +49,10 @@ async def grant(ctx: CommandContext) -> CommandResult:
     )
 
 
+@commands.command("ledger verify", permission="ledger.read")
 async def verify(ctx: CommandContext) -> CommandResult:
     """Check that every tenant's balance equals the sum of its ledger."""
-    async with ctx.services.sessions() as session:
+    async with ctx.deps.sessions() as session:
         checked, mismatches = await LedgerRepository(session).verify()
     data = {
         "ok": not mismatches,
@@ -70,9 +70,10 @@ async def verify(ctx: CommandContext) -> CommandResult:
     return CommandResult("\n".join(lines), data=data, ok=False)
 
 
+@commands.command("ledger show", permission="ledger.read", arguments=[Arg("slug")])
 async def show(ctx: CommandContext) -> CommandResult:
     """The latest ledger entries of a tenant."""
-    async with ctx.services.sessions() as session:
+    async with ctx.deps.sessions() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
         entries = await LedgerRepository(session).entries(tenant.id)
     lines = [

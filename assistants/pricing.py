@@ -12,7 +12,7 @@ import genai_prices
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants.types import Usage
-from billing.money import to_micros
+from core.money import to_micros
 from storage.repositories.usage import PriceRepository
 
 PROVIDER_CURRENCY = "USD"

@@ -23,13 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assistants.types import ChatMessage, CompletionRequest, GenerationParams
 from bot.app import App, build_app, prepare_database
 from bot.settings import load_settings
-from handlers.envelope import RecordingSink
 from tests.conftest import admin, bind_console, console_message
 from tests.fakes.llm_server import FakeLLMServer
+from tests.sinks import RecordingSink
 
 
 async def bare_loop(app: App, n: int) -> list[float]:
-    client = app.services.providers["openai"]
+    client = app.deps.providers["openai"]
     timings: list[float] = []
     for i in range(n):
         request = CompletionRequest(

@@ -1,6 +1,9 @@
 """Budget reservation, settlement and release of provider calls.
 
-A call's life: :meth:`Metering.reserve` (own transaction: the tenant's available tokens are
+Every metered call goes through :meth:`Metering.call`, one context that reserves on entry and,
+unless the body settled the call, marks it failed and releases the reservation on the way out,
+whatever ends the body (an error, a cancellation, a shutdown). Underneath, a call's life is
+:meth:`Metering.reserve` (own transaction: the tenant's available tokens are
 reserved atomically and a ``reserved`` usage event is written), then either
 :meth:`Metering.settle` inside the turn's transaction (usage event settled, ledger debit of the
 provider-reported tokens, reservation released) or :meth:`Metering.fail` (usage event recorded as
@@ -11,35 +14,30 @@ exited, otherwise when their lease runs out.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistants.pricing import Price, Pricer
 from assistants.types import Usage
 from billing.holders import is_dead_local_holder, this_process
-from bot.errors import InsufficientTokens
+from core.clock import Clock, month_start, system_clock
+from core.errors import InsufficientTokens
 from storage.models import Tenant, UsageEvent
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.usage import UsageRepository
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 #: Below this many output tokens an answer is not worth starting.
 MIN_OUTPUT_TOKENS = 16
 _MAX_RESERVE_ATTEMPTS = 50
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-def month_start(at: datetime) -> datetime:
-    return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +64,51 @@ class Charge:
     priced: bool
 
 
+class MeteredCall:
+    """A reserved provider call inside :meth:`Metering.call`: settle it, or let it fail."""
+
+    def __init__(self, metering: Metering, reservation: Reservation) -> None:
+        self._metering = metering
+        self.reservation = reservation
+        self._started = time.perf_counter()
+        #: Settled or failed by the body: nothing is left for the context to do on a clean exit.
+        self.closed = False
+
+    @property
+    def max_output_tokens(self) -> int:
+        """The output cap that keeps the call within what was reserved."""
+        return self.reservation.max_output_tokens
+
+    def elapsed_ms(self) -> int:
+        return int((time.perf_counter() - self._started) * 1000)
+
+    async def settle(
+        self,
+        session: AsyncSession,
+        usage: Usage,
+        *,
+        model: str | None = None,
+        conversation_id: int | None = None,
+        latency_ms: int | None = None,
+    ) -> Charge | None:
+        """Charge the provider-reported usage inside the caller's transaction."""
+        charge = await self._metering.settle(
+            session,
+            self.reservation,
+            usage,
+            latency_ms=self.elapsed_ms() if latency_ms is None else latency_ms,
+            model=model,
+            conversation_id=conversation_id,
+        )
+        self.closed = True
+        return charge
+
+    async def fail(self, error: str) -> None:
+        """Record the call as failed (nothing charged) and release its reservation."""
+        await self._metering.fail(self.reservation, error, latency_ms=self.elapsed_ms())
+        self.closed = True
+
+
 class Metering:
     def __init__(
         self,
@@ -83,6 +126,49 @@ class Metering:
         self._clock = clock
         self._ttl = reservation_ttl
         self._min_output = min_output_tokens
+
+    @asynccontextmanager
+    async def call(
+        self,
+        tenant: Tenant,
+        *,
+        key: str,
+        provider: str,
+        model: str,
+        prompt_tokens_bound: int,
+        max_output_tokens: int,
+        kind: str = "chat",
+        assistant_id: int | None = None,
+        conversation_id: int | None = None,
+    ) -> AsyncIterator[MeteredCall]:
+        """Reserve for one provider call; release on any way out that did not settle it.
+
+        Settling happens inside the caller's transaction, which may still roll back after
+        :meth:`MeteredCall.settle` returned; so on an error the release is attempted anyway. It is
+        conditional on the event still being ``reserved``, which makes it a no-op after a
+        committed settle and safe to repeat.
+        """
+        reservation = await self.reserve(
+            tenant,
+            key=key,
+            provider=provider,
+            model=model,
+            prompt_tokens_bound=prompt_tokens_bound,
+            max_output_tokens=max_output_tokens,
+            kind=kind,
+            assistant_id=assistant_id,
+            conversation_id=conversation_id,
+        )
+        call = MeteredCall(self, reservation)
+        try:
+            yield call
+        except BaseException as exc:
+            # Shielded: a cancelled turn must still give its tokens back at once, not after the
+            # reservation's lease runs out.
+            await asyncio.shield(call.fail(_describe(exc)))
+            raise
+        if not call.closed:
+            await call.fail("call ended without being settled")
 
     async def reserve(
         self,
@@ -264,3 +350,9 @@ class Metering:
                 event.reserved_tokens,
             )
         return released
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError):
+        return "call cancelled"
+    return f"{type(exc).__name__}: {exc}"[:2000]

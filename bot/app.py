@@ -10,16 +10,18 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_commands import build_registry
+from admin_commands.deps import CommandConfig
+from admin_commands.registry import CommandRegistry
 from assistants.defaults import seed_default_assistants
 from assistants.pricing import Pricer
 from assistants.providers.factory import build_provider_clients
 from assistants.types import ProviderClient
-from billing.metering import Clock, Metering, system_clock
-from bot.settings import Settings
-from handlers.chain import build_pipeline
+from billing.metering import Metering
+from bot.settings import Settings, secret_value
+from core.clock import Clock, system_clock
+from handlers.deps import Deps, TurnConfig
 from handlers.metrics import Metrics
-from handlers.pipeline import Pipeline
-from handlers.services import ServiceConfig, Services
+from handlers.pipeline import Pipeline, build_pipeline
 from storage import migrate
 from storage.db import create_engine, create_session_factory
 from storage.repositories.admins import AdminRepository
@@ -29,13 +31,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class App:
+    """Everything one process runs on, built once from its settings."""
+
     settings: Settings
     engine: AsyncEngine
-    services: Services
+    deps: Deps
+    registry: CommandRegistry
     pipeline: Pipeline
 
     async def aclose(self) -> None:
-        for client in self.services.providers.values():
+        for client in self.deps.providers.values():
             await client.aclose()
         await self.engine.dispose()
 
@@ -50,9 +55,9 @@ def build_app(
     sessions = create_session_factory(engine)
     if providers is None:
         providers = build_provider_clients(
-            openai_api_key=_secret(settings.openai_api_key),
+            openai_api_key=secret_value(settings.openai_api_key),
             openai_base_url=settings.openai_base_url,
-            anthropic_api_key=_secret(settings.anthropic_api_key),
+            anthropic_api_key=secret_value(settings.anthropic_api_key),
             anthropic_base_url=settings.anthropic_base_url,
             timeout=settings.provider_timeout_seconds,
         )
@@ -63,34 +68,34 @@ def build_app(
         clock=clock,
         reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds),
     )
-    config = ServiceConfig(
-        billing_currency=settings.billing_currency,
-        vat_rate=settings.vat_rate,
-        usd_to_billing_rate=settings.usd_to_billing_rate,
-        default_provider=settings.provider,
-        default_model=settings.model,
-        context_token_budget=settings.context_token_budget,
-        rate_limit_per_minute=settings.rate_limit_per_minute,
-        media_dir=settings.media_dir,
-    )
-    services = Services(
+    deps = Deps(
         sessions=sessions,
         providers=providers,
         pricer=pricer,
         metering=metering,
-        commands=build_registry(),
         metrics=Metrics(),
         clock=clock,
-        config=config,
+        config=CommandConfig(
+            billing_currency=settings.billing_currency,
+            vat_rate=settings.vat_rate,
+            usd_to_billing_rate=settings.usd_to_billing_rate,
+            default_provider=settings.provider,
+            default_model=settings.model,
+        ),
+        turn=TurnConfig(
+            context_token_budget=settings.context_token_budget,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+        ),
     )
-    return App(settings, engine, services, build_pipeline(services))
+    registry = build_registry()
+    return App(settings, engine, deps, registry, build_pipeline(deps, registry))
 
 
 async def prepare_database(app: App) -> None:
     """Migrate, seed the default assistants, register SUPERADMINS, release orphaned reservations."""
     await migrate.upgrade(app.engine)
     settings = app.settings
-    async with app.services.sessions.begin() as session:
+    async with app.deps.sessions.begin() as session:
         if settings.provider and settings.model:
             created = await seed_default_assistants(session, settings.provider, settings.model)
             if created:
@@ -98,11 +103,6 @@ async def prepare_database(app: App) -> None:
         admins = AdminRepository(session)
         for channel, ident in settings.superadmin_identities():
             await admins.upsert(channel, ident, "super_admin", created_by="SUPERADMINS")
-    released = await app.services.metering.release_orphans()
+    released = await app.deps.metering.release_orphans()
     if released:
         log.warning("released %d orphaned reservations at start-up", len(released))
-
-
-def _secret(value: object) -> str | None:
-    get = getattr(value, "get_secret_value", None)
-    return get() if get is not None else None

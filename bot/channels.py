@@ -1,10 +1,28 @@
-"""What ``switchboard run`` needs from a channel adapter."""
+"""The channels ``switchboard run`` serves, built from settings.
+
+This is the one place that reads ``TELEGRAM_*`` and ``SLACK_*`` settings. The adapters in
+``handlers/`` take explicit arguments only, the way Bolt's aiohttp adapter knows nothing of where
+its app came from. Each adapter (and its SDK) is imported only when its channel is configured.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
+
+from admin_commands.registry import CommandRegistry
+from bot.settings import Settings, secret_value
+from handlers.deps import Deps
+from handlers.pipeline import Pipeline
+
+if TYPE_CHECKING:  # imported lazily at run time: the SDKs are slow to import
+    from handlers.slack import SlackChannel, SlackOptions
+    from handlers.telegram import TelegramChannel
+    from handlers.telegram.delivery import Pacing
+
+DEFAULT_SLACK_API_BASE = "https://slack.com/api/"
 
 
 class Channel(Protocol):
@@ -18,3 +36,98 @@ class Channel(Protocol):
 
     async def stop(self) -> None:
         """Stop receiving; in-flight turns are drained by the service afterwards."""
+
+
+def build_channels(
+    settings: Settings, deps: Deps, pipeline: Pipeline, registry: CommandRegistry
+) -> list[Channel]:
+    """The channels the settings enable."""
+    channels: list[Channel] = []
+    if settings.telegram_enabled:
+        channels.append(build_telegram_channel(settings, deps, pipeline, registry))
+    if settings.slack_enabled:
+        channels.append(build_slack_channel(settings, pipeline, registry))
+    return channels
+
+
+def build_telegram_channel(
+    settings: Settings,
+    deps: Deps,
+    pipeline: Pipeline,
+    registry: CommandRegistry,
+    *,
+    pacing: Pacing | None = None,
+) -> TelegramChannel:
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+
+    from handlers.telegram import TelegramChannel, api_server
+
+    token = settings.telegram_bot_token
+    if token is None:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    session = AiohttpSession(api=api_server(settings.telegram_api_base))
+    bot = Bot(token.get_secret_value(), session=session)
+    secret = settings.telegram_webhook_secret
+    return TelegramChannel(
+        bot,
+        pipeline,
+        registry=registry,
+        sessions=deps.sessions,
+        bot_usernames=deps.bot_usernames,
+        mode=settings.telegram_mode,
+        webhook_secret=secret.get_secret_value() if secret else None,
+        public_base_url=settings.public_base_url,
+        pacing=pacing,
+    )
+
+
+def build_slack_channel(
+    settings: Settings,
+    pipeline: Pipeline,
+    registry: CommandRegistry,
+    *,
+    options: SlackOptions | None = None,
+) -> SlackChannel:
+    """HTTP events when ``SLACK_SIGNING_SECRET`` is set, Socket Mode when ``SLACK_APP_TOKEN`` is
+    (both may be on: the route stays available while the socket is the primary transport).
+
+    Everything is passed explicitly to Bolt and the SDK (token, signing secret, base URL) so
+    neither falls back to reading the process environment behind the settings' back.
+    """
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from handlers.slack import SlackChannel, SlackOptions
+    from handlers.slack.text import CommandSpeller
+
+    if settings.slack_bot_token is None:
+        raise ValueError("Slack is not configured (SLACK_BOT_TOKEN)")
+    token = settings.slack_bot_token.get_secret_value()
+    signing_secret = secret_value(settings.slack_signing_secret)
+    command = settings.slack_command.strip()
+    command = command if command.startswith("/") else "/" + command
+    logger = logging.getLogger("handlers.slack.bolt")
+    client = AsyncWebClient(
+        token=token, base_url=settings.slack_api_base or DEFAULT_SLACK_API_BASE, logger=logger
+    )
+    bolt = AsyncApp(
+        name="switchboard",
+        logger=logger,
+        client=client,
+        # Socket-only installs have no signing secret; Bolt never verifies socket requests, and
+        # without one the HTTP route is not installed at all.
+        signing_secret=signing_secret or "",
+        process_before_response=True,
+    )
+    return SlackChannel(
+        bolt=bolt,
+        client=client,
+        pipeline=pipeline,
+        slash_command=command,
+        token=token,
+        options=options or SlackOptions(),
+        speller=CommandSpeller(command, registry.groups()),
+        http_events=signing_secret is not None,
+        app_token=secret_value(settings.slack_app_token),
+    )

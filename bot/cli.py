@@ -13,10 +13,10 @@ from typing import TextIO
 
 from admin_commands.registry import Caller
 from bot.app import App, build_app, prepare_database
-from bot.errors import ConfigurationError, SwitchboardError, UsageError
 from bot.settings import Settings, load_settings
+from core.envelope import OutboundFile
+from core.errors import ConfigurationError, SwitchboardError, UsageError
 from handlers.console import CHANNEL, ConsoleSink, console_scope, run_console
-from handlers.envelope import OutboundFile
 from storage import migrate
 from storage.models import Tenant
 from storage.repositories.tenants import BindingRepository, TenantRepository
@@ -93,7 +93,7 @@ async def _dispatch(
 
 
 async def _chat(app: App, slug: str | None, user: str, stdin: TextIO, out: TextIO) -> int:
-    async with app.services.sessions.begin() as session:
+    async with app.deps.sessions.begin() as session:
         tenants = TenantRepository(session)
         try:
             tenant = await (tenants.get(slug) if slug else _only_tenant(tenants))
@@ -128,9 +128,8 @@ async def _only_tenant(tenants: TenantRepository) -> Tenant:
 async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:
     if not words:
         words = ["help"]
-    services = app.services
     try:
-        result = await services.commands.dispatch(words, SHELL_ACTOR, services)
+        result = await app.registry.dispatch(words, SHELL_ACTOR, app.deps)
     except SwitchboardError as exc:
         if as_json:
             json.dump({"error": exc.user_message}, out)

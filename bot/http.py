@@ -7,17 +7,17 @@ import logging
 from aiohttp import web
 from sqlalchemy import text
 
-from handlers.services import Services
+from handlers.deps import Deps
 
 log = logging.getLogger(__name__)
 
 
-def build_web_app(services: Services) -> web.Application:
+def build_web_app(deps: Deps) -> web.Application:
     app = web.Application(client_max_size=32 * 1024 * 1024)
 
     async def healthz(_request: web.Request) -> web.Response:
         try:
-            async with services.sessions() as session:
+            async with deps.sessions() as session:
                 await session.execute(text("SELECT 1"))
         except Exception as exc:
             log.warning("health check failed: %s", type(exc).__name__)
@@ -26,7 +26,7 @@ def build_web_app(services: Services) -> web.Application:
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(
-            body=services.metrics.render(),
+            body=deps.metrics.render(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
 

@@ -10,9 +10,9 @@ from contextlib import suppress
 from aiohttp import web
 
 from bot.app import App, prepare_database
-from bot.channels import Channel
-from bot.errors import ConfigurationError
+from bot.channels import Channel, build_channels
 from bot.http import build_web_app
+from core.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -20,26 +20,13 @@ SWEEP_INTERVAL_SECONDS = 60
 DRAIN_TIMEOUT_SECONDS = 60
 
 
-def build_channels(app: App) -> list[Channel]:
-    """The channels the settings enable; each adapter module is imported only when used."""
-    settings = app.settings
-    channels: list[Channel] = []
-    if settings.telegram_enabled:
-        from handlers.telegram import build_telegram_channel
+class ServiceRunner:
+    """Starts the HTTP server and the channels, sweeps reservations, stops gracefully."""
 
-        channels.append(build_telegram_channel(settings, app.services, app.pipeline))
-    if settings.slack_enabled:
-        from handlers.slack import build_slack_channel
-
-        channels.append(build_slack_channel(settings, app.services, app.pipeline))
-    return channels
-
-
-class Service:
     def __init__(self, app: App, channels: list[Channel]) -> None:
         self.app = app
         self.channels = channels
-        self.web_app = build_web_app(app.services)
+        self.web_app = build_web_app(app.deps)
         for channel in channels:
             channel.install_routes(self.web_app)
         self._runner: web.AppRunner | None = None
@@ -88,7 +75,7 @@ class Service:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
             try:
-                await self.app.services.metering.release_orphans()
+                await self.app.deps.metering.release_orphans()
             except Exception:
                 log.exception("reservation sweep failed")
 
@@ -97,7 +84,7 @@ async def serve(app: App) -> None:
     problems = app.settings.service_problems()
     if problems:
         raise ConfigurationError(problems)
-    service = Service(app, build_channels(app))
+    service = ServiceRunner(app, build_channels(app.settings, app.deps, app.pipeline, app.registry))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, service.request_stop)

@@ -14,7 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.errors import ConfigurationError
+from core.errors import ConfigurationError
+from core.identity import parse_identity
 
 DEFAULT_MODELS = {
     "openai": "gpt-4o-mini",
@@ -115,10 +116,10 @@ class Settings(BaseSettings):
             item = raw.strip()
             if not item:
                 continue
-            channel, sep, ident = item.partition(":")
-            if not sep or not ident or channel not in {"telegram", "slack", "console"}:
-                raise ConfigurationError([f"SUPERADMINS entry {item!r} is not CHANNEL:ID"])
-            result.append((channel, ident))
+            try:
+                result.append(parse_identity(item))
+            except ValueError as exc:
+                raise ConfigurationError([f"SUPERADMINS: {exc}"]) from None
         return result
 
     def service_problems(self) -> list[str]:
@@ -145,6 +146,11 @@ class Settings(BaseSettings):
         ):
             problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET.")
         return problems
+
+
+def secret_value(value: SecretStr | None) -> str | None:
+    """The plain text of an optional secret, for the one call that needs it."""
+    return value.get_secret_value() if value is not None else None
 
 
 class _ExplicitSettings(Settings):

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass, field
 
 from assistants.types import ImageInput, Usage
-from bot.errors import SwitchboardError
-from handlers.envelope import Attachment
-from handlers.pipeline import TurnContext
+from core.envelope import Attachment
+from core.errors import UnsupportedInput
+from handlers.context import TurnContext
 from storage.models import Assistant
 
 MAX_DOCUMENT_BYTES = 200_000
@@ -32,11 +32,6 @@ _TEXT_SUFFIXES = (
     ".ini",
     ".toml",
 )
-
-
-class UnsupportedInput(SwitchboardError):
-    def __init__(self, what: str) -> None:
-        super().__init__(f"unsupported input: {what}", user_message=f"Sorry, {what}")
 
 
 @dataclass(slots=True)
@@ -103,8 +98,8 @@ async def _document(attachment: Attachment) -> str:
 
 async def _transcribe(ctx: TurnContext, attachment: Attachment) -> str:
     """Transcribe through the OpenAI provider, as a metered call of its own."""
-    services = ctx.services
-    provider = services.providers.get("openai")
+    deps = ctx.deps
+    provider = deps.providers.get("openai")
     transcribe = getattr(provider, "transcribe", None)
     if provider is None or transcribe is None:
         raise UnsupportedInput(
@@ -115,28 +110,17 @@ async def _transcribe(ctx: TurnContext, attachment: Attachment) -> str:
         raise UnsupportedInput("that recording is too large (25 MB at most).")
     audio = await attachment.fetch()
     key = f"{ctx.message.channel}:{ctx.message.update_key or time.time_ns()}:transcription"
-    # Transcription is billed on audio tokens; a byte count bounds them generously.
-    reservation = await services.metering.reserve(
+    async with deps.metering.call(
         ctx.tenant,
         key=key,
         provider="openai",
         model=TRANSCRIPTION_MODEL,
+        # Transcription is billed on audio tokens; a byte count bounds them generously.
         prompt_tokens_bound=min(len(audio) // 16 + 64, 50_000),
         max_output_tokens=1000,
         kind="transcription",
-    )
-    started = time.perf_counter()
-    try:
+    ) as call:
         result = await transcribe(audio, attachment.file_name or "voice.ogg", TRANSCRIPTION_MODEL)
-    except SwitchboardError as exc:
-        await services.metering.fail(reservation, str(exc), latency_ms=_ms(started))
-        raise
-    async with services.sessions.begin() as session:
-        await services.metering.settle(
-            session, reservation, result.usage, latency_ms=_ms(started), model=result.model
-        )
+        async with deps.sessions.begin() as session:
+            await call.settle(session, result.usage, model=result.model)
     return str(result.text)
-
-
-def _ms(since: float) -> int:
-    return int((time.perf_counter() - since) * 1000)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from handlers.envelope import InboundMessage, OutboundFile, ReplyStream
+from core.envelope import InboundMessage, OutboundFile, ReplyStream
 from handlers.pipeline import Pipeline
 
 CHANNEL = "console"

@@ -1,7 +1,8 @@
-"""The pipeline's middlewares, outermost first (see :func:`handlers.build_pipeline`)."""
+"""The pipeline's middlewares; :func:`handlers.pipeline.build_pipeline` says their order."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict, deque
@@ -9,9 +10,9 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 
-from admin_commands.registry import Caller, split_command_line
-from bot.errors import SwitchboardError, TenantUnavailable
-from handlers.pipeline import Handler, TurnContext
+from admin_commands.registry import Caller, CommandRegistry, split_command_line
+from core.errors import SwitchboardError, TenantUnavailable
+from handlers.context import Handler, TurnContext
 from storage.repositories.admins import AdminRepository, ProcessedUpdateRepository
 from storage.repositories.tenants import BindingRepository, MemberRepository, TenantRepository
 
@@ -34,14 +35,53 @@ class ErrorMiddleware:
             await call_next(ctx)
         except SwitchboardError as exc:
             ctx.outcome = f"refused:{type(exc).__name__}"
-            ctx.services.metrics.errors.labels(type(exc).__name__).inc()
+            ctx.deps.metrics.errors.labels(type(exc).__name__).inc()
             log.info("turn refused: %s", exc)
             await ctx.sink.send_text(exc.user_message)
         except Exception:
             ctx.outcome = "error"
-            ctx.services.metrics.errors.labels("unexpected").inc()
+            ctx.deps.metrics.errors.labels("unexpected").inc()
             log.exception("unexpected error handling %s message", ctx.message.channel)
             await ctx.sink.send_text(SwitchboardError.user_message)
+
+
+class ChatOrderMiddleware:
+    """Messages of one conversation are handled one after another, in arrival order.
+
+    A user who sends two messages quickly gets the second answered with the first already in the
+    conversation, in every channel. Keyed by channel, chat and thread, so other chats (and other
+    Slack threads) never wait. :class:`asyncio.Lock` wakes waiters first come, first served.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str, str], _ChatLock] = {}
+
+    async def __call__(self, ctx: TurnContext, call_next: Handler) -> None:
+        msg = ctx.message
+        key = (msg.channel, msg.chat_key, msg.thread_key)
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = _ChatLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                await call_next(ctx)
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[key]
+
+    @property
+    def active_chats(self) -> int:
+        return len(self._locks)
+
+
+class _ChatLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class DedupMiddleware:
@@ -54,7 +94,7 @@ class DedupMiddleware:
             await call_next(ctx)
             return
         try:
-            async with ctx.services.sessions.begin() as session:
+            async with ctx.deps.sessions.begin() as session:
                 ProcessedUpdateRepository(session).add(ctx.message.channel, key)
         except IntegrityError:
             ctx.outcome = "duplicate"
@@ -67,8 +107,8 @@ class IdentifyMiddleware:
 
     async def __call__(self, ctx: TurnContext, call_next: Handler) -> None:
         msg = ctx.message
-        now = ctx.services.clock()
-        async with ctx.services.sessions.begin() as session:
+        now = ctx.deps.clock()
+        async with ctx.deps.sessions.begin() as session:
             ctx.admin_role = await AdminRepository(session).role_of(msg.channel, msg.user_id)
             ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
             if ctx.tenant is not None:
@@ -91,6 +131,9 @@ def _is_unbound_command(text: str) -> bool:
 class CommandMiddleware:
     """Messages starting with ``/`` go to the command registry instead of an assistant."""
 
+    def __init__(self, registry: CommandRegistry) -> None:
+        self._registry = registry
+
     async def __call__(self, ctx: TurnContext, call_next: Handler) -> None:
         text = ctx.message.text.strip()
         if not text.startswith("/"):
@@ -109,8 +152,7 @@ class CommandMiddleware:
             is_private=msg.is_private,
             user_name=msg.user_name,
         )
-        services = ctx.services
-        result = await services.commands.dispatch(split_command_line(text), caller, services)
+        result = await self._registry.dispatch(split_command_line(text), caller, ctx.deps)
         ctx.outcome = "command"
         if result.text:
             await ctx.sink.send_text(result.text)
@@ -136,7 +178,7 @@ class TenantStatusMiddleware:
         if (
             tenant.status == "trial"
             and tenant.trial_ends_at is not None
-            and tenant.trial_ends_at <= ctx.services.clock()
+            and tenant.trial_ends_at <= ctx.deps.clock()
         ):
             raise TenantUnavailable(
                 tenant.slug,

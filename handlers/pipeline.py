@@ -1,4 +1,4 @@
-"""The middleware chain every inbound message goes through (DESIGN.md §2).
+"""The middleware chain every inbound message goes through (DESIGN.md §2), and its order.
 
 Like aiogram's outer middlewares: each middleware gets the turn context and the rest of the chain
 as ``call_next``; it stops the chain by not calling it. Control flow is not an error.
@@ -7,42 +7,30 @@ as ``call_next``; it stops the chain by not calling it. Control flow is not an e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import partial
-from typing import Protocol
 
-from handlers.envelope import InboundMessage, ReplySink
-from handlers.services import Services
-from storage.models import Member, Tenant
-
-
-@dataclass(slots=True)
-class TurnContext:
-    message: InboundMessage
-    sink: ReplySink
-    services: Services
-    tenant: Tenant | None = None
-    member: Member | None = None
-    admin_role: str | None = None
-    #: Set by the last stage that ran, for metrics and tests ("answered", "duplicate", ...).
-    outcome: str = "unhandled"
-
-
-Handler = Callable[[TurnContext], Awaitable[None]]
-
-
-class Middleware(Protocol):
-    async def __call__(self, ctx: TurnContext, call_next: Handler) -> None: ...
+from admin_commands.registry import CommandRegistry
+from core.envelope import InboundMessage, ReplySink
+from handlers.context import Handler, Middleware, TurnContext
+from handlers.deps import Deps
+from handlers.middlewares import (
+    ChatOrderMiddleware,
+    CommandMiddleware,
+    DedupMiddleware,
+    ErrorMiddleware,
+    IdentifyMiddleware,
+    RateLimitMiddleware,
+    TenantStatusMiddleware,
+)
+from handlers.turn import AssistantTurn
 
 
 class Pipeline:
     """Composes the middlewares once; :meth:`handle` runs one message through them."""
 
-    def __init__(
-        self, services: Services, middlewares: Sequence[Middleware], endpoint: Handler
-    ) -> None:
-        self.services = services
+    def __init__(self, deps: Deps, middlewares: Sequence[Middleware], endpoint: Handler) -> None:
+        self.deps = deps
         chain: Handler = endpoint
         for middleware in reversed(middlewares):
             chain = partial(_step, middleware, chain)
@@ -52,7 +40,7 @@ class Pipeline:
         self._idle.set()
 
     async def handle(self, message: InboundMessage, sink: ReplySink) -> TurnContext:
-        ctx = TurnContext(message, sink, self.services)
+        ctx = TurnContext(message, sink, self.deps)
         self._inflight += 1
         self._idle.clear()
         try:
@@ -61,7 +49,7 @@ class Pipeline:
             self._inflight -= 1
             if self._inflight == 0:
                 self._idle.set()
-        self.services.metrics.turns.labels(message.channel, ctx.outcome).inc()
+        self.deps.metrics.turns.labels(message.channel, ctx.outcome).inc()
         return ctx
 
     @property
@@ -79,3 +67,24 @@ class Pipeline:
 
 async def _step(middleware: Middleware, call_next: Handler, ctx: TurnContext) -> None:
     await middleware(ctx, call_next)
+
+
+def build_pipeline(deps: Deps, registry: CommandRegistry) -> Pipeline:
+    """errors → chat order → dedup → identify → command? → tenant status → rate limit → turn.
+
+    Chat order comes before everything that touches the database, so that two messages of one
+    conversation are handled in the order they arrived, whichever channel brought them.
+    """
+    return Pipeline(
+        deps,
+        [
+            ErrorMiddleware(),
+            ChatOrderMiddleware(),
+            DedupMiddleware(),
+            IdentifyMiddleware(),
+            CommandMiddleware(registry),
+            TenantStatusMiddleware(),
+            RateLimitMiddleware(deps.turn.rate_limit_per_minute),
+        ],
+        AssistantTurn(),
+    )

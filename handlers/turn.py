@@ -25,12 +25,12 @@ from assistants.types import (
     TextDelta,
     Usage,
 )
-from billing.metering import MIN_OUTPUT_TOKENS, Charge, Reservation
-from billing.money import from_micros
-from bot.errors import ProviderError, SwitchboardError
+from billing.metering import MIN_OUTPUT_TOKENS, Charge, MeteredCall
+from core.envelope import ReplyStream
+from core.errors import ProviderError, SwitchboardError
+from core.money import from_micros
 from handlers.attachments import PreparedInput, prepare_input
-from handlers.envelope import ReplyStream
-from handlers.pipeline import TurnContext
+from handlers.context import TurnContext
 from storage.models import ContentItem, Conversation, Message, Tenant
 from storage.repositories.assistants import AssistantRepository, ResolvedAssistant
 from storage.repositories.conversations import ConversationRepository
@@ -51,15 +51,21 @@ class _Plan:
     available_tokens: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    completion: Completion
+    call: MeteredCall
+
+
 class AssistantTurn:
     async def __call__(self, ctx: TurnContext) -> None:
         assert ctx.tenant is not None
-        services = ctx.services
+        deps = ctx.deps
         msg = ctx.message
         started = time.perf_counter()
         plan = await self._plan(ctx, ctx.tenant)
         assistant = plan.assistant.assistant
-        provider = services.providers.get(assistant.provider)
+        provider = deps.providers.get(assistant.provider)
         if provider is None:
             raise SwitchboardError(
                 f"provider {assistant.provider} not configured",
@@ -68,12 +74,14 @@ class AssistantTurn:
 
         prepared = await prepare_input(ctx, assistant)
         new = ChatMessage("user", prepared.text, prepared.images)
-        budget = services.config.context_token_budget
+        budget = deps.turn.context_token_budget
         if plan.available_tokens is not None:
             budget = min(budget, max(plan.available_tokens - MIN_OUTPUT_TOKENS, 0))
         messages = fit_context(plan.assistant.system_prompt, plan.history, new, budget)
         key = _turn_key(msg.channel, msg.update_key)
-        reservation = await services.metering.reserve(
+        stream = ctx.sink.open_stream()
+        failure: ProviderError | None = None
+        async with deps.metering.call(
             ctx.tenant,
             key=key,
             provider=assistant.provider,
@@ -82,59 +90,49 @@ class AssistantTurn:
             max_output_tokens=assistant.max_output_tokens,
             assistant_id=assistant.id,
             conversation_id=plan.conversation.id if plan.conversation else None,
-        )
-        request = CompletionRequest(
-            system_prompt=plan.assistant.system_prompt,
-            messages=messages,
-            idempotency_key=key,
-            params=GenerationParams(
-                model=assistant.model,
-                max_output_tokens=reservation.max_output_tokens,
-                temperature=assistant.temperature,
-                top_p=assistant.top_p,
-                frequency_penalty=assistant.frequency_penalty,
-                presence_penalty=assistant.presence_penalty,
-            ),
-        )
-
-        stream = ctx.sink.open_stream()
-        call_started = time.perf_counter()
-        try:
-            completion = await _consume(provider.stream(request), stream)
-        except ProviderError as exc:
-            latency = _ms(call_started)
-            await services.metering.fail(reservation, str(exc), latency_ms=latency)
-            await self._persist_unanswered(ctx, ctx.tenant, plan, prepared)
-            services.metrics.errors.labels("provider").inc()
-            ctx.outcome = "provider_error"
-            log.warning("provider call failed: %s", exc)
-            await stream.abort(exc.user_message)
-            return
-        except BaseException:
-            # Cancelled (shutdown) or a bug: nothing was charged, give the tokens back.
-            await services.metering.fail(reservation, "turn aborted", latency_ms=_ms(call_started))
-            raise
-        latency = _ms(call_started)
-        services.metrics.provider_latency.labels(assistant.provider).observe(latency / 1000)
-
-        try:
-            await self._persist(ctx, ctx.tenant, plan, prepared, completion, reservation, latency)
-        except BaseException as exc:
-            # The transaction rolled back: do not leave the reservation hanging until its lease.
-            await services.metering.fail(
-                reservation, f"persist failed: {type(exc).__name__}", latency_ms=latency
+        ) as call:
+            request = CompletionRequest(
+                system_prompt=plan.assistant.system_prompt,
+                messages=messages,
+                idempotency_key=key,
+                params=GenerationParams(
+                    model=assistant.model,
+                    max_output_tokens=call.max_output_tokens,
+                    temperature=assistant.temperature,
+                    top_p=assistant.top_p,
+                    frequency_penalty=assistant.frequency_penalty,
+                    presence_penalty=assistant.presence_penalty,
+                ),
             )
-            raise
+            try:
+                completion = await _consume(provider.stream(request), stream)
+            except ProviderError as exc:
+                await call.fail(str(exc))
+                failure = exc
+            else:
+                deps.metrics.provider_latency.labels(assistant.provider).observe(
+                    call.elapsed_ms() / 1000
+                )
+                await self._persist(ctx, ctx.tenant, plan, prepared, _Answer(completion, call))
+
+        if failure is not None:
+            # A fault loses no data: the user's message is kept even though nobody answered.
+            await self._persist(ctx, ctx.tenant, plan, prepared, None)
+            deps.metrics.errors.labels("provider").inc()
+            ctx.outcome = "provider_error"
+            log.warning("provider call failed: %s", failure)
+            await stream.abort(failure.user_message)
+            return
         ctx.outcome = "answered"
         try:
             await stream.finish(completion.text)
         finally:
-            services.metrics.turn_latency.labels(msg.channel).observe(time.perf_counter() - started)
+            deps.metrics.turn_latency.labels(msg.channel).observe(time.perf_counter() - started)
 
     async def _plan(self, ctx: TurnContext, tenant: Tenant) -> _Plan:
         msg = ctx.message
-        limit = ctx.services.config.context_max_messages
-        async with ctx.services.sessions() as session:
+        limit = ctx.deps.turn.context_max_messages
+        async with ctx.deps.sessions() as session:
             conversations = ConversationRepository(session)
             available = await AssistantRepository(session).available_to(tenant.id)
             if not available:
@@ -178,7 +176,7 @@ class AssistantTurn:
             msg.chat_key,
             msg.thread_key,
             plan.assistant.assistant.id,
-            ctx.services.clock(),
+            ctx.deps.clock(),
             close_previous=plan.replaces,
         )
 
@@ -188,14 +186,13 @@ class AssistantTurn:
         tenant: Tenant,
         plan: _Plan,
         prepared: PreparedInput,
-        completion: Completion,
-        reservation: Reservation,
-        latency_ms: int,
+        answer: _Answer | None,
     ) -> None:
-        services = ctx.services
+        """One transaction: the user's message and, when there is an answer, the assistant's
+        message, its library item and the settled usage with its ledger debit."""
         member_id = ctx.member.id if ctx.member else None
-        assistant = plan.assistant.assistant
-        async with services.sessions.begin() as session:
+        charge: Charge | None = None
+        async with ctx.deps.sessions.begin() as session:
             conversations = ConversationRepository(session)
             conversation = await self._conversation(conversations, ctx, tenant, plan)
             await conversations.add_message(
@@ -206,48 +203,33 @@ class AssistantTurn:
                     member_id=member_id,
                 )
             )
-            answer = await conversations.add_message(
-                Message(conversation_id=conversation.id, role="assistant", content=completion.text)
+            if answer is None:
+                return
+            text = answer.completion.text
+            saved = await conversations.add_message(
+                Message(conversation_id=conversation.id, role="assistant", content=text)
             )
             session.add(
                 ContentItem(
                     tenant_id=tenant.id,
                     kind="text",
-                    title=_title(completion.text),
-                    text=completion.text,
+                    title=_title(text),
+                    text=text,
                     mime_type="text/plain",
                     conversation_id=conversation.id,
-                    message_id=answer.id,
-                    assistant_id=assistant.id,
+                    message_id=saved.id,
+                    assistant_id=plan.assistant.assistant.id,
                     member_id=member_id,
                 )
             )
-            charge = await services.metering.settle(
+            charge = await answer.call.settle(
                 session,
-                reservation,
-                completion.usage,
-                latency_ms=latency_ms,
-                model=completion.model,
+                answer.completion.usage,
+                model=answer.completion.model,
                 conversation_id=conversation.id,
             )
         if charge is not None:
-            _count(ctx, reservation.provider, completion.usage, charge)
-
-    async def _persist_unanswered(
-        self, ctx: TurnContext, tenant: Tenant, plan: _Plan, prepared: PreparedInput
-    ) -> None:
-        """Keep the user's message even when the provider failed (a fault loses no data)."""
-        async with ctx.services.sessions.begin() as session:
-            conversations = ConversationRepository(session)
-            conversation = await self._conversation(conversations, ctx, tenant, plan)
-            await conversations.add_message(
-                Message(
-                    conversation_id=conversation.id,
-                    role="user",
-                    content=prepared.text,
-                    member_id=ctx.member.id if ctx.member else None,
-                )
-            )
+            _count(ctx, answer.call.reservation.provider, answer.completion.usage, charge)
 
 
 async def _consume(events: AsyncIterator[StreamEvent], stream: ReplyStream) -> Completion:
@@ -280,7 +262,7 @@ def _choose(available: list[ResolvedAssistant], preferred_id: int | None) -> Res
 
 
 def _count(ctx: TurnContext, provider: str, usage: Usage, charge: Charge) -> None:
-    metrics = ctx.services.metrics
+    metrics = ctx.deps.metrics
     metrics.tokens.labels(provider, "input").inc(usage.input_tokens)
     metrics.tokens.labels(provider, "output").inc(usage.output_tokens)
     if charge.currency == PROVIDER_CURRENCY:
@@ -295,7 +277,3 @@ def _turn_key(channel: str, update_key: str | None) -> str:
 def _title(text: str) -> str:
     first = " ".join(text.split())
     return first if len(first) <= TITLE_LENGTH else first[: TITLE_LENGTH - 1] + "…"
-
-
-def _ms(since: float) -> int:
-    return int((time.perf_counter() - since) * 1000)

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from admin_commands.registry import Caller, CommandResult
 from bot.app import App, build_app, prepare_database
 from bot.settings import load_settings
-from handlers.envelope import InboundMessage, RecordingSink
+from core.envelope import InboundMessage
 from tests.fakes.llm_server import FakeLLMServer
+from tests.sinks import RecordingSink
 
 SHELL = Caller(channel="shell", user_id="admin", role="super_admin")
 
@@ -89,7 +90,7 @@ async def app(make_app: AppFactory) -> App:
 
 async def admin(app: App, *words: str, caller: Caller = SHELL) -> CommandResult:
     """Run a command as the shell's super admin (or ``caller``)."""
-    return await app.services.commands.dispatch(list(words), caller, app.services)
+    return await app.registry.dispatch(list(words), caller, app.deps)
 
 
 async def tenant_with_tokens(app: App, slug: str = "acme", tokens: int = 100_000) -> str:
@@ -120,7 +121,7 @@ def console_message(
 async def bind_console(app: App, slug: str = "acme") -> None:
     from storage.repositories.tenants import BindingRepository, TenantRepository
 
-    async with app.services.sessions.begin() as session:
+    async with app.deps.sessions.begin() as session:
         tenant = await TenantRepository(session).get(slug)
         await BindingRepository(session).bind(tenant, "console", f"tenant:{slug}")
 

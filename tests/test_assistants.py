@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.app import App
-from bot.errors import NotFoundError, UsageError
+from core.errors import NotFoundError, UsageError
 from tests.conftest import admin, bind_console, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 
@@ -15,8 +15,9 @@ async def test_prompt_versions_and_rollback_reach_the_model(app: App, llm: FakeL
     await bind_console(app)
     original = (await admin(app, "assistant", "prompt", "general")).data[0]["system_prompt"]
 
-    await admin(app, "assistant", "prompt", "general", "You", "are", "a", "pirate.",
-                "--note", "fun")
+    await admin(
+        app, "assistant", "prompt", "general", "You", "are", "a", "pirate.", "--note", "fun"
+    )
     await say(app, "hello")
     assert llm.last_request.json["instructions"] == "You are a pirate."
 
@@ -56,8 +57,17 @@ async def test_private_assistant_only_for_enabled_tenants(app: App, llm: FakeLLM
     await tenant_with_tokens(app, "globex")
     await bind_console(app, "acme")
     await bind_console(app, "globex")
-    await admin(app, "assistant", "create", "legal", "--name", "Legal helper",
-                "--prompt", "You answer legal questions.", "--private")
+    await admin(
+        app,
+        "assistant",
+        "create",
+        "legal",
+        "--name",
+        "Legal helper",
+        "--prompt",
+        "You answer legal questions.",
+        "--private",
+    )
     await admin(app, "assistant", "enable", "legal", "--tenant", "acme")
     assert "legal" in (await say(app, "/assistants", slug="acme")).texts[0]
     assert "legal" not in (await say(app, "/assistants", slug="globex")).texts[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import ClientSession
 
 from bot.app import App
-from bot.service import Service
+from bot.service import ServiceRunner
 from tests.conftest import bind_console, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 
@@ -128,7 +128,7 @@ async def test_http_health_and_metrics(make_app, llm: FakeLLMServer) -> None:  #
     await tenant_with_tokens(app)
     await bind_console(app)
     await say(app, "hello")
-    service = Service(app, channels=[])
+    service = ServiceRunner(app, channels=[])
     await service.start()
     try:
         async with ClientSession() as http:
@@ -145,9 +145,9 @@ async def test_http_health_and_metrics(make_app, llm: FakeLLMServer) -> None:  #
 async def test_graceful_stop_lets_inflight_turns_finish(make_app, llm: FakeLLMServer) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from handlers.envelope import RecordingSink
     from storage.models import UsageEvent
     from tests.conftest import console_message
+    from tests.sinks import RecordingSink
 
     app: App = await make_app(HTTP_PORT="0")
     await tenant_with_tokens(app)
@@ -155,7 +155,7 @@ async def test_graceful_stop_lets_inflight_turns_finish(make_app, llm: FakeLLMSe
     llm.reply_text = "one two three four five six seven eight nine ten"
     llm.chunk_size = 4
     llm.delay = 0.05
-    service = Service(app, channels=[])
+    service = ServiceRunner(app, channels=[])
     await service.start()
     streaming = asyncio.Event()
     sink = RecordingSink(on_delta=lambda _delta: streaming.set())
@@ -175,8 +175,9 @@ async def test_graceful_stop_lets_inflight_turns_finish(make_app, llm: FakeLLMSe
     assert event.status == "settled"
 
 
-async def test_chat_without_tenant_uses_the_only_one(tmp_path: Path, database_url: str,
-                                                     llm: FakeLLMServer) -> None:
+async def test_chat_without_tenant_uses_the_only_one(
+    tmp_path: Path, database_url: str, llm: FakeLLMServer
+) -> None:
     env = _env(tmp_path, DATABASE_URL=database_url, OPENAI_BASE_URL=llm.base_url)
     code, _, err = await _run(["chat"], env, stdin=b"hello\n")
     assert code == 2 and "Which tenant?" in err

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from admin_commands.registry import Caller
 from bot.app import App
-from bot.errors import PermissionDenied, UsageError
+from core.errors import PermissionDenied, UsageError
 from storage.models import AuditLog, Invite
 from tests.conftest import admin, bind_console, say, tenant_with_tokens
 
@@ -17,7 +17,7 @@ def _admin_caller(role: str | None, user: str = "99") -> Caller:
 
 
 async def test_tenant_create_returns_invite_and_stores_only_hash(app: App) -> None:
-    app.services.bot_usernames["telegram"] = "acme_bot"
+    app.deps.bot_usernames["telegram"] = "acme_bot"
     result = await admin(
         app, "tenant", "create", "acme", "--name", "Acme Inc", "--email", "ops@acme.test"
     )
@@ -25,7 +25,7 @@ async def test_tenant_create_returns_invite_and_stores_only_hash(app: App) -> No
     assert result.data["slug"] == "acme"
     assert result.data["telegram_link"] == f"https://t.me/acme_bot?start={code}"
     assert len(code) >= 22, "at least 128 bits of randomness"
-    async with app.services.sessions() as session:
+    async with app.deps.sessions() as session:
         invite = (await session.execute(select(Invite))).scalar_one()
     assert code not in invite.code_hash and len(invite.code_hash) == 64
 
@@ -34,7 +34,7 @@ async def test_tenant_create_returns_invite_and_stores_only_hash(app: App) -> No
     "words, fragment",
     [
         (["tenant", "create", "acme"], "--name"),
-        (["tenant", "create", "Bad Slug!", "--name", "x"], "Invalid slug"),
+        (["tenant", "create", "Bad Slug!", "--name", "x"], "invalid slug"),
         (["tokens", "grant", "acme", "lots"], "whole number"),
         (["tokens", "grant", "acme", "-5"], "Usage: /tokens grant"),
         (["tenant", "frobnicate"], "/tenant create"),
@@ -109,7 +109,7 @@ async def test_unknown_command_gets_help(app: App) -> None:
 async def test_admin_actions_are_audited(app: App) -> None:
     await tenant_with_tokens(app, tokens=500)
     await admin(app, "tenant", "suspend", "acme")
-    async with app.services.sessions() as session:
+    async with app.deps.sessions() as session:
         rows = list((await session.execute(select(AuditLog).order_by(AuditLog.id))).scalars())
     actions = [(r.action, r.target, r.actor) for r in rows]
     assert ("tenant.create", "acme", "shell:admin") in actions

@@ -10,8 +10,8 @@ import genai_prices
 from sqlalchemy import select
 
 from assistants.types import Usage
-from billing.money import to_micros
 from bot.app import App
+from core.money import to_micros
 from storage.models import LedgerEntry, ModelPrice, Tenant, UsageEvent
 from storage.repositories.usage import PriceRepository
 from tests.conftest import admin, bind_console, say, tenant_with_tokens
@@ -19,12 +19,12 @@ from tests.fakes.llm_server import FakeLLMServer
 
 
 async def _events(app: App) -> list[UsageEvent]:
-    async with app.services.sessions() as session:
+    async with app.deps.sessions() as session:
         return list((await session.execute(select(UsageEvent).order_by(UsageEvent.id))).scalars())
 
 
 async def _tenant(app: App, slug: str = "acme") -> Tenant:
-    async with app.services.sessions() as session:
+    async with app.deps.sessions() as session:
         return (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one()
 
 
@@ -54,7 +54,7 @@ async def test_usage_event_matches_server_usage_and_genai_price(
 
 
 async def test_model_price_override_wins(app: App, llm: FakeLLMServer) -> None:
-    async with app.services.sessions.begin() as session:
+    async with app.deps.sessions.begin() as session:
         await PriceRepository(session).upsert(
             ModelPrice(
                 provider="openai",
@@ -100,7 +100,7 @@ async def test_failed_calls_are_recorded_and_free(app: App, llm: FakeLLMServer) 
     assert all(e.charged_tokens == 0 and e.cost_micros == 0 for e in events)
     tenant = await _tenant(app)
     assert (tenant.token_balance, tenant.tokens_reserved) == (5_000, 0)
-    async with app.services.sessions() as session:
+    async with app.deps.sessions() as session:
         kinds = [e.kind for e in (await session.execute(select(LedgerEntry))).scalars()]
     assert kinds == ["grant"], "no ledger entry for failed calls"
 
@@ -154,7 +154,7 @@ async def test_orphaned_reservation_released(make_app, llm: FakeLLMServer) -> No
     app = await make_app(clock=lambda: now[0])
     await tenant_with_tokens(app, tokens=1_000)
     tenant = await _tenant(app)
-    reservation = await app.services.metering.reserve(
+    reservation = await app.deps.metering.reserve(
         tenant,
         key="crashed-turn",
         provider="openai",
@@ -164,15 +164,15 @@ async def test_orphaned_reservation_released(make_app, llm: FakeLLMServer) -> No
     )
     assert (await _tenant(app)).tokens_reserved == reservation.tokens == 300
 
-    assert await app.services.metering.release_orphans() == [], "lease still valid"
+    assert await app.deps.metering.release_orphans() == [], "lease still valid"
     now[0] += timedelta(hours=1)
-    released = await app.services.metering.release_orphans()
+    released = await app.deps.metering.release_orphans()
     assert [e.idempotency_key for e in released] == ["crashed-turn"]
     assert (await _tenant(app)).tokens_reserved == 0
     # A late settle of a released reservation charges nothing.
-    async with app.services.sessions.begin() as session:
+    async with app.deps.sessions.begin() as session:
         assert (
-            await app.services.metering.settle(session, reservation, Usage(10, 0, 10), latency_ms=1)
+            await app.deps.metering.settle(session, reservation, Usage(10, 0, 10), latency_ms=1)
             is None
         )
     assert (await _tenant(app)).token_balance == 1_000
@@ -182,7 +182,7 @@ async def test_ledger_verify_detects_tampering(app: App) -> None:
     from sqlalchemy import update
 
     await tenant_with_tokens(app, tokens=1_000)
-    async with app.services.sessions.begin() as session:
+    async with app.deps.sessions.begin() as session:
         await session.execute(update(Tenant).values(token_balance=5_000))
     result = await admin(app, "ledger", "verify")
     assert result.ok is False
@@ -206,12 +206,24 @@ async def test_reservation_of_an_exited_process_is_released_at_start_up(
     # A process that reserved, then died (its pid is gone), and one still alive (this test).
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await child.wait()
-    dead = Metering(app.services.sessions, Pricer(), holder=local_holder(child.pid))
-    alive = Metering(app.services.sessions, Pricer())
-    await dead.reserve(tenant, key="dead", provider="openai", model="gpt-4o-mini",
-                       prompt_tokens_bound=100, max_output_tokens=100)
-    await alive.reserve(tenant, key="alive", provider="openai", model="gpt-4o-mini",
-                        prompt_tokens_bound=100, max_output_tokens=100)
+    dead = Metering(app.deps.sessions, Pricer(), holder=local_holder(child.pid))
+    alive = Metering(app.deps.sessions, Pricer())
+    await dead.reserve(
+        tenant,
+        key="dead",
+        provider="openai",
+        model="gpt-4o-mini",
+        prompt_tokens_bound=100,
+        max_output_tokens=100,
+    )
+    await alive.reserve(
+        tenant,
+        key="alive",
+        provider="openai",
+        model="gpt-4o-mini",
+        prompt_tokens_bound=100,
+        max_output_tokens=100,
+    )
     assert (await _tenant(app)).tokens_reserved == 400
 
     await prepare_database(app)  # what `switchboard run` does at start-up

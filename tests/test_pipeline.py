@@ -5,14 +5,14 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.app import App
-from handlers.envelope import RecordingSink
 from storage.models import ContentItem, Message, UsageEvent
 from tests.conftest import admin, bind_console, console_message, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
+from tests.sinks import RecordingSink
 
 
 async def _count(app: App, model: type) -> int:
-    async with app.services.sessions() as session:
+    async with app.deps.sessions() as session:
         return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
@@ -26,7 +26,7 @@ async def test_turn_streams_answer_and_saves_library_item(app: App, llm: FakeLLM
     assert "".join(sink.deltas) == llm.reply_text
     assert len(sink.deltas) > 1, "the answer should arrive in several deltas"
     assert sink.texts == [llm.reply_text]
-    async with app.services.sessions() as session:
+    async with app.deps.sessions() as session:
         item = (await session.execute(select(ContentItem))).scalar_one()
         roles = [
             m.role for m in (await session.execute(select(Message).order_by(Message.id))).scalars()
@@ -145,13 +145,13 @@ async def test_failed_send_keeps_output_in_library(app: App, llm: FakeLLMServer)
     sink = BrokenSink()
     await app.pipeline.handle(console_message("hello"), sink)
     assert await _count(app, ContentItem) == 1
-    async with app.services.sessions() as session:
+    async with app.deps.sessions() as session:
         event = (await session.execute(select(UsageEvent))).scalar_one()
     assert event.status == "settled"
 
 
 async def test_unsupported_attachment_is_refused_clearly(app: App, llm: FakeLLMServer) -> None:
-    from handlers.envelope import Attachment
+    from core.envelope import Attachment
 
     await tenant_with_tokens(app)
     await bind_console(app)
@@ -167,7 +167,7 @@ async def test_unsupported_attachment_is_refused_clearly(app: App, llm: FakeLLMS
 
 
 async def test_text_document_is_used_as_input(app: App, llm: FakeLLMServer) -> None:
-    from handlers.envelope import Attachment
+    from core.envelope import Attachment
 
     await tenant_with_tokens(app)
     await bind_console(app)

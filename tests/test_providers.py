@@ -26,7 +26,7 @@ from assistants.types import (
     TextDelta,
     Usage,
 )
-from bot.errors import ProviderError
+from core.errors import ProviderError
 from tests.fakes.llm_server import IMAGE_TOKENS, FakeLLMServer
 
 API_KEY = "sk-test-0123456789abcdef-SECRET"

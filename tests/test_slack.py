@@ -17,11 +17,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.errors import ConfigurationError
+from bot.channels import build_channels, build_slack_channel
 from bot.http import build_web_app
-from bot.service import Service, build_channels
-from handlers.envelope import OutboundFile
-from handlers.slack import SlackChannel, SlackOptions, SlackSink, SlackTarget, build_slack_channel
+from bot.service import ServiceRunner
+from core.envelope import OutboundFile
+from core.errors import ConfigurationError
+from handlers.slack import SlackChannel, SlackOptions, SlackSink, SlackTarget
 from storage.models import ContentItem, Member, UsageEvent
 from tests.conftest import AppFactory, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
@@ -113,8 +114,8 @@ async def h(
 ) -> AsyncIterator[Harness]:
     app = await make_app(**slack_env(slack))
     llm.delay = 0.02
-    channel = build_slack_channel(app.settings, app.services, app.pipeline, options=FAST)
-    web_app = build_web_app(app.services)
+    channel = build_slack_channel(app.settings, app.pipeline, app.registry, options=FAST)
+    web_app = build_web_app(app.deps)
     channel.install_routes(web_app)
     runner = web.AppRunner(web_app)
     await runner.setup()
@@ -129,7 +130,7 @@ async def h(
 
 
 async def count(app: App, model: type) -> int:
-    async with app.services.sessions() as session:
+    async with app.deps.sessions() as session:
         return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
@@ -149,7 +150,7 @@ async def test_join_binds_workspace_then_dm_streams_in_thread(h: Harness) -> Non
     [reply] = h.slack.thread("D0001", "1700000100.000100")
     assert reply.text == h.llm.reply_text and not reply.streaming
     assert "Capital of France?" in str(h.llm.last_request.json["input"])
-    async with h.app.services.sessions() as session:
+    async with h.app.deps.sessions() as session:
         item = (await session.execute(select(ContentItem))).scalar_one()
         member = (await session.execute(select(Member))).scalar_one()
     assert item.text == h.llm.reply_text
@@ -447,8 +448,8 @@ async def test_socket_mode_is_built_from_the_app_token(
     app = await make_app(
         SLACK_BOT_TOKEN=slack.token, SLACK_APP_TOKEN="xapp-1-test", SLACK_API_BASE=slack.api_base
     )
-    channel = build_slack_channel(app.settings, app.services, app.pipeline)
-    web_app = build_web_app(app.services)
+    channel = build_slack_channel(app.settings, app.pipeline, app.registry)
+    web_app = build_web_app(app.deps)
     channel.install_routes(web_app)
 
     assert channel.socket_mode and not channel.http_events
@@ -465,7 +466,7 @@ async def test_socket_mode_end_to_end(
         SLACK_BOT_TOKEN=slack.token, SLACK_APP_TOKEN=slack.app_token, SLACK_API_BASE=slack.api_base
     )
     code = await tenant_with_tokens(app)
-    channel = build_slack_channel(app.settings, app.services, app.pipeline, options=FAST)
+    channel = build_slack_channel(app.settings, app.pipeline, app.registry, options=FAST)
     await channel.start()
     try:
         command = dict(
@@ -491,7 +492,7 @@ async def test_refused_tokens_stop_the_start(make_app: AppFactory, slack: FakeSl
         {"SLACK_BOT_TOKEN": slack.token, "SLACK_APP_TOKEN": "xapp-wrong"},
     ):
         app = await make_app(SLACK_API_BASE=slack.api_base, **env)
-        channel = build_slack_channel(app.settings, app.services, app.pipeline)
+        channel = build_slack_channel(app.settings, app.pipeline, app.registry)
         with pytest.raises(ConfigurationError, match="refused by Slack"):
             await channel.start()
         await channel.stop()
@@ -536,7 +537,7 @@ async def test_switchboard_run_answers_a_signed_dm(
 ) -> None:
     app = await make_app(**slack_env(slack, HTTP_PORT="0"))
     code = await tenant_with_tokens(app)
-    service = Service(app, build_channels(app))
+    service = ServiceRunner(app, build_channels(app.settings, app.deps, app.pipeline, app.registry))
     await service.start()
     try:
         url = f"http://127.0.0.1:{service.port}/slack/events"

@@ -17,8 +17,9 @@ from aiogram.types import Message
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.service import Service, build_channels
-from handlers.envelope import InboundMessage, OutboundFile
+from bot.channels import build_channels
+from bot.service import ServiceRunner
+from core.envelope import InboundMessage, OutboundFile
 from handlers.middlewares import UNBOUND_EXPLANATION
 from handlers.telegram import TelegramChannel
 from handlers.telegram.adapter import BotIdentity, to_envelope
@@ -41,7 +42,7 @@ SECRET = "s3cret-token_for_tests"
 @dataclass
 class Running:
     app: App
-    service: Service
+    service: ServiceRunner
     channel: TelegramChannel
     fake: FakeTelegramServer
 
@@ -69,7 +70,7 @@ async def telegram() -> AsyncIterator[FakeTelegramServer]:
 @pytest.fixture
 async def start(make_app: AppFactory, telegram: FakeTelegramServer) -> AsyncIterator[Start]:
     """``await start(mode, **env)``: ``switchboard run``'s service with the Telegram channel."""
-    running: list[Service] = []
+    running: list[ServiceRunner] = []
 
     async def factory(
         mode: str = "polling", fake: FakeTelegramServer | None = None, **env: str
@@ -90,7 +91,9 @@ async def start(make_app: AppFactory, telegram: FakeTelegramServer) -> AsyncIter
             )
         environ.update(env)
         app = await make_app(**environ)
-        service = Service(app, build_channels(app))
+        service = ServiceRunner(
+            app, build_channels(app.settings, app.deps, app.pipeline, app.registry)
+        )
         await service.start()
         running.append(service)
         channel = service.channels[0]
@@ -110,7 +113,7 @@ async def bind_private(run: Running, user: int = USER, slug: str = "acme") -> No
 
 
 async def count(app: App, model: type[Any]) -> int:
-    async with app.services.sessions() as session:
+    async with app.deps.sessions() as session:
         return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
@@ -131,7 +134,7 @@ async def test_private_chat_binds_and_streams_drafts_then_one_message(
     run = await start()
     fake = run.fake
     assert fake.calls_to("getMe") and fake.calls_to("deleteWebhook")
-    assert run.app.services.bot_usernames["telegram"] == fake.username
+    assert run.app.deps.bot_usernames["telegram"] == fake.username
     created = await admin(run.app, "tenant", "create", "beta", "--name", "Beta")
     assert f"https://t.me/{fake.username}?start=" in created.text
 
@@ -182,7 +185,7 @@ async def test_group_binding_mentions_replies_and_paced_edits(
     assert all(gap >= 1.45 for gap in gaps([sends[-1], *edits]))
     assert "write sixty words" in str(llm.last_request.json)
     assert f"@{fake.username}" not in str(llm.last_request.json)
-    async with run.app.services.sessions() as session:
+    async with run.app.deps.sessions() as session:
         keys = set((await session.execute(select(ProcessedUpdate.update_key))).scalars())
     assert str(chatter["update_id"]) not in keys  # ignored without touching the database
 

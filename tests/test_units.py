@@ -9,9 +9,9 @@ import pytest
 from admin_commands.roles import minimum_role, permissions_of
 from assistants.context import fit_context, request_bound
 from assistants.types import ChatMessage
-from billing.money import format_money, from_micros, to_micros
-from bot.errors import ConfigurationError
 from bot.settings import load_settings
+from core.errors import ConfigurationError
+from core.money import format_money, from_micros, to_micros
 
 
 def test_money_round_trips_through_micros() -> None:
@@ -40,8 +40,9 @@ def test_empty_values_count_as_unset() -> None:
 def test_service_problems_one_line_each() -> None:
     problems = load_settings({}).service_problems()
     assert len(problems) == 2
-    webhook = load_settings({"TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_MODE": "webhook",
-                             "ANTHROPIC_API_KEY": "k"}).service_problems()
+    webhook = load_settings(
+        {"TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_MODE": "webhook", "ANTHROPIC_API_KEY": "k"}
+    ).service_problems()
     assert webhook == ["TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET."]
 
 
@@ -58,8 +59,9 @@ def test_secrets_do_not_leak_in_repr() -> None:
 
 
 def test_fit_context_keeps_newest_within_budget() -> None:
-    history = [ChatMessage("user" if i % 2 == 0 else "assistant", f"message {i} " * 10)
-               for i in range(10)]
+    history = [
+        ChatMessage("user" if i % 2 == 0 else "assistant", f"message {i} " * 10) for i in range(10)
+    ]
     new = ChatMessage("user", "latest")
     kept = fit_context("system", history, new, budget=400)
     assert kept[-1] == new

@@ -41,7 +41,7 @@ from assistants.types import (
     TextDelta,
     Usage,
 )
-from bot.errors import ProviderError
+from core.errors import ProviderError
 
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 

@@ -21,7 +21,7 @@ from assistants.providers.common import (
     safe_detail,
 )
 from assistants.types import CompletionRequest, ImageInput, ProviderName, Transcription, Usage
-from bot.errors import ProviderError
+from core.errors import ProviderError
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 #: Everything a call through the OpenAI SDK can raise that means "the provider call failed".

@@ -22,7 +22,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import ConfigurationError, SwitchboardError
+from core.errors import ConfigurationError, SwitchboardError
 from handlers.background import BackgroundTasks
 from handlers.pipeline import Pipeline
 from handlers.slack.events import CHANNEL, Inbound, from_command, from_event

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from handlers.envelope import Attachment, AttachmentKind, InboundMessage
+from core.envelope import Attachment, AttachmentKind, InboundMessage
 from handlers.slack.sink import SlackTarget
 
 CHANNEL = "slack"

@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from handlers.envelope import OutboundFile, ReplyStream
+from core.envelope import OutboundFile, ReplyStream
 from handlers.slack.options import SlackOptions
 from handlers.slack.ratelimit import RateLimiter, retry_after
 from handlers.slack.text import FENCE, FENCE_RESERVE, escape, find_cut, open_fence, split_text

@@ -5,6 +5,6 @@ Modules: :mod:`.adapter` (message → envelope), :mod:`.channel` (receiving, wir
 :mod:`.formatting` (Markdown → Telegram HTML, splitting), :mod:`.menu` (``setMyCommands``).
 """
 
-from handlers.telegram.channel import TelegramChannel, build_telegram_channel
+from handlers.telegram.channel import TelegramChannel, api_server
 
-__all__ = ["TelegramChannel", "build_telegram_channel"]
+__all__ = ["TelegramChannel", "api_server"]

@@ -15,7 +15,7 @@ from functools import partial
 from aiogram.enums import ChatType, ContentType, MessageEntityType
 from aiogram.types import Message
 
-from handlers.envelope import Attachment, InboundMessage
+from core.envelope import Attachment, InboundMessage
 
 CHANNEL = "telegram"
 

@@ -6,8 +6,7 @@ message into an envelope and calls :meth:`Pipeline.handle`. Exactly-once handlin
 pipeline's (``update_id`` is the envelope's dedup key), so a webhook retried by Telegram, or an
 update seen by two processes, is answered once.
 
-Messages of one chat are handled one after another (a per-chat lock): a user who sends two
-messages quickly gets the second answered with the first already in the conversation.
+Messages of one chat are handled one after another by the pipeline's chat-order middleware.
 """
 
 from __future__ import annotations
@@ -16,22 +15,21 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import Iterator
+from collections.abc import MutableMapping
 from typing import Literal
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Message, Update
 from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.settings import Settings
-from handlers.attachments import UnsupportedInput
+from admin_commands.registry import CommandRegistry
+from core.errors import UnsupportedInput
 from handlers.background import BackgroundTasks
 from handlers.pipeline import Pipeline
-from handlers.services import Services
 from handlers.telegram.adapter import CHANNEL, BotIdentity, to_envelope
 from handlers.telegram.delivery import ChatTarget, Delivery, Pacing
 from handlers.telegram.menu import publish_menus
@@ -54,9 +52,11 @@ class TelegramChannel:
     def __init__(
         self,
         bot: Bot,
-        services: Services,
         pipeline: Pipeline,
         *,
+        registry: CommandRegistry,
+        sessions: async_sessionmaker[AsyncSession],
+        bot_usernames: MutableMapping[str, str],
         mode: Mode,
         webhook_secret: str | None = None,
         public_base_url: str | None = None,
@@ -64,8 +64,11 @@ class TelegramChannel:
         polling_timeout: int = POLLING_TIMEOUT_SECONDS,
     ) -> None:
         self.bot = bot
-        self.services = services
         self.pipeline = pipeline
+        self._registry = registry
+        self._sessions = sessions
+        #: Shared with the commands, which print ``t.me/<bot>`` invite links once it is known.
+        self._bot_usernames = bot_usernames
         self.mode = mode
         self._secret = webhook_secret
         self._public_base_url = public_base_url
@@ -76,7 +79,6 @@ class TelegramChannel:
         self.me: BotIdentity | None = None
         self._polling: asyncio.Task[None] | None = None
         self._tasks = BackgroundTasks("telegram")
-        self._chat_locks: dict[str, _ChatLock] = {}
         self._stopping = False
 
     # -- Channel protocol -----------------------------------------------------------------------
@@ -94,8 +96,8 @@ class TelegramChannel:
         user = await self.bot.me()
         self.me = BotIdentity(user.id, user.username or "")
         if user.username:
-            self.services.bot_usernames[CHANNEL] = user.username
-        await publish_menus(self.bot, self.services)
+            self._bot_usernames[CHANNEL] = user.username
+        await publish_menus(self.bot, self._registry, self._sessions)
         if self.mode == "webhook":
             await self._register_webhook()
             return
@@ -180,9 +182,7 @@ class TelegramChannel:
             thread_id=message.message_thread_id if message.is_topic_message else None,
             reply_to=None if envelope.is_private else message.message_id,
         )
-        with self._chat_lock(envelope.chat_key) as lock:
-            async with lock:
-                await self.pipeline.handle(envelope, TelegramSink(self.delivery, target))
+        await self.pipeline.handle(envelope, TelegramSink(self.delivery, target))
 
     async def _identity(self) -> BotIdentity:
         user = await self.bot.me()
@@ -202,51 +202,7 @@ class TelegramChannel:
         assert buffer is not None
         return buffer.read()
 
-    # -- bookkeeping ----------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _chat_lock(self, chat_key: str) -> Iterator[asyncio.Lock]:
-        entry = self._chat_locks.get(chat_key)
-        if entry is None:
-            entry = self._chat_locks[chat_key] = _ChatLock()
-        entry.users += 1
-        try:
-            yield entry.lock
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._chat_locks[chat_key]
-
-
-class _ChatLock:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
-
 
 def api_server(base: str | None) -> TelegramAPIServer:
     """``TELEGRAM_API_BASE`` (a self-hosted Bot API server, or the tests' fake) or the official."""
     return TelegramAPIServer.from_base(base) if base else PRODUCTION
-
-
-def build_telegram_channel(
-    settings: Settings, services: Services, pipeline: Pipeline, *, pacing: Pacing | None = None
-) -> TelegramChannel:
-    """The composition root's entry point (``bot.service.build_channels``)."""
-    token = settings.telegram_bot_token
-    if token is None:
-        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-    session = AiohttpSession(api=api_server(settings.telegram_api_base))
-    bot = Bot(token.get_secret_value(), session=session)
-    secret = settings.telegram_webhook_secret
-    return TelegramChannel(
-        bot,
-        services,
-        pipeline,
-        mode=settings.telegram_mode,
-        webhook_secret=secret.get_secret_value() if secret else None,
-        public_base_url=settings.public_base_url,
-        pacing=pacing,
-    )

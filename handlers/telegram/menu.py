@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from admin_commands.registry import Caller, Command, CommandRegistry
-from handlers.services import Services
 from handlers.telegram.adapter import CHANNEL
 from storage.repositories.admins import AdminRepository
 
@@ -59,13 +59,14 @@ def _describe(name: str, commands: list[Command]) -> str:
     return text[:_DESCRIPTION_LIMIT]
 
 
-async def publish_menus(bot: Bot, services: Services) -> None:
+async def publish_menus(
+    bot: Bot, registry: CommandRegistry, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     """Set the default menu and one per Telegram admin; one admin's failure (they never
     opened a chat with the bot) must not stop the others or the start-up."""
-    registry = services.commands
     member_menu = menu_for(registry, Caller(channel=CHANNEL, user_id=""))
     await bot.set_my_commands(member_menu, scope=BotCommandScopeDefault())
-    async with services.sessions() as session:
+    async with sessions() as session:
         admins = [
             (a.external_id, a.role)
             for a in await AdminRepository(session).list()

@@ -21,7 +21,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRet
 from aiogram.methods import SendChatAction, SendDocument, SendMessageDraft, SendPhoto
 from aiogram.types import BufferedInputFile
 
-from handlers.envelope import OutboundFile, ReplyStream
+from core.envelope import OutboundFile, ReplyStream
 from handlers.telegram.delivery import (
     HTML,
     ChatTarget,

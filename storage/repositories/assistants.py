@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.errors import NotFoundError
+from core.errors import NotFoundError
 from storage.models import Assistant, PromptVersion, TenantAssistant
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.errors import NotFoundError
+from core.errors import NotFoundError
 from storage.models import ContentItem
 
 CONTENT_KINDS = ("text", "image", "audio", "video", "document")

@@ -1,17 +1,15 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.errors import ConflictError, NotFoundError, UsageError
+from core.errors import ConflictError, NotFoundError
 from storage.models import ChannelBinding, Invite, Member, Tenant
 
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 INVITE_TTL = timedelta(days=7)
 #: Activity timestamps are refreshed at most this often (saves a write on every message).
 ACTIVITY_RESOLUTION = timedelta(minutes=1)
@@ -38,11 +36,6 @@ class TenantRepository:
         trial_ends_at: datetime | None,
         plan: str = "prepaid",
     ) -> Tenant:
-        if not SLUG_RE.match(slug):
-            raise UsageError(
-                "tenant create SLUG --name NAME [--email EMAIL]",
-                f"Invalid slug {slug!r}: use 2-63 lowercase letters, digits, '-'.",
-            )
         if await self.find(slug) is not None:
             raise ConflictError(f"tenant {slug} exists", user_message=f"Tenant '{slug}' exists.")
         tenant = Tenant(

@@ -82,6 +82,13 @@ class InsufficientTokens(SwitchboardError):
         )
 
 
+class UnsupportedInput(SwitchboardError):
+    """The message holds something the assistant cannot take (a file kind, a size)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"unsupported input: {what}", user_message=f"Sorry, {what}")
+
+
 class ProviderError(SwitchboardError):
     """A provider call failed (HTTP error, timeout, cut stream)."""
 

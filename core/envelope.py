@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -73,38 +73,3 @@ class ReplySink(Protocol):
     async def send_file(self, file: OutboundFile) -> None: ...
 
     def open_stream(self) -> ReplyStream: ...
-
-
-@dataclass(slots=True)
-class RecordingSink:
-    """A sink that keeps everything it is given; the console and the CLI print from it."""
-
-    texts: list[str] = field(default_factory=list)
-    files: list[OutboundFile] = field(default_factory=list)
-    deltas: list[str] = field(default_factory=list)
-    on_delta: Callable[[str], None] | None = None
-
-    async def send_text(self, text: str) -> None:
-        self.texts.append(text)
-
-    async def send_file(self, file: OutboundFile) -> None:
-        self.files.append(file)
-
-    def open_stream(self) -> ReplyStream:
-        return _RecordingStream(self)
-
-
-@dataclass(slots=True)
-class _RecordingStream:
-    sink: RecordingSink
-
-    async def append(self, delta: str) -> None:
-        self.sink.deltas.append(delta)
-        if self.sink.on_delta is not None:
-            self.sink.on_delta(delta)
-
-    async def finish(self, text: str) -> None:
-        self.sink.texts.append(text)
-
-    async def abort(self, message: str) -> None:
-        self.sink.texts.append(message)

@@ -1,0 +1,41 @@
+"""What commands need from the running process, declared here so ``admin_commands`` depends on
+nothing above it: the composition root hands over an object with these attributes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.clock import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class CommandConfig:
+    """Defaults commands apply when they create things (tenants, assistants) or show money."""
+
+    billing_currency: str = "EUR"
+    vat_rate: Decimal = Decimal("0.20")
+    usd_to_billing_rate: Decimal = Decimal("1")
+    default_provider: str | None = None
+    default_model: str | None = None
+    trial_days: int = 14
+
+
+class CommandDeps(Protocol):
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def config(self) -> CommandConfig: ...
+
+    @property
+    def bot_usernames(self) -> Mapping[str, str]:
+        """Bot usernames learnt at channel start-up (``{"telegram": "acme_bot"}``), for links."""
+        ...
