@@ -100,7 +100,7 @@ class ProviderClient(Protocol):
     """One LLM API. ``stream`` yields text deltas and ends with exactly one :class:`Completion`.
 
     Failures (HTTP errors, timeouts, streams cut before usage arrives) raise
-    :class:`bot.errors.ProviderError`; a stream that raises was not completed and is not charged.
+    :class:`core.errors.ProviderError`; a stream that raises was not completed and is not charged.
     """
 
     name: ProviderName

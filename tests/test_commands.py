@@ -152,3 +152,24 @@ async def test_library_is_tenant_scoped(app: App, llm) -> None:  # type: ignore[
     await say(app, "secret plan", slug="acme")
     other = await say(app, "/library get 1", slug="globex")
     assert "No library item" in other.texts[0]
+
+
+async def test_every_command_answers_wrong_arguments_with_its_generated_usage(app: App) -> None:
+    """Through the console pipeline, as a super admin in a bound chat, for every command."""
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    await admin(app, "admin", "add", "console:boss", "super_admin")
+    commands = list(app.registry)
+    assert len(commands) > 20
+    for command in commands:
+        sink = await say(app, f"/{command.name} --no-such-option", user="boss")
+        assert sink.texts, command.name
+        assert sink.texts[-1].splitlines()[-1] == f"Usage: {command.usage}", command.name
+        assert command.usage.startswith(f"/{command.name}")
+
+
+def test_usage_lines_come_from_the_parser(app: App) -> None:
+    by_name = {c.name: c for c in app.registry}
+    assert by_name["tenant create"].usage == "/tenant create --name NAME [--email EMAIL] SLUG"
+    assert by_name["tokens grant"].usage == "/tokens grant SLUG N [REASON ...]"
+    assert by_name["library get"].usage == "/library get [--tenant TENANT] ID"

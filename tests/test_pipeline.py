@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from sqlalchemy import func, select
 
 from bot.app import App
+from core.envelope import Attachment
 from storage.models import ContentItem, Message, UsageEvent
 from tests.conftest import admin, bind_console, console_message, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
@@ -197,3 +201,76 @@ async def test_two_processes_sharing_a_database_answer_an_update_once(
     assert sorted(len(s.texts) for s in sinks) == [0, 1]
     assert len(llm.requests) == 1
     assert await _count(first, UsageEvent) == 1
+
+
+async def _reserved(app: App, slug: str = "acme") -> int:
+    from storage.repositories.tenants import TenantRepository
+
+    async with app.deps.sessions() as session:
+        return (await TenantRepository(session).get(slug)).tokens_reserved
+
+
+async def _wait_for_reservation(app: App) -> None:
+    for _ in range(200):
+        if await _reserved(app) > 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the turn never reserved tokens")
+
+
+async def test_a_cancelled_turn_gives_its_reservation_back_at_once(
+    app: App, llm: FakeLLMServer
+) -> None:
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    llm.timeout_next()  # the provider hangs: the turn is mid-call when it is cancelled
+    turn = asyncio.create_task(app.pipeline.handle(console_message("hello"), RecordingSink()))
+    await _wait_for_reservation(app)
+    turn.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await turn
+    assert await _reserved(app) == 0
+    async with app.deps.sessions() as session:
+        event = (await session.execute(select(UsageEvent))).scalar_one()
+    assert (event.status, event.charged_tokens, event.error) == ("failed", 0, "call cancelled")
+
+
+async def test_a_cancelled_transcription_gives_its_reservation_back_at_once(
+    app: App, llm: FakeLLMServer
+) -> None:
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    llm.timeout_next()
+
+    async def fetch() -> bytes:
+        return b"OggS fake opus audio"
+
+    voice = Attachment("audio", "audio/ogg", "voice.ogg", 20, fetch)
+    message = console_message("", attachments=(voice,))
+    turn = asyncio.create_task(app.pipeline.handle(message, RecordingSink()))
+    await _wait_for_reservation(app)
+    assert llm.requests[-1].path.endswith("/audio/transcriptions")
+    turn.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await turn
+    assert await _reserved(app) == 0
+    async with app.deps.sessions() as session:
+        event = (await session.execute(select(UsageEvent))).scalar_one()
+    assert (event.kind, event.status, event.charged_tokens) == ("transcription", "failed", 0)
+
+
+async def test_messages_of_one_chat_are_answered_in_arrival_order(
+    app: App, llm: FakeLLMServer
+) -> None:
+    """The chat-order middleware: the second message waits for the first, whose answer is slow."""
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    llm.pause_fn = lambda body: 0.4 if str(body).count("first") == 1 else 0.0
+    llm.reply_fn = lambda body: "re: " + ("second" if "second" in str(body) else "first")
+    sink = RecordingSink()
+    await asyncio.gather(
+        app.pipeline.handle(console_message("first", update_key="1"), sink),
+        app.pipeline.handle(console_message("second", update_key="2"), sink),
+    )
+    assert sink.texts == ["re: first", "re: second"]
+    assert "first" in str(llm.requests[-1].json), "the second turn saw the first in its context"

@@ -212,6 +212,30 @@ async def test_unbound_workspace_gets_the_explanation_and_no_llm_call(h: Harness
     assert not h.slack.calls_to("chat.startStream")
 
 
+async def test_wrong_arguments_answer_the_generated_usage_line(h: Harness) -> None:
+    await h.join()
+    text = await h.command("tokens grant acme lots", user_id=ADMIN, name="admin")
+    usage = {c.name: c.usage for c in h.app.registry}["tokens grant"]
+    assert text.splitlines()[-1] == "Usage: /sb " + usage.removeprefix("/")
+
+
+async def test_two_messages_in_one_thread_are_answered_in_order(h: Harness) -> None:
+    """Slack acknowledges events at once and handles them in the background; the pipeline keeps
+    one thread's messages in arrival order even when the first answer is the slow one."""
+    await h.join()
+    h.llm.pause_fn = lambda body: 0.4 if str(body).count("first") == 1 else 0.0
+    h.llm.reply_fn = lambda body: "re: " + ("second" if "second" in str(body) else "first")
+    root = "1700000500.000500"
+    for text, ts in (("first", "1700000501.000501"), ("second", "1700000502.000502")):
+        body = json.dumps(event_callback(message_event(text, ts=ts, thread_ts=root)))
+        response = await h.post(body, signed_headers(SECRET, body))
+        assert response.status == 200
+    await h.channel.drain(30)
+
+    assert [m.text for m in h.slack.thread("D0001", root)] == ["re: first", "re: second"]
+    assert "first" in str(h.llm.last_request.json["input"]), "the second saw the first"
+
+
 # -- transport -------------------------------------------------------------------------------------
 
 

@@ -358,6 +358,15 @@ async def test_admin_commands_from_telegram_and_menus(start: Start, llm: FakeLLM
     assert llm.requests == []
 
 
+async def test_wrong_arguments_answer_the_generated_usage_line(start: Start) -> None:
+    run = await start(SUPERADMINS=f"telegram:{ADMIN_ID}")
+    fake = run.fake
+    await fake.send_update(fake.private_message(ADMIN_ID, "/tokens grant acme lots"))
+    await fake.wait_for_bot_messages(ADMIN_ID)
+    usage = {c.name: c.usage for c in run.app.registry}["tokens grant"]
+    assert fake.bot_texts(ADMIN_ID)[-1].splitlines()[-1] == f"Usage: {usage}"
+
+
 async def test_files_go_out_as_photo_and_document(telegram: FakeTelegramServer) -> None:
     from aiogram import Bot
     from aiogram.client.session.aiohttp import AiohttpSession

@@ -26,8 +26,8 @@ from anthropic.types import Usage as AnthropicUsage
 
 from assistants.providers.common import (
     IDEMPOTENCY_HEADER,
-    PLACEHOLDER_API_KEY,
     TRANSPORT_ERRORS,
+    SDKClient,
     describe_cause,
     safe_detail,
 )
@@ -58,7 +58,7 @@ _FINISH_REASONS = {
 }
 
 
-class AnthropicClient:
+class AnthropicClient(SDKClient[anthropic.AsyncAnthropic]):
     """Anthropic Messages API (``POST /v1/messages``), streamed.
 
     Sampling parameters are not sent: the SDK (2.x) pins API version 2026-10-21, which rejects
@@ -68,26 +68,15 @@ class AnthropicClient:
     """
 
     name: ProviderName = "anthropic"
+    default_base_url = DEFAULT_ANTHROPIC_BASE_URL
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None,
-        timeout: float,
-        max_retries: int = 0,
-    ) -> None:
-        self._api_key = api_key or PLACEHOLDER_API_KEY
-        self._timeout = timeout
-        self._client = anthropic.AsyncAnthropic(
+    def _connect(self, base_url: str, max_retries: int) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
             api_key=self._api_key,
-            base_url=_origin(base_url or DEFAULT_ANTHROPIC_BASE_URL),
-            timeout=timeout,
+            base_url=_origin(base_url),
+            timeout=self._timeout,
             max_retries=max_retries,
         )
-
-    async def aclose(self) -> None:
-        await self._client.close()
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         params = request.params

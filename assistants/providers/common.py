@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 import anyio
 import httpx2
@@ -34,3 +35,38 @@ def safe_detail(text: str, secret: str | None) -> str:
 def describe_cause(exc: BaseException | None) -> str:
     """`` (Kind: message)`` for an exception's cause, or nothing."""
     return f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+
+
+class _ClosableSDK(Protocol):
+    async def close(self) -> None: ...
+
+
+SDK = TypeVar("SDK", bound=_ClosableSDK)
+
+
+class SDKClient(Generic[SDK]):
+    """One SDK client per provider client, built from explicit settings only.
+
+    Subclasses say how to build their SDK in :meth:`_connect`; the key handling, the default
+    base URL and closing are the same for every provider.
+    """
+
+    default_base_url: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float,
+        max_retries: int = 0,
+    ) -> None:
+        self._api_key = api_key or PLACEHOLDER_API_KEY
+        self._timeout = timeout
+        self._client: SDK = self._connect(base_url or self.default_base_url, max_retries)
+
+    def _connect(self, base_url: str, max_retries: int) -> SDK:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self._client.close()

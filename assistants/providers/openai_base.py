@@ -15,8 +15,8 @@ from openai.types.audio.transcription import UsageTokens
 
 from assistants.providers.common import (
     IDEMPOTENCY_HEADER,
-    PLACEHOLDER_API_KEY,
     TRANSPORT_ERRORS,
+    SDKClient,
     describe_cause,
     safe_detail,
 )
@@ -32,30 +32,16 @@ def data_url(image: ImageInput) -> str:
     return f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode('ascii')}"
 
 
-class OpenAIClientBase:
+class OpenAIClientBase(SDKClient[openai.AsyncOpenAI]):
     """Shared by the Responses and Chat Completions clients: one ``openai.AsyncOpenAI`` each."""
 
     name: ProviderName
+    default_base_url = DEFAULT_OPENAI_BASE_URL
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None,
-        timeout: float,
-        max_retries: int = 0,
-    ) -> None:
-        self._api_key = api_key or PLACEHOLDER_API_KEY
-        self._timeout = timeout
-        self._client = openai.AsyncOpenAI(
-            api_key=self._api_key,
-            base_url=base_url or DEFAULT_OPENAI_BASE_URL,
-            timeout=timeout,
-            max_retries=max_retries,
+    def _connect(self, base_url: str, max_retries: int) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self._api_key, base_url=base_url, timeout=self._timeout, max_retries=max_retries
         )
-
-    async def aclose(self) -> None:
-        await self._client.close()
 
     async def transcribe(
         self, audio: bytes, filename: str, model: str = "whisper-1"

@@ -170,11 +170,7 @@ class SlackChannel:
         try:
             result = await self.client.auth_test()
         except SlackApiError as exc:
-            error = str(exc.response.get("error", ""))
-            if error in _BAD_TOKEN:
-                raise ConfigurationError(
-                    [f"SLACK_BOT_TOKEN was refused by Slack ({error})."]
-                ) from None
+            error = _refused("SLACK_BOT_TOKEN", exc)
             log.warning("Slack auth.test failed (%s); continuing", error)
             return
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -197,11 +193,7 @@ class SlackChannel:
         try:
             await web_client.apps_connections_open(app_token=app_token)
         except SlackApiError as exc:
-            error = str(exc.response.get("error", ""))
-            if error in _BAD_TOKEN:
-                raise ConfigurationError(
-                    [f"SLACK_APP_TOKEN was refused by Slack ({error})."]
-                ) from None
+            error = _refused("SLACK_APP_TOKEN", exc)
             log.warning(
                 "Slack apps.connections.open failed (%s); retrying in the background", error
             )
@@ -247,3 +239,12 @@ class SlackChannel:
             if session is not self.client.session:
                 await session.close()
         return bytes(data)
+
+
+def _refused(setting: str, exc: SlackApiError) -> str:
+    """The Slack error code; a :class:`ConfigurationError` when it says the token is wrong
+    (refuse to start) rather than that Slack is having trouble (go on and retry)."""
+    error = str(exc.response.get("error", ""))
+    if error in _BAD_TOKEN:
+        raise ConfigurationError([f"{setting} was refused by Slack ({error})."]) from None
+    return error

@@ -15,7 +15,7 @@ from functools import partial
 from aiogram.enums import ChatType, ContentType, MessageEntityType
 from aiogram.types import Message
 
-from core.envelope import Attachment, InboundMessage
+from core.envelope import Attachment, AttachmentKind, InboundMessage
 
 CHANNEL = "telegram"
 
@@ -121,48 +121,24 @@ def _strip_mention(text: str, username: str) -> str:
 
 
 def _attachments(message: Message, download: Downloader) -> tuple[Attachment, ...]:
+    def attachment(
+        kind: AttachmentKind, file_id: str, mime: str | None, name: str | None, size: int | None
+    ) -> tuple[Attachment, ...]:
+        return (Attachment(kind, mime, name, size, partial(download, file_id)),)
+
     if message.photo:
         largest = max(
             message.photo, key=lambda size: (size.width * size.height, size.file_size or 0)
         )
-        return (
-            Attachment(
-                "image", "image/jpeg", None, largest.file_size, partial(download, largest.file_id)
-            ),
-        )
-    if message.voice is not None:
-        voice = message.voice
-        return (
-            Attachment(
-                "audio",
-                voice.mime_type or "audio/ogg",
-                "voice.ogg",
-                voice.file_size,
-                partial(download, voice.file_id),
-            ),
-        )
-    if message.audio is not None:
-        audio = message.audio
-        return (
-            Attachment(
-                "audio",
-                audio.mime_type,
-                audio.file_name or "audio.mp3",
-                audio.file_size,
-                partial(download, audio.file_id),
-            ),
-        )
-    if message.document is not None:
-        document = message.document
-        return (
-            Attachment(
-                "document",
-                document.mime_type,
-                document.file_name,
-                document.file_size,
-                partial(download, document.file_id),
-            ),
-        )
+        return attachment("image", largest.file_id, "image/jpeg", None, largest.file_size)
+    if (voice := message.voice) is not None:
+        mime = voice.mime_type or "audio/ogg"
+        return attachment("audio", voice.file_id, mime, "voice.ogg", voice.file_size)
+    if (audio := message.audio) is not None:
+        name = audio.file_name or "audio.mp3"
+        return attachment("audio", audio.file_id, audio.mime_type, name, audio.file_size)
+    if (doc := message.document) is not None:
+        return attachment("document", doc.file_id, doc.mime_type, doc.file_name, doc.file_size)
     if message.content_type in _UNSUPPORTED:
         return (Attachment("other", None, None, None, _nothing),)
     return ()

@@ -102,6 +102,25 @@ class Delivery:
                 await self._sleep(0.5 * server_errors)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _formatted(
+        self,
+        build: Callable[[str, str | None], TelegramMethod[T]],
+        chunk: Chunk,
+        *,
+        html: bool,
+        persistent: bool,
+    ) -> T:
+        """Call ``build(chunk.html, "HTML")``; if Telegram rejects the markup, call
+        ``build(chunk.plain, None)`` instead, so a formatting slip never loses a message."""
+        if html:
+            try:
+                return await self.call(build(chunk.html, HTML), persistent=persistent)
+            except TelegramBadRequest as exc:
+                if not is_markup_error(exc):
+                    raise
+                log.warning("Telegram rejected the markup, using plain text: %s", exc.message)
+        return await self.call(build(chunk.plain, None), persistent=persistent)
+
     async def send(
         self,
         target: ChatTarget,
@@ -117,32 +136,17 @@ class Delivery:
             if reply and target.reply_to is not None
             else None
         )
-        if html:
-            try:
-                return await self.call(
-                    SendMessage(
-                        chat_id=target.chat_id,
-                        text=chunk.html,
-                        parse_mode=HTML,
-                        message_thread_id=target.thread_id,
-                        reply_parameters=reply_parameters,
-                    ),
-                    persistent=persistent,
-                )
-            except TelegramBadRequest as exc:
-                if not is_markup_error(exc):
-                    raise
-                log.warning("Telegram rejected the markup, sending plain text: %s", exc.message)
-        return await self.call(
-            SendMessage(
+
+        def build(text: str, parse_mode: str | None) -> SendMessage:
+            return SendMessage(
                 chat_id=target.chat_id,
-                text=chunk.plain,
-                parse_mode=None,
+                text=text,
+                parse_mode=parse_mode,
                 message_thread_id=target.thread_id,
                 reply_parameters=reply_parameters,
-            ),
-            persistent=persistent,
-        )
+            )
+
+        return await self._formatted(build, chunk, html=html, persistent=persistent)
 
     async def edit(
         self,
@@ -154,31 +158,14 @@ class Delivery:
         persistent: bool = True,
     ) -> None:
         """Replace a message's text; an unchanged text is not an error."""
-        try:
-            if html:
-                try:
-                    await self.call(
-                        EditMessageText(
-                            chat_id=target.chat_id,
-                            message_id=message_id,
-                            text=chunk.html,
-                            parse_mode=HTML,
-                        ),
-                        persistent=persistent,
-                    )
-                    return
-                except TelegramBadRequest as exc:
-                    if not is_markup_error(exc):
-                        raise
-                    log.warning(
-                        "Telegram rejected the markup, editing to plain text: %s", exc.message
-                    )
-            await self.call(
-                EditMessageText(
-                    chat_id=target.chat_id, message_id=message_id, text=chunk.plain, parse_mode=None
-                ),
-                persistent=persistent,
+
+        def build(text: str, parse_mode: str | None) -> EditMessageText:
+            return EditMessageText(
+                chat_id=target.chat_id, message_id=message_id, text=text, parse_mode=parse_mode
             )
+
+        try:
+            await self._formatted(build, chunk, html=html, persistent=persistent)
         except TelegramBadRequest as exc:
             if not is_not_modified(exc):
                 raise

@@ -188,6 +188,8 @@ class FakeLLMServer:
     def __init__(self) -> None:
         self.reply_text: str = DEFAULT_REPLY
         self.reply_fn: Callable[[JSON], str] | None = None
+        #: Seconds to wait before answering a given request body (per-request latency).
+        self.pause_fn: Callable[[JSON], float] | None = None
         self.transcript_text: str = DEFAULT_TRANSCRIPT
         self.chunk_size: int = 4
         self.delay: float = 0.0
@@ -388,6 +390,10 @@ class FakeLLMServer:
         await response.write_eof()
         return response
 
+    async def _pause(self, body: JSON) -> None:
+        if self.pause_fn is not None:
+            await asyncio.sleep(self.pause_fn(body))
+
     async def _pace(self) -> None:
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -396,6 +402,7 @@ class FakeLLMServer:
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
         body = await self._record_json(request)
+        await self._pause(body)
         if (failure := await self._injected_failure(request, anthropic=False)) is not None:
             return failure
         if not body.get("model") or "input" not in body:
@@ -517,6 +524,7 @@ class FakeLLMServer:
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await self._record_json(request)
+        await self._pause(body)
         if (failure := await self._injected_failure(request, anthropic=False)) is not None:
             return failure
         if not body.get("model") or not isinstance(body.get("messages"), list):
@@ -608,6 +616,7 @@ class FakeLLMServer:
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self._record_json(request)
+        await self._pause(body)
         if (failure := await self._injected_failure(request, anthropic=True)) is not None:
             return failure
         problem = _anthropic_problem(request, body)
