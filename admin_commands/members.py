@@ -134,7 +134,7 @@ async def library(ctx: CommandContext) -> CommandResult:
         return CommandResult(
             "Nothing in the library yet." if not words else "Nothing found.", data=[]
         )
-    lines = [f"#{i.id} [{i.kind}] {i.created_at:%Y-%m-%d} {i.title[:PREVIEW]}" for i in items]
+    lines = [f"#{i.number} [{i.kind}] {i.created_at:%Y-%m-%d} {i.title[:PREVIEW]}" for i in items]
     lines.append("Open one with /library get ID.")
     return CommandResult("\n".join(lines), data=[_item_json(i) for i in items])
 
@@ -151,7 +151,7 @@ async def library_get(ctx: CommandContext) -> CommandResult:
         tenant = await target_tenant(ctx, session)
         item = await LibraryRepository(session).get(tenant.id, ctx.args.id)
     return CommandResult(
-        f"#{item.id} [{item.kind}] {item.title}\n\n{item.text or ''}",
+        f"#{item.number} [{item.kind}] {item.title}\n\n{item.text or ''}",
         data=_item_json(item, full=True),
     )
 
@@ -168,12 +168,14 @@ async def library_archive(ctx: CommandContext) -> CommandResult:
         tenant = await target_tenant(ctx, session)
         item = await LibraryRepository(session).get(tenant.id, ctx.args.id)
         item.archived = True
-    return CommandResult(f"Archived item {item.id}.", data={"id": item.id, "archived": True})
+    return CommandResult(
+        f"Archived item {item.number}.", data={"id": item.number, "archived": True}
+    )
 
 
 def _item_json(item: ContentItem, full: bool = False) -> dict[str, object]:
     data: dict[str, object] = {
-        "id": item.id,
+        "id": item.number,
         "kind": item.kind,
         "title": item.title,
         "archived": item.archived,

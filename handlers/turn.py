@@ -34,6 +34,7 @@ from handlers.context import TurnContext
 from storage.models import ContentItem, Conversation, Message, Tenant
 from storage.repositories.assistants import AssistantRepository, ResolvedAssistant
 from storage.repositories.conversations import ConversationRepository
+from storage.repositories.library import LibraryRepository
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ class AssistantTurn:
             saved = await conversations.add_message(
                 Message(conversation_id=conversation.id, role="assistant", content=text)
             )
-            session.add(
+            await LibraryRepository(session).add(
                 ContentItem(
                     tenant_id=tenant.id,
                     kind="text",

@@ -91,6 +91,8 @@ class Tenant(Base):
     tokens_reserved: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime | None]
+    #: The last library item number given in this tenant (items are numbered per tenant).
+    library_seq: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Invite(Base):
@@ -246,10 +248,16 @@ class ContentItem(Base):
     """Every generated output, in the tenant's library."""
 
     __tablename__ = "content_items"
-    __table_args__ = (Index("ix_content_items_tenant", "tenant_id", "archived", "created_at"),)
+    __table_args__ = (
+        Index("ix_content_items_tenant", "tenant_id", "archived", "created_at"),
+        UniqueConstraint("tenant_id", "number", name="uq_content_items_tenant_number"),
+    )
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    #: What users see as the item's id: 1, 2, 3... within the tenant, so no tenant learns
+    #: another's volume from the numbers.
+    number: Mapped[int]
     kind: Mapped[str] = mapped_column(String(16))  # text|image|audio|video|document
     title: Mapped[str] = mapped_column(String(200))
     text: Mapped[str | None] = mapped_column(Text)
@@ -300,6 +308,8 @@ class UsageEvent(Base):
     #: ``host:pid:nonce`` of the process holding the reservation (see billing.holders).
     holder: Mapped[str | None] = mapped_column(String(120))
     settled_at: Mapped[datetime | None]
+    #: Tokens the provider reported beyond what was reserved (charged anyway, and alerted).
+    overdraft_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class LedgerEntry(Base):
@@ -351,12 +361,26 @@ class AuditLog(Base):
 
 
 class ProcessedUpdate(Base):
-    """Inbound update ids already taken, so each is handled exactly once across processes."""
+    """Inbound update ids taken, so each is handled exactly once across processes.
+
+    A claim is ``processing`` while its turn runs (held by ``holder`` until ``lease_expires_at``)
+    and ``done`` once handled. A ``processing`` claim whose holder died or whose lease ran out may
+    be taken again by a redelivery; if none comes, the chat at ``reply_to`` is told to ask again
+    and the claim becomes ``abandoned``.
+    """
 
     __tablename__ = "processed_updates"
-    __table_args__ = (UniqueConstraint("channel", "update_key"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "update_key"),
+        Index("ix_processed_updates_state", "state", "lease_expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     update_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
+    holder: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None]
+    #: Where to write if the turn is cut short (the channel's own address of the chat).
+    reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)

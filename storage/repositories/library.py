@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFoundError
-from storage.models import ContentItem
+from storage.models import ContentItem, Tenant
 
 CONTENT_KINDS = ("text", "image", "audio", "video", "document")
 
@@ -14,17 +14,33 @@ class LibraryRepository:
         self.session = session
 
     async def add(self, item: ContentItem) -> ContentItem:
+        """Save ``item`` under the tenant's next number.
+
+        The number comes from one ``UPDATE ... RETURNING`` on the tenant's counter: the row lock
+        orders concurrent turns of one tenant, across processes, with no gap and no duplicate.
+        """
         if item.kind not in CONTENT_KINDS:
             raise ValueError(f"unknown content kind {item.kind!r}")
+        item.number = (
+            await self.session.execute(
+                update(Tenant)
+                .where(Tenant.id == item.tenant_id)
+                .values(library_seq=Tenant.library_seq + 1)
+                .returning(Tenant.library_seq)
+            )
+        ).scalar_one()
         self.session.add(item)
         await self.session.flush()
         return item
 
-    async def get(self, tenant_id: int, item_id: int) -> ContentItem:
-        item = await self.session.get(ContentItem, item_id)
-        # Another tenant's item is reported exactly like a missing one.
-        if item is None or item.tenant_id != tenant_id:
-            raise NotFoundError("library item", str(item_id))
+    async def get(self, tenant_id: int, number: int) -> ContentItem:
+        """The tenant's item ``number`` (the number users see, not the row id)."""
+        query = select(ContentItem).where(
+            ContentItem.tenant_id == tenant_id, ContentItem.number == number
+        )
+        item = (await self.session.execute(query)).scalar_one_or_none()
+        if item is None:
+            raise NotFoundError("library item", str(number))
         return item
 
     async def search(
