@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +29,7 @@ from assistants.types import Usage
 from billing.holders import is_dead_local_holder, this_process
 from core.clock import Clock, month_start, system_clock
 from core.errors import InsufficientTokens
+from storage.db import retry_transient
 from storage.models import Tenant, UsageEvent
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.usage import UsageRepository
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 #: Below this many output tokens an answer is not worth starting.
 MIN_OUTPUT_TOKENS = 16
 _MAX_RESERVE_ATTEMPTS = 50
+_FIRST_POLL_SECONDS = 0.05
+_MAX_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,8 @@ class Metering:
         *,
         clock: Clock = system_clock,
         reservation_ttl: timedelta = timedelta(minutes=10),
+        reservation_wait: timedelta = timedelta(minutes=2),
+        retry_window: timedelta = timedelta(seconds=30),
         min_output_tokens: int = MIN_OUTPUT_TOKENS,
         holder: str | None = None,
     ) -> None:
@@ -125,7 +130,22 @@ class Metering:
         self._pricer = pricer
         self._clock = clock
         self._ttl = reservation_ttl
+        self._wait = reservation_wait.total_seconds()
+        self._retry_seconds = retry_window.total_seconds()
         self._min_output = min_output_tokens
+        #: Reservations of this process not yet settled or failed: the sweeper leaves these
+        #: alone and releases any other reservation this holder left behind at once.
+        self._open: set[int] = set()
+        #: Set whenever tokens go back to a balance, waking turns that wait for them.
+        self._released = asyncio.Event()
+
+    @property
+    def holder(self) -> str:
+        return self._holder
+
+    @property
+    def open_calls(self) -> int:
+        return len(self._open)
 
     @asynccontextmanager
     async def call(
@@ -161,14 +181,19 @@ class Metering:
         )
         call = MeteredCall(self, reservation)
         try:
-            yield call
-        except BaseException as exc:
-            # Shielded: a cancelled turn must still give its tokens back at once, not after the
-            # reservation's lease runs out.
-            await asyncio.shield(call.fail(_describe(exc)))
-            raise
-        if not call.closed:
-            await call.fail("call ended without being settled")
+            try:
+                yield call
+            except BaseException as exc:
+                # Shielded: a cancelled turn must still give its tokens back at once, not after
+                # the reservation's lease runs out.
+                await asyncio.shield(call.fail(_describe(exc)))
+                raise
+            if not call.closed:
+                await call.fail("call ended without being settled")
+        finally:
+            self._open.discard(reservation.event_id)
+            # The body's transaction has committed (or rolled back): what it released is visible.
+            self._signal_release()
 
     async def reserve(
         self,
@@ -186,10 +211,55 @@ class Metering:
         """Reserve up to ``prompt_tokens_bound + max_output_tokens``.
 
         A prepaid tenant is served while its balance lasts: when less is available the output cap
-        shrinks instead of the call being refused, down to a minimum useful answer.
+        shrinks instead of the call being refused, down to a minimum useful answer. When the
+        balance covers the call but other calls' reservations stand in the way, this waits (up to
+        ``reservation_wait``) for them to settle rather than refusing: they usually cost a
+        fraction of what they reserved. Only a balance that cannot cover ``prompt_tokens_bound``
+        plus a minimal answer is refused at once.
         """
         minimum = prompt_tokens_bound + self._min_output
         wanted = prompt_tokens_bound + max(max_output_tokens, self._min_output)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait
+        poll = _FIRST_POLL_SECONDS
+        while True:
+            released = self._released
+            try:
+                return await self._reserve_once(
+                    tenant,
+                    key=key,
+                    provider=provider,
+                    model=model,
+                    prompt_tokens_bound=prompt_tokens_bound,
+                    minimum=minimum,
+                    wanted=wanted,
+                    kind=kind,
+                    assistant_id=assistant_id,
+                    conversation_id=conversation_id,
+                )
+            except _HeldByOthers as held:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise InsufficientTokens(tenant.slug, held.available, minimum) from None
+            # Woken early by a release in this process; polling covers other processes.
+            with suppress(TimeoutError):
+                await asyncio.wait_for(released.wait(), min(poll, remaining))
+            poll = min(poll * 2, _MAX_POLL_SECONDS)
+
+    async def _reserve_once(
+        self,
+        tenant: Tenant,
+        *,
+        key: str,
+        provider: str,
+        model: str,
+        prompt_tokens_bound: int,
+        minimum: int,
+        wanted: int,
+        kind: str,
+        assistant_id: int | None,
+        conversation_id: int | None,
+    ) -> Reservation:
         now = self._clock()
         async with self._sessions.begin() as session:
             usage = UsageRepository(session)
@@ -210,6 +280,7 @@ class Metering:
                     lease_expires_at=now + self._ttl,
                 )
             )
+        self._open.add(event.id)
         return Reservation(
             event.id, tenant.id, key, provider, model, granted, granted - prompt_tokens_bound, now
         )
@@ -228,10 +299,12 @@ class Metering:
                 # Soft cap: postpaid usage is invoiced, the quota only stops runaway use.
                 fresh = await session.get(Tenant, tenant.id, populate_existing=True)
                 assert fresh is not None
-                used = await usage.period_charged(tenant.id, month_start(now))
-                available = tenant.monthly_token_quota - used - fresh.tokens_reserved
+                left = tenant.monthly_token_quota - await usage.period_charged(
+                    tenant.id, month_start(now)
+                )
+                available = left - fresh.tokens_reserved
                 if available < minimum:
-                    raise InsufficientTokens(tenant.slug, available, minimum)
+                    _refuse_or_wait(tenant, left, available, minimum)
                 wanted = min(wanted, available)
             await usage.force_reserve(tenant.id, wanted)
             return wanted
@@ -246,7 +319,7 @@ class Metering:
             assert fresh is not None
             available = fresh.token_balance - fresh.tokens_reserved
             if available < minimum:
-                raise InsufficientTokens(tenant.slug, available, minimum)
+                _refuse_or_wait(tenant, fresh.token_balance, available, minimum)
             grant = min(wanted, available)
             if await usage.try_reserve(tenant.id, grant):
                 return grant
@@ -271,6 +344,10 @@ class Metering:
         now = self._clock()
         price = await self._price(session, reservation, usage, model)
         charge = Charge(usage.billable_tokens, price.cost_micros, price.currency, price.priced)
+        # The provider billed what it reports, so that is charged even beyond the reservation
+        # (a prepaid balance may then go below zero and the tenant is refused until topped up);
+        # the excess is kept on the event for the ``overdraft`` alert.
+        overdraft = max(charge.tokens - reservation.tokens, 0)
         values: dict[str, object] = {
             "input_tokens": usage.input_tokens,
             "cached_input_tokens": usage.cached_input_tokens,
@@ -282,11 +359,20 @@ class Metering:
             "priced": charge.priced,
             "latency_ms": latency_ms,
             "lease_expires_at": None,
+            "overdraft_tokens": overdraft,
         }
         if conversation_id is not None:
             values["conversation_id"] = conversation_id
         if not await UsageRepository(session).finish(reservation.event_id, "settled", now, values):
             return None
+        if overdraft:
+            log.warning(
+                "overdraft: tenant %s was charged %d tokens beyond the %d reserved for %s",
+                reservation.tenant_id,
+                overdraft,
+                reservation.tokens,
+                reservation.idempotency_key,
+            )
         if not price.priced:
             log.warning(
                 "unpriced model %s/%s: usage recorded at zero cost",
@@ -315,13 +401,31 @@ class Metering:
         return await self._pricer.price(session, reservation.provider, reservation.model, usage, at)
 
     async def fail(self, reservation: Reservation, error: str, *, latency_ms: int) -> None:
-        """Record a failed call: nothing charged, reservation released."""
-        now = self._clock()
-        async with self._sessions.begin() as session:
-            repo = UsageRepository(session)
-            values = {"error": error[:2000], "latency_ms": latency_ms, "lease_expires_at": None}
-            if await repo.finish(reservation.event_id, "failed", now, values):
-                await repo.release_reserved(reservation.tenant_id, reservation.tokens)
+        """Record a failed call: nothing charged, reservation released.
+
+        Retried while the database is unreachable; if it stays so, the sweeper releases the
+        reservation later (it is this holder's and no call owns it any more).
+        """
+
+        async def attempt() -> None:
+            now = self._clock()
+            async with self._sessions.begin() as session:
+                repo = UsageRepository(session)
+                values = {"error": error[:2000], "latency_ms": latency_ms, "lease_expires_at": None}
+                if await repo.finish(reservation.event_id, "failed", now, values):
+                    await repo.release_reserved(reservation.tenant_id, reservation.tokens)
+
+        try:
+            await retry_transient(
+                attempt, seconds=self._retry_seconds, what="releasing a reservation"
+            )
+        finally:
+            self._open.discard(reservation.event_id)
+        self._signal_release()
+
+    def _signal_release(self) -> None:
+        self._released.set()
+        self._released = asyncio.Event()
 
     async def release_orphans(self) -> list[UsageEvent]:
         """Release reservations whose process died mid-call: those of an exited process of this
@@ -332,7 +436,10 @@ class Metering:
             repo = UsageRepository(session)
             for event in await repo.open_reservations():
                 expired = event.lease_expires_at is not None and event.lease_expires_at <= now
-                if not (expired or is_dead_local_holder(event.holder)):
+                # A reservation of this very process that no running call owns was left by a
+                # call whose release failed (the database was down): it can go at once.
+                abandoned = event.holder == self._holder and event.id not in self._open
+                if not (expired or abandoned or is_dead_local_holder(event.holder)):
                     continue
                 if await repo.claim_reserved(event.id, "released", now):
                     event.error = (
@@ -342,6 +449,8 @@ class Metering:
                     )
                     await repo.release_reserved(event.tenant_id, event.reserved_tokens)
                     released.append(event)
+        if released:
+            self._signal_release()
         for event in released:
             log.warning(
                 "released orphaned reservation %s of tenant %s (%s tokens)",
@@ -350,6 +459,21 @@ class Metering:
                 event.reserved_tokens,
             )
         return released
+
+
+class _HeldByOthers(Exception):
+    """The balance covers the call, but reservations of calls in flight stand in the way."""
+
+    def __init__(self, available: int) -> None:
+        self.available = available
+
+
+def _refuse_or_wait(tenant: Tenant, limit: int, available: int, minimum: int) -> None:
+    """Refuse when even a balance (or quota) free of reservations cannot cover ``minimum``;
+    otherwise the call waits for reservations to settle."""
+    if limit < minimum:
+        raise InsufficientTokens(tenant.slug, available, minimum)
+    raise _HeldByOthers(available)
 
 
 def _describe(exc: BaseException) -> str:

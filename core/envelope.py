@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from core.text import storable
+
 AttachmentKind = Literal["image", "audio", "document", "other"]
 
 
@@ -41,6 +43,13 @@ class InboundMessage:
     #: A dedup key unique within the channel (Telegram update_id, Slack event_id).
     update_key: str | None = None
     attachments: tuple[Attachment, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Whatever a channel delivers, nothing past the adapter carries text the database
+        # cannot store (a NUL would let a stored answer fail after the provider billed it).
+        object.__setattr__(self, "text", storable(self.text))
+        if self.user_name is not None:
+            object.__setattr__(self, "user_name", storable(self.user_name))
 
 
 @dataclass(frozen=True, slots=True)

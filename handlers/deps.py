@@ -22,6 +22,9 @@ class TurnConfig:
     context_token_budget: int = 6000
     context_max_messages: int = 40
     rate_limit_per_minute: int = 20
+    #: How long an answered turn keeps trying to reach an unreachable database before it
+    #: charges the usage on its own (and then how long that keeps trying).
+    persist_retry_seconds: float = 60.0
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from assistants.context import fit_context, request_bound
 from assistants.pricing import PROVIDER_CURRENCY
@@ -29,8 +29,10 @@ from billing.metering import MIN_OUTPUT_TOKENS, Charge, MeteredCall
 from core.envelope import ReplyStream
 from core.errors import ProviderError, SwitchboardError
 from core.money import from_micros
+from core.text import storable
 from handlers.attachments import PreparedInput, prepare_input
 from handlers.context import TurnContext
+from storage.db import retry_transient
 from storage.models import ContentItem, Conversation, Message, Tenant
 from storage.repositories.assistants import AssistantRepository, ResolvedAssistant
 from storage.repositories.conversations import ConversationRepository
@@ -74,6 +76,8 @@ class AssistantTurn:
             )
 
         prepared = await prepare_input(ctx, assistant)
+        # Documents and transcripts join the text here: none may carry what cannot be stored.
+        prepared.text = storable(prepared.text)
         new = ChatMessage("user", prepared.text, prepared.images)
         budget = deps.turn.context_token_budget
         if plan.available_tokens is not None:
@@ -114,7 +118,8 @@ class AssistantTurn:
                 deps.metrics.provider_latency.labels(assistant.provider).observe(
                     call.elapsed_ms() / 1000
                 )
-                await self._persist(ctx, ctx.tenant, plan, prepared, _Answer(completion, call))
+                completion = replace(completion, text=storable(completion.text))
+                await self._save(ctx, ctx.tenant, plan, prepared, _Answer(completion, call))
 
         if failure is not None:
             # A fault loses no data: the user's message is kept even though nobody answered.
@@ -159,10 +164,9 @@ class AssistantTurn:
                 ]
             )
         # Identify loaded the tenant moments ago: good enough to size the context; the
-        # reservation re-checks the balance atomically.
-        available_tokens = (
-            tenant.token_balance - tenant.tokens_reserved if tenant.plan == "prepaid" else None
-        )
+        # reservation re-checks the balance atomically. Other calls' reservations are not
+        # subtracted: they settle to far less than they hold, and reserve() waits for them.
+        available_tokens = tenant.token_balance if tenant.plan == "prepaid" else None
         return _Plan(assistant, conversation, replaces, history, available_tokens)
 
     async def _conversation(
@@ -180,6 +184,40 @@ class AssistantTurn:
             ctx.deps.clock(),
             close_previous=plan.replaces,
         )
+
+    async def _save(
+        self,
+        ctx: TurnContext,
+        tenant: Tenant,
+        plan: _Plan,
+        prepared: PreparedInput,
+        answer: _Answer,
+    ) -> None:
+        """Persist the answered turn; never leave a call the provider billed unbilled.
+
+        The answer is in memory: while the database is unreachable the whole transaction is
+        retried (bounded). If it still cannot be saved, the provider-reported usage is charged
+        in a transaction of its own (retried too), and the user gets the answer anyway.
+        """
+        retry_seconds = ctx.deps.turn.persist_retry_seconds
+        try:
+            await retry_transient(
+                lambda: self._persist(ctx, tenant, plan, prepared, answer),
+                seconds=retry_seconds,
+                what="saving an answered turn",
+            )
+            return
+        except Exception:
+            log.exception("could not save an answered turn; charging its usage on its own")
+        ctx.deps.metrics.errors.labels("persist").inc()
+
+        async def charge() -> None:
+            async with ctx.deps.sessions.begin() as session:
+                await answer.call.settle(
+                    session, answer.completion.usage, model=answer.completion.model
+                )
+
+        await retry_transient(charge, seconds=retry_seconds, what="charging an answered turn")
 
     async def _persist(
         self,

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -62,3 +69,37 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is (for now) out of reach, not that the statement is
+    wrong: worth retrying the same transaction later."""
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(
+            exc, OperationalError | InterfaceError
+        )
+    return isinstance(exc, OSError | ConnectionError | TimeoutError)
+
+
+async def retry_transient(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    seconds: float,
+    what: str,
+    first_delay: float = 0.1,
+    max_delay: float = 2.0,
+) -> T:
+    """Run ``operation`` (one whole transaction) again while the database is unreachable, for up
+    to ``seconds``; any other error, or the last transient one, is raised."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    delay = first_delay
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_transient(exc) or loop.time() + delay > deadline:
+                raise
+            log.warning("%s: database unreachable (%s), retrying", what, type(exc).__name__)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)

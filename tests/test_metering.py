@@ -9,10 +9,13 @@ from decimal import Decimal
 import genai_prices
 from sqlalchemy import select
 
-from assistants.types import Usage
+from assistants.context import request_bound
+from assistants.types import ChatMessage, Usage
+from billing.metering import MIN_OUTPUT_TOKENS
 from bot.app import App
 from core.money import to_micros
 from storage.models import LedgerEntry, ModelPrice, Tenant, UsageEvent
+from storage.repositories.assistants import AssistantRepository
 from storage.repositories.usage import PriceRepository
 from tests.conftest import admin, bind_console, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
@@ -123,10 +126,67 @@ async def test_fifty_concurrent_turns_never_overdraw(app: App, llm: FakeLLMServe
     events = await _events(app)
     settled = [e for e in events if e.status == "settled"]
     refused = [s for s in sinks if any("used up" in t for t in s.texts)]
-    assert settled and refused, "some turns are served, the rest refused"
+    assert settled and refused, "the balance runs out: some turns are served, the rest refused"
     assert len(settled) + len(refused) == 50
     assert tenant.token_balance == 2200 - sum(e.charged_tokens for e in settled)
+    # No false refusal: what is left cannot cover even one more prompt and a minimal answer.
+    assert tenant.token_balance < await _turn_minimum(app, "question 49 about something")
     assert (await admin(app, "ledger", "verify")).data["ok"] is True
+
+
+async def _turn_minimum(app: App, text: str) -> int:
+    """The fewest tokens a first turn saying ``text`` to the default assistant may reserve."""
+    async with app.deps.sessions() as session:
+        tenant = await _tenant(app)
+        general = await AssistantRepository(session).resolve(tenant.id, "general")
+    bound = request_bound(general.system_prompt, [ChatMessage("user", text)])
+    return bound + MIN_OUTPUT_TOKENS
+
+
+async def test_concurrent_members_are_all_served_while_the_balance_lasts(
+    app: App, llm: FakeLLMServer
+) -> None:
+    """3,000 tokens, 10 members asking at once, ~20-token answers: each turn reserves about a
+    thousand, so reservations alone would refuse most; waiting for them answers everyone."""
+    llm.reply_text = " ".join(["word"] * 20)
+    llm.delay = 0.01
+    await tenant_with_tokens(app, tokens=3_000)
+    await bind_console(app)
+
+    sinks = await asyncio.gather(*(say(app, f"hello {i}", user=f"m{i}") for i in range(10)))
+
+    assert [s.texts[-1] for s in sinks] == [llm.reply_text] * 10
+    tenant = await _tenant(app)
+    events = await _events(app)
+    assert [e.status for e in events] == ["settled"] * 10
+    assert tenant.token_balance == 3_000 - sum(e.charged_tokens for e in events) > 0
+    assert tenant.tokens_reserved == 0
+    assert (await admin(app, "ledger", "verify")).data["ok"] is True
+
+
+async def test_over_reported_usage_is_charged_flagged_and_then_refused(
+    app: App, llm: FakeLLMServer
+) -> None:
+    """A provider reporting 5,000 input tokens against a 300-token balance: what it billed is
+    charged (the ledger holds it, the balance goes below zero), the excess is recorded as an
+    overdraft, and the tenant is refused until topped up."""
+    await tenant_with_tokens(app, tokens=300)
+    await bind_console(app)
+    llm.extra_input_tokens = 5_000
+
+    first = await say(app, "hello")
+    assert first.texts[-1] == llm.reply_text, "the answer itself is delivered"
+    [event] = await _events(app)
+    assert event.charged_tokens == event.input_tokens + event.output_tokens > 5_000
+    assert event.overdraft_tokens == event.charged_tokens - event.reserved_tokens > 0
+    tenant = await _tenant(app)
+    assert tenant.token_balance == 300 - event.charged_tokens < 0
+    assert (await admin(app, "ledger", "verify")).data["ok"] is True
+
+    requests = len(llm.requests)
+    refused = await say(app, "again")
+    assert "used up" in refused.texts[-1]
+    assert len(llm.requests) == requests, "no provider call while the balance is negative"
 
 
 async def test_low_balance_caps_output_instead_of_refusing(app: App, llm: FakeLLMServer) -> None:

@@ -249,6 +249,10 @@ async def test_a_cancelled_transcription_gives_its_reservation_back_at_once(
     message = console_message("", attachments=(voice,))
     turn = asyncio.create_task(app.pipeline.handle(message, RecordingSink()))
     await _wait_for_reservation(app)
+    for _ in range(200):  # the call is under way once the server has the request
+        if llm.requests:
+            break
+        await asyncio.sleep(0.01)
     assert llm.requests[-1].path.endswith("/audio/transcriptions")
     turn.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -274,3 +278,26 @@ async def test_messages_of_one_chat_are_answered_in_arrival_order(
     )
     assert sink.texts == ["re: first", "re: second"]
     assert "first" in str(llm.requests[-1].json), "the second turn saw the first in its context"
+
+
+async def test_nul_bytes_never_reach_the_model_or_cost_an_unbilled_answer(
+    app: App, llm: FakeLLMServer
+) -> None:
+    """PostgreSQL text cannot hold NUL: a message or a reply carrying one must still be saved and
+    charged, with the character replaced before the model sees it."""
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    llm.reply_text = "an answer with a \x00 inside"
+
+    sink = await say(app, "what is \x00 this?")
+
+    assert "\x00" not in str(llm.last_request.json)
+    assert "what is \ufffd this?" in str(llm.last_request.json["input"])
+    assert sink.texts == ["an answer with a \ufffd inside"]
+    async with app.deps.sessions() as session:
+        item = (await session.execute(select(ContentItem))).scalar_one()
+        event = (await session.execute(select(UsageEvent))).scalar_one()
+        asked = (await session.execute(select(Message).where(Message.role == "user"))).scalar_one()
+    assert item.text == "an answer with a \ufffd inside"
+    assert asked.content == "what is \ufffd this?"
+    assert event.status == "settled" and event.charged_tokens > 0

@@ -194,6 +194,8 @@ class FakeLLMServer:
         self.chunk_size: int = 4
         self.delay: float = 0.0
         self.cached_tokens: int = 0
+        #: Extra input tokens reported beyond the real count (a provider over-reporting usage).
+        self.extra_input_tokens: int = 0
         self.reasoning_tokens: int = 0
         self.hang_seconds: float = 30.0
         #: Deltas a cut stream sends before dropping the connection.
@@ -295,7 +297,7 @@ class FakeLLMServer:
             # Like the real APIs, the cap covers reasoning too: output never exceeds it.
             reasoning = min(reasoning, limit)
             text = _first_words(full, limit - reasoning)
-        inputs = input_tokens_for(body)
+        inputs = input_tokens_for(body) + self.extra_input_tokens
         return _Reply(
             text=text,
             truncated=text != full,
