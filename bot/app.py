@@ -68,7 +68,9 @@ def build_app(
         clock=clock,
         reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds),
         # A call waiting for others' reservations waits at most as long as one of them can run.
-        reservation_wait=timedelta(seconds=settings.provider_timeout_seconds),
+        reservation_wait=timedelta(
+            seconds=settings.reservation_wait_seconds or settings.provider_timeout_seconds
+        ),
     )
     deps = Deps(
         sessions=sessions,

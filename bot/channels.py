@@ -8,7 +8,8 @@ its app came from. Each adapter (and its SDK) is imported only when its channel 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -36,6 +37,9 @@ class Channel(Protocol):
 
     async def stop(self) -> None:
         """Stop receiving; in-flight turns are drained by the service afterwards."""
+
+    async def notify(self, address: Mapping[str, Any], text: str) -> None:
+        """Write into a chat a message once came from (``DedupMiddleware``'s reply address)."""
 
 
 def build_channels(

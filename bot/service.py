@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from bot.app import App, prepare_database
 from bot.channels import Channel, build_channels
 from bot.http import build_web_app
 from core.errors import ConfigurationError
+from handlers.recovery import InterruptedTurns
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,11 @@ class ServiceRunner:
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self.port: int | None = None
+        self.interrupted = InterruptedTurns(
+            app.deps.sessions,
+            app.deps.clock,
+            grace=timedelta(seconds=app.settings.recovery_grace_seconds),
+        )
 
     async def start(self) -> None:
         settings = self.app.settings
@@ -49,7 +56,7 @@ class ServiceRunner:
             log.info("channel %s started", channel.name)
 
     async def run_until_stopped(self) -> None:
-        sweeper = asyncio.create_task(self._sweep_reservations())
+        sweeper = asyncio.create_task(self._sweep())
         try:
             await self._stopping.wait()
         finally:
@@ -71,13 +78,23 @@ class ServiceRunner:
             await self._runner.cleanup()
         await self.app.aclose()
 
-    async def _sweep_reservations(self) -> None:
+    async def _sweep(self) -> None:
+        """Release orphaned reservations and tell users whose turn a crash cut short.
+
+        The first pass waits for the recovery grace (a redelivered update answers its user
+        better than an apology), then it runs every minute.
+        """
+        await asyncio.sleep(self.app.settings.recovery_grace_seconds)
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
             try:
                 await self.app.deps.metering.release_orphans()
             except Exception:
                 log.exception("reservation sweep failed")
+            try:
+                await self.interrupted.sweep({c.name: c for c in self.channels})
+            except Exception:
+                log.exception("interrupted-turn sweep failed")
+            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
 
 async def serve(app: App) -> None:

@@ -65,8 +65,12 @@ class Settings(BaseSettings):
     # Operational knobs (not part of the public contract, documented in .env.example).
     provider_timeout_seconds: float = Field(default=120.0, gt=0)
     reservation_ttl_seconds: int = Field(default=600, gt=0)
+    #: How long a call may wait for other calls' reservations to settle (default: the provider
+    #: timeout, as long as one of them can take).
+    reservation_wait_seconds: float | None = Field(default=None, ge=0)
     context_token_budget: int = Field(default=6000, gt=0)
     rate_limit_per_minute: int = Field(default=20, ge=0)
+    recovery_grace_seconds: float = Field(default=10.0, ge=0)
 
     @field_validator("billing_currency")
     @classmethod

@@ -3,7 +3,6 @@ audio transcribed (and metered), text documents inlined within limits."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from assistants.types import ImageInput, Usage
@@ -109,7 +108,7 @@ async def _transcribe(ctx: TurnContext, attachment: Attachment) -> str:
     if attachment.size is not None and attachment.size > MAX_AUDIO_BYTES:
         raise UnsupportedInput("that recording is too large (25 MB at most).")
     audio = await attachment.fetch()
-    key = f"{ctx.message.channel}:{ctx.message.update_key or time.time_ns()}:transcription"
+    key = ctx.call_key("transcription")
     async with deps.metering.call(
         ctx.tenant,
         key=key,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,6 +26,9 @@ class TurnConfig:
     #: How long an answered turn keeps trying to reach an unreachable database before it
     #: charges the usage on its own (and then how long that keeps trying).
     persist_retry_seconds: float = 60.0
+    #: How long an update's claim is held before a redelivery may take it over (when its holder
+    #: cannot be seen to have exited): longer than any turn runs.
+    claim_lease: timedelta = timedelta(minutes=5)
 
 
 @dataclass(slots=True)

@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from admin_commands.registry import Caller, CommandRegistry, split_command_line
+from billing.holders import is_dead_local_holder
+from core.envelope import InboundMessage
 from core.errors import SwitchboardError, TenantUnavailable
 from handlers.context import Handler, TurnContext
-from storage.repositories.admins import AdminRepository, ProcessedUpdateRepository
+from storage.db import retry_transient
+from storage.repositories.admins import AdminRepository
 from storage.repositories.tenants import BindingRepository, MemberRepository, TenantRepository
+from storage.repositories.updates import UpdateClaimRepository
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +91,85 @@ class _ChatLock:
 
 
 class DedupMiddleware:
-    """Each update is handled once, across retries and processes: the first to insert its key
-    into ``processed_updates`` wins; the unique constraint turns every other attempt away."""
+    """Each update is handled once, across retries and processes, and none is lost to a crash.
+
+    The first process to insert the update's claim (``processing``, with its holder and a
+    lease) handles it; the unique constraint turns every other attempt away. The claim is marked
+    ``done`` when the turn ends. A turn cut short (the process killed, or the task cancelled at
+    shutdown) leaves it ``processing``: a redelivery of the update may then take it over once its
+    holder is gone or its lease ran out, and if none comes the user is told to ask again
+    (:mod:`handlers.recovery`).
+    """
+
+    def __init__(self, holder: str, lease: timedelta) -> None:
+        self._holder = holder
+        self._lease = lease
 
     async def __call__(self, ctx: TurnContext, call_next: Handler) -> None:
         key = ctx.message.update_key
         if key is None:
             await call_next(ctx)
             return
-        try:
-            async with ctx.deps.sessions.begin() as session:
-                ProcessedUpdateRepository(session).add(ctx.message.channel, key)
-        except IntegrityError:
+        if not await self._claim(ctx, key):
             ctx.outcome = "duplicate"
             return
-        await call_next(ctx)
+        try:
+            await call_next(ctx)
+        except asyncio.CancelledError:
+            raise  # unfinished on purpose: see the class docstring
+        except BaseException:
+            await self._finish(ctx, key)
+            raise
+        await self._finish(ctx, key)
+
+    async def _claim(self, ctx: TurnContext, key: str) -> bool:
+        msg = ctx.message
+        sessions = ctx.deps.sessions
+        now = ctx.deps.clock()
+        try:
+            async with sessions.begin() as session:
+                UpdateClaimRepository(session).add(
+                    msg.channel,
+                    key,
+                    holder=self._holder,
+                    lease_expires_at=now + self._lease,
+                    reply_to=reply_address(msg),
+                    now=now,
+                )
+            return True
+        except IntegrityError:
+            pass
+        async with sessions.begin() as session:
+            taken = await UpdateClaimRepository(session).take_over(
+                msg.channel,
+                key,
+                holder=self._holder,
+                lease_expires_at=now + self._lease,
+                now=now,
+                is_gone=is_dead_local_holder,
+            )
+        if taken:
+            log.warning("took over %s update %s from a run cut short", msg.channel, key)
+            ctx.attempt = f":retry-{uuid.uuid4().hex[:8]}"
+        return taken
+
+    async def _finish(self, ctx: TurnContext, key: str) -> None:
+        async def attempt() -> None:
+            async with ctx.deps.sessions.begin() as session:
+                await UpdateClaimRepository(session).finish(ctx.message.channel, key, self._holder)
+
+        await retry_transient(attempt, seconds=30, what="marking an update handled")
+
+
+def reply_address(message: InboundMessage) -> dict[str, str | bool]:
+    """What a channel needs to write into the message's chat later (see ``Channel.notify``)."""
+    return {
+        "chat_key": message.chat_key,
+        "thread_key": message.thread_key,
+        "scope_key": message.scope_key,
+        "user_id": message.user_id,
+        "private": message.is_private,
+    }
 
 
 class IdentifyMiddleware:

@@ -80,7 +80,7 @@ def build_pipeline(deps: Deps, registry: CommandRegistry) -> Pipeline:
         [
             ErrorMiddleware(),
             ChatOrderMiddleware(),
-            DedupMiddleware(),
+            DedupMiddleware(deps.metering.holder, deps.turn.claim_lease),
             IdentifyMiddleware(),
             CommandMiddleware(registry),
             TenantStatusMiddleware(),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
@@ -83,7 +82,7 @@ class AssistantTurn:
         if plan.available_tokens is not None:
             budget = min(budget, max(plan.available_tokens - MIN_OUTPUT_TOKENS, 0))
         messages = fit_context(plan.assistant.system_prompt, plan.history, new, budget)
-        key = _turn_key(msg.channel, msg.update_key)
+        key = ctx.call_key("chat")
         stream = ctx.sink.open_stream()
         failure: ProviderError | None = None
         async with deps.metering.call(
@@ -306,11 +305,6 @@ def _count(ctx: TurnContext, provider: str, usage: Usage, charge: Charge) -> Non
     metrics.tokens.labels(provider, "output").inc(usage.output_tokens)
     if charge.currency == PROVIDER_CURRENCY:
         metrics.cost.labels(provider).inc(float(from_micros(charge.cost_micros)))
-
-
-def _turn_key(channel: str, update_key: str | None) -> str:
-    suffix = update_key if update_key is not None else uuid.uuid4().hex
-    return f"{channel}:{suffix}:chat"
 
 
 def _title(text: str) -> str:

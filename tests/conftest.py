@@ -70,6 +70,8 @@ async def make_app(
             "MEDIA_DIR": str(tmp_path / "media"),
             "RATE_LIMIT_PER_MINUTE": "0",
             "PROVIDER_TIMEOUT_SECONDS": "2",
+            # Bursts of turns on a small balance queue for each other's reservations.
+            "RESERVATION_WAIT_SECONDS": "30",
         }
         environ.update({k.upper(): v for k, v in env.items()})
         kwargs: dict[str, Any] = {"clock": clock} if clock else {}

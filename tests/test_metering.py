@@ -16,6 +16,7 @@ from bot.app import App
 from core.money import to_micros
 from storage.models import LedgerEntry, ModelPrice, Tenant, UsageEvent
 from storage.repositories.assistants import AssistantRepository
+from storage.repositories.ledger import LedgerRepository
 from storage.repositories.usage import PriceRepository
 from tests.conftest import admin, bind_console, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
@@ -292,3 +293,42 @@ async def test_reservation_of_an_exited_process_is_released_at_start_up(
     assert events["dead"].status == "released"
     assert events["alive"].status == "reserved", "a live holder keeps its reservation"
     assert (await _tenant(app)).tokens_reserved == 200
+
+
+async def test_fifty_members_on_two_processes_no_false_refusals(
+    make_app,  # type: ignore[no-untyped-def]
+    llm: FakeLLMServer,
+) -> None:
+    """A balance for about 100 turns, 50 members asking at once through two service instances
+    sharing the database (separate engines and reservation holders): everyone is answered, the
+    balance never goes below zero, the ledger holds."""
+    llm.reply_text = " ".join(["word"] * 20)
+    llm.delay = 0.005
+    first = await make_app()
+    second = await make_app()
+    await tenant_with_tokens(first, tokens=100_000)
+    await bind_console(first)
+    probe = await say(first, "question 00 about something", user="probe")
+    assert probe.texts == [llm.reply_text]
+    [one] = await _events(first)
+    balance = 100 * one.charged_tokens
+    async with first.deps.sessions.begin() as session:
+        tenant = await _tenant(first)
+        await LedgerRepository(session).post(
+            tenant.id, "adjustment", balance - tenant.token_balance, now=datetime.now(UTC)
+        )
+
+    sinks = await asyncio.gather(
+        *(
+            say(first if i % 2 else second, f"question {i:02d} about something", user=f"m{i}")
+            for i in range(50)
+        )
+    )
+
+    assert [s.texts for s in sinks] == [[llm.reply_text]] * 50, "no false refusal"
+    tenant = await _tenant(first)
+    events = [e for e in await _events(first) if e.id != one.id]
+    assert len(events) == 50 and {e.status for e in events} == {"settled"}
+    assert tenant.token_balance == balance - sum(e.charged_tokens for e in events) >= 0
+    assert tenant.tokens_reserved == 0
+    assert (await admin(first, "ledger", "verify")).data["ok"] is True

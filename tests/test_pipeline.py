@@ -301,3 +301,43 @@ async def test_nul_bytes_never_reach_the_model_or_cost_an_unbilled_answer(
     assert item.text == "an answer with a \ufffd inside"
     assert asked.content == "what is \ufffd this?"
     assert event.status == "settled" and event.charged_tokens > 0
+
+
+async def test_a_claim_held_elsewhere_blocks_until_its_lease_runs_out(
+    app: App, llm: FakeLLMServer
+) -> None:
+    """An update another process is answering is a duplicate; once that claim's lease has run
+    out (the process vanished without a trace we can check), a redelivery answers it."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from storage.models import ProcessedUpdate
+
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    async with app.deps.sessions.begin() as session:
+        session.add(
+            ProcessedUpdate(
+                channel="console",
+                update_key="u-77",
+                state="processing",
+                holder="another-host/1:4242:abcd",
+                lease_expires_at=datetime.now(UTC) + timedelta(minutes=5),
+                reply_to={"chat_key": "acme:u1"},
+            )
+        )
+
+    sink = RecordingSink()
+    ctx = await app.pipeline.handle(console_message("hello", update_key="u-77"), sink)
+    assert (ctx.outcome, sink.texts, llm.requests) == ("duplicate", [], [])
+
+    async with app.deps.sessions.begin() as session:
+        await session.execute(
+            update(ProcessedUpdate).values(lease_expires_at=datetime.now(UTC) - timedelta(1))
+        )
+    ctx = await app.pipeline.handle(console_message("hello", update_key="u-77"), sink)
+    assert ctx.outcome == "answered" and sink.texts == [llm.reply_text]
+    async with app.deps.sessions() as session:
+        claim = (await session.execute(select(ProcessedUpdate))).scalar_one()
+    assert (claim.state, claim.holder) == ("done", app.deps.metering.holder)

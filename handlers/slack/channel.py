@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -105,6 +105,12 @@ class SlackChannel:
         if self.client.session is not None:
             await self.client.session.close()
             self.client.session = None
+
+    async def notify(self, address: Mapping[str, Any], text: str) -> None:
+        """Write ``text`` into the conversation (and thread) a message once came from."""
+        channel_id = str(address["chat_key"]).partition("/")[2]
+        thread_ts = str(address.get("thread_key") or "") or None
+        await self.client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text=text)
 
     async def drain(self, seconds: float) -> bool:
         """Wait until every turn this channel started has finished; False if ``seconds`` ran

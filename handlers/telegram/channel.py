@@ -15,12 +15,13 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import MutableMapping
-from typing import Literal
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import SendMessage
 from aiogram.types import Message, Update
 from aiohttp import web
 from pydantic import ValidationError
@@ -127,6 +128,17 @@ class TelegramChannel:
         if not await self._tasks.drain(STOP_TIMEOUT_SECONDS):
             log.warning("%d Telegram updates still running at shutdown", len(self._tasks))
         await self.bot.session.close()
+
+    async def notify(self, address: Mapping[str, Any], text: str) -> None:
+        """Write ``text`` into the chat (and forum topic) a message once came from."""
+        thread = str(address.get("thread_key") or "")
+        await self.delivery.call(
+            SendMessage(
+                chat_id=int(address["chat_key"]),
+                text=text,
+                message_thread_id=int(thread) if thread else None,
+            )
+        )
 
     async def drain(self, seconds: float) -> bool:
         """Wait until every update this channel started has been handled; False if ``seconds``

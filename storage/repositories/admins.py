@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AuditLog, PlatformAdmin, ProcessedUpdate, utcnow
+from storage.models import AuditLog, PlatformAdmin, utcnow
 
 ROLES = ("viewer", "editor", "admin", "super_admin")
 
@@ -85,19 +85,3 @@ class AuditRepository:
     async def recent(self, limit: int = 50) -> list[AuditLog]:
         query = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
-
-
-class ProcessedUpdateRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def seen(self, channel: str, update_key: str) -> bool:
-        result = await self.session.execute(
-            select(ProcessedUpdate.id).where(
-                ProcessedUpdate.channel == channel, ProcessedUpdate.update_key == update_key
-            )
-        )
-        return result.first() is not None
-
-    def add(self, channel: str, update_key: str) -> None:
-        self.session.add(ProcessedUpdate(channel=channel, update_key=update_key))

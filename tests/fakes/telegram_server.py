@@ -315,6 +315,11 @@ class FakeTelegramServer:
     def chat_messages(self, chat_id: int, *, from_bot: bool = True) -> list[StoredMessage]:
         return [m for m in self._messages.get(chat_id, []) if m.from_bot == from_bot]
 
+    @property
+    def queued_updates(self) -> int:
+        """Updates not yet confirmed by a getUpdates offset past them."""
+        return len(self._updates)
+
     def bot_texts(self, chat_id: int) -> list[str]:
         return [m.text for m in self.chat_messages(chat_id) if m.text is not None]
 

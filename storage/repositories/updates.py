@@ -1,0 +1,115 @@
+"""Claims on inbound updates: each update is handled once, and a turn cut short is not lost.
+
+A claim is inserted ``processing`` (unique per channel and update key) with the claiming
+process as ``holder`` and a lease, and marked ``done`` when the turn ends. A redelivered update
+whose claim is still ``processing`` may take it over only when its holder is certainly gone
+(judged by the caller) or its lease has run out; otherwise the redelivery is a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import ProcessedUpdate
+
+#: States in which a claim's turn did not finish: a redelivery may take it over.
+UNFINISHED = ("processing", "abandoned")
+
+
+class UpdateClaimRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(
+        self,
+        channel: str,
+        update_key: str,
+        *,
+        holder: str,
+        lease_expires_at: datetime,
+        reply_to: Mapping[str, str | bool],
+        now: datetime,
+    ) -> None:
+        """Insert a ``processing`` claim; the unique constraint rejects a second one at commit."""
+        self.session.add(
+            ProcessedUpdate(
+                channel=channel,
+                update_key=update_key,
+                state="processing",
+                holder=holder,
+                lease_expires_at=lease_expires_at,
+                reply_to=dict(reply_to),
+                created_at=now,
+            )
+        )
+
+    async def take_over(
+        self,
+        channel: str,
+        update_key: str,
+        *,
+        holder: str,
+        lease_expires_at: datetime,
+        now: datetime,
+        is_gone: Callable[[str | None], bool],
+    ) -> bool:
+        """Take an unfinished claim whose holder is gone or whose lease ran out; False when the
+        claim is finished or still held (the update is a duplicate)."""
+        claim = (
+            await self.session.execute(
+                select(ProcessedUpdate).where(
+                    ProcessedUpdate.channel == channel, ProcessedUpdate.update_key == update_key
+                )
+            )
+        ).scalar_one_or_none()
+        if claim is None or claim.state not in UNFINISHED:
+            return False
+        expired = claim.lease_expires_at is None or claim.lease_expires_at <= now
+        if claim.state == "processing" and not (expired or is_gone(claim.holder)):
+            return False
+        # Conditional on what was read, so two redeliveries cannot both take it.
+        result = await self.session.execute(
+            update(ProcessedUpdate)
+            .where(
+                ProcessedUpdate.id == claim.id,
+                ProcessedUpdate.state == claim.state,
+                ProcessedUpdate.holder == claim.holder,
+            )
+            .values(state="processing", holder=holder, lease_expires_at=lease_expires_at)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def finish(self, channel: str, update_key: str, holder: str) -> None:
+        await self.session.execute(
+            update(ProcessedUpdate)
+            .where(
+                ProcessedUpdate.channel == channel,
+                ProcessedUpdate.update_key == update_key,
+                ProcessedUpdate.holder == holder,
+            )
+            .values(state="done", lease_expires_at=None)
+        )
+
+    async def interrupted(self, created_before: datetime) -> list[ProcessedUpdate]:
+        """``processing`` claims older than ``created_before`` (the caller judges holders)."""
+        query = select(ProcessedUpdate).where(
+            ProcessedUpdate.state == "processing", ProcessedUpdate.created_at <= created_before
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def abandon(self, claim: ProcessedUpdate) -> bool:
+        """Mark a cut-short claim ``abandoned`` once; False if another process did first."""
+        result = await self.session.execute(
+            update(ProcessedUpdate)
+            .where(
+                ProcessedUpdate.id == claim.id,
+                ProcessedUpdate.state == "processing",
+                ProcessedUpdate.holder == claim.holder,
+            )
+            .values(state="abandoned", lease_expires_at=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
