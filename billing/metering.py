@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistants.pricing import Price, Pricer
+from assistants.pricing import PROVIDER_CURRENCY, Price, Pricer
 from assistants.types import Usage
 from billing.holders import is_dead_local_holder, this_process
 from core.clock import Clock, month_start, system_clock
@@ -32,6 +32,7 @@ from core.errors import InsufficientTokens
 from storage.db import retry_transient
 from storage.models import Tenant, UsageEvent
 from storage.repositories.ledger import LedgerRepository
+from storage.repositories.rollups import RollupRepository, UsageDelta
 from storage.repositories.usage import UsageRepository
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Reservation:
     max_output_tokens: int
     #: Prices in force at this time apply to the call.
     reserved_at: datetime
+    assistant_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +284,15 @@ class Metering:
             )
         self._open.add(event.id)
         return Reservation(
-            event.id, tenant.id, key, provider, model, granted, granted - prompt_tokens_bound, now
+            event.id,
+            tenant.id,
+            key,
+            provider,
+            model,
+            granted,
+            granted - prompt_tokens_bound,
+            now,
+            assistant_id,
         )
 
     async def _grant(
@@ -365,6 +375,24 @@ class Metering:
             values["conversation_id"] = conversation_id
         if not await UsageRepository(session).finish(reservation.event_id, "settled", now, values):
             return None
+        await RollupRepository(session).record(
+            UsageDelta(
+                day=reservation.reserved_at.date(),
+                tenant_id=reservation.tenant_id,
+                assistant_id=reservation.assistant_id or 0,
+                provider=reservation.provider,
+                model=reservation.model,
+                cost_currency=charge.currency,
+                settled=True,
+                input_tokens=usage.input_tokens,
+                cached_input_tokens=usage.cached_input_tokens,
+                output_tokens=usage.output_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                charged_tokens=charge.tokens,
+                cost_micros=charge.cost_micros,
+                latency_ms=latency_ms,
+            )
+        )
         if overdraft:
             log.warning(
                 "overdraft: tenant %s was charged %d tokens beyond the %d reserved for %s",
@@ -414,6 +442,18 @@ class Metering:
                 values = {"error": error[:2000], "latency_ms": latency_ms, "lease_expires_at": None}
                 if await repo.finish(reservation.event_id, "failed", now, values):
                     await repo.release_reserved(reservation.tenant_id, reservation.tokens)
+                    await RollupRepository(session).record(
+                        UsageDelta(
+                            day=reservation.reserved_at.date(),
+                            tenant_id=reservation.tenant_id,
+                            assistant_id=reservation.assistant_id or 0,
+                            provider=reservation.provider,
+                            model=reservation.model,
+                            cost_currency=PROVIDER_CURRENCY,
+                            settled=False,
+                            latency_ms=latency_ms,
+                        )
+                    )
 
         try:
             await retry_transient(

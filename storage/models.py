@@ -7,13 +7,14 @@ PostgreSQL, so only portable types are used.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -123,7 +124,10 @@ class ChannelBinding(Base):
 
 class Member(Base):
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("tenant_id", "channel", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel", "external_id"),
+        Index("ix_members_last_seen", "last_seen_at"),
+    )
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -384,3 +388,58 @@ class ProcessedUpdate(Base):
     lease_expires_at: Mapped[datetime | None]
     #: Where to write if the turn is cut short (the channel's own address of the chat).
     reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# -- usage rollups: what /stats reads instead of raw events ---------------------------------------
+
+
+class UsageSums:
+    """Additive sums of usage events, kept up to date in the transaction that settles (or
+    fails) each event, so statistics never scan raw events."""
+
+    calls: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(default=0)
+    charged_tokens: Mapped[int] = mapped_column(default=0)
+    cost_micros: Mapped[int] = mapped_column(default=0)
+    latency_ms_sum: Mapped[int] = mapped_column(default=0)
+
+
+class UsageDaily(UsageSums, Base):
+    """Per tenant, assistant and model, per UTC day (``assistant_id`` 0: no assistant)."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (Index("ix_usage_daily_tenant_day", "tenant_id", "day"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    assistant_id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    cost_currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+
+
+class UsageDailyGlobal(UsageSums, Base):
+    """All tenants together, per assistant and model, per UTC day: small, for the overview."""
+
+    __tablename__ = "usage_daily_global"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    assistant_id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    cost_currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+
+
+class UsageMonthlyTenant(UsageSums, Base):
+    """Per tenant per calendar month (``month`` is its first day): per-tenant tables over long
+    periods read whole months here and only the edge days from :class:`UsageDaily`."""
+
+    __tablename__ = "usage_monthly_tenant"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    cost_currency: Mapped[str] = mapped_column(String(3), primary_key=True)

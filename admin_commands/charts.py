@@ -1,0 +1,75 @@
+"""PNG charts for ``/stats``, drawn with matplotlib's Agg backend (no display needed).
+
+Rendering takes tens of milliseconds of CPU: callers run these functions in a worker thread
+(``asyncio.to_thread``) so the event loop keeps serving chats meanwhile. Each call builds its
+own ``Figure`` (not ``pyplot``), which keeps them safe to run in parallel threads.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+WIDTH, HEIGHT, DPI = 9.0, 4.8, 100
+INPUT_COLOUR, OUTPUT_COLOUR, COST_COLOUR = "#4C72B0", "#8FB0DE", "#DD8452"
+
+
+def _thousands(value: float, _position: int) -> str:
+    return f"{value:,.0f}"
+
+
+def _png(figure: Figure) -> bytes:
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def daily_usage(
+    title: str,
+    days: Sequence[date],
+    input_tokens: Sequence[int],
+    output_tokens: Sequence[int],
+    cost: Sequence[Decimal],
+    currency: str,
+) -> bytes:
+    """Input and output tokens as stacked bars per day, cost per day as a line on its own axis."""
+    figure = Figure(figsize=(WIDTH, HEIGHT))
+    tokens_axis = figure.add_subplot()
+    positions = list(range(len(days)))
+    tokens_axis.bar(positions, input_tokens, color=INPUT_COLOUR, label="input tokens")
+    tokens_axis.bar(
+        positions, output_tokens, bottom=input_tokens, color=OUTPUT_COLOUR, label="output tokens"
+    )
+    tokens_axis.yaxis.set_major_formatter(FuncFormatter(_thousands))
+    tokens_axis.set_ylabel("tokens")
+    step = max(1, len(days) // 10)
+    tokens_axis.set_xticks(positions[::step], [d.strftime("%d %b") for d in days[::step]])
+    cost_axis = tokens_axis.twinx()
+    cost_axis.plot(positions, [float(c) for c in cost], color=COST_COLOUR, marker=".", label="cost")
+    cost_axis.set_ylabel(f"cost ({currency})")
+    cost_axis.set_ylim(bottom=0)
+    handles = tokens_axis.get_legend_handles_labels()
+    cost_handles = cost_axis.get_legend_handles_labels()
+    tokens_axis.legend(handles[0] + cost_handles[0], handles[1] + cost_handles[1], loc="upper left")
+    tokens_axis.set_title(title)
+    return _png(figure)
+
+
+def ranked_bars(title: str, labels: Sequence[str], values: Sequence[Decimal], unit: str) -> bytes:
+    """Horizontal bars, largest on top, each labelled with its value."""
+    figure = Figure(figsize=(WIDTH, max(2.5, 0.45 * len(labels) + 1.2)))
+    axis = figure.add_subplot()
+    order = list(range(len(labels)))[::-1]
+    numbers = [float(values[i]) for i in order]
+    bars = axis.barh([labels[i] for i in order], numbers, color=COST_COLOUR)
+    axis.bar_label(bars, labels=[f"{values[i]:,} {unit}" for i in order], padding=3, fontsize=8)
+    axis.set_xlabel(unit)
+    axis.set_xlim(right=max(numbers, default=0) * 1.25 or 1)
+    axis.set_title(title)
+    return _png(figure)

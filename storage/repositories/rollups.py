@@ -1,0 +1,299 @@
+"""Usage rollups: written with every settled or failed call, read by statistics.
+
+Three grains, each answering its questions without scanning raw events:
+
+- ``usage_daily_global`` (day × assistant × model): the overview, per-day series, models and
+  assistants: a few rows per day whatever the number of tenants;
+- ``usage_daily`` (day × tenant × assistant × model): one tenant's figures, and which tenants
+  used an assistant;
+- ``usage_monthly_tenant`` (month × tenant): per-tenant tables over long periods read whole
+  months here, and only the edge days of the period from ``usage_daily`` (at most 15 days).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.period import Period, month_bounds
+from storage.models import UsageDaily, UsageDailyGlobal, UsageMonthlyTenant, UsageSums
+
+_Query = TypeVar("_Query")
+
+SUM_FIELDS = (
+    "calls",
+    "failed",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "charged_tokens",
+    "latency_ms_sum",
+)
+
+
+@dataclass(slots=True)
+class Sums:
+    """Additive usage figures; ``cost`` is micro-units per currency (providers bill in USD,
+    ``model_prices`` overrides may use another)."""
+
+    calls: int = 0
+    failed: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    charged_tokens: int = 0
+    latency_ms_sum: int = 0
+    cost: dict[str, int] = field(default_factory=dict)
+
+    def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
+        for name in SUM_FIELDS:
+            setattr(self, name, getattr(self, name) + sign * int(row[name] or 0))
+        currency = str(row["cost_currency"])
+        self.cost[currency] = self.cost.get(currency, 0) + sign * int(row["cost_micros"] or 0)
+
+    @property
+    def turns(self) -> int:
+        return self.calls + self.failed
+
+    @property
+    def mean_latency_ms(self) -> float:
+        return self.latency_ms_sum / self.turns if self.turns else 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return self.calls / self.turns if self.turns else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDelta:
+    """One finished call, as the rollups count it."""
+
+    day: date
+    tenant_id: int
+    assistant_id: int
+    provider: str
+    model: str
+    cost_currency: str
+    settled: bool
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    charged_tokens: int = 0
+    cost_micros: int = 0
+    latency_ms: int = 0
+
+    def values(self) -> dict[str, int]:
+        return {
+            "calls": int(self.settled),
+            "failed": int(not self.settled),
+            "input_tokens": self.input_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "charged_tokens": self.charged_tokens,
+            "cost_micros": self.cost_micros,
+            "latency_ms_sum": self.latency_ms,
+        }
+
+
+def _sum_columns(table: type[UsageSums]) -> list[Any]:
+    return [func.sum(getattr(table, name)).label(name) for name in (*SUM_FIELDS, "cost_micros")]
+
+
+class RollupRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def record(self, delta: UsageDelta) -> None:
+        """Add one call to the three rollups (an upsert each), in the caller's transaction."""
+        values = delta.values()
+        month = delta.day.replace(day=1)
+        await self._upsert(
+            UsageDaily,
+            {
+                "day": delta.day,
+                "tenant_id": delta.tenant_id,
+                "assistant_id": delta.assistant_id,
+                "provider": delta.provider,
+                "model": delta.model,
+                "cost_currency": delta.cost_currency,
+            },
+            values,
+        )
+        await self._upsert(
+            UsageDailyGlobal,
+            {
+                "day": delta.day,
+                "assistant_id": delta.assistant_id,
+                "provider": delta.provider,
+                "model": delta.model,
+                "cost_currency": delta.cost_currency,
+            },
+            values,
+        )
+        await self._upsert(
+            UsageMonthlyTenant,
+            {"month": month, "tenant_id": delta.tenant_id, "cost_currency": delta.cost_currency},
+            values,
+        )
+
+    async def _upsert(
+        self, table: type[UsageSums], key: Mapping[str, Any], values: Mapping[str, int]
+    ) -> None:
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(table).values({**key, **values})
+        statement = statement.on_conflict_do_update(
+            index_elements=list(key),
+            set_={name: getattr(table, name) + statement.excluded[name] for name in values},
+        )
+        await self.session.execute(statement)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def overall(self, period: Period) -> Sums:
+        query = select(UsageDailyGlobal.cost_currency, *_sum_columns(UsageDailyGlobal))
+        query = _in_period(query, UsageDailyGlobal.day, period).group_by(
+            UsageDailyGlobal.cost_currency
+        )
+        return _fold(await self._rows(query))
+
+    async def per_day(self, period: Period, tenant_id: int | None = None) -> dict[date, Sums]:
+        """Every day of the period (zeros included), overall or for one tenant."""
+        table: type[UsageDaily] | type[UsageDailyGlobal] = (
+            UsageDailyGlobal if tenant_id is None else UsageDaily
+        )
+        query = select(table.day, table.cost_currency, *_sum_columns(table))
+        query = _in_period(query, table.day, period).group_by(table.day, table.cost_currency)
+        if tenant_id is not None:
+            query = query.where(UsageDaily.tenant_id == tenant_id)
+        series = {day: Sums() for day in period.days}
+        for row in await self._rows(query):
+            series[_as_date(row["day"])].add(row)
+        return series
+
+    async def by_model(
+        self, period: Period, tenant_id: int | None = None
+    ) -> dict[tuple[str, str], Sums]:
+        table: type[UsageDaily] | type[UsageDailyGlobal] = (
+            UsageDailyGlobal if tenant_id is None else UsageDaily
+        )
+        keys = (table.provider, table.model, table.cost_currency)
+        query = _in_period(select(*keys, *_sum_columns(table)), table.day, period).group_by(*keys)
+        if tenant_id is not None:
+            query = query.where(UsageDaily.tenant_id == tenant_id)
+        result: dict[tuple[str, str], Sums] = defaultdict(Sums)
+        for row in await self._rows(query):
+            result[(row["provider"], row["model"])].add(row)
+        return dict(result)
+
+    async def by_assistant(self, period: Period) -> dict[int, tuple[Sums, int]]:
+        """Per assistant id: its sums and how many tenants used it in the period."""
+        keys = (UsageDailyGlobal.assistant_id, UsageDailyGlobal.cost_currency)
+        query = select(*keys, *_sum_columns(UsageDailyGlobal))
+        query = _in_period(query, UsageDailyGlobal.day, period).group_by(*keys)
+        sums: dict[int, Sums] = defaultdict(Sums)
+        for row in await self._rows(query):
+            sums[int(row["assistant_id"])].add(row)
+        tenants_query = _in_period(
+            select(UsageDaily.assistant_id, func.count(func.distinct(UsageDaily.tenant_id))),
+            UsageDaily.day,
+            period,
+        ).group_by(UsageDaily.assistant_id)
+        tenants = {int(a): int(n) for a, n in (await self.session.execute(tenants_query)).all()}
+        return {aid: (s, tenants.get(aid, 0)) for aid, s in sums.items()}
+
+    async def by_tenant(self, period: Period, today: date) -> dict[int, Sums]:
+        """Per tenant id: whole months from the monthly rollup, edge days from the daily one."""
+        plan = WindowPlan.for_period(period, today)
+        result: dict[int, Sums] = defaultdict(Sums)
+        if plan.months:
+            query = (
+                select(
+                    UsageMonthlyTenant.tenant_id,
+                    UsageMonthlyTenant.cost_currency,
+                    *_sum_columns(UsageMonthlyTenant),
+                )
+                .where(UsageMonthlyTenant.month.in_(plan.months))
+                .group_by(UsageMonthlyTenant.tenant_id, UsageMonthlyTenant.cost_currency)
+            )
+            for row in await self._rows(query):
+                result[int(row["tenant_id"])].add(row)
+        for (first, last), sign in [(r, 1) for r in plan.add] + [(r, -1) for r in plan.subtract]:
+            query = (
+                select(UsageDaily.tenant_id, UsageDaily.cost_currency, *_sum_columns(UsageDaily))
+                .where(UsageDaily.day >= first, UsageDaily.day <= last)
+                .group_by(UsageDaily.tenant_id, UsageDaily.cost_currency)
+            )
+            for row in await self._rows(query):
+                result[int(row["tenant_id"])].add(row, sign)
+        return dict(result)
+
+    async def _rows(self, query: Select[Any]) -> list[Mapping[str, Any]]:
+        return list((await self.session.execute(query)).mappings())
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPlan:
+    """How to sum a period per tenant: whole ``months``, plus the ``add`` day ranges, minus the
+    ``subtract`` ones. Rows after ``today`` do not exist, so this month's row is month-to-date."""
+
+    months: tuple[date, ...]
+    add: tuple[tuple[date, date], ...]
+    subtract: tuple[tuple[date, date], ...]
+
+    @classmethod
+    def for_period(cls, period: Period, today: date) -> WindowPlan:
+        end = min(period.end, today)
+        months: list[date] = []
+        add: list[tuple[date, date]] = []
+        subtract: list[tuple[date, date]] = []
+        cursor = period.start.replace(day=1)
+        while cursor <= end:
+            first, last = month_bounds(cursor.year, cursor.month)
+            inside_first, inside_last = max(first, period.start), min(last, end)
+            # Days of this month with data that the period leaves out, before and after it.
+            before = (first, inside_first - timedelta(days=1)) if inside_first > first else None
+            with_data = min(last, today)
+            after = (
+                (inside_last + timedelta(days=1), with_data) if inside_last < with_data else None
+            )
+            outside = [r for r in (before, after) if r is not None]
+            inside_days = (inside_last - inside_first).days + 1
+            outside_days = sum((b - a).days + 1 for a, b in outside)
+            if not outside:
+                months.append(first)
+            elif outside_days < inside_days:
+                months.append(first)
+                subtract.extend(outside)
+            else:
+                add.append((inside_first, inside_last))
+            cursor = last + timedelta(days=1)
+        return cls(tuple(months), tuple(add), tuple(subtract))
+
+
+def _in_period(query: _Query, column: Any, period: Period) -> _Query:
+    return query.where(column >= period.start, column <= period.end)  # type: ignore[attr-defined, no-any-return]
+
+
+def _fold(rows: Iterable[Mapping[str, Any]]) -> Sums:
+    total = Sums()
+    for row in rows:
+        total.add(row)
+    return total
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
