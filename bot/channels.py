@@ -132,6 +132,6 @@ def build_slack_channel(
         token=token,
         options=options or SlackOptions(),
         speller=CommandSpeller(command, registry.groups()),
-        http_events=signing_secret is not None,
+        signing_secret=signing_secret,
         app_token=secret_value(settings.slack_app_token),
     )

@@ -13,6 +13,7 @@ from aiohttp import web
 from bot.app import App, prepare_database
 from bot.channels import Channel, build_channels
 from bot.http import build_web_app
+from bot.settings import secret_value
 from core.errors import ConfigurationError
 from handlers.recovery import InterruptedTurns
 
@@ -28,7 +29,9 @@ class ServiceRunner:
     def __init__(self, app: App, channels: list[Channel]) -> None:
         self.app = app
         self.channels = channels
-        self.web_app = build_web_app(app.deps)
+        self.web_app = build_web_app(
+            app.deps, metrics_token=secret_value(app.settings.metrics_token)
+        )
         for channel in channels:
             channel.install_routes(self.web_app)
         self._runner: web.AppRunner | None = None

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     public_base_url: str | None = None
+    #: Bearer token ``/metrics`` requires; the endpoint is open when unset.
+    metrics_token: SecretStr | None = None
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str | None = None

@@ -4,9 +4,13 @@ the pipeline, the fake LLM, and a fake Slack Web API on 127.0.0.1 receiving our 
 from __future__ import annotations
 
 import json
+import logging
+import time
 import urllib.parse
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,8 @@ from bot.service import ServiceRunner
 from core.envelope import OutboundFile
 from core.errors import ConfigurationError
 from handlers.slack import SlackChannel, SlackOptions, SlackSink, SlackTarget
-from storage.models import ContentItem, Member, UsageEvent
+from handlers.slack.events import from_command
+from storage.models import ContentItem, Member, ProcessedUpdate, UsageEvent
 from tests.conftest import AppFactory, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.slack_server import (
@@ -33,6 +38,7 @@ from tests.fakes.slack_server import (
     mention_event,
     message_event,
     signed_headers,
+    slack_signature,
 )
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -108,12 +114,9 @@ def slack_env(slack: FakeSlackServer, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-async def h(
-    make_app: AppFactory, slack: FakeSlackServer, llm: FakeLLMServer
-) -> AsyncIterator[Harness]:
-    app = await make_app(**slack_env(slack))
-    llm.delay = 0.02
+@asynccontextmanager
+async def served(app: App, slack: FakeSlackServer, llm: FakeLLMServer) -> AsyncIterator[Harness]:
+    """The Slack channel of ``app`` behind its own aiohttp server, as ``switchboard run`` has it."""
     channel = build_slack_channel(app.settings, app.pipeline, app.registry, options=FAST)
     web_app = build_web_app(app.deps)
     channel.install_routes(web_app)
@@ -123,10 +126,22 @@ async def h(
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     await channel.start()
-    async with aiohttp.ClientSession() as http:
-        yield Harness(app, slack, llm, channel, f"http://127.0.0.1:{port}/slack/events", http)
-    await channel.stop()
-    await runner.cleanup()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Harness(app, slack, llm, channel, f"http://127.0.0.1:{port}/slack/events", http)
+    finally:
+        await channel.stop()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def h(
+    make_app: AppFactory, slack: FakeSlackServer, llm: FakeLLMServer
+) -> AsyncIterator[Harness]:
+    app = await make_app(**slack_env(slack))
+    llm.delay = 0.02
+    async with served(app, slack, llm) as harness:
+        yield harness
 
 
 async def count(app: App, model: type) -> int:
@@ -251,6 +266,123 @@ async def test_forged_and_stale_requests_get_401_and_no_turn(h: Harness) -> None
     assert (forged.status, stale.status, bad_body.status) == (401, 401, 401)
     assert not h.llm.requests
     assert not h.slack.calls_to("chat.startStream")
+
+
+FORM = "application/x-www-form-urlencoded"
+NOT_JSON = "{not json"
+BAD_PAYLOAD = urllib.parse.urlencode({"payload": NOT_JSON})
+#: Signed, valid JSON, but not in a shape Slack sends: Bolt cannot match them to a listener.
+ODD_EVENT = '{"type": "event_callback", "event": "x"}'
+ODD_ACTION = '{"type": "block_actions", "actions": "x"}'
+
+
+def unsigned(content_type: str = "application/json", **extra: str) -> dict[str, str]:
+    return {"Content-Type": content_type, **extra}
+
+
+def bad_timestamp(body: str) -> dict[str, str]:
+    """Headers signed over a timestamp that is not a number (the HMAC itself is right)."""
+    return {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": "soon",
+        "X-Slack-Signature": slack_signature(SECRET, "soon", body),
+    }
+
+
+def deeply_nested(depth: int) -> str:
+    return '{"type": "event_callback", "event": ' + "[" * depth + "]" * depth + "}"
+
+
+MALFORMED: list[tuple[str, bytes, dict[str, str], int]] = [
+    ("unsigned body that is not JSON", NOT_JSON.encode(), unsigned(), 401),
+    ("unsigned payload that is not JSON", BAD_PAYLOAD.encode(), unsigned(FORM), 401),
+    ("no headers at all", b"{}", {}, 401),
+    (
+        "forged signature on a body that is not JSON",
+        NOT_JSON.encode(),
+        signed_headers("not-the-secret", NOT_JSON),
+        401,
+    ),
+    ("timestamp without a signature", b"{}", unsigned(**{"X-Slack-Request-Timestamp": "1"}), 401),
+    ("non-numeric timestamp", b"{}", bad_timestamp("{}"), 401),
+    ("body that is not UTF-8", b"\xff\xfe{}", unsigned(), 401),
+    ("signed body that is not JSON", NOT_JSON.encode(), signed_headers(SECRET, NOT_JSON), 400),
+    (
+        "signed payload that is not JSON",
+        BAD_PAYLOAD.encode(),
+        signed_headers(SECRET, BAD_PAYLOAD, content_type=FORM),
+        400,
+    ),
+    ("signed JSON that is not an object", b"[1, 2]", signed_headers(SECRET, "[1, 2]"), 400),
+    (
+        "signed event that is not an object",
+        ODD_EVENT.encode(),
+        signed_headers(SECRET, ODD_EVENT),
+        400,
+    ),
+    (
+        "signed actions that are not a list",
+        ODD_ACTION.encode(),
+        signed_headers(SECRET, ODD_ACTION),
+        400,
+    ),
+    (
+        "signed JSON nested deeper than the parser goes",
+        deeply_nested(100_000).encode(),
+        signed_headers(SECRET, deeply_nested(100_000)),
+        400,
+    ),
+]
+
+
+async def test_malformed_requests_get_400_or_401_and_run_nothing(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever is posted, the answer is 401 (signature cannot be verified) or 400 (signed but
+    unreadable): never a 500, never a traceback in the logs, never a turn."""
+    await h.join()
+    h.slack.calls.clear()
+    caplog.set_level(logging.INFO)
+
+    statuses = {}
+    for name, body, headers, _ in MALFORMED:
+        async with h.http.post(h.url, data=body, headers=headers) as resp:
+            statuses[name] = resp.status
+    await h.channel.drain(30)
+
+    assert statuses == {name: status for name, _, _, status in MALFORMED}
+    assert not h.llm.requests
+    assert not h.slack.calls, "nothing was answered in Slack"
+    assert await count(h.app, ProcessedUpdate) == 1, "only the join command was ever handled"
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    refusals = [r for r in caplog.records if "Slack request refused" in r.getMessage()]
+    assert len(refusals) == len(MALFORMED)
+
+
+async def test_replayed_slash_command_without_trigger_id_runs_once_across_processes(
+    h: Harness, make_app: AppFactory
+) -> None:
+    """The same signed request posted three times, to two processes, is one command; a new
+    request with the same text (Slack signs it with a new timestamp) is another."""
+    fields = dict(urllib.parse.parse_qsl(command_body("help", response_url=h.slack.response_url())))
+    del fields["trigger_id"]
+    body = urllib.parse.urlencode(fields)
+    headers = signed_headers(SECRET, body, content_type=FORM)
+    other = await make_app(**slack_env(h.slack))  # a second process on the same database
+
+    async with served(other, h.slack, h.llm) as second:
+        for url in (h.url, h.url, second.url):
+            async with h.http.post(url, data=body.encode(), headers=headers) as resp:
+                assert resp.status == 200
+        await h.channel.drain(30)
+        await second.channel.drain(30)
+    assert len(h.slack.responses) == 1
+
+    later = signed_headers(SECRET, body, content_type=FORM, timestamp=int(time.time()) + 1)
+    async with h.http.post(h.url, data=body.encode(), headers=later) as resp:
+        assert resp.status == 200
+    await h.channel.drain(30)
+    assert len(h.slack.responses) == 2
 
 
 async def test_retried_event_gives_one_turn(h: Harness) -> None:
@@ -583,3 +715,17 @@ async def test_switchboard_run_answers_a_signed_dm(
         await service.stop()
     [reply] = slack.thread("D0001", "1700002000.000100")
     assert reply.text == llm.reply_text
+
+
+def test_an_overlong_slack_id_still_fits_the_dedup_key() -> None:
+    """``processed_updates.update_key`` holds 200 characters (PostgreSQL enforces it): a longer
+    id is hashed, the same way every time; ordinary ids stay as they are."""
+    fields = dict(urllib.parse.parse_qsl(command_body("help", response_url="http://x/r")))
+    keys = []
+    for trigger in ("12345.98765.abcdef", "t" * 300, "t" * 300, "u" * 300):
+        inbound = from_command({**fields, "trigger_id": trigger}, now=lambda: datetime.now(UTC))
+        assert inbound is not None
+        keys.append(inbound.message.update_key)
+    assert keys[0] == "12345.98765.abcdef"
+    assert keys[1] == keys[2] != keys[3]
+    assert all(key is not None and len(key) <= 200 for key in keys)

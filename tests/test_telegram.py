@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -414,6 +415,29 @@ async def test_webhook_checks_the_secret_and_answers(start: Start, llm: FakeLLMS
     assert fake.bot_texts(USER)[-1] == llm.reply_text
     assert len(llm.requests) == 1 and "forged" not in str(llm.requests[0].json)
     assert not fake.calls_to("getUpdates", ok_only=False)
+
+
+async def test_deeply_nested_body_with_the_secret_is_a_400_without_a_traceback(
+    start: Start, llm: FakeLLMServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """JSON nested deeper than the parser goes used to escape as a 500 with a RecursionError."""
+    run = await start("webhook")
+    depth = 100_000
+    body = '{"update_id": 1, "message": ' + "[" * depth + "]" * depth + "}"
+    headers = {SECRET_HEADER: SECRET, "Content-Type": "application/json"}
+    caplog.set_level(logging.INFO)
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(run.url + WEBHOOK_PATH, data=body, headers=headers) as response,
+    ):
+        status = response.status
+    await run.channel.drain(5)
+
+    assert status == 400
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert any("RecursionError" in r.getMessage() for r in caplog.records)
+    assert not llm.requests and await count(run.app, ProcessedUpdate) == 0
+    assert await run.fake.post_webhook(run.fake.private_message(USER, "still here?")) == 200
 
 
 async def test_same_update_twice_is_answered_once_even_across_processes(

@@ -16,9 +16,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -27,6 +28,7 @@ from handlers.background import BackgroundTasks
 from handlers.pipeline import Pipeline
 from handlers.slack.events import CHANNEL, Inbound, from_command, from_event
 from handlers.slack.options import SlackOptions
+from handlers.slack.request import Refusal, SignedRequests, replay_key
 from handlers.slack.sink import SlackSink, StreamingSupport
 
 log = logging.getLogger(__name__)
@@ -51,14 +53,15 @@ class SlackChannel:
         token: str,
         options: SlackOptions,
         speller: Callable[[str], str],
-        http_events: bool,
+        signing_secret: str | None,
         app_token: str | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.bolt = bolt
         self.client = client
         self.options = options
-        self.http_events = http_events
+        #: Verifies /slack/events requests; without a signing secret the route is not served.
+        self._signed = SignedRequests(signing_secret) if signing_secret else None
         self._pipeline = pipeline
         self._token = token
         self._speller = speller
@@ -74,6 +77,11 @@ class SlackChannel:
         bolt.event(re.compile(".*"))(self._on_other_event)
         bolt.command(slash_command)(self._on_command)
         bolt.action(re.compile(".*"))(self._on_action)
+        bolt.error(self._on_bolt_error)
+
+    @property
+    def http_events(self) -> bool:
+        return self._signed is not None
 
     @property
     def socket_mode(self) -> bool:
@@ -120,11 +128,27 @@ class SlackChannel:
     # -- receiving -----------------------------------------------------------------------------
 
     async def _on_http(self, request: web.Request) -> web.StreamResponse:
+        if self._signed is None:
+            raise web.HTTPNotFound()  # not reached: the route is installed with a secret only
         if not self._accepting:
             # Slack retries a 5xx later, to whichever process is up by then.
             return web.Response(status=503, text="shutting down")
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        verified = self._signed.read(await request.read(), request.headers, request.query_string)
+        if isinstance(verified, Refusal):
+            # Anyone can post here: one line, no traceback, and nothing was run.
+            log.info("Slack request refused (%d): %s", verified.status, verified.reason)
+            return web.Response(status=verified.status, text=verified.reason)
+        response = await self.bolt.async_dispatch(verified)
         return await to_aiohttp_response(response)
+
+    async def _on_bolt_error(self, error: Exception) -> BoltResponse:
+        """A verified request Bolt could not match or run: a payload of a shape Slack does not
+        send (``"event": "x"``, ``"actions": "x"``...). It is answered 400 in one log line; the
+        traceback is there at DEBUG for whoever needs it."""
+        # A warning, unlike the refusals before verification: this request was signed.
+        log.warning("Slack request refused (400): %s: %s", type(error).__name__, error)
+        log.debug("Slack request error", exc_info=error)
+        return BoltResponse(status=400, body="bad request")
 
     async def _on_event(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -142,9 +166,11 @@ class SlackChannel:
         """No interactive components yet: acknowledge so Slack shows no error."""
         await ack()
 
-    async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def _on_command(
+        self, ack: AsyncAck, command: dict[str, Any], request: AsyncBoltRequest
+    ) -> None:
         await ack()
-        inbound = from_command(command, now=self._now)
+        inbound = from_command(command, now=self._now, fallback_key=replay_key(request))
         if inbound is not None:
             self._spawn(inbound)
 

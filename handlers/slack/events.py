@@ -7,6 +7,7 @@ thread the bot answers in) and replies in the thread continue it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from handlers.slack.sink import SlackTarget
 CHANNEL = "slack"
 #: Message subtypes that are a person writing; edits, joins, bot posts etc. are not.
 _PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+#: Longest dedup key kept as is (``processed_updates.update_key`` holds 200 characters).
+MAX_KEY_LENGTH = 200
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 
 Payload = Mapping[str, Any]
@@ -82,7 +85,7 @@ def from_event(
         received_at=_time(ts, now),
         thread_key=thread_ts,
         is_private=event.get("channel_type") == "im",
-        update_key=str(event_id) if event_id else None,
+        update_key=dedup_key(str(event_id)) if event_id else None,
         attachments=tuple(_attachments(event.get("files"), fetch)),
     )
     return Inbound(
@@ -91,8 +94,15 @@ def from_event(
     )
 
 
-def from_command(command: Payload, *, now: Callable[[], datetime]) -> Inbound | None:
-    """``/sb join CODE`` → ``/join CODE`` through the same pipeline; a bare ``/sb`` is help."""
+def from_command(
+    command: Payload, *, now: Callable[[], datetime], fallback_key: str | None = None
+) -> Inbound | None:
+    """``/sb join CODE`` → ``/join CODE`` through the same pipeline; a bare ``/sb`` is help.
+
+    The dedup key is the command's ``trigger_id``; a command without one uses
+    ``fallback_key`` (see :func:`handlers.slack.request.replay_key`), so that the same signed
+    request posted again is still handled once.
+    """
     team_id = str(command.get("team_id") or "")
     user = str(command.get("user_id") or "")
     channel_id = str(command.get("channel_id") or "")
@@ -110,7 +120,7 @@ def from_command(command: Payload, *, now: Callable[[], datetime]) -> Inbound | 
         text=text,
         received_at=now(),
         is_private=is_private,
-        update_key=str(trigger) if trigger else None,
+        update_key=dedup_key(str(trigger)) if trigger else fallback_key,
     )
     return Inbound(
         message,
@@ -121,6 +131,13 @@ def from_command(command: Payload, *, now: Callable[[], datetime]) -> Inbound | 
             response_url=command.get("response_url") or None,
         ),
     )
+
+
+def dedup_key(value: str) -> str:
+    """An id Slack gave, as a dedup key; one too long for the key column is hashed (stable)."""
+    if len(value) <= MAX_KEY_LENGTH:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
 def strip_mention(text: str, bot_user_id: str | None) -> str:

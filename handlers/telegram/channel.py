@@ -174,7 +174,10 @@ class TelegramChannel:
             return web.Response(status=503, text="shutting down")  # Telegram will retry
         try:
             update = Update.model_validate(await request.json(), context={"bot": self.bot})
-        except (ValueError, ValidationError):
+        except (ValueError, ValidationError, RecursionError) as exc:
+            # Not JSON, not an update, or nested deeper than the parser goes (RecursionError):
+            # a 400 Telegram will not retry, one log line, nothing run.
+            log.info("Telegram webhook body refused: %s", type(exc).__name__)
             return web.Response(status=400, text="bad update")
         self._tasks.spawn(self.dispatcher.feed_update(self.bot, update))
         return web.Response(text="ok")
