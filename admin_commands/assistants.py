@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from admin_commands import values
 from admin_commands.common import audit
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.values import slug
 from assistants.types import PROVIDERS
 from core.errors import UsageError
 from storage.models import Assistant, TenantAssistant
@@ -14,18 +15,18 @@ from storage.repositories.assistants import AssistantRepository
 from storage.repositories.tenants import TenantRepository
 
 WRITE = "assistants.write"
-#: Fields ``/assistant set`` may change, with their parsers.
-SETTABLE: dict[str, Any] = {
-    "name": str,
-    "description": str,
-    "model": str,
-    "provider": str,
-    "temperature": float,
-    "top_p": float,
-    "frequency_penalty": float,
-    "presence_penalty": float,
-    "max_output_tokens": int,
-    "visibility": str,
+#: Fields ``/assistant set`` may change, each with its argument type.
+SETTABLE: dict[str, Callable[[str], Any]] = {
+    "name": values.name,
+    "description": values.description,
+    "model": values.model_name,
+    "provider": values.one_of(PROVIDERS),
+    "temperature": values.temperature,
+    "top_p": values.top_p,
+    "frequency_penalty": values.penalty,
+    "presence_penalty": values.penalty,
+    "max_output_tokens": values.positive_int,
+    "visibility": values.one_of(("public", "private")),
 }
 
 
@@ -64,11 +65,11 @@ async def list_(ctx: CommandContext) -> CommandResult:
     "assistant create",
     permission=WRITE,
     arguments=[
-        Arg("slug", type=slug),
-        Arg("--name", required=True),
-        Arg("--prompt", required=True),
+        Arg("slug", type=values.slug),
+        Arg("--name", required=True, type=values.name),
+        Arg("--prompt", required=True, type=values.prompt),
         Arg("--provider", choices=PROVIDERS),
-        Arg("--model"),
+        Arg("--model", type=values.model_name),
         Arg("--private", action="store_true"),
     ],
 )
@@ -108,21 +109,12 @@ async def create(ctx: CommandContext) -> CommandResult:
 @commands.command(
     "assistant set",
     permission=WRITE,
-    arguments=[Arg("slug"), Arg("field", choices=sorted(SETTABLE)), Arg("value")],
+    arguments=[Arg("slug", type=values.slug), Arg("field", choices=sorted(SETTABLE)), Arg("value")],
 )
 async def set_(ctx: CommandContext) -> CommandResult:
     """Change one setting of an assistant."""
-    field, raw = ctx.args.field, ctx.args.value
-    try:
-        value = SETTABLE[field](raw)
-    except ValueError:
-        raise UsageError(
-            ctx.command.usage, f"{field} must be a {SETTABLE[field].__name__}."
-        ) from None
-    if field == "provider" and value not in PROVIDERS:
-        raise ctx.usage_error(f"provider is one of {', '.join(PROVIDERS)}.")
-    if field == "visibility" and value not in ("public", "private"):
-        raise ctx.usage_error("visibility is public or private.")
+    field = ctx.args.field
+    value = ctx.convert(field, SETTABLE[field], ctx.args.value)
     async with ctx.deps.sessions.begin() as session:
         assistant = await AssistantRepository(session).get(ctx.args.slug)
         before = getattr(assistant, field)
@@ -134,11 +126,15 @@ async def set_(ctx: CommandContext) -> CommandResult:
 @commands.command(
     "assistant prompt",
     permission=WRITE,
-    arguments=[Arg("slug"), Arg("text", nargs="*"), Arg("--note", default="")],
+    arguments=[
+        Arg("slug", type=values.slug),
+        Arg("text", nargs="*"),
+        Arg("--note", default="", type=values.note),
+    ],
 )
 async def prompt(ctx: CommandContext) -> CommandResult:
     """Show the prompt history, or set a new prompt version."""
-    text = " ".join(ctx.args.text).strip()
+    text = ctx.convert("Argument TEXT", values.optional_prompt, " ".join(ctx.args.text))
     async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
         assistant = await repo.get(ctx.args.slug)
@@ -172,7 +168,9 @@ async def prompt(ctx: CommandContext) -> CommandResult:
 
 
 @commands.command(
-    "assistant rollback", permission=WRITE, arguments=[Arg("slug"), Arg("version", type=int)]
+    "assistant rollback",
+    permission=WRITE,
+    arguments=[Arg("slug", type=values.slug), Arg("version", type=values.positive_int)],
 )
 async def rollback(ctx: CommandContext) -> CommandResult:
     """Make an earlier prompt version current again (recorded as a new version)."""
@@ -220,13 +218,21 @@ async def _toggle(ctx: CommandContext, enabled: bool) -> CommandResult:
     return CommandResult(f"{target} {state}.", data={"target": target, "enabled": enabled})
 
 
-@commands.command("assistant enable", permission=WRITE, arguments=[Arg("slug"), Arg("--tenant")])
+@commands.command(
+    "assistant enable",
+    permission=WRITE,
+    arguments=[Arg("slug", type=values.slug), Arg("--tenant", type=values.slug)],
+)
 async def enable(ctx: CommandContext) -> CommandResult:
     """Enable an assistant everywhere, or for one tenant."""
     return await _toggle(ctx, True)
 
 
-@commands.command("assistant disable", permission=WRITE, arguments=[Arg("slug"), Arg("--tenant")])
+@commands.command(
+    "assistant disable",
+    permission=WRITE,
+    arguments=[Arg("slug", type=values.slug), Arg("--tenant", type=values.slug)],
+)
 async def disable(ctx: CommandContext) -> CommandResult:
     """Disable an assistant everywhere, or for one tenant."""
     return await _toggle(ctx, False)

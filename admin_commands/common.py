@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_commands.registry import CommandContext
+from admin_commands.roles import minimum_role
 from core.errors import PermissionDenied
 from core.money import from_micros, to_micros
 from storage.models import Tenant
@@ -15,12 +16,18 @@ from storage.repositories.admins import AuditRepository
 from storage.repositories.tenants import TenantRepository
 
 
-async def target_tenant(ctx: CommandContext, session: AsyncSession) -> Tenant:
-    """``--tenant SLUG`` for admins (the shell has no chat), else the caller's own tenant."""
+async def target_tenant(
+    ctx: CommandContext, session: AsyncSession, *, permission: str = "stats.read"
+) -> Tenant:
+    """``--tenant SLUG`` for admins (the shell has no chat), else the caller's own tenant.
+
+    Reaching into any tenant with ``--tenant`` takes a platform ``permission``: reading needs
+    ``stats.read``; a command that changes the tenant's data passes a write permission.
+    """
     slug: str | None = getattr(ctx.args, "tenant", None)
     if slug:
-        if not ctx.caller.can("stats.read"):
-            raise PermissionDenied("viewer", "--tenant")
+        if not ctx.caller.can(permission):
+            raise PermissionDenied(minimum_role(permission), f"/{ctx.command.name} --tenant")
         return await TenantRepository(session).get(slug)
     if ctx.caller.tenant is None:
         raise ctx.usage_error("No tenant here: pass --tenant SLUG.")

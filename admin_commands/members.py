@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from admin_commands.common import money_str, target_tenant, usd_to_billing_micros
+from admin_commands.common import audit, money_str, target_tenant, usd_to_billing_micros
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.values import item_id
+from admin_commands.roles import minimum_role
+from admin_commands.values import item_id, search_text, slug
 from core.clock import month_start
-from core.errors import NotFoundError, UsageError
+from core.errors import ConflictError, NotFoundError, UsageError
 from storage.models import ContentItem
 from storage.repositories.assistants import AssistantRepository
 from storage.repositories.conversations import ConversationRepository
@@ -15,6 +16,8 @@ from storage.repositories.tenants import BindingRepository, InviteRepository
 from storage.repositories.usage import UsageRepository
 
 PREVIEW = 80
+#: Moving a chat that is already linked to one tenant over to another.
+REBIND_PERMISSION = "tenants.write"
 
 
 commands = CommandGroup()
@@ -34,14 +37,48 @@ async def start(ctx: CommandContext) -> CommandResult:
             )
         raise ctx.usage_error("Send the invite code you were given.")
     deps = ctx.deps
+    where = "This chat" if caller.is_private else "This group"
+    scope = f"{caller.channel}:{caller.scope_key}"
     async with deps.sessions.begin() as session:
-        tenant = await InviteRepository(session).redeem(
-            code, now=deps.clock(), used_by=caller.actor
-        )
-        await BindingRepository(session).bind(tenant, caller.channel, caller.scope_key)
-    where = "this chat" if caller.is_private else "this group"
+        invites = InviteRepository(session)
+        bindings = BindingRepository(session)
+        invite = await invites.lookup(code)
+        # The binding as it stands in this transaction, not as the pipeline saw it earlier.
+        current = await bindings.tenant_for(caller.channel, caller.scope_key)
+        if current is not None and current.id == invite.tenant_id:
+            # Often the very code used here, sent again: nothing to do, and a code not yet
+            # used stays good for another chat.
+            return CommandResult(
+                f"{where} is already linked to {current.name}.",
+                data={"tenant": current.slug, "scope": caller.scope_key, "already_linked": True},
+            )
+        if current is not None and not caller.can(REBIND_PERMISSION):
+            # Anyone in a group may hold another tenant's code; moving the group would hand
+            # its members that tenant's library and balance.
+            raise ConflictError(
+                f"{scope} is bound to {current.slug}; rebinding refused",
+                user_message=(
+                    f"{where} is already linked to {current.name}. Only a platform admin "
+                    f"({minimum_role(REBIND_PERMISSION)} role) can link it to another "
+                    "organisation; the invite code was not used."
+                ),
+            )
+        tenant = await invites.redeem(code, now=deps.clock(), used_by=caller.actor)
+        await bindings.bind(tenant, caller.channel, caller.scope_key)
+        if current is None:
+            await audit(session, ctx, "chat.bind", scope, None, {"tenant": tenant.slug})
+        else:
+            await audit(
+                session,
+                ctx,
+                "chat.rebind",
+                scope,
+                {"tenant": current.slug},
+                {"tenant": tenant.slug},
+            )
+    moved = f" (moved from {current.name})" if current is not None else ""
     return CommandResult(
-        f"Welcome! {where.capitalize()} is now linked to {tenant.name}. "
+        f"Welcome! {where} is now linked to {tenant.name}{moved}. "
         "Write a message to talk to your assistant, or see /help.",
         data={"tenant": tenant.slug, "scope": caller.scope_key},
     )
@@ -87,7 +124,7 @@ async def assistants(ctx: CommandContext) -> CommandResult:
     )
 
 
-@commands.command("use", audience="member", arguments=[Arg("slug")])
+@commands.command("use", audience="member", arguments=[Arg("slug", type=slug)])
 async def use(ctx: CommandContext) -> CommandResult:
     """Pick the assistant for this chat."""
     caller = ctx.caller
@@ -120,15 +157,17 @@ async def new(ctx: CommandContext) -> CommandResult:
     "library",
     audience="member",
     unbound_ok=True,
-    arguments=[Arg("words", nargs="*", metavar="TYPE|SEARCH"), Arg("--tenant")],
+    arguments=[Arg("words", nargs="*", metavar="TYPE|SEARCH"), Arg("--tenant", type=slug)],
 )
 async def library(ctx: CommandContext) -> CommandResult:
     """Browse your saved outputs: by type or by a search."""
     words: list[str] = ctx.args.words
+    kind = words[0].lower() if len(words) == 1 and words[0].lower() in CONTENT_KINDS else None
+    search = None
+    if words and not kind:
+        search = ctx.convert("Argument TYPE|SEARCH", search_text, " ".join(words)) or None
     async with ctx.deps.sessions() as session:
         tenant = await target_tenant(ctx, session)
-        kind = words[0].lower() if len(words) == 1 and words[0].lower() in CONTENT_KINDS else None
-        search = None if kind or not words else " ".join(words)
         items = await LibraryRepository(session).search(tenant.id, kind=kind, text=search, limit=20)
     if not items:
         return CommandResult(
@@ -143,7 +182,7 @@ async def library(ctx: CommandContext) -> CommandResult:
     "library get",
     audience="member",
     unbound_ok=True,
-    arguments=[Arg("id", type=item_id), Arg("--tenant")],
+    arguments=[Arg("id", type=item_id), Arg("--tenant", type=slug)],
 )
 async def library_get(ctx: CommandContext) -> CommandResult:
     """Show one saved output in full."""
@@ -160,14 +199,25 @@ async def library_get(ctx: CommandContext) -> CommandResult:
     "library archive",
     audience="member",
     unbound_ok=True,
-    arguments=[Arg("id", type=item_id), Arg("--tenant")],
+    arguments=[Arg("id", type=item_id), Arg("--tenant", type=slug)],
 )
 async def library_archive(ctx: CommandContext) -> CommandResult:
     """Hide a saved output from listings (it is kept)."""
     async with ctx.deps.sessions.begin() as session:
-        tenant = await target_tenant(ctx, session)
+        # A member archives in their own chat; reaching into a tenant with --tenant is a
+        # platform admin's write.
+        tenant = await target_tenant(ctx, session, permission="tenants.write")
         item = await LibraryRepository(session).get(tenant.id, ctx.args.id)
+        before = item.archived
         item.archived = True
+        await audit(
+            session,
+            ctx,
+            "library.archive",
+            f"{tenant.slug}#{item.number}",
+            {"archived": before},
+            {"archived": True},
+        )
     return CommandResult(
         f"Archived item {item.number}.", data={"id": item.number, "archived": True}
     )
@@ -189,7 +239,9 @@ def _item_json(item: ContentItem, full: bool = False) -> dict[str, object]:
     return data
 
 
-@commands.command("usage", audience="member", unbound_ok=True, arguments=[Arg("--tenant")])
+@commands.command(
+    "usage", audience="member", unbound_ok=True, arguments=[Arg("--tenant", type=slug)]
+)
 async def usage(ctx: CommandContext) -> CommandResult:
     """Your token balance and this month's usage."""
     deps = ctx.deps

@@ -12,7 +12,7 @@ import argparse
 import shlex
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TypeVar
 
 from admin_commands.deps import CommandDeps
 from admin_commands.roles import minimum_role, permissions_of
@@ -21,6 +21,7 @@ from core.errors import PermissionDenied, UsageError
 from storage.models import Member, Tenant
 
 Audience = Literal["public", "member", "admin"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,15 @@ class CommandContext:
     def usage_error(self, problem: str | None = None) -> UsageError:
         """A :class:`UsageError` carrying this command's generated usage line."""
         return UsageError(self.command.usage, problem)
+
+    def convert(self, label: str, parse: Callable[[str], T], raw: str) -> T:
+        """``parse(raw)`` with an argument type of :mod:`admin_commands.values`, for a value the
+        parser cannot type by itself (it depends on another argument, or spans several words).
+        A refusal is a usage error naming ``label``, as the parser's own refusals do."""
+        try:
+            return parse(raw)
+        except argparse.ArgumentTypeError as exc:
+            raise self.usage_error(f"{label}: {exc}.") from None
 
 
 Handler = Callable[[CommandContext], Awaitable[CommandResult]]

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from admin_commands.common import audit, money_str, tenant_summary, usd_to_billing_micros
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.values import slug
+from admin_commands.values import email, name, slug
 from core.clock import month_start
 from storage.repositories.tenants import TENANT_STATUSES, InviteRepository, TenantRepository
 from storage.repositories.usage import UsageRepository
@@ -19,7 +19,11 @@ commands = CommandGroup()
 @commands.command(
     "tenant create",
     permission=WRITE,
-    arguments=[Arg("slug", type=slug), Arg("--name", required=True), Arg("--email")],
+    arguments=[
+        Arg("slug", type=slug),
+        Arg("--name", required=True, type=name),
+        Arg("--email", type=email),
+    ],
 )
 async def create(ctx: CommandContext) -> CommandResult:
     """Provision a tenant; prints its single-use invite code and Telegram link."""
@@ -40,7 +44,7 @@ async def create(ctx: CommandContext) -> CommandResult:
     return _invite_result(ctx, tenant.slug, tenant.name, code, created=True)
 
 
-@commands.command("tenant invite", permission=WRITE, arguments=[Arg("slug")])
+@commands.command("tenant invite", permission=WRITE, arguments=[Arg("slug", type=slug)])
 async def invite(ctx: CommandContext) -> CommandResult:
     """Issue a new invite code for an existing tenant."""
     deps = ctx.deps
@@ -54,17 +58,19 @@ async def invite(ctx: CommandContext) -> CommandResult:
 
 
 def _invite_result(
-    ctx: CommandContext, slug: str, name: str, code: str, created: bool
+    ctx: CommandContext, tenant_slug: str, tenant_name: str, code: str, created: bool
 ) -> CommandResult:
     bot = ctx.deps.bot_usernames.get("telegram")
     link = f"https://t.me/{bot}?start={code}" if bot else None
     lines = [
-        f"Tenant {slug} ({name}) created." if created else f"New invite for {slug}.",
+        f"Tenant {tenant_slug} ({tenant_name}) created."
+        if created
+        else f"New invite for {tenant_slug}.",
         f"Invite code (single use, expires in 7 days): {code}",
         f"Telegram: /start {code}" + (f" or {link}" if link else ""),
         f"Slack: /sb join {code}",
     ]
-    data: dict[str, object] = {"slug": slug, "name": name, "invite_code": code}
+    data: dict[str, object] = {"slug": tenant_slug, "name": tenant_name, "invite_code": code}
     if link:
         data["telegram_link"] = link
     return CommandResult("\n".join(lines), data=data)
@@ -88,7 +94,7 @@ async def list_(ctx: CommandContext) -> CommandResult:
     return CommandResult("\n".join(lines), data=[tenant_summary(t) for t in tenants])
 
 
-@commands.command("tenant show", permission="stats.read", arguments=[Arg("slug")])
+@commands.command("tenant show", permission="stats.read", arguments=[Arg("slug", type=slug)])
 async def show(ctx: CommandContext) -> CommandResult:
     """A tenant's status, balance and this month's usage."""
     deps = ctx.deps
@@ -138,13 +144,13 @@ async def _set_status(ctx: CommandContext, status: str) -> CommandResult:
     )
 
 
-@commands.command("tenant suspend", permission=WRITE, arguments=[Arg("slug")])
+@commands.command("tenant suspend", permission=WRITE, arguments=[Arg("slug", type=slug)])
 async def suspend(ctx: CommandContext) -> CommandResult:
     """Suspend a tenant: its chats are refused until activated."""
     return await _set_status(ctx, "suspended")
 
 
-@commands.command("tenant activate", permission=WRITE, arguments=[Arg("slug")])
+@commands.command("tenant activate", permission=WRITE, arguments=[Arg("slug", type=slug)])
 async def activate(ctx: CommandContext) -> CommandResult:
     """Activate a tenant (ends its trial or suspension)."""
     return await _set_status(ctx, "active")

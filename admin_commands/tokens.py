@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from admin_commands.common import audit
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.values import positive_int
+from admin_commands.values import note, positive_int, slug
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.tenants import TenantRepository
 
@@ -15,7 +15,7 @@ commands = CommandGroup()
     "tokens grant",
     permission="tokens.grant",
     arguments=[
-        Arg("slug"),
+        Arg("slug", type=slug),
         Arg("amount", type=positive_int, metavar="N"),
         Arg("reason", nargs="*"),
     ],
@@ -23,7 +23,7 @@ commands = CommandGroup()
 async def grant(ctx: CommandContext) -> CommandResult:
     """Add tokens to a tenant's balance (a ledger grant)."""
     amount: int = ctx.args.amount
-    reason = " ".join(ctx.args.reason) or "grant"
+    reason = ctx.convert("Argument REASON", note, " ".join(ctx.args.reason)) or "grant"
     deps = ctx.deps
     async with deps.sessions.begin() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
@@ -70,7 +70,7 @@ async def verify(ctx: CommandContext) -> CommandResult:
     return CommandResult("\n".join(lines), data=data, ok=False)
 
 
-@commands.command("ledger show", permission="ledger.read", arguments=[Arg("slug")])
+@commands.command("ledger show", permission="ledger.read", arguments=[Arg("slug", type=slug)])
 async def show(ctx: CommandContext) -> CommandResult:
     """The latest ledger entries of a tenant."""
     async with ctx.deps.sessions() as session:

@@ -1,17 +1,50 @@
-"""Argument types checked at the command boundary.
+"""Argument types checked at the command boundary: the one place that says what a valid number,
+name, email or search is.
 
-Each is an argparse ``type=``: a bad value raises :class:`argparse.ArgumentTypeError`, which the
-parser turns into the command's usage line with the problem named, before anything is written.
+Each is an argparse ``type=`` (or is used through :meth:`CommandContext.convert` for values
+parsed later, like ``/assistant set``'s): a bad value raises :class:`argparse.ArgumentTypeError`
+naming the problem, which becomes the command's usage line with the problem above it, before
+anything is read or written. Limits follow the columns that store the values, so the database
+never sees a value it would refuse or silently mangle.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
+import unicodedata
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 
 from core.identity import parse_identity
+from core.limits import MAX_TOKENS
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+#: One ``@``, no spaces, a dot in the domain with something on each side of it. Deliverability
+#: is the mail server's business; this catches what is plainly not an address.
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+
+#: ``tenants.name``, ``assistants.name`` and ``assistants.model`` are ``VARCHAR(200)``.
+MAX_NAME_CHARS = 200
+#: The longest address SMTP can carry (RFC 5321 forward-path).
+MAX_EMAIL_CHARS = 254
+#: A search is a few words; SQLite refuses LIKE patterns past 50,000 bytes, far above this.
+MAX_SEARCH_CHARS = 200
+#: Reasons and notes are one line for the ledger and audit log.
+MAX_NOTE_CHARS = 500
+MAX_DESCRIPTION_CHARS = 2_000
+#: A system prompt is sent with every turn: longer than this would crowd out the conversation.
+MAX_PROMPT_CHARS = 20_000
+#: What an identity's parts are stored in (``VARCHAR(200)``).
+MAX_IDENTITY_CHARS = 200
+#: How much of a refused value a message repeats (a 100,000-character name is not echoed back).
+_SHOWN_CHARS = 40
+
+
+def shown(raw: str) -> str:
+    """``raw`` quoted for a message, cut short when long."""
+    return repr(raw if len(raw) <= _SHOWN_CHARS else raw[: _SHOWN_CHARS - 1] + "…")
 
 
 def slug(raw: str) -> str:
@@ -19,31 +52,136 @@ def slug(raw: str) -> str:
     value = raw.strip().lower()
     if not SLUG_RE.match(value):
         raise argparse.ArgumentTypeError(
-            f"invalid slug {raw!r}: use 2-63 lowercase letters, digits and '-'"
+            f"invalid slug {shown(raw)}: use 2-63 lowercase letters, digits and '-'"
         )
     return value
 
 
+def whole_number(raw: str, minimum: int, maximum: int) -> int:
+    """A whole number within ``[minimum, maximum]``; ``1_000`` and ``1,000`` are accepted."""
+    text = raw.strip().replace("_", "").replace(",", "")
+    digits = text.removeprefix("-")
+    # ASCII digits only: int() would also take digits of other scripts.
+    if not digits.isascii() or not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{shown(raw)} is not a whole number")
+    # More digits than the bounds have is out of range as it stands: no need to convert
+    # thousands of digits (which Python refuses past 4,300 anyway) only to refuse them.
+    widest = len(str(max(abs(minimum), abs(maximum))))
+    if len(digits.lstrip("0")) > widest or not minimum <= int(text) <= maximum:
+        raise argparse.ArgumentTypeError(f"{shown(raw)} must be from {minimum:,} to {maximum:,}")
+    return int(text)
+
+
 def positive_int(raw: str) -> int:
-    """A whole number above zero; ``1_000`` and ``1,000`` are accepted."""
-    try:
-        value = int(raw.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} must be positive")
-    return value
+    """A count or token amount: 1 to :data:`~core.limits.MAX_TOKENS`."""
+    return whole_number(raw, 1, MAX_TOKENS)
 
 
 def item_id(raw: str) -> int:
-    """A library item number as users see it."""
+    """A library item number as users see it (bounded like any count, so it fits the column)."""
     if not raw.isascii() or not raw.isdigit():
-        raise argparse.ArgumentTypeError(f"{raw!r} is not an item number")
+        raise argparse.ArgumentTypeError(f"{shown(raw)} is not an item number")
     return positive_int(raw)
+
+
+def float_in(low: float, high: float) -> Callable[[str], float]:
+    """A finite decimal number from ``low`` to ``high`` (model settings such as temperature)."""
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{shown(raw)} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{shown(raw)} is not a finite number")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{shown(raw)} must be from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def decimal_in(low: Decimal, high: Decimal) -> Callable[[str], Decimal]:
+    """An exact, finite decimal from ``low`` to ``high`` (money, rates): never a float."""
+
+    def parse(raw: str) -> Decimal:
+        try:
+            value = Decimal(raw.strip())
+        except InvalidOperation:
+            raise argparse.ArgumentTypeError(f"{shown(raw)} is not a number") from None
+        if not value.is_finite():
+            raise argparse.ArgumentTypeError(f"{shown(raw)} is not a finite number")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{shown(raw)} must be from {low} to {high}")
+        return value
+
+    return parse
+
+
+def text_of(maximum: int, *, empty_ok: bool = False) -> Callable[[str], str]:
+    """Text of at most ``maximum`` characters, trimmed, without control characters."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if not value and not empty_ok:
+            raise argparse.ArgumentTypeError("must not be empty")
+        if len(value) > maximum:
+            raise argparse.ArgumentTypeError(f"at most {maximum:,} characters (got {len(value):,})")
+        # Newlines and tabs are fine in prompts; NUL and other controls are not text (and
+        # PostgreSQL cannot store NUL at all).
+        if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
+            raise argparse.ArgumentTypeError("contains a control character")
+        return value
+
+    return parse
+
+
+name = text_of(MAX_NAME_CHARS)
+note = text_of(MAX_NOTE_CHARS, empty_ok=True)
+description = text_of(MAX_DESCRIPTION_CHARS, empty_ok=True)
+prompt = text_of(MAX_PROMPT_CHARS)
+optional_prompt = text_of(MAX_PROMPT_CHARS, empty_ok=True)
+search_text = text_of(MAX_SEARCH_CHARS, empty_ok=True)
+
+# Sampling settings, in the ranges the OpenAI APIs accept (the Anthropic client sends none).
+temperature = float_in(0.0, 2.0)
+top_p = float_in(0.0, 1.0)
+penalty = float_in(-2.0, 2.0)
+
+
+def model_name(raw: str) -> str:
+    """A provider's model id (``gpt-4o-mini``, ``llama3:8b``): no spaces."""
+    value = name(raw)
+    if any(c.isspace() for c in value):
+        raise argparse.ArgumentTypeError(f"{shown(raw)} is not a model id (no spaces)")
+    return value
+
+
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """One of ``choices`` (for values argparse cannot give ``choices=`` to)."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"{shown(raw)} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def email(raw: str) -> str:
+    value = raw.strip()
+    if len(value) > MAX_EMAIL_CHARS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_EMAIL_CHARS} characters")
+    if not EMAIL_RE.match(value):
+        raise argparse.ArgumentTypeError(f"{shown(raw)} is not an email address")
+    return value
 
 
 def identity(raw: str) -> tuple[str, str]:
     """``CHANNEL:ID`` as ``(channel, id)``."""
+    if len(raw) > MAX_IDENTITY_CHARS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_IDENTITY_CHARS} characters")
     try:
         return parse_identity(raw)
     except ValueError as exc:

@@ -6,10 +6,13 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from admin_commands.registry import Caller
 from bot.app import App, build_app, prepare_database
@@ -22,6 +25,7 @@ from storage.models import Tenant
 from storage.repositories.tenants import BindingRepository, TenantRepository
 
 SHELL_ACTOR = Caller(channel="shell", user_id="admin", role="super_admin")
+log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,18 +129,37 @@ async def _only_tenant(tenants: TenantRepository) -> Tenant:
     raise UsageError("switchboard chat --tenant SLUG", f"Which tenant? Known: {known}.")
 
 
+def _refused(message: str, as_json: bool, out: TextIO) -> int:
+    """A command that did not run: the message on stderr (in the document with ``--json``)."""
+    if as_json:
+        json.dump({"error": message}, out)
+        out.write("\n")
+    else:
+        print(message, file=sys.stderr)
+    return 1
+
+
+def _database_problem(exc: SQLAlchemyError) -> str:
+    """The database's own first line, without SQLAlchemy's statement and parameters (which
+    repeat whatever was typed, at any length)."""
+    driver_error = getattr(exc, "orig", None) or exc
+    lines = str(driver_error).strip().splitlines() or [type(driver_error).__name__]
+    # asyncpg's errors read "<class 'asyncpg.exceptions.X'>: message" through SQLAlchemy.
+    first = re.sub(r"^<class '[\w.]+'>: ", "", lines[0])
+    return f"Database error: {first[:300]}"
+
+
 async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:
     if not words:
         words = ["help"]
     try:
         result = await app.registry.dispatch(words, SHELL_ACTOR, app.deps)
     except SwitchboardError as exc:
-        if as_json:
-            json.dump({"error": exc.user_message}, out)
-            out.write("\n")
-        else:
-            print(exc.user_message, file=sys.stderr)
-        return 1
+        return _refused(exc.user_message, as_json, out)
+    except SQLAlchemyError as exc:
+        # Scripts get one line and exit 1, like any refusal; the traceback is for debugging.
+        log.debug("admin command %s failed in the database", words[:2], exc_info=True)
+        return _refused(_database_problem(exc), as_json, out)
     if as_json:
         # The command's own data is the document, so scripts read e.g. ``.invite_code``.
         document = result.data if result.data is not None else {"text": result.text}

@@ -13,6 +13,11 @@ from storage.models import Assistant
 
 MAX_DOCUMENT_BYTES = 200_000
 MAX_DOCUMENT_CHARS = 20_000
+#: The longest typed message sent to a model: as much text as an attached document gives it.
+#: Past Telegram's own cap (4,096), half Slack's (40,000). Checked before anything is reserved,
+#: so an overlong message is told so, instead of being refused as "balance used up" because
+#: its bytes-based token bound outgrew the balance.
+MAX_MESSAGE_CHARS = MAX_DOCUMENT_CHARS
 MAX_IMAGE_BYTES = 10_000_000
 MAX_AUDIO_BYTES = 25_000_000
 TRANSCRIPTION_MODEL = "whisper-1"
@@ -42,6 +47,11 @@ class PreparedInput:
 
 async def prepare_input(ctx: TurnContext, assistant: Assistant) -> PreparedInput:
     text = ctx.message.text.strip()
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise UnsupportedInput(
+            f"your message is too long ({MAX_MESSAGE_CHARS:,} characters at most). "
+            "Please shorten it."
+        )
     images: list[ImageInput] = []
     parts: list[str] = [text] if text else []
     for attachment in ctx.message.attachments:

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from bot.app import App
 from bot.service import ServiceRunner
 from storage import migrate
-from tests.conftest import bind_console, say, tenant_with_tokens
+from tests.conftest import AppFactory, bind_console, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 
 
@@ -189,3 +189,76 @@ async def test_chat_without_tenant_uses_the_only_one(
     code, out, err = await _run(["chat", "--user", "ann"], env, stdin=b"hello\n/usage\n")
     assert code == 0, err
     assert llm.reply_text in out and "tokens left" in out
+
+
+async def test_bad_values_are_refused_with_the_usage_line_and_no_traceback(
+    tmp_path: Path, database_url: str, llm: FakeLLMServer
+) -> None:
+    """Once raw tracebacks (or a REAL balance on SQLite); now one refusal, exit 1."""
+    env = _env(tmp_path, DATABASE_URL=database_url, OPENAI_BASE_URL=llm.base_url)
+    code, _, err = await _run(["admin", "tenant", "create", "acme", "--name", "Acme"], env)
+    assert code == 0, err
+    await _run(["admin", "tokens", "grant", "acme", "100"], env)
+
+    code, out, err = await _run(["admin", "tenant", "create", "big", "--name", "x" * 100_000], env)
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        "Argument --name: at most 200 characters (got 100,000).",
+        "Usage: /tenant create --name NAME [--email EMAIL] SLUG",
+    ]
+    refusals = [
+        (["tenant", "create", "empty", "--name", ""], "Argument --name: must not be empty"),
+        (["tenant", "create", "bad", "--name", "B", "--email", "not an email"], "not an email"),
+        (["tokens", "grant", "acme", str(2**63 - 1)], "must be from 1 to 1,000,000,000,000"),
+        (["tokens", "grant", "acme", "10^23"], "'10^23' is not a whole number"),
+        (["assistant", "set", "general", "temperature", "nan"], "is not a finite number"),
+        (["library", "get", "²", "--tenant", "acme"], "'²' is not an item number"),
+    ]
+    for words, problem in refusals:
+        code, out, err = await _run(["admin", "--json", *words], env)
+        assert code == 1, words
+        assert problem in json.loads(out)["error"], words
+        assert "Usage: /" in json.loads(out)["error"], words
+        assert "Traceback" not in err, words
+
+    code, out, _ = await _run(["admin", "--json", "tenant", "list"], env)
+    assert [(t["slug"], t["token_balance"]) for t in json.loads(out)] == [("acme", 100)]
+    code, out, _ = await _run(["admin", "--json", "ledger", "verify"], env)
+    assert (code, json.loads(out)["ok"]) == (0, True)
+
+
+async def test_a_database_error_from_a_command_is_one_line(
+    make_app: AppFactory, tmp_path: Path, database_url: str, llm: FakeLLMServer
+) -> None:
+    """A real database refusal (a trigger) reaches the shell as one line, exit 1."""
+    from sqlalchemy import text
+
+    app: App = await make_app()
+    async with app.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER frozen BEFORE INSERT ON tenants "
+                    "BEGIN SELECT RAISE(ABORT, 'tenants are frozen'); END"
+                )
+            )
+        else:
+            await conn.execute(
+                text(
+                    "CREATE FUNCTION frozen() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'tenants are frozen'; END $$"
+                )
+            )
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER frozen BEFORE INSERT ON tenants "
+                    "FOR EACH ROW EXECUTE FUNCTION frozen()"
+                )
+            )
+    env = _env(tmp_path, DATABASE_URL=database_url, OPENAI_BASE_URL=llm.base_url)
+    code, out, err = await _run(["admin", "tenant", "create", "acme", "--name", "Acme"], env)
+    assert (code, out, err) == (1, "", "Database error: tenants are frozen\n")
+    code, out, err = await _run(
+        ["admin", "--json", "tenant", "create", "acme", "--name", "Acme"], env
+    )
+    assert (code, json.loads(out), err) == (1, {"error": "Database error: tenants are frozen"}, "")

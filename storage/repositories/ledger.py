@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import ConflictError, NotFoundError
+from core.limits import MAX_BALANCE
 from storage.models import LedgerEntry, Tenant
 
 LEDGER_KINDS = ("grant", "purchase", "usage", "refund", "adjustment")
@@ -37,20 +40,32 @@ class LedgerRepository:
         actor: str | None = None,
         release_reserved: int = 0,
     ) -> LedgerEntry:
-        """Change the balance by ``tokens`` (and optionally release a reservation) atomically."""
+        """Change the balance by ``tokens`` (and optionally release a reservation) atomically.
+
+        A balance that would leave ±:data:`~core.limits.MAX_BALANCE` is refused with a
+        :class:`ConflictError` and nothing is written: the bound is part of the ``UPDATE``'s
+        condition, so it holds however many processes post at once.
+        """
         if kind not in LEDGER_KINDS:
             raise ValueError(f"unknown ledger kind {kind!r}")
+        if abs(tokens) > 2 * MAX_BALANCE:
+            # Out of range whatever the balance is; checked here because the database would
+            # overflow computing the sum (an error on PostgreSQL, a float on SQLite).
+            await self._refuse(tenant_id, tokens)
+        resulting = Tenant.token_balance + tokens
         balance = (
             await self.session.execute(
                 update(Tenant)
-                .where(Tenant.id == tenant_id)
+                .where(Tenant.id == tenant_id, resulting.between(-MAX_BALANCE, MAX_BALANCE))
                 .values(
-                    token_balance=Tenant.token_balance + tokens,
+                    token_balance=resulting,
                     tokens_reserved=Tenant.tokens_reserved - release_reserved,
                 )
                 .returning(Tenant.token_balance)
             )
-        ).scalar_one()
+        ).scalar_one_or_none()
+        if balance is None:
+            await self._refuse(tenant_id, tokens)
         entry = LedgerEntry(
             tenant_id=tenant_id,
             kind=kind,
@@ -64,6 +79,22 @@ class LedgerRepository:
         self.session.add(entry)
         await self.session.flush()
         return entry
+
+    async def _refuse(self, tenant_id: int, tokens: int) -> NoReturn:
+        """Why the update matched no row: no such tenant, or a balance beyond the bound."""
+        balance = (
+            await self.session.execute(select(Tenant.token_balance).where(Tenant.id == tenant_id))
+        ).scalar_one_or_none()
+        if balance is None:
+            raise NotFoundError("tenant", str(tenant_id))
+        raise ConflictError(
+            f"tenant {tenant_id}: balance {balance} + {tokens} leaves ±{MAX_BALANCE}",
+            user_message=(
+                f"Refused: that would take the token balance from {int(balance):,} to "
+                f"{int(balance) + tokens:,}, beyond the limit of ±{MAX_BALANCE:,}. "
+                "Nothing was changed."
+            ),
+        )
 
     async def has_reference(self, reference: str) -> bool:
         query = select(LedgerEntry.id).where(LedgerEntry.reference == reference)

@@ -112,8 +112,8 @@ class InviteRepository:
         await self.session.flush()
         return code
 
-    async def redeem(self, code: str, *, now: datetime, used_by: str) -> Tenant:
-        """Mark the code used (atomically: two redeemers cannot both win) and return its tenant."""
+    async def lookup(self, code: str) -> Invite:
+        """The invite ``code`` names, used or not; a ConflictError if it names none."""
         invite = (
             await self.session.execute(
                 select(Invite).where(Invite.code_hash == hash_invite_code(code))
@@ -121,6 +121,11 @@ class InviteRepository:
         ).scalar_one_or_none()
         if invite is None:
             raise ConflictError("unknown invite", user_message="This invite code is not valid.")
+        return invite
+
+    async def redeem(self, code: str, *, now: datetime, used_by: str) -> Tenant:
+        """Mark the code used (atomically: two redeemers cannot both win) and return its tenant."""
+        invite = await self.lookup(code)
         if invite.used_at is not None:
             raise ConflictError("used invite", user_message="This invite code was already used.")
         if invite.expires_at <= now:
@@ -151,6 +156,8 @@ class BindingRepository:
         return result.scalar_one_or_none()
 
     async def bind(self, tenant: Tenant, channel: str, scope_key: str) -> None:
+        """Bind the scope to ``tenant``, moving it if bound elsewhere: whether it may be moved
+        is the caller's decision (``/start`` asks for a platform role)."""
         existing = (
             await self.session.execute(
                 select(ChannelBinding).where(
