@@ -3,6 +3,7 @@ the pipeline, the fake LLM, and a fake Slack Web API on 127.0.0.1 receiving our 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from PIL import Image
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
@@ -249,6 +251,16 @@ async def test_two_messages_in_one_thread_are_answered_in_order(h: Harness) -> N
 
     assert [m.text for m in h.slack.thread("D0001", root)] == ["re: first", "re: second"]
     assert "first" in str(h.llm.last_request.json["input"]), "the second saw the first"
+
+
+async def test_stats_chart_is_uploaded_as_an_image(h: Harness) -> None:
+    await h.join()
+    await h.event(message_event("hello", ts="1700000600.000600"))
+    text = await h.command("stats", user_id=ADMIN, name="stats")
+    assert "Tokens in / out" in text
+    [chart] = [f for f in h.slack.files.values() if f.filename == "stats.png"]
+    image = Image.open(io.BytesIO(chart.data))
+    assert image.format == "PNG" and image.size == (900, 480)
 
 
 # -- transport -------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ fake Bot API server (tests/fakes/telegram_server.py) and a fake LLM, in polling 
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import logging
 import socket
@@ -15,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiogram.types import Message
+from PIL import Image
 from sqlalchemy import func, select
 
 from bot.app import App
@@ -366,6 +368,21 @@ async def test_wrong_arguments_answer_the_generated_usage_line(start: Start) -> 
     await fake.wait_for_bot_messages(ADMIN_ID)
     usage = {c.name: c.usage for c in run.app.registry}["tokens grant"]
     assert fake.bot_texts(ADMIN_ID)[-1].splitlines()[-1] == f"Usage: {usage}"
+
+
+async def test_stats_chart_arrives_as_a_photo(start: Start, llm: FakeLLMServer) -> None:
+    run = await start(SUPERADMINS=f"telegram:{ADMIN_ID}")
+    fake = run.fake
+    await bind_private(run)
+    await fake.send_update(fake.private_message(USER, "hello"))
+    await fake.wait_for_bot_messages(USER, 2)
+    await fake.send_update(fake.private_message(ADMIN_ID, "/stats top"))
+    await fake.wait_for(lambda: bool(fake.calls_to("sendPhoto")))
+    [photo] = fake.calls_to("sendPhoto")
+    assert photo.params["chat_id"] in (ADMIN_ID, str(ADMIN_ID))
+    [png] = photo.files.values()
+    assert Image.open(io.BytesIO(png)).format == "PNG"
+    assert "acme" in fake.bot_texts(ADMIN_ID)[-1]
 
 
 async def test_files_go_out_as_photo_and_document(telegram: FakeTelegramServer) -> None:
