@@ -47,16 +47,21 @@ def daily_usage(
         positions, output_tokens, bottom=input_tokens, color=OUTPUT_COLOUR, label="output tokens"
     )
     tokens_axis.yaxis.set_major_formatter(FuncFormatter(_thousands))
+    # Headroom above the tallest bar keeps the legend off the data.
+    tallest = max((i + o for i, o in zip(input_tokens, output_tokens, strict=True)), default=0)
+    tokens_axis.set_ylim(0, tallest * 1.3 or 1)
     tokens_axis.set_ylabel("tokens")
     step = max(1, len(days) // 10)
     tokens_axis.set_xticks(positions[::step], [d.strftime("%d %b") for d in days[::step]])
     cost_axis = tokens_axis.twinx()
     cost_axis.plot(positions, [float(c) for c in cost], color=COST_COLOUR, marker=".", label="cost")
     cost_axis.set_ylabel(f"cost ({currency})")
-    cost_axis.set_ylim(bottom=0)
+    cost_axis.set_ylim(0, float(max(cost, default=0)) * 1.3 or 1)
     handles = tokens_axis.get_legend_handles_labels()
     cost_handles = cost_axis.get_legend_handles_labels()
-    tokens_axis.legend(handles[0] + cost_handles[0], handles[1] + cost_handles[1], loc="upper left")
+    tokens_axis.legend(
+        handles[0] + cost_handles[0], handles[1] + cost_handles[1], loc="upper left", ncols=3
+    )
     tokens_axis.set_title(title)
     return _png(figure)
 
