@@ -108,10 +108,11 @@ async def tenants(ctx: CommandContext) -> CommandResult:
     period = _period(ctx)
     async with ctx.deps.sessions() as session:
         usage = await RollupRepository(session).by_tenant(period, ctx.deps.clock().date())
-        everyone = await TenantRepository(session).list()
+        everyone = (await session.execute(select(*_TENANT_COLUMNS))).all()
     currency = ctx.deps.config.billing_currency
+    empty = Sums()
     rows = sorted(
-        (_tenant_row(ctx, t, usage.get(t.id, Sums())) for t in everyone),
+        (_tenant_row(ctx, t, usage.get(t.id, empty)) for t in everyone),
         key=lambda row: (Decimal(row["cost"]), row["tokens"]),
         reverse=True,
     )
@@ -372,7 +373,17 @@ def _model_json(ctx: CommandContext, provider: str, model: str, sums: Sums) -> d
     }
 
 
-def _tenant_row(ctx: CommandContext, tenant: Tenant, sums: Sums) -> dict[str, Any]:
+_TENANT_COLUMNS = (
+    Tenant.id,
+    Tenant.name,
+    Tenant.slug,
+    Tenant.status,
+    Tenant.library_seq,
+    Tenant.last_activity_at,
+)
+
+
+def _tenant_row(ctx: CommandContext, tenant: Any, sums: Sums) -> dict[str, Any]:
     return {
         "name": tenant.name,
         "slug": tenant.slug,

@@ -31,6 +31,7 @@ from bot.app import App, build_app, prepare_database
 from bot.settings import load_settings
 from storage.models import (
     Assistant,
+    AssistantTenantMonth,
     Tenant,
     UsageDaily,
     UsageDailyGlobal,
@@ -86,6 +87,7 @@ async def seed(app: App, tenants: int, events: int, today: date) -> None:
     daily: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(SUMS))
     overall: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(SUMS))
     monthly: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(SUMS))
+    last_use: dict[tuple[date, int, int], date] = {}
     rows: list[dict[str, Any]] = []
     for n in range(events):
         tenant = tenant_ids[n % len(tenant_ids)]
@@ -129,6 +131,8 @@ async def seed(app: App, tenants: int, events: int, today: date) -> None:
             acc = table[key]
             for i, value in enumerate((*sums, cost, latency)):
                 acc[i] += value
+        used = (day.replace(day=1), assistant, tenant)
+        last_use[used] = max(last_use.get(used, day), day)
         if len(rows) == BATCH:
             await _insert(app, UsageEvent, rows)
             rows = []
@@ -139,6 +143,12 @@ async def seed(app: App, tenants: int, events: int, today: date) -> None:
     )
     await _insert_sums(app, UsageDailyGlobal, overall, ("day", "assistant_id", "provider", "model"))
     await _insert_sums(app, UsageMonthlyTenant, monthly, ("month", "tenant_id"))
+    uses = [
+        {"month": m, "assistant_id": a, "tenant_id": t, "last_day": d}
+        for (m, a, t), d in last_use.items()
+    ]
+    for start in range(0, len(uses), BATCH):
+        await _insert(app, AssistantTenantMonth, uses[start : start + BATCH])
 
 
 SUMS = (

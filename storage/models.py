@@ -443,3 +443,17 @@ class UsageMonthlyTenant(UsageSums, Base):
     month: Mapped[date] = mapped_column(Date, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     cost_currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+
+
+class AssistantTenantMonth(Base):
+    """Which tenants used an assistant in a month, and the last day they did: enough to count
+    an assistant's distinct tenants over any period ending at a month's end or today (a tenant
+    counts for a period starting mid-month when its last use that month is on or after the
+    start)."""
+
+    __tablename__ = "assistant_tenant_month"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    assistant_id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    last_day: Mapped[date] = mapped_column(Date)

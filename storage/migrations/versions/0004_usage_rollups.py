@@ -75,6 +75,18 @@ def upgrade() -> None:
             "month", "tenant_id", "cost_currency", name="pk_usage_monthly_tenant"
         ),
     )
+    op.create_table(
+        "assistant_tenant_month",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column(
+            "assistant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("last_day", sa.Date(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "month", "assistant_id", "tenant_id", name="pk_assistant_tenant_month"
+        ),
+    )
     op.create_index("ix_members_last_seen", "members", ["last_seen_at"])
     _backfill()
 
@@ -116,6 +128,14 @@ def _backfill() -> None:
     )
     op.execute(
         f"""
+        INSERT INTO assistant_tenant_month (month, assistant_id, tenant_id, last_day)
+        SELECT {month}, COALESCE(assistant_id, 0), tenant_id, MAX({day})
+        FROM usage_events WHERE {done}
+        GROUP BY {month}, COALESCE(assistant_id, 0), tenant_id
+        """
+    )
+    op.execute(
+        f"""
         INSERT INTO usage_monthly_tenant (month, tenant_id, cost_currency, {columns})
         SELECT {month}, tenant_id, cost_currency, {sums}
         FROM usage_events WHERE {done}
@@ -126,6 +146,7 @@ def _backfill() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_members_last_seen", table_name="members")
+    op.drop_table("assistant_tenant_month")
     op.drop_table("usage_monthly_tenant")
     op.drop_table("usage_daily_global")
     op.drop_index("ix_usage_daily_tenant_day", table_name="usage_daily")
