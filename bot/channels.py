@@ -14,6 +14,7 @@ from aiohttp import web
 
 from admin_commands.registry import CommandRegistry
 from bot.settings import Settings, secret_value
+from core.envelope import ChatAddress, ReplySink
 from handlers.deps import Deps
 from handlers.pipeline import Pipeline
 
@@ -36,6 +37,9 @@ class Channel(Protocol):
 
     async def stop(self) -> None:
         """Stop receiving; in-flight turns are drained by the service afterwards."""
+
+    def sink_for(self, address: ChatAddress) -> ReplySink:
+        """A sink writing to one of this channel's chats outside of any turn (notices)."""
 
 
 def build_channels(

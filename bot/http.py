@@ -8,6 +8,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from handlers.deps import Deps
+from handlers.payments_http import install_payment_routes
 
 log = logging.getLogger(__name__)
 
@@ -32,4 +33,5 @@ def build_web_app(deps: Deps) -> web.Application:
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    install_payment_routes(app, deps)
     return app

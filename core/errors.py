@@ -98,3 +98,17 @@ class ProviderError(SwitchboardError):
         self.provider = provider
         self.status = status
         super().__init__(f"{provider}: {detail}")
+
+
+class PaymentUnavailable(SwitchboardError):
+    """A payment link could not be made: payments are not set up, or Stripe failed or refused.
+
+    ``reason`` is for logs and records (never a key or a raw provider message); the chat sees
+    ``user_message``.
+    """
+
+    user_message = "Payments are not available right now. Please try again in a few minutes."
+
+    def __init__(self, reason: str, *, user_message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(reason, user_message=user_message)

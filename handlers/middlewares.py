@@ -154,7 +154,9 @@ class CommandMiddleware:
         )
         result = await self._registry.dispatch(split_command_line(text), caller, ctx.deps)
         ctx.outcome = "command"
-        if result.text:
+        if result.buttons:
+            await ctx.sink.send_buttons(result.text, result.buttons)
+        elif result.text:
             await ctx.sink.send_text(result.text)
         for file in result.files:
             await ctx.sink.send_file(file)
