@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,7 +52,8 @@ class PlanRepository:
         return plan
 
     async def list(self, *, kind: str | None = None, active_only: bool = False) -> list[Plan]:
-        query = select(Plan).order_by(Plan.price_micros, Plan.slug)
+        kind_order = case({k: i for i, k in enumerate(PLAN_KINDS)}, value=Plan.kind, else_=9)
+        query = select(Plan).order_by(kind_order, Plan.price_micros, Plan.slug)
         if kind is not None:
             query = query.where(Plan.kind == kind)
         if active_only:
