@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -140,33 +143,34 @@ async def test_packs_and_plans_are_seeded_once_and_listed(app: App) -> None:
     assert entry.after is not None and entry.after["price"] == "16.50"
 
 
-@pytest.mark.parametrize(
-    ("words", "problem"),
-    [
-        (["pack", "set", "pro", "--price", "abc"], "is not an amount"),
-        (["pack", "set", "pro", "--price", "5.005"], "decimal places"),
-        (["pack", "set", "pro", "--price", "0"], "above zero"),
-        (["pack", "set", "pro"], "Nothing to change"),
-        (["pack", "set", "mega", "--price", "9"], "needs --tokens and --price"),
-        (["pack", "set", "pro", "--active", "maybe"], "is not yes or no"),
-        (["plan", "set", "prepaid", "--price", "5"], "no monthly price"),
-        (["plan", "set", "prepaid", "--active", "no"], "stays on"),
-        (["plan", "set", "much-too-long-plan", "--price", "5"], "2-16 lowercase"),
-        (["plan", "set", "team", "--price", "5"], "--tokens-included"),
-        (["tenant", "plan", "acme", "gold"], "Plans: prepaid, postpaid, starter, pro"),
-        (["tenant", "quota", "acme", "-5"], "must be positive"),
-    ],
-)
-async def test_bad_catalog_input_is_refused_and_changes_nothing(
-    app: App, words: list[str], problem: str
-) -> None:
+BAD_CATALOG_INPUT = [
+    (["pack", "set", "pro", "--price", "abc"], "is not an amount"),
+    (["pack", "set", "pro", "--price", "5.005"], "decimal places"),
+    (["pack", "set", "pro", "--price", "0"], "above zero"),
+    (["pack", "set", "pro"], "Nothing to change"),
+    (["pack", "set", "mega", "--price", "9"], "needs --tokens and --price"),
+    (["pack", "set", "pro", "--active", "maybe"], "is not yes or no"),
+    (["pack", "set", "pro", "--currency", "euro"], "is not a currency code"),
+    (["plan", "set", "prepaid", "--price", "5"], "no monthly price"),
+    (["plan", "set", "prepaid", "--active", "no"], "stays on"),
+    (["plan", "set", "much-too-long-plan", "--price", "5"], "2-16 lowercase"),
+    (["plan", "set", "team", "--price", "5"], "--tokens-included"),
+    (["plan", "set", "pro", "--markup", "0"], "above zero"),
+    (["tenant", "plan", "acme", "gold"], "Plans: prepaid, postpaid, starter, pro"),
+    (["tenant", "quota", "acme", "-5"], "must be positive"),
+]
+
+
+async def test_bad_catalog_input_is_refused_and_changes_nothing(app: App) -> None:
     from core.errors import UsageError
 
     await tenant_with_tokens(app)
     packs, plans = (await admin(app, "pack", "list")).data, (await admin(app, "plan", "list")).data
-    with pytest.raises(UsageError) as refused:
-        await admin(app, *words)
-    assert problem in refused.value.user_message and "Usage: /" in refused.value.user_message
+    for words, problem in BAD_CATALOG_INPUT:
+        with pytest.raises(UsageError) as refused:
+            await admin(app, *words)
+        message = refused.value.user_message
+        assert problem in message and "Usage: /" in message, (words, message)
     assert (await admin(app, "pack", "list")).data == packs
     assert (await admin(app, "plan", "list")).data == plans
     shown = (await admin(app, "tenant", "show", "acme")).data
@@ -268,6 +272,29 @@ async def test_buy_from_the_shell_prints_the_documented_json(shop: Shop) -> None
         "enterprise", 10_000_000, "50.00", "EUR",
     )  # fmt: skip
     assert shop.stripe.session_for_url(data["url"])["id"] == data["session_id"]
+
+
+async def test_switchboard_admin_buy_prints_json_or_the_link(
+    shop: Shop, database_url: str, tmp_path: Path
+) -> None:
+    """The console script's own entry point (in a thread: it runs its own event loop)."""
+    from bot.cli import main
+
+    env = {"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path / "media")}
+    env |= stripe_env(shop.stripe)
+    out = io.StringIO()
+    argv = ["--log-level", "WARNING", "admin", "--json", "buy", "pro", "--tenant", "acme"]
+    assert await asyncio.to_thread(main, argv, environ=env, stdout=out) == 0
+    printed = json.loads(out.getvalue())
+    assert {k: printed[k] for k in ("pack", "tokens", "amount", "currency")} == {
+        "pack": "pro", "tokens": 2_000_000, "amount": "15.00", "currency": "EUR",
+    }  # fmt: skip
+    assert shop.stripe.session_for_url(printed["url"])["id"] == printed["session_id"]
+
+    out = io.StringIO()
+    argv = ["--log-level", "WARNING", "admin", "buy", "starter", "--tenant", "acme"]
+    assert await asyncio.to_thread(main, argv, environ=env, stdout=out) == 0
+    assert "  Pay 5.00 EUR: https://checkout.stripe.com/c/pay/cs_test_" in out.getvalue()
 
 
 async def test_unknown_pack_or_postpaid_tenant_get_a_clear_answer(shop: Shop) -> None:
@@ -393,8 +420,10 @@ async def test_paid_page(shop: Shop) -> None:
 
 
 async def test_stripe_down_gives_a_clear_reply_a_failed_row_and_no_duplicate_on_retry(
-    shop: Shop,
+    open_shop: ShopFactory,
 ) -> None:
+    shop = await open_shop(STRIPE_TIMEOUT_SECONDS="0.5")
+    await tenant_with_tokens(shop.app, tokens=START)
     app, stripe = shop.app, shop.stripe
     await bind_console(app)
     stripe.fail_next(500, count=3)  # the first try and both of the SDK's retries
@@ -410,7 +439,7 @@ async def test_stripe_down_gives_a_clear_reply_a_failed_row_and_no_duplicate_on_
 
     # The answer to the create call is lost: the SDK retries with the same key and gets the
     # session the first attempt made, not a second one.
-    stripe.hang_next(3)
+    stripe.hang_next(1.5)
     sink = await say(app, "/buy pro")
     [button] = sink.buttons
     [made] = stripe.created()
