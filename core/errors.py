@@ -7,11 +7,15 @@ pipeline middleware turns an error into a reply.
 
 from __future__ import annotations
 
+from core.envelope import LinkButton
+
 
 class SwitchboardError(Exception):
-    """Root of all deliberate errors; ``user_message`` is what the chat sees."""
+    """Root of all deliberate errors; ``user_message`` is what the chat sees, with ``buttons``
+    under it when there is something to do about it (payment links)."""
 
     user_message: str = "Something went wrong. Please try again later."
+    buttons: tuple[LinkButton, ...] = ()
 
     def __init__(self, detail: str | None = None, *, user_message: str | None = None) -> None:
         super().__init__(detail or user_message or self.user_message)

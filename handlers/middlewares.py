@@ -37,7 +37,10 @@ class ErrorMiddleware:
             ctx.outcome = f"refused:{type(exc).__name__}"
             ctx.deps.metrics.errors.labels(type(exc).__name__).inc()
             log.info("turn refused: %s", exc)
-            await ctx.sink.send_text(exc.user_message)
+            if exc.buttons:
+                await ctx.sink.send_buttons(exc.user_message, exc.buttons)
+            else:
+                await ctx.sink.send_text(exc.user_message)
         except Exception:
             ctx.outcome = "error"
             ctx.deps.metrics.errors.labels("unexpected").inc()

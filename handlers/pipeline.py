@@ -76,7 +76,7 @@ def build_pipeline(deps: Deps, registry: CommandRegistry) -> Pipeline:
 
     Chat order comes before everything that touches the database, so that two messages of one
     conversation are handled in the order they arrived, whichever channel brought them. The
-    top-up offer wraps what may run out of tokens, to answer that refusal with payment links.
+    top-up offer wraps what may run out of tokens, to put payment links on that refusal.
     """
     return Pipeline(
         deps,

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from core.envelope import ChatAddress, LinkButton
 from core.errors import InsufficientTokens, PaymentUnavailable
 from handlers.context import Handler, TurnContext
 
-log = logging.getLogger(__name__)
-
 #: A chat refused again within this time gets the same unpaid links, not new sessions.
 REUSE_LINKS_WITHIN = timedelta(hours=1)
 
 
 class TopUpOfferMiddleware:
-    """Catches :class:`InsufficientTokens` from the turn and answers it with the ``/buy`` links.
+    """Puts the ``/buy`` links on an :class:`InsufficientTokens` refusal from the turn; the
+    error middleware still makes the reply (text and buttons).
 
     Postpaid tenants are invoiced (their quota is not something to buy), and without Stripe
-    there is nothing to offer: those refusals go on to the error middleware unchanged.
+    there is nothing to offer: those refusals pass unchanged.
     """
 
     async def __call__(self, ctx: TurnContext, call_next: Handler) -> None:
@@ -30,9 +28,6 @@ class TopUpOfferMiddleware:
             tenant = ctx.tenant
             if checkout is None or tenant is None or tenant.plan == "postpaid":
                 raise
-            ctx.outcome = "refused:InsufficientTokens"
-            ctx.deps.metrics.errors.labels("InsufficientTokens").inc()
-            log.info("turn refused: %s", exc)
             try:
                 links = await checkout.pack_links(
                     tenant,
@@ -41,12 +36,9 @@ class TopUpOfferMiddleware:
                     reuse_within=REUSE_LINKS_WITHIN,
                 )
             except PaymentUnavailable as problem:
-                await ctx.sink.send_text(f"{exc.user_message}\n{problem.user_message}")
-                return
-            if not links:
-                await ctx.sink.send_text(exc.user_message)
-                return
-            await ctx.sink.send_buttons(
-                f"{exc.user_message}\nTop up now:",
-                [LinkButton(link.label, link.url) for link in links],
-            )
+                exc.user_message = f"{exc.user_message}\n{problem.user_message}"
+                raise exc from None
+            if links:
+                exc.user_message = f"{exc.user_message}\nTop up now:"
+                exc.buttons = tuple(LinkButton(link.label, link.url) for link in links)
+            raise
