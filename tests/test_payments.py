@@ -596,3 +596,23 @@ async def test_concurrent_deliveries_of_different_events_keep_the_ledger(shop: S
     assert all(r == [200] for r in results)
     assert await shop.balance() == START + 12_500_000
     assert await shop.ledger_ok()
+
+
+def test_stripe_settings_problems_and_warnings() -> None:
+    from bot.settings import load_settings
+
+    base = {"TELEGRAM_BOT_TOKEN": "1:x", "OPENAI_BASE_URL": "http://127.0.0.1:1/v1"}
+    keyed = load_settings({**base, "STRIPE_SECRET_KEY": "sk_test_x"})
+    assert not keyed.payments_enabled
+    assert [p for p in keyed.service_problems() if "PUBLIC_BASE_URL" in p] == [
+        "STRIPE_SECRET_KEY is set but PUBLIC_BASE_URL is not: Stripe Checkout needs it to send "
+        "buyers back."
+    ]
+    assert "no payment is ever credited" in keyed.service_warnings()[0]
+    ready = load_settings(
+        {**base, "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
+         "PUBLIC_BASE_URL": PUBLIC_URL}
+    )  # fmt: skip
+    assert ready.payments_enabled and ready.service_problems() == []
+    assert ready.service_warnings() == []
+    assert "sk_test_x" not in repr(ready) and "whsec_x" not in repr(ready)
