@@ -176,7 +176,9 @@ async def on_charge_refunded(ctx: EffectContext, charge: StripeObject) -> None:
         if full:
             payment.status, payment.closed_at = "refunded", ctx.now
         return
-    owed = payment.tokens if full else payment.tokens * refunded // amount if amount else 0
+    # A partial refund takes back its share of the tokens, rounded down in the buyer's favour.
+    share = payment.tokens * refunded // amount if amount else 0
+    owed = payment.tokens if full else share
     taken = owed - payment.refunded_tokens
     if full:
         payment.status, payment.closed_at = "refunded", ctx.now
