@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from admin_commands import admins, assistants, members, stats, tenants, tokens
+from admin_commands import (
+    admins,
+    assistants,
+    catalog,
+    members,
+    payments,
+    stats,
+    tenants,
+    tokens,
+)
 from admin_commands.registry import CommandRegistry
 
 
 def build_registry() -> CommandRegistry:
     """Every command of every module, each declared on its own function."""
     registry = CommandRegistry()
-    for module in (members, tenants, tokens, admins, assistants, stats):
+    for module in (members, payments, tenants, tokens, catalog, admins, assistants, stats):
         registry.include(module.commands)
     return registry

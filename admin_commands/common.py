@@ -7,13 +7,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from admin_commands.registry import CommandContext
+from admin_commands.registry import Caller, CommandContext
 from admin_commands.roles import minimum_role
+from core.envelope import ChatAddress
 from core.errors import PermissionDenied
 from core.money import from_micros, to_micros
 from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.tenants import TenantRepository
+
+#: The ``channel`` of ``switchboard admin`` callers: there is no chat to write back to.
+SHELL_CHANNEL = "shell"
 
 
 async def target_tenant(
@@ -71,3 +75,16 @@ def tenant_summary(tenant: Tenant) -> dict[str, Any]:
         if tenant.last_activity_at
         else None,
     }
+
+
+def reply_address(caller: Caller) -> ChatAddress | None:
+    """The caller's chat, to be told when a payment lands; None from the shell."""
+    if caller.channel == SHELL_CHANNEL:
+        return None
+    return ChatAddress(
+        channel=caller.channel,
+        chat_key=caller.chat_key,
+        user_id=caller.user_id,
+        thread_key=caller.thread_key,
+        is_private=caller.is_private,
+    )

@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.clock import Clock
+
+if TYPE_CHECKING:
+    from billing.checkout import CheckoutService
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,4 +41,9 @@ class CommandDeps(Protocol):
     @property
     def bot_usernames(self) -> Mapping[str, str]:
         """Bot usernames learnt at channel start-up (``{"telegram": "acme_bot"}``), for links."""
+        ...
+
+    @property
+    def checkout(self) -> CheckoutService | None:
+        """Makes Stripe payment links; None when Stripe is not configured."""
         ...

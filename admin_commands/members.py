@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from admin_commands.common import audit, money_str, target_tenant, usd_to_billing_micros
+from admin_commands.payments import payment_json, payment_line
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.roles import minimum_role
 from admin_commands.values import item_id, search_text, slug
@@ -12,12 +13,15 @@ from storage.models import ContentItem
 from storage.repositories.assistants import AssistantRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.library import CONTENT_KINDS, LibraryRepository
+from storage.repositories.payments import PaymentRepository
 from storage.repositories.tenants import BindingRepository, InviteRepository
 from storage.repositories.usage import UsageRepository
 
 PREVIEW = 80
 #: Moving a chat that is already linked to one tenant over to another.
 REBIND_PERMISSION = "tenants.write"
+#: Payments listed by /usage (all of them: /payments, for admins).
+PAYMENTS_SHOWN = 5
 
 
 commands = CommandGroup()
@@ -243,13 +247,14 @@ def _item_json(item: ContentItem, full: bool = False) -> dict[str, object]:
     "usage", audience="member", unbound_ok=True, arguments=[Arg("--tenant", type=slug)]
 )
 async def usage(ctx: CommandContext) -> CommandResult:
-    """Your token balance and this month's usage."""
+    """Your token balance, this month's usage and your latest payments."""
     deps = ctx.deps
     async with deps.sessions() as session:
         tenant = await target_tenant(ctx, session)
         repo = UsageRepository(session)
         totals = await repo.totals(tenant.id, month_start(deps.clock()))
         events = await repo.recent(tenant.id, limit=20)
+        payments = await PaymentRepository(session).list(tenant_id=tenant.id, limit=PAYMENTS_SHOWN)
     cost = usd_to_billing_micros(ctx, totals.cost_micros)
     currency = deps.config.billing_currency
     text = (
@@ -258,6 +263,8 @@ async def usage(ctx: CommandContext) -> CommandResult:
         f"This month: {totals.calls} calls, {totals.input_tokens:,} in / "
         f"{totals.output_tokens:,} out tokens, cost {money_str(cost)} {currency}."
     )
+    if payments:
+        text += "\nRecent payments:\n" + "\n".join(payment_line(p) for p in payments)
     return CommandResult(
         text,
         data={
@@ -294,5 +301,6 @@ async def usage(ctx: CommandContext) -> CommandResult:
                 }
                 for e in events
             ],
+            "payments": [payment_json(p, tenant.slug) for p in payments],
         },
     )

@@ -16,7 +16,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 from admin_commands.deps import CommandDeps
 from admin_commands.roles import minimum_role, permissions_of
-from core.envelope import OutboundFile
+from core.envelope import LinkButton, OutboundFile
 from core.errors import PermissionDenied, UsageError
 from storage.models import Member, Tenant
 
@@ -55,6 +55,8 @@ class CommandResult:
     files: list[OutboundFile] = field(default_factory=list)
     #: False when the command ran but found a problem (``ledger verify``): the shell exits 1.
     ok: bool = True
+    #: Links shown as buttons under ``text`` (payment links); plain URLs in a terminal.
+    buttons: list[LinkButton] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

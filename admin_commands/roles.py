@@ -7,7 +7,9 @@ ROLES: tuple[str, ...] = ("viewer", "editor", "admin", "super_admin")
 _GRANTS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"stats.read"}),
     "editor": frozenset({"assistants.write"}),
-    "admin": frozenset({"tenants.write", "invoices.write", "tokens.grant", "ledger.read"}),
+    "admin": frozenset(
+        {"tenants.write", "invoices.write", "tokens.grant", "ledger.read", "billing.write"}
+    ),
     "super_admin": frozenset({"admins.write"}),
 }
 

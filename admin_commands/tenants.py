@@ -1,4 +1,5 @@
-"""Tenant provisioning and status: ``/tenant create|list|show|suspend|activate``."""
+"""Tenant provisioning, status and terms: ``/tenant create|list|show|suspend|activate``,
+``/tenant plan`` and ``/tenant quota``."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from decimal import Decimal
 
 from admin_commands.common import audit, money_str, tenant_summary, usd_to_billing_micros
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.values import email, name, slug
+from admin_commands.values import email, name, plan_slug, quota, slug
 from core.clock import month_start
+from storage.repositories.catalog import PlanRepository
+from storage.repositories.payments import SubscriptionRepository
 from storage.repositories.tenants import TENANT_STATUSES, InviteRepository, TenantRepository
 from storage.repositories.usage import UsageRepository
 
@@ -154,3 +157,74 @@ async def suspend(ctx: CommandContext) -> CommandResult:
 async def activate(ctx: CommandContext) -> CommandResult:
     """Activate a tenant (ends its trial or suspension)."""
     return await _set_status(ctx, "active")
+
+
+@commands.command(
+    "tenant plan", permission=WRITE, arguments=[Arg("slug"), Arg("plan", type=plan_slug)]
+)
+async def plan(ctx: CommandContext) -> CommandResult:
+    """Put a tenant on a plan (prepaid, postpaid or a subscription plan)."""
+    notes: list[str] = []
+    async with ctx.deps.sessions.begin() as session:
+        tenant = await TenantRepository(session).get(ctx.args.slug)
+        chosen = await PlanRepository(session).find(ctx.args.plan)
+        if chosen is None or not chosen.active:
+            offered = ", ".join(
+                p.slug for p in await PlanRepository(session).list(active_only=True)
+            )
+            raise ctx.usage_error(f"No plan '{ctx.args.plan}' on offer. Plans: {offered}.")
+        before = tenant.plan
+        tenant.plan = chosen.slug
+        subscription = await SubscriptionRepository(session).current(tenant.id)
+        await audit(
+            session, ctx, "tenant.plan", tenant.slug, {"plan": before}, {"plan": chosen.slug}
+        )
+    if subscription is not None and subscription.plan != chosen.slug:
+        notes.append(
+            f"Note: {tenant.slug} still has a Stripe subscription to {subscription.plan}; "
+            "cancel it in the Stripe dashboard if it should stop."
+        )
+    if chosen.kind == "subscription" and (subscription is None or subscription.plan != chosen.slug):
+        notes.append(
+            "Its included tokens come with paid Stripe invoices (/subscribe); "
+            "grant tokens by hand with /tokens grant otherwise."
+        )
+    return CommandResult(
+        "\n".join(
+            [f"Tenant {tenant.slug} is now on the {chosen.slug} plan (was {before}).", *notes]
+        ),
+        data={"slug": tenant.slug, "plan": chosen.slug, "previous": before},
+    )
+
+
+@commands.command(
+    "tenant quota",
+    permission=WRITE,
+    arguments=[Arg("slug"), Arg("tokens", type=quota, metavar="N|none")],
+)
+async def quota_(ctx: CommandContext) -> CommandResult:
+    """Set a postpaid tenant's soft monthly token quota (none removes it)."""
+    async with ctx.deps.sessions.begin() as session:
+        tenant = await TenantRepository(session).get(ctx.args.slug)
+        before = tenant.monthly_token_quota
+        tenant.monthly_token_quota = ctx.args.tokens
+        await audit(
+            session,
+            ctx,
+            "tenant.quota",
+            tenant.slug,
+            {"monthly_token_quota": before},
+            {"monthly_token_quota": tenant.monthly_token_quota},
+        )
+    shown = (
+        f"{tenant.monthly_token_quota:,} tokens a month" if tenant.monthly_token_quota else "none"
+    )
+    note = (
+        ""
+        if tenant.plan == "postpaid"
+        else f"\nNote: the quota applies to postpaid tenants; {tenant.slug} is {tenant.plan}."
+    )
+    return CommandResult(
+        f"Tenant {tenant.slug} monthly quota: {shown}.{note}",
+        data={"slug": tenant.slug, "monthly_token_quota": tenant.monthly_token_quota},
+    )

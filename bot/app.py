@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from admin_commands import build_registry
 from admin_commands.deps import CommandConfig
@@ -16,6 +16,8 @@ from assistants.defaults import seed_default_assistants
 from assistants.pricing import Pricer
 from assistants.providers.factory import build_provider_clients
 from assistants.types import ProviderClient
+from billing.catalog import seed_catalog
+from billing.checkout import CheckoutService, ReturnUrls
 from billing.metering import Metering
 from bot.settings import Settings, secret_value
 from core.clock import Clock, system_clock
@@ -38,10 +40,14 @@ class App:
     deps: Deps
     registry: CommandRegistry
     pipeline: Pipeline
+    #: Closed with the app (the Stripe client's HTTP session).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
         for client in self.deps.providers.values():
             await client.aclose()
+        for close in self.closers:
+            await close()
         await self.engine.dispose()
 
 
@@ -91,12 +97,39 @@ def build_app(
             rate_limit_per_minute=settings.rate_limit_per_minute,
         ),
     )
+    closers = _build_payments(settings, deps, sessions, clock)
     registry = build_registry()
-    return App(settings, engine, deps, registry, build_pipeline(deps, registry))
+    return App(settings, engine, deps, registry, build_pipeline(deps, registry), closers)
+
+
+def _build_payments(
+    settings: Settings, deps: Deps, sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> list[Callable[[], Awaitable[None]]]:
+    """The Stripe client (built once, only when configured) behind checkout and the webhook."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    key = secret_value(settings.stripe_secret_key)
+    if key is not None and settings.public_base_url:
+        from billing.stripe_client import StripeCheckout, build_stripe_client
+
+        client, http = build_stripe_client(
+            key, api_base=settings.stripe_api_base, timeout_seconds=settings.stripe_timeout_seconds
+        )
+        stripe = StripeCheckout(client, http)
+        closers.append(stripe.aclose)
+        deps.checkout = CheckoutService(
+            sessions, stripe, ReturnUrls.under(settings.public_base_url), clock=clock
+        )
+    webhook_secret = secret_value(settings.stripe_webhook_secret)
+    if webhook_secret is not None:
+        from billing.webhook import StripeWebhook
+
+        deps.stripe_webhook = StripeWebhook(sessions, webhook_secret, clock=clock)
+    return closers
 
 
 async def prepare_database(app: App) -> None:
-    """Migrate, seed the default assistants, register SUPERADMINS, release orphaned reservations."""
+    """Migrate, seed the default assistants, packs and plans, register SUPERADMINS, release
+    orphaned reservations."""
     await migrate.upgrade(app.engine)
     settings = app.settings
     async with app.deps.sessions.begin() as session:
@@ -104,6 +137,9 @@ async def prepare_database(app: App) -> None:
             created = await seed_default_assistants(session, settings.provider, settings.model)
             if created:
                 log.info("seeded assistants: %s", ", ".join(created))
+        added = await seed_catalog(session, settings.billing_currency)
+        if added:
+            log.info("seeded %s", ", ".join(added))
         admins = AdminRepository(session)
         for channel, ident in settings.superadmin_identities():
             await admins.upsert(channel, ident, "super_admin", created_by="SUPERADMINS")

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from admin_commands.registry import CommandRegistry
 from bot.settings import Settings, secret_value
+from core.envelope import ChatAddress, ReplySink
 from handlers.deps import Deps
 from handlers.pipeline import Pipeline
 
@@ -40,6 +41,9 @@ class Channel(Protocol):
 
     async def notify(self, address: Mapping[str, Any], text: str) -> None:
         """Write into a chat a message once came from (``DedupMiddleware``'s reply address)."""
+
+    def sink_for(self, address: ChatAddress) -> ReplySink:
+        """A sink writing to one of this channel's chats outside of any turn (notices)."""
 
 
 def build_channels(

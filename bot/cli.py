@@ -167,6 +167,8 @@ async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:
         out.write("\n")
     else:
         print(result.text, file=out)
+        for button in result.buttons:
+            print(f"  {button.label}: {button.url}", file=out)
     for file in result.files:
         path = app.settings.media_dir / Path(file.file_name).name
         path.parent.mkdir(parents=True, exist_ok=True)

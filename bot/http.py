@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from bot.health import DEFAULT_TIMEOUT_SECONDS, DatabaseCheck
 from handlers.deps import Deps
+from handlers.payments_http import install_payment_routes
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -54,6 +55,7 @@ def build_web_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.on_cleanup.append(close_database_check)
+    install_payment_routes(app, deps)
     return app
 
 

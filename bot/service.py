@@ -34,6 +34,7 @@ class ServiceRunner:
         )
         for channel in channels:
             channel.install_routes(self.web_app)
+            app.deps.outbox.register(channel.name, channel.sink_for)
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self.port: int | None = None
@@ -45,6 +46,8 @@ class ServiceRunner:
 
     async def start(self) -> None:
         settings = self.app.settings
+        for warning in settings.service_warnings():
+            log.warning("%s", warning)
         await prepare_database(self.app)
         self._runner = web.AppRunner(self.web_app, handle_signals=False)
         await self._runner.setup()
@@ -72,6 +75,12 @@ class ServiceRunner:
 
     async def stop(self) -> None:
         """Stop receiving, let in-flight turns finish, then close everything."""
+        # Payment notices still being sent need the channels: finish them first. Webhooks from
+        # now on are answered 503, and Stripe redelivers them to a process that is up.
+        outbox = self.app.deps.outbox
+        outbox.close()
+        if not await outbox.drain(DRAIN_TIMEOUT_SECONDS):
+            log.warning("payment notices still being sent at shutdown")
         for channel in self.channels:
             with suppress(Exception):
                 await channel.stop()

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     context_token_budget: int = Field(default=6000, gt=0)
     rate_limit_per_minute: int = Field(default=20, ge=0)
     recovery_grace_seconds: float = Field(default=10.0, ge=0)
+    stripe_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("billing_currency")
     @classmethod
@@ -115,6 +116,11 @@ class Settings(BaseSettings):
             self.slack_signing_secret is not None or self.slack_app_token is not None
         )
 
+    @property
+    def payments_enabled(self) -> bool:
+        """Payment links need the Stripe key and a public URL for Stripe to send buyers back to."""
+        return self.stripe_secret_key is not None and bool(self.public_base_url)
+
     def superadmin_identities(self) -> list[tuple[str, str]]:
         """``SUPERADMINS=telegram:1,slack:T1/U1`` as ``[("telegram", "1"), ("slack", "T1/U1")]``."""
         result: list[tuple[str, str]] = []
@@ -151,7 +157,22 @@ class Settings(BaseSettings):
             and self.telegram_webhook_secret is None
         ):
             problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET.")
+        if self.stripe_secret_key is not None and not self.public_base_url:
+            problems.append(
+                "STRIPE_SECRET_KEY is set but PUBLIC_BASE_URL is not: Stripe Checkout needs it "
+                "to send buyers back."
+            )
         return problems
+
+    def service_warnings(self) -> list[str]:
+        """Settings that work but probably not as intended."""
+        warnings: list[str] = []
+        if self.stripe_secret_key is not None and self.stripe_webhook_secret is None:
+            warnings.append(
+                "STRIPE_SECRET_KEY is set without STRIPE_WEBHOOK_SECRET: payment links are "
+                "made, but no payment is ever credited (POST /stripe/webhook is off)."
+            )
+        return warnings
 
 
 def secret_value(value: SecretStr | None) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -79,6 +79,62 @@ class ReplyStream(Protocol):
 class ReplySink(Protocol):
     async def send_text(self, text: str) -> None: ...
 
+    async def send_buttons(self, text: str, buttons: Sequence[LinkButton]) -> None:
+        """``text`` with a button per link (a payment link): Telegram inline URL buttons, Slack
+        Block Kit buttons, plain URLs in a terminal."""
+
     async def send_file(self, file: OutboundFile) -> None: ...
 
     def open_stream(self) -> ReplyStream: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LinkButton:
+    """A button that opens ``url`` (no callback: the link itself is the action)."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatAddress:
+    """Where to write to a chat outside of a turn (a payment landed, a renewal failed).
+
+    The fields are an :class:`InboundMessage`'s own, so any message gives its chat's address and
+    each channel knows how to turn it back into a target.
+    """
+
+    channel: str
+    chat_key: str
+    user_id: str = ""
+    thread_key: str = ""
+    is_private: bool = True
+
+    @classmethod
+    def of(cls, message: InboundMessage) -> ChatAddress:
+        return cls(
+            channel=message.channel,
+            chat_key=message.chat_key,
+            user_id=message.user_id,
+            thread_key=message.thread_key,
+            is_private=message.is_private,
+        )
+
+    def to_json(self) -> dict[str, str | bool]:
+        return {
+            "channel": self.channel,
+            "chat_key": self.chat_key,
+            "user_id": self.user_id,
+            "thread_key": self.thread_key,
+            "is_private": self.is_private,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ChatAddress:
+        return cls(
+            channel=str(data["channel"]),
+            chat_key=str(data["chat_key"]),
+            user_id=str(data.get("user_id") or ""),
+            thread_key=str(data.get("thread_key") or ""),
+            is_private=bool(data.get("is_private", True)),
+        )

@@ -7,11 +7,15 @@ pipeline middleware turns an error into a reply.
 
 from __future__ import annotations
 
+from core.envelope import LinkButton
+
 
 class SwitchboardError(Exception):
-    """Root of all deliberate errors; ``user_message`` is what the chat sees."""
+    """Root of all deliberate errors; ``user_message`` is what the chat sees, with ``buttons``
+    under it when there is something to do about it (payment links)."""
 
     user_message: str = "Something went wrong. Please try again later."
+    buttons: tuple[LinkButton, ...] = ()
 
     def __init__(self, detail: str | None = None, *, user_message: str | None = None) -> None:
         super().__init__(detail or user_message or self.user_message)
@@ -98,3 +102,17 @@ class ProviderError(SwitchboardError):
         self.provider = provider
         self.status = status
         super().__init__(f"{provider}: {detail}")
+
+
+class PaymentUnavailable(SwitchboardError):
+    """A payment link could not be made: payments are not set up, or Stripe failed or refused.
+
+    ``reason`` is for logs and records (never a key or a raw provider message); the chat sees
+    ``user_message``.
+    """
+
+    user_message = "Payments are not available right now. Please try again in a few minutes."
+
+    def __init__(self, reason: str, *, user_message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(reason, user_message=user_message)

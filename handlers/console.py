@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from core.envelope import InboundMessage, OutboundFile, ReplyStream
+from core.envelope import InboundMessage, LinkButton, OutboundFile, ReplyStream
 from handlers.pipeline import Pipeline
 
 CHANNEL = "console"
@@ -27,6 +27,10 @@ class ConsoleSink:
 
     async def send_text(self, text: str) -> None:
         self._write(text + "\n")
+
+    async def send_buttons(self, text: str, buttons: Sequence[LinkButton]) -> None:
+        """A terminal has no buttons: each link on its own line, to open or copy."""
+        self._write(text + "\n" + "".join(f"  {b.label}: {b.url}\n" for b in buttons))
 
     async def send_file(self, file: OutboundFile) -> None:
         self._write(f"[file saved: {self._save_file(file)}]\n")

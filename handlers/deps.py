@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,6 +15,11 @@ from assistants.types import ProviderClient
 from billing.metering import Metering
 from core.clock import Clock
 from handlers.metrics import Metrics
+from handlers.outbox import Outbox
+
+if TYPE_CHECKING:  # the Stripe SDK is imported only when payments are configured
+    from billing.checkout import CheckoutService
+    from billing.webhook import StripeWebhook
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +52,9 @@ class Deps:
     turn: TurnConfig
     #: Bot usernames learnt at channel start-up (e.g. ``{"telegram": "acme_bot"}``), for links.
     bot_usernames: dict[str, str] = field(default_factory=dict)
+    #: Stripe Checkout links (``/buy``, ``/subscribe``); None when Stripe is not configured.
+    checkout: CheckoutService | None = None
+    #: Verifies and applies ``POST /stripe/webhook``; None without ``STRIPE_WEBHOOK_SECRET``.
+    stripe_webhook: StripeWebhook | None = None
+    #: Writes to chats outside of turns (payment notices), through the running channels.
+    outbox: Outbox = field(default_factory=Outbox)

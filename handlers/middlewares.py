@@ -43,7 +43,10 @@ class ErrorMiddleware:
             ctx.outcome = f"refused:{type(exc).__name__}"
             ctx.deps.metrics.errors.labels(type(exc).__name__).inc()
             log.info("turn refused: %s", exc)
-            await ctx.sink.send_text(exc.user_message)
+            if exc.buttons:
+                await ctx.sink.send_buttons(exc.user_message, exc.buttons)
+            else:
+                await ctx.sink.send_text(exc.user_message)
         except Exception:
             ctx.outcome = "error"
             ctx.deps.metrics.errors.labels("unexpected").inc()
@@ -224,7 +227,9 @@ class CommandMiddleware:
         )
         result = await self._registry.dispatch(split_command_line(text), caller, ctx.deps)
         ctx.outcome = "command"
-        if result.text:
+        if result.buttons:
+            await ctx.sink.send_buttons(result.text, result.buttons)
+        elif result.text:
             await ctx.sink.send_text(result.text)
         for file in result.files:
             await ctx.sink.send_file(file)

@@ -23,6 +23,7 @@ from handlers.middlewares import (
     RateLimitMiddleware,
     TenantStatusMiddleware,
 )
+from handlers.topup import TopUpOfferMiddleware
 from handlers.turn import AssistantTurn
 
 
@@ -70,10 +71,12 @@ async def _step(middleware: Middleware, call_next: Handler, ctx: TurnContext) ->
 
 
 def build_pipeline(deps: Deps, registry: CommandRegistry) -> Pipeline:
-    """errors → chat order → dedup → identify → command? → tenant status → rate limit → turn.
+    """errors → chat order → dedup → identify → command? → top-up offer → tenant status → rate
+    limit → turn.
 
     Chat order comes before everything that touches the database, so that two messages of one
-    conversation are handled in the order they arrived, whichever channel brought them.
+    conversation are handled in the order they arrived, whichever channel brought them. The
+    top-up offer wraps what may run out of tokens, to put payment links on that refusal.
     """
     return Pipeline(
         deps,
@@ -83,6 +86,7 @@ def build_pipeline(deps: Deps, registry: CommandRegistry) -> Pipeline:
             DedupMiddleware(deps.metering.holder, deps.turn.claim_lease),
             IdentifyMiddleware(),
             CommandMiddleware(registry),
+            TopUpOfferMiddleware(),
             TenantStatusMiddleware(),
             RateLimitMiddleware(deps.turn.rate_limit_per_minute),
         ],

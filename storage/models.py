@@ -83,7 +83,7 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(16), default="trial")  # trial|active|suspended
-    plan: Mapped[str] = mapped_column(String(16), default="prepaid")  # prepaid|postpaid
+    plan: Mapped[str] = mapped_column(String(16), default="prepaid")  # a plans.slug
     monthly_token_quota: Mapped[int | None]
     trial_ends_at: Mapped[datetime | None]
     billing_currency: Mapped[str] = mapped_column(String(3), default="EUR")
@@ -457,3 +457,130 @@ class AssistantTenantMonth(Base):
     assistant_id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     last_day: Mapped[date] = mapped_column(Date)
+
+
+# -- packs, plans and payments ---------------------------------------------------------------------
+
+
+class Pack(Base):
+    """A one-off top-up a prepaid tenant can buy: ``tokens`` for ``price_micros``."""
+
+    __tablename__ = "packs"
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    tokens: Mapped[int]
+    price_micros: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Plan(Base):
+    """How a tenant pays: ``prepaid`` (packs), ``postpaid`` (monthly invoice of usage cost ×
+    markup + base fee) or a ``subscription`` with a monthly price granting ``tokens_included``.
+
+    Slugs are at most 16 characters: ``tenants.plan`` holds one.
+    """
+
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # prepaid|postpaid|subscription
+    price_micros: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    tokens_included: Mapped[int] = mapped_column(default=0)
+    markup_ppm: Mapped[int] = mapped_column(default=1_000_000)  # parts per million: 1.3 → 1300000
+    base_fee_micros: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Payment(Base):
+    """Money coming in: a Checkout Session we created (written before Stripe is called), or a
+    subscription renewal Stripe charged. ``pending`` → ``paid`` → ``refunded``, or ``expired`` /
+    ``failed``."""
+
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_tenant_time", "tenant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # pack|subscription|renewal
+    #: The pack or plan slug bought.
+    item: Mapped[str] = mapped_column(String(64))
+    #: Tokens this payment buys (a pack) or grants (a subscription period).
+    tokens: Mapped[int]
+    amount_micros: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    #: Sent with the Stripe create call, so a retried request never makes a second session.
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_payment_intent: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    url: Mapped[str | None] = mapped_column(Text)
+    #: The chat that asked for the link (a :class:`core.envelope.ChatAddress`), told on payment.
+    reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    requested_by: Mapped[str | None] = mapped_column(String(200))
+    refunded_tokens: Mapped[int] = mapped_column(default=0)
+    refunded_micros: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class Subscription(Base):
+    """A Stripe subscription of a tenant to a plan: ``active``, ``past_due`` or ``canceled``."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    plan: Mapped[str] = mapped_column(String(16))
+    stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    canceled_at: Mapped[datetime | None]
+
+
+class StripeEffect(Base):
+    """One applied effect of a Stripe webhook (``fulfil:cs_…``, ``invoice.paid:in_…``).
+
+    Inserted in the same transaction as the effect itself: the unique key is what makes a
+    replayed, duplicated or concurrently delivered event change nothing twice.
+    """
+
+    __tablename__ = "stripe_effects"
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Alert(Base):
+    """Something an operator must look at (a payment not credited, a failed renewal)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_time", "created_at"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    detail: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When admins were told in chat (None: not yet).
+    notified_at: Mapped[datetime | None]

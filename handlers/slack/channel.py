@@ -23,13 +23,14 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from core.envelope import ChatAddress
 from core.errors import ConfigurationError, SwitchboardError
 from handlers.background import BackgroundTasks
 from handlers.pipeline import Pipeline
 from handlers.slack.events import CHANNEL, Inbound, from_command, from_event
 from handlers.slack.options import SlackOptions
 from handlers.slack.request import Refusal, SignedRequests, replay_key
-from handlers.slack.sink import SlackSink, StreamingSupport
+from handlers.slack.sink import SlackSink, SlackTarget, StreamingSupport
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,23 @@ class SlackChannel:
         """Wait until every turn this channel started has finished; False if ``seconds`` ran
         out first."""
         return await self._tasks.drain(seconds)
+
+    def sink_for(self, address: ChatAddress) -> SlackSink:
+        """Writes to a chat outside of any turn (a payment landed).
+
+        Such notices are personal: a direct message gets them where it asked; a request made in
+        a shared channel (answered there only to its author) gets them in the author's direct
+        messages with the app.
+        """
+        team, _, chat = address.chat_key.partition("/")
+        user = address.user_id.partition("/")[2] or chat
+        channel_id, thread = (
+            (chat, address.thread_key or None) if address.is_private else (user, None)
+        )
+        target = SlackTarget(channel_id=channel_id, team_id=team, user_id=user, thread_ts=thread)
+        return SlackSink(
+            self.client, target, self.options, speller=self._speller, streaming=self._streaming
+        )
 
     # -- receiving -----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from core.envelope import OutboundFile, ReplyStream
+from core.envelope import LinkButton, OutboundFile, ReplyStream
 from handlers.slack.options import SlackOptions
 from handlers.slack.ratelimit import RateLimiter, retry_after
 from handlers.slack.text import FENCE, FENCE_RESERVE, escape, find_cut, open_fence, split_text
@@ -48,6 +48,32 @@ STREAMING_UNSUPPORTED = frozenset(
 FILE_NOT_HERE = frozenset({"not_in_channel", "channel_not_found", "access_denied"})
 
 SlackCall = Callable[[], Awaitable[AsyncSlackResponse]]
+#: Channel ids of conversations with other people (public ``C``, private ``G``), where a reply
+#: meant for one person is sent ephemeral.
+SHARED_CHANNEL_PREFIXES = ("C", "G")
+#: Block Kit limits: a section's text, a button's text.
+SECTION_LIMIT = 3000
+BUTTON_TEXT_LIMIT = 75
+
+
+def link_blocks(text: str, buttons: Sequence[LinkButton]) -> list[dict[str, Any]]:
+    """A plain-text section and an actions block of URL buttons (Slack opens the URL; the
+    click's ``block_actions`` is only acknowledged)."""
+    return [
+        {"type": "section", "text": {"type": "plain_text", "text": text}},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": b.label[:BUTTON_TEXT_LIMIT]},
+                    "url": b.url,
+                    "action_id": f"link-{index}",
+                }
+                for index, b in enumerate(buttons[:25])
+            ],
+        },
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +139,31 @@ class SlackSink:
                 continue
             await self.post(text=part, mrkdwn=False)
 
+    async def send_buttons(self, text: str, buttons: Sequence[LinkButton]) -> None:
+        """Block Kit link buttons under the text. In a shared channel only the person who
+        asked sees them (a slash command's response, or an ephemeral message)."""
+        plain = self.plain(text)
+        if len(plain) > SECTION_LIMIT:
+            await self.send_text(text)
+            plain = "Links:"
+        fallback = "\n".join([plain, *(f"{b.label}: {b.url}" for b in buttons)])
+        blocks = link_blocks(plain, buttons)
+        if await self._respond_with({"text": fallback, "blocks": blocks}):
+            return
+        target = self.target
+        if target.channel_id[:1] in SHARED_CHANNEL_PREFIXES:
+            call = partial(
+                self.client.chat_postEphemeral,
+                channel=target.channel_id,
+                user=target.user_id,
+                thread_ts=target.thread_ts,
+                text=fallback,
+                blocks=blocks,
+            )
+            await self.limiter.required(call)
+            return
+        await self.post(text=fallback, blocks=blocks)
+
     async def send_file(self, file: OutboundFile) -> None:
         target = self.target
         upload = partial(
@@ -155,15 +206,16 @@ class SlackSink:
 
     async def _respond(self, part: str) -> bool:
         """Answer through the slash command's response_url; False when it is unusable."""
+        return await self._respond_with({"text": part, "mrkdwn": False})
+
+    async def _respond_with(self, payload: dict[str, Any]) -> bool:
         url = self.target.response_url
         if url is None or self._responses_left <= 0:
             return False
         self._responses_left -= 1
         try:
             webhook = AsyncWebhookClient(url, session=self.client.session)
-            response = await webhook.send_dict(
-                {"text": part, "response_type": "ephemeral", "mrkdwn": False}
-            )
+            response = await webhook.send_dict({**payload, "response_type": "ephemeral"})
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("response_url failed (%s); posting instead", type(exc).__name__)
             return False

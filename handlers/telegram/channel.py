@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from admin_commands.registry import CommandRegistry
+from core.envelope import ChatAddress
 from core.errors import UnsupportedInput
 from handlers.background import BackgroundTasks
 from handlers.pipeline import Pipeline
@@ -144,6 +145,14 @@ class TelegramChannel:
         """Wait until every update this channel started has been handled; False if ``seconds``
         ran out first."""
         return await self._tasks.drain(seconds)
+
+    def sink_for(self, address: ChatAddress) -> TelegramSink:
+        """Writes to a chat outside of any turn (a payment landed): the chat id is its key."""
+        thread = int(address.thread_key) if address.thread_key.isdigit() else None
+        target = ChatTarget(
+            chat_id=int(address.chat_key), private=address.is_private, thread_id=thread
+        )
+        return TelegramSink(self.delivery, target)
 
     # -- receiving ------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from aiogram.methods import (
     SendMessage,
     TelegramMethod,
 )
-from aiogram.types import Message, ReplyParameters
+from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
 
 from handlers.telegram.formatting import Chunk
 
@@ -129,6 +129,7 @@ class Delivery:
         html: bool = True,
         reply: bool = False,
         persistent: bool = True,
+        keyboard: InlineKeyboardMarkup | None = None,
     ) -> Message:
         """Send one chunk; if Telegram rejects the markup, send the same text unformatted."""
         reply_parameters = (
@@ -144,6 +145,7 @@ class Delivery:
                 parse_mode=parse_mode,
                 message_thread_id=target.thread_id,
                 reply_parameters=reply_parameters,
+                reply_markup=keyboard,
             )
 
         return await self._formatted(build, chunk, html=html, persistent=persistent)

@@ -15,13 +15,13 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from aiogram.methods import SendChatAction, SendDocument, SendMessageDraft, SendPhoto
-from aiogram.types import BufferedInputFile
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
-from core.envelope import OutboundFile, ReplyStream
+from core.envelope import LinkButton, OutboundFile, ReplyStream
 from handlers.telegram.delivery import (
     HTML,
     ChatTarget,
@@ -55,6 +55,22 @@ class TelegramSink:
     async def send_text(self, text: str) -> None:
         for chunk in render_plain(text) or render_plain(EMPTY_ANSWER):
             await self.delivery.send(self.target, chunk, html=False, reply=self._take_reply())
+
+    async def send_buttons(self, text: str, buttons: Sequence[LinkButton]) -> None:
+        """The text with an inline keyboard of URL buttons (one per row) under its last part."""
+        keyboard = InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text=b.label, url=b.url)] for b in buttons]
+        )
+        chunks = render_plain(text) or render_plain(EMPTY_ANSWER)
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            await self.delivery.send(
+                self.target,
+                chunk,
+                html=False,
+                reply=self._take_reply(),
+                keyboard=keyboard if last and buttons else None,
+            )
 
     async def send_file(self, file: OutboundFile) -> None:
         caption = file.caption if utf16_len(file.caption) <= CAPTION_LIMIT else ""

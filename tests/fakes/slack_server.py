@@ -5,7 +5,8 @@
 
 - ``/api/<method>`` (GET or POST) takes arguments like Slack does: query string, form
   (urlencoded or multipart) or JSON body, token in ``Authorization: Bearer`` or ``token``.
-  Implemented: ``auth.test``, ``users.info``, ``chat.postMessage``, ``chat.update``,
+  Implemented: ``auth.test``, ``users.info``, ``chat.postMessage``, ``chat.postEphemeral``
+  (recorded in ``calls`` only: nobody else sees it), ``chat.update``,
   ``chat.delete``, ``chat.startStream``, ``chat.appendStream``, ``chat.stopStream``,
   ``files.getUploadURLExternal``, ``files.completeUploadExternal``; anything else answers
   ``unknown_method`` as Slack does. Every call is recorded in ``server.calls``.
@@ -337,6 +338,15 @@ class FakeSlackServer:
         )
         self.messages.append(message)
         return {"channel": channel, "ts": message.ts, "message": {"text": text}}
+
+    def _m_chat_postEphemeral(self, args: JSON) -> JSON | str:
+        if not args.get("channel"):
+            return "channel_not_found"
+        if not args.get("user"):
+            return "user_not_in_channel"
+        if _content(args) is None:
+            return "no_text"
+        return {"message_ts": self._ts()}
 
     def _m_chat_update(self, args: JSON) -> JSON | str:
         message = self.find(str(args.get("channel")), str(args.get("ts")))

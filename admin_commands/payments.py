@@ -1,0 +1,182 @@
+"""Money coming in: ``/buy``, ``/subscribe`` (members) and ``/payments`` (admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from admin_commands.common import reply_address, target_tenant
+from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
+from admin_commands.values import plan_slug, positive_int, slug
+from billing.amounts import amount_str, price_label
+from billing.checkout import CheckoutLink, CheckoutService
+from core.envelope import LinkButton
+from core.errors import PaymentUnavailable, SwitchboardError
+from storage.models import Payment, Tenant
+from storage.repositories.catalog import PackRepository, PlanRepository
+from storage.repositories.payments import (
+    PAYMENT_STATUSES,
+    PaymentRepository,
+    SubscriptionRepository,
+)
+from storage.repositories.tenants import TenantRepository
+
+commands = CommandGroup()
+
+NOT_CONFIGURED = "Payments are not set up on this service yet. Please ask your administrator."
+
+
+def _checkout(ctx: CommandContext) -> CheckoutService:
+    if ctx.deps.checkout is None:
+        raise PaymentUnavailable("Stripe is not configured", user_message=NOT_CONFIGURED)
+    return ctx.deps.checkout
+
+
+def _not_postpaid(tenant: Tenant) -> None:
+    if tenant.plan == "postpaid":
+        raise SwitchboardError(
+            f"{tenant.slug} is postpaid",
+            user_message="This organisation is on the postpaid plan: usage is invoiced monthly, "
+            "so there is nothing to buy in advance.",
+        )
+
+
+def _link_json(link: CheckoutLink, what: str) -> dict[str, Any]:
+    return {
+        what: link.item,
+        "name": link.name,
+        "tokens": link.tokens,
+        "amount": amount_str(link.amount_micros, link.currency),
+        "currency": link.currency,
+        "url": link.url,
+        "session_id": link.session_id,
+    }
+
+
+@commands.command(
+    "buy",
+    audience="member",
+    unbound_ok=True,
+    arguments=[Arg("pack", nargs="?", type=slug), Arg("--tenant")],
+)
+async def buy(ctx: CommandContext) -> CommandResult:
+    """Buy a token pack: a payment link for each pack, or for the one named."""
+    checkout = _checkout(ctx)
+    async with ctx.deps.sessions() as session:
+        tenant = await target_tenant(ctx, session)
+        packs = await PackRepository(session).list(active_only=True)
+    _not_postpaid(tenant)
+    address = reply_address(ctx.caller)
+    actor = ctx.caller.actor
+    wanted: str | None = ctx.args.pack
+    if wanted is None:
+        links = await checkout.pack_links(tenant, reply_to=address, actor=actor)
+        if not links:
+            return CommandResult("No token packs are on sale right now.", data=[])
+        lines = [f"Top up {tenant.name} (balance {tenant.token_balance:,} tokens):"]
+        lines += [f"• {link.label}" for link in links]
+        return CommandResult(
+            "\n".join(lines),
+            data=[_link_json(link, "pack") for link in links],
+            buttons=[LinkButton(link.label, link.url) for link in links],
+        )
+    pack = next((p for p in packs if p.slug == wanted), None)
+    if pack is None:
+        on_sale = ", ".join(p.slug for p in packs) or "none"
+        raise ctx.usage_error(f"No pack '{wanted}' on sale. Packs: {on_sale}.")
+    link = await checkout.pack_link(tenant, pack, reply_to=address, actor=actor)
+    return CommandResult(
+        f"{link.label}. Pay with the link; the tokens are added as soon as the payment lands.",
+        data=_link_json(link, "pack"),
+        buttons=[LinkButton(f"Pay {price_label(link.amount_micros, link.currency)}", link.url)],
+    )
+
+
+@commands.command(
+    "subscribe",
+    audience="member",
+    unbound_ok=True,
+    arguments=[Arg("plan", type=plan_slug), Arg("--tenant")],
+)
+async def subscribe(ctx: CommandContext) -> CommandResult:
+    """Subscribe to a monthly plan: its tokens are added every paid month."""
+    checkout = _checkout(ctx)
+    async with ctx.deps.sessions() as session:
+        tenant = await target_tenant(ctx, session)
+        plans = await PlanRepository(session).list(kind="subscription", active_only=True)
+        current = await SubscriptionRepository(session).current(tenant.id)
+    plan = next((p for p in plans if p.slug == ctx.args.plan), None)
+    if plan is None:
+        offered = ", ".join(p.slug for p in plans) or "none"
+        raise ctx.usage_error(f"No subscription plan '{ctx.args.plan}'. Plans: {offered}.")
+    if current is not None:
+        raise SwitchboardError(
+            f"{tenant.slug} already subscribes to {current.plan}",
+            user_message=f"This organisation already subscribes to the {current.plan} plan "
+            f"({current.status}). Ask your administrator to change it.",
+        )
+    link = await checkout.subscription_link(
+        tenant, plan, reply_to=reply_address(ctx.caller), actor=ctx.caller.actor
+    )
+    return CommandResult(
+        f"{link.label}. Subscribe with the link; the tokens are added when each month is paid.",
+        data=_link_json(link, "plan") | {"tokens_included": link.tokens},
+        buttons=[
+            LinkButton(f"Subscribe: {price_label(link.amount_micros, link.currency)}", link.url)
+        ],
+    )
+
+
+def payment_json(payment: Payment, tenant_slug: str) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "tenant": tenant_slug,
+        "kind": payment.kind,
+        "item": payment.item,
+        "tokens": payment.tokens,
+        "amount": amount_str(payment.amount_micros, payment.currency),
+        "currency": payment.currency,
+        "status": payment.status,
+        "session_id": payment.stripe_session_id,
+        "invoice_id": payment.stripe_invoice_id,
+        "refunded_tokens": payment.refunded_tokens,
+        "refunded_amount": amount_str(payment.refunded_micros, payment.currency),
+        "error": payment.error,
+        "created_at": payment.created_at.isoformat(),
+        "paid_at": payment.paid_at.isoformat() if payment.paid_at else None,
+    }
+
+
+def payment_line(payment: Payment, tenant_slug: str | None = None) -> str:
+    who = f"{tenant_slug:<16} " if tenant_slug else ""
+    refunded = f" (-{payment.refunded_tokens:,} refunded)" if payment.refunded_tokens else ""
+    problem = f" — {payment.error}" if payment.error and payment.status == "failed" else ""
+    return (
+        f"#{payment.id} {payment.created_at:%Y-%m-%d %H:%M} {who}{payment.kind} {payment.item} "
+        f"{payment.tokens:,} tokens {price_label(payment.amount_micros, payment.currency)} "
+        f"{payment.status}{refunded}{problem}"
+    )
+
+
+@commands.command(
+    "payments",
+    permission="stats.read",
+    arguments=[
+        Arg("slug", nargs="?"),
+        Arg("--status", choices=PAYMENT_STATUSES),
+        Arg("--limit", type=positive_int, default=20, metavar="N"),
+    ],
+)
+async def payments(ctx: CommandContext) -> CommandResult:
+    """Recent payments, of every tenant or one."""
+    async with ctx.deps.sessions() as session:
+        tenants = TenantRepository(session)
+        tenant = await tenants.get(ctx.args.slug) if ctx.args.slug else None
+        rows = await PaymentRepository(session).list(
+            tenant_id=tenant.id if tenant else None, status=ctx.args.status, limit=ctx.args.limit
+        )
+        slugs = {t.id: t.slug for t in await tenants.list()}
+    data = [payment_json(p, slugs.get(p.tenant_id, "?")) for p in rows]
+    if not rows:
+        return CommandResult("No payments.", data=data)
+    lines = [payment_line(p, None if tenant else slugs.get(p.tenant_id, "?")) for p in rows]
+    return CommandResult("\n".join(lines), data=data)

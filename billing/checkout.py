@@ -1,0 +1,228 @@
+"""Payment links: a ``payments`` row first, then a Stripe Checkout Session for it.
+
+The row is committed before Stripe is called, so every session we create has a row to find when
+its webhook arrives (by session id, or by the row id in its metadata if we never learnt the
+session id because the answer was lost). The idempotency key sent with the create call is
+derived from the row, so retries of that call make one session, never two.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.amounts import price_label, to_minor
+from core.clock import Clock
+from core.envelope import ChatAddress
+from core.errors import PaymentUnavailable
+from storage.models import Pack, Payment, Plan, Tenant
+from storage.repositories.catalog import PackRepository
+from storage.repositories.payments import PaymentRepository
+
+if TYPE_CHECKING:  # the SDK is imported only when Stripe is configured
+    from billing.stripe_client import StripeCheckout
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnUrls:
+    """Where Stripe sends the customer back to: our small ``/paid`` page."""
+
+    success: str
+    cancel: str
+
+    @classmethod
+    def under(cls, public_base_url: str) -> ReturnUrls:
+        base = public_base_url.rstrip("/")
+        # {CHECKOUT_SESSION_ID} is filled in by Stripe.
+        return cls(f"{base}/paid?session_id={{CHECKOUT_SESSION_ID}}", f"{base}/paid?cancelled=1")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutLink:
+    payment_id: int
+    kind: str  # pack|subscription
+    item: str
+    name: str
+    tokens: int
+    amount_micros: int
+    currency: str
+    url: str
+    session_id: str
+
+    @property
+    def label(self) -> str:
+        """``Pro: 2,000,000 tokens for 15.00 EUR`` (a button's text)."""
+        price = price_label(self.amount_micros, self.currency)
+        per = "/month" if self.kind == "subscription" else ""
+        return f"{self.name}: {self.tokens:,} tokens for {price}{per}"
+
+
+class CheckoutService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        stripe: StripeCheckout,
+        urls: ReturnUrls,
+        *,
+        clock: Clock,
+    ) -> None:
+        self._sessions = sessions
+        self._stripe = stripe
+        self._urls = urls
+        self._clock = clock
+
+    async def pack_link(
+        self, tenant: Tenant, pack: Pack, *, reply_to: ChatAddress | None, actor: str
+    ) -> CheckoutLink:
+        """A one-off Checkout Session (mode ``payment``) for ``pack``."""
+        payment = Payment(
+            tenant_id=tenant.id,
+            kind="pack",
+            item=pack.slug,
+            tokens=pack.tokens,
+            amount_micros=pack.price_micros,
+            currency=pack.currency,
+        )
+        return await self._create(tenant, payment, pack.name, reply_to=reply_to, actor=actor)
+
+    async def pack_links(
+        self,
+        tenant: Tenant,
+        *,
+        reply_to: ChatAddress | None,
+        actor: str,
+        reuse_within: timedelta | None = None,
+    ) -> list[CheckoutLink]:
+        """A link for every active pack, cheapest first; with ``reuse_within``, a recent unpaid
+        link of the same chat is given again instead of a new one."""
+        async with self._sessions() as session:
+            packs = await PackRepository(session).list(active_only=True)
+        links: list[CheckoutLink] = []
+        for pack in packs:
+            link = None
+            if reuse_within is not None:
+                link = await self.recent_pack_link(tenant.id, pack, reply_to, reuse_within)
+            links.append(link or await self.pack_link(tenant, pack, reply_to=reply_to, actor=actor))
+        return links
+
+    async def subscription_link(
+        self, tenant: Tenant, plan: Plan, *, reply_to: ChatAddress | None, actor: str
+    ) -> CheckoutLink:
+        """A Checkout Session in mode ``subscription``: ``plan``'s price every month."""
+        payment = Payment(
+            tenant_id=tenant.id,
+            kind="subscription",
+            item=plan.slug,
+            tokens=plan.tokens_included,
+            amount_micros=plan.price_micros,
+            currency=plan.currency,
+        )
+        return await self._create(tenant, payment, plan.name, reply_to=reply_to, actor=actor)
+
+    async def recent_pack_link(
+        self, tenant_id: int, pack: Pack, reply_to: ChatAddress | None, within: timedelta
+    ) -> CheckoutLink | None:
+        """An unpaid link for the same pack, price and chat made in the last ``within``.
+
+        The out-of-tokens refusal reuses it rather than opening new sessions on every message.
+        """
+        since = self._clock() - within
+        wanted = reply_to.to_json() if reply_to else None
+        async with self._sessions() as session:
+            candidates = await PaymentRepository(session).list(
+                tenant_id=tenant_id, status="pending", kind="pack", item=pack.slug, since=since
+            )
+        for payment in candidates:
+            if (
+                payment.url
+                and payment.stripe_session_id
+                and payment.reply_to == wanted
+                and (payment.amount_micros, payment.currency) == (pack.price_micros, pack.currency)
+                and payment.tokens == pack.tokens
+            ):
+                return _link(payment, pack.name, payment.url, payment.stripe_session_id)
+        return None
+
+    async def _create(
+        self,
+        tenant: Tenant,
+        payment: Payment,
+        name: str,
+        *,
+        reply_to: ChatAddress | None,
+        actor: str,
+    ) -> CheckoutLink:
+        now = self._clock()
+        payment.status = "pending"
+        payment.reply_to = reply_to.to_json() if reply_to else None
+        payment.requested_by = actor
+        payment.created_at = now
+        # Random part: row ids restart with a fresh database, Stripe keys live for a day.
+        nonce = secrets.token_hex(8)
+        payment.idempotency_key = f"switchboard-new-{nonce}"
+        async with self._sessions.begin() as session:
+            await PaymentRepository(session).add(payment)
+            payment.idempotency_key = f"switchboard-payment-{payment.id}-{nonce}"
+        try:
+            created = await self._stripe.create_session(
+                self._params(tenant, payment, name), idempotency_key=payment.idempotency_key
+            )
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, PaymentUnavailable) else type(exc).__name__
+            async with self._sessions.begin() as session:
+                await PaymentRepository(session).fail(payment.id, reason, self._clock())
+            raise
+        async with self._sessions.begin() as session:
+            await PaymentRepository(session).attach_session(payment.id, created.id, created.url)
+        return _link(payment, name, created.url, created.id)
+
+    def _params(self, tenant: Tenant, payment: Payment, name: str) -> dict[str, Any]:
+        metadata = {
+            "tenant": tenant.slug,
+            "payment": str(payment.id),
+            payment.kind if payment.kind == "pack" else "plan": payment.item,
+            "tokens": str(payment.tokens),
+        }
+        price_data: dict[str, Any] = {
+            "currency": payment.currency.lower(),
+            "unit_amount": to_minor(payment.amount_micros, payment.currency),
+            "product_data": {"name": f"{name}: {payment.tokens:,} tokens"},
+        }
+        params: dict[str, Any] = {
+            "client_reference_id": tenant.slug,
+            "line_items": [{"quantity": 1, "price_data": price_data}],
+            "metadata": metadata,
+            "success_url": self._urls.success,
+            "cancel_url": self._urls.cancel,
+        }
+        if tenant.email:
+            params["customer_email"] = tenant.email
+        if payment.kind == "subscription":
+            price_data["recurring"] = {"interval": "month"}
+            params["mode"] = "subscription"
+            # Copied by Stripe onto the subscription and its invoices: an invoice.paid that
+            # arrives before checkout.session.completed still names its tenant and plan.
+            params["subscription_data"] = {"metadata": metadata}
+        else:
+            params["mode"] = "payment"
+            # Copied onto the payment intent and its charge, for refunds.
+            params["payment_intent_data"] = {"metadata": metadata}
+        return params
+
+
+def _link(payment: Payment, name: str, url: str, session_id: str) -> CheckoutLink:
+    return CheckoutLink(
+        payment_id=payment.id,
+        kind=payment.kind,
+        item=payment.item,
+        name=name,
+        tokens=payment.tokens,
+        amount_micros=payment.amount_micros,
+        currency=payment.currency,
+        url=url,
+        session_id=session_id,
+    )

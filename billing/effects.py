@@ -1,0 +1,91 @@
+"""What every webhook effect handler gets: the transaction, the time, and where notices go."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.notices import Notice, address_of, admin_addresses
+from storage.models import Tenant
+from storage.repositories.alerts import AlertRepository
+
+log = logging.getLogger(__name__)
+
+StripeObject = Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class EffectContext:
+    """One event being applied, inside the transaction that records it as applied."""
+
+    session: AsyncSession
+    now: datetime
+    event_id: str
+    event_type: str
+    notices: list[Notice] = field(default_factory=list)
+
+    def tell(self, stored_address: dict[str, Any] | None, text: str) -> None:
+        address = address_of(stored_address)
+        if address is not None:
+            self.notices.append(Notice(address, text))
+
+    async def alert(self, kind: str, tenant: Tenant | None, detail: str) -> None:
+        """Record an alert and tell the admins at once: money is involved."""
+        log.warning("billing alert %s: %s", kind, detail)
+        await AlertRepository(self.session).add(
+            kind, detail, now=self.now, tenant_id=tenant.id if tenant else None
+        )
+        for address in await admin_addresses(self.session):
+            self.notices.append(Notice(address, detail))
+
+
+Apply = Callable[[EffectContext, StripeObject], Awaitable[None]]
+EffectKey = Callable[[str, StripeObject], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How one event type is handled: ``key`` names the effect (recorded once, ever), and
+    ``apply`` makes it."""
+
+    key: EffectKey
+    apply: Apply
+
+
+def by_object(event_type: str, obj: StripeObject) -> str:
+    """One effect per event type and Stripe object."""
+    return f"{event_type}:{obj['id']}"
+
+
+def text(obj: StripeObject, *path: str) -> str | None:
+    """A nested string field (``text(invoice, "parent", "subscription_details", "subscription")``)
+    or None when any step is missing; an expanded object gives its ``id``."""
+    value: Any = obj
+    for step in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(step)
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def number(obj: StripeObject, name: str) -> int | None:
+    value = obj.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def metadata(obj: StripeObject, *path: str) -> dict[str, str]:
+    value: Any = obj
+    for step in (*path, "metadata"):
+        if not isinstance(value, Mapping):
+            return {}
+        value = value.get(step)
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}

@@ -1,0 +1,98 @@
+"""The one place that calls the Stripe API: the official SDK's async client, built in ``bot/``.
+
+Stripe's own errors become :class:`~core.errors.PaymentUnavailable` with a message fit for chat;
+their text (which may quote a masked key) goes to the log only.
+
+The SDK retries connection errors, timeouts, 409s and 5xx answers itself, with the idempotency
+key of the first attempt; so a request whose answer was lost is answered by the session it
+created, never by a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+
+from core.errors import PaymentUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_NETWORK_RETRIES = 2
+
+_TRY_AGAIN = "The payment service is not responding right now. Please try again in a few minutes."
+_NOT_AVAILABLE = (
+    "Payments are not available right now because of a configuration problem. "
+    "Please tell your administrator."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSession:
+    id: str
+    url: str
+    expires_at: datetime | None
+
+
+def build_stripe_client(
+    secret_key: str, *, api_base: str | None, timeout_seconds: float
+) -> tuple[stripe.StripeClient, stripe.AIOHTTPClient]:
+    """A client on aiohttp (already a dependency) with an explicit timeout and retries; the
+    HTTP client is returned too, to be closed at shutdown."""
+    import aiohttp
+
+    http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=timeout_seconds))
+    client = stripe.StripeClient(
+        secret_key,
+        base_addresses={"api": api_base} if api_base else None,
+        http_client=http,
+        max_network_retries=MAX_NETWORK_RETRIES,
+    )
+    return client, http
+
+
+class StripeCheckout:
+    """Checkout Sessions through a :class:`stripe.StripeClient` (its ``*_async`` methods)."""
+
+    def __init__(self, client: stripe.StripeClient, http: stripe.AIOHTTPClient) -> None:
+        self._client = client
+        self._http = http
+
+    async def create_session(
+        self, params: dict[str, Any], *, idempotency_key: str
+    ) -> CreatedSession:
+        try:
+            session = await self._client.v1.checkout.sessions.create_async(
+                params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _unavailable(exc) from None
+        if not session.url:
+            raise PaymentUnavailable("Stripe returned a session without a URL")
+        expires = getattr(session, "expires_at", None)
+        return CreatedSession(
+            id=session.id,
+            url=session.url,
+            expires_at=datetime.fromtimestamp(expires, UTC) if isinstance(expires, int) else None,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.close_async()  # type: ignore[no-untyped-call]
+
+
+def _unavailable(exc: stripe.StripeError) -> PaymentUnavailable:
+    """Classify without repeating Stripe's message (it may quote a masked key) to the chat."""
+    kind = type(exc).__name__
+    reason = f"Stripe {kind} (HTTP {exc.http_status or '-'}, code {exc.code or '-'})"
+    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError | stripe.APIError):
+        log.warning("Stripe unavailable: %s", reason)
+        return PaymentUnavailable(reason, user_message=_TRY_AGAIN)
+    # Authentication, permission, invalid request: a configuration problem for the operator.
+    # Only an invalid request's message is logged: an authentication error's quotes the key.
+    detail = exc.user_message if isinstance(exc, stripe.InvalidRequestError) else None
+    log.error("Stripe refused a checkout request: %s%s", reason, f": {detail}" if detail else "")
+    return PaymentUnavailable(reason, user_message=_NOT_AVAILABLE)

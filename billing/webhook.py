@@ -1,0 +1,121 @@
+"""Stripe webhooks: verify, then apply each effect exactly once.
+
+Exactly once comes from the database, not from reading first: the effect's key (say
+``checkout.fulfil:cs_…``) is inserted into ``stripe_effects`` in the same transaction as the
+effect. A replay, a duplicate, or the same event reaching two processes at once fails on the
+unique key and changes nothing; a handler that fails rolls back the key with the effect, so
+Stripe's retry applies it later.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.checkout_events import (
+    on_charge_refunded,
+    on_session_completed,
+    on_session_expired,
+    on_session_failed,
+    refund_key,
+    session_key,
+)
+from billing.effects import EffectContext, Route, by_object
+from billing.notices import Notice
+from billing.subscription_events import (
+    failed_invoice_key,
+    on_invoice_failed,
+    on_invoice_paid,
+    on_subscription_deleted,
+)
+from core.clock import Clock
+from storage.repositories.payments import StripeEffectRepository
+
+log = logging.getLogger(__name__)
+
+#: Seconds a signature's timestamp may be old (Stripe's own default).
+SIGNATURE_TOLERANCE = 300
+
+ROUTES: dict[str, Route] = {
+    "checkout.session.completed": Route(session_key, on_session_completed),
+    "checkout.session.async_payment_succeeded": Route(session_key, on_session_completed),
+    "checkout.session.async_payment_failed": Route(by_object, on_session_failed),
+    "checkout.session.expired": Route(by_object, on_session_expired),
+    "invoice.paid": Route(by_object, on_invoice_paid),
+    "invoice.payment_failed": Route(failed_invoice_key, on_invoice_failed),
+    "customer.subscription.deleted": Route(by_object, on_subscription_deleted),
+    "charge.refunded": Route(refund_key, on_charge_refunded),
+}
+#: The event types to enable on the Stripe webhook endpoint (the README lists them).
+HANDLED_EVENTS = tuple(ROUTES)
+
+
+class InvalidWebhook(Exception):
+    """The request is not a genuine, fresh Stripe event (answered 400, nothing changes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResult:
+    outcome: Literal["processed", "duplicate", "ignored"]
+    event_id: str
+    event_type: str
+    notices: tuple[Notice, ...] = ()
+
+
+class StripeWebhook:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        secret: str,
+        *,
+        clock: Clock,
+        tolerance: int = SIGNATURE_TOLERANCE,
+    ) -> None:
+        self._sessions = sessions
+        self._secret = secret
+        self._clock = clock
+        self._tolerance = tolerance
+
+    def verify(self, payload: bytes, signature: str | None) -> dict[str, Any]:
+        """The event, if ``Stripe-Signature`` is a valid, fresh signature of ``payload``."""
+        import stripe  # here: importing the SDK takes a while, and only webhooks need it
+
+        if not signature:
+            raise InvalidWebhook("no Stripe-Signature header")
+        try:
+            event = stripe.Webhook.construct_event(
+                payload, signature, self._secret, self._tolerance
+            )
+        except stripe.SignatureVerificationError:
+            raise InvalidWebhook("bad or stale signature") from None
+        except ValueError:
+            raise InvalidWebhook("payload is not a Stripe event") from None
+        data: dict[str, Any] = event.to_dict()
+        obj = data.get("data", {}).get("object")
+        if not isinstance(data.get("type"), str) or not isinstance(obj, dict) or "id" not in obj:
+            raise InvalidWebhook("event without a type or object")
+        return data
+
+    async def handle(self, payload: bytes, signature: str | None) -> WebhookResult:
+        event = self.verify(payload, signature)
+        event_id, event_type = str(event.get("id", "")), str(event["type"])
+        route = ROUTES.get(event_type)
+        if route is None:
+            return WebhookResult("ignored", event_id, event_type)
+        obj = event["data"]["object"]
+        key = route.key(event_type, obj)
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            claimed = await StripeEffectRepository(session).claim(
+                key, event_id=event_id, event_type=event_type, now=now
+            )
+            if not claimed:
+                log.info("Stripe %s %s: %s already applied", event_type, event_id, key)
+                return WebhookResult("duplicate", event_id, event_type)
+            ctx = EffectContext(session, now, event_id, event_type)
+            await route.apply(ctx, obj)
+        log.info("Stripe %s %s applied (%s)", event_type, event_id, key)
+        return WebhookResult("processed", event_id, event_type, tuple(ctx.notices))
