@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import heapq
 import io
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
@@ -23,7 +24,6 @@ from admin_commands import charts
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import slug
 from core.envelope import OutboundFile
-from core.money import from_micros
 from core.period import Period, parse_period
 from storage.models import Assistant, Member, Tenant
 from storage.repositories.rollups import RollupRepository, Sums
@@ -34,6 +34,7 @@ READ = "stats.read"
 TABLE_ROWS = 25
 TOP = 10
 _CENT = Decimal("0.0001")
+_MICROS = Decimal(1_000_000)
 
 commands = CommandGroup()
 PERIOD = Arg("period", nargs="?", default="30d", metavar="7d|30d|90d|YYYY-MM")
@@ -111,11 +112,9 @@ async def tenants(ctx: CommandContext) -> CommandResult:
         everyone = (await session.execute(select(*_TENANT_COLUMNS))).all()
     currency = ctx.deps.config.billing_currency
     empty = Sums()
-    rows = sorted(
-        (_tenant_row(ctx, t, usage.get(t.id, empty)) for t in everyone),
-        key=lambda row: (Decimal(row["cost"]), row["tokens"]),
-        reverse=True,
-    )
+    costed = [(t, s, _cost(ctx, s)) for t in everyone for s in (usage.get(t.id, empty),)]
+    costed.sort(key=lambda item: (item[2], item[1].input_tokens + item[1].output_tokens))
+    rows = [_tenant_row(ctx, t, s, cost) for t, s, cost in reversed(costed)]
     header = ["tenant", "slug", "status", "items", "tokens", f"cost {currency}", "last activity"]
     shown = [
         [
@@ -151,7 +150,7 @@ async def tenant(ctx: CommandContext) -> CommandResult:
     currency = ctx.deps.config.billing_currency
     total = Sums()
     for sums in series.values():
-        _merge(total, sums)
+        total.merge(sums)
     cost = _cost(ctx, total)
     header = ["model", "turns", "tokens in", "tokens out", f"cost {currency}"]
     model_rows = sorted(models.items(), key=lambda kv: _cost(ctx, kv[1]), reverse=True)
@@ -279,7 +278,7 @@ async def top(ctx: CommandContext) -> CommandResult:
     period = _period(ctx)
     async with ctx.deps.sessions() as session:
         usage = await RollupRepository(session).by_tenant(period, ctx.deps.clock().date())
-        ranked = sorted(usage.items(), key=lambda kv: _cost(ctx, kv[1]), reverse=True)[:TOP]
+        ranked = heapq.nlargest(TOP, usage.items(), key=lambda kv: _cost(ctx, kv[1]))
         known = {
             t.id: t
             for t in (
@@ -337,28 +336,14 @@ def _cost(ctx: CommandContext, sums: Sums) -> Decimal:
     """The cost in the billing currency: USD provider prices at ``USD_TO_BILLING_RATE``,
     overrides already priced in the billing currency as they are."""
     config = ctx.deps.config
-    total = Decimal(0)
-    for currency, micros in sums.cost.items():
-        amount = from_micros(micros)
-        if currency == config.billing_currency:
-            total += amount
-        elif currency == "USD":
-            total += amount * config.usd_to_billing_rate
-    return total
+    micros = Decimal(sums.cost.get(config.billing_currency, 0))
+    if config.billing_currency != "USD":
+        micros += Decimal(sums.cost.get("USD", 0)) * config.usd_to_billing_rate
+    return micros / _MICROS
 
 
 def _decimal(amount: Decimal) -> str:
     return str(amount.quantize(_CENT, rounding=ROUND_HALF_EVEN))
-
-
-def _merge(into: Sums, other: Sums) -> None:
-    for name in ("calls", "failed", "input_tokens", "cached_input_tokens", "output_tokens"):
-        setattr(into, name, getattr(into, name) + getattr(other, name))
-    into.reasoning_tokens += other.reasoning_tokens
-    into.charged_tokens += other.charged_tokens
-    into.latency_ms_sum += other.latency_ms_sum
-    for currency, micros in other.cost.items():
-        into.cost[currency] = into.cost.get(currency, 0) + micros
 
 
 def _model_json(ctx: CommandContext, provider: str, model: str, sums: Sums) -> dict[str, Any]:
@@ -383,14 +368,14 @@ _TENANT_COLUMNS = (
 )
 
 
-def _tenant_row(ctx: CommandContext, tenant: Any, sums: Sums) -> dict[str, Any]:
+def _tenant_row(ctx: CommandContext, tenant: Any, sums: Sums, cost: Decimal) -> dict[str, Any]:
     return {
         "name": tenant.name,
         "slug": tenant.slug,
         "status": tenant.status,
         "items": tenant.library_seq,
         "tokens": sums.input_tokens + sums.output_tokens,
-        "cost": _decimal(_cost(ctx, sums)),
+        "cost": _decimal(cost),
         "currency": ctx.deps.config.billing_currency,
         "last_activity": tenant.last_activity_at.date().isoformat()
         if tenant.last_activity_at
@@ -441,9 +426,9 @@ def _code_block(lines: Sequence[str]) -> str:
 
 def _csv(name: str, rows: Sequence[Mapping[str, Any]]) -> OutboundFile:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buffer)
+    writer.writerow(rows[0])
+    writer.writerows(row.values() for row in rows)
     return OutboundFile(name, buffer.getvalue().encode(), "text/csv")
 
 

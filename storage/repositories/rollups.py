@@ -13,12 +13,12 @@ Three grains, each answering its questions without scanning raw events:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,6 +73,36 @@ class Sums:
         self.latency_ms_sum += sign * int(row["latency_ms_sum"] or 0)
         currency = row["cost_currency"]
         self.cost[currency] = self.cost.get(currency, 0) + sign * int(row["cost_micros"] or 0)
+
+    @classmethod
+    def of(cls, currency: str, values: Sequence[Any]) -> Sums:
+        """From the sums of ``SUM_FIELDS`` then ``cost_micros``, in that order."""
+        (calls, failed, tokens_in, cached, tokens_out, reasoning, charged, latency, cost) = (
+            int(v or 0) for v in values
+        )
+        return cls(
+            calls,
+            failed,
+            tokens_in,
+            cached,
+            tokens_out,
+            reasoning,
+            charged,
+            latency,
+            {currency: cost},
+        )
+
+    def merge(self, other: Sums) -> None:
+        self.calls += other.calls
+        self.failed += other.failed
+        self.input_tokens += other.input_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.output_tokens += other.output_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.charged_tokens += other.charged_tokens
+        self.latency_ms_sum += other.latency_ms_sum
+        for currency, micros in other.cost.items():
+            self.cost[currency] = self.cost.get(currency, 0) + micros
 
     @property
     def turns(self) -> int:
@@ -259,30 +289,42 @@ class RollupRepository:
         return {aid: (s, tenants.get(aid, 0)) for aid, s in sums.items()}
 
     async def by_tenant(self, period: Period, today: date) -> dict[int, Sums]:
-        """Per tenant id: whole months from the monthly rollup, edge days from the daily one."""
+        """Per tenant id: whole months from the monthly rollup, edge days from the daily one,
+        summed in one query (the database folds ten thousand tenants faster than Python)."""
         plan = WindowPlan.for_period(period, today)
-        result: dict[int, Sums] = defaultdict(Sums)
+        fields = (*SUM_FIELDS, "cost_micros")
+        parts: list[Any] = []
         if plan.months:
-            query = (
+            monthly = UsageMonthlyTenant
+            parts.append(
                 select(
-                    UsageMonthlyTenant.tenant_id,
-                    UsageMonthlyTenant.cost_currency,
-                    *_sum_columns(UsageMonthlyTenant),
-                )
-                .where(UsageMonthlyTenant.month.in_(plan.months))
-                .group_by(UsageMonthlyTenant.tenant_id, UsageMonthlyTenant.cost_currency)
+                    monthly.tenant_id.label("tenant_id"),
+                    monthly.cost_currency.label("cost_currency"),
+                    *(getattr(monthly, f).label(f) for f in fields),
+                ).where(monthly.month.in_(plan.months))
             )
-            for row in await self._rows(query):
-                result[int(row["tenant_id"])].add(row)
         for (first, last), sign in [(r, 1) for r in plan.add] + [(r, -1) for r in plan.subtract]:
-            query = (
-                select(UsageDaily.tenant_id, UsageDaily.cost_currency, *_sum_columns(UsageDaily))
-                .where(UsageDaily.day >= first, UsageDaily.day <= last)
-                .group_by(UsageDaily.tenant_id, UsageDaily.cost_currency)
+            parts.append(
+                select(
+                    UsageDaily.tenant_id.label("tenant_id"),
+                    UsageDaily.cost_currency.label("cost_currency"),
+                    *((sign * getattr(UsageDaily, f)).label(f) for f in fields),
+                ).where(UsageDaily.day >= first, UsageDaily.day <= last)
             )
-            for row in await self._rows(query):
-                result[int(row["tenant_id"])].add(row, sign)
-        return dict(result)
+        if not parts:
+            return {}
+        rows = union_all(*parts).subquery()
+        query = select(
+            rows.c.tenant_id, rows.c.cost_currency, *(func.sum(rows.c[f]) for f in fields)
+        ).group_by(rows.c.tenant_id, rows.c.cost_currency)
+        result: dict[int, Sums] = {}
+        for tenant_id, currency, *values in await self.session.execute(query):
+            sums = result.get(tenant_id)
+            if sums is None:
+                result[tenant_id] = Sums.of(currency, values)
+            else:
+                sums.merge(Sums.of(currency, values))
+        return result
 
     async def _rows(self, query: Select[Any]) -> list[Mapping[str, Any]]:
         return list((await self.session.execute(query)).mappings())
