@@ -12,7 +12,7 @@ import csv
 import heapq
 import io
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,10 @@ from admin_commands import charts
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import slug
 from core.envelope import OutboundFile
+from core.money import from_micros
 from core.period import Period, parse_period
 from storage.models import Assistant, Member, Tenant
+from storage.repositories.payments import revenue_micros
 from storage.repositories.rollups import RollupRepository, Sums
 from storage.repositories.tenants import TENANT_STATUSES, TenantRepository
 
@@ -57,9 +59,11 @@ async def overview(ctx: CommandContext) -> CommandResult:
         rollups = RollupRepository(session)
         total = await rollups.overall(period)
         series = await rollups.per_day(period)
-    currency = ctx.deps.config.billing_currency
+        currency = ctx.deps.config.billing_currency
+        revenue = from_micros(await revenue_micros(session, *_instants(period), currency)).quantize(
+            Decimal("0.01")
+        )
     cost = _cost(ctx, total)
-    revenue = Decimal("0.00")
     data = {
         "period": {"from": period.start.isoformat(), "to": period.end.isoformat()},
         "tenants": {status: statuses.get(status, 0) for status in ("active", "trial", "suspended")},
@@ -324,6 +328,14 @@ def _period(ctx: CommandContext) -> Period:
         return parse_period(ctx.args.period, ctx.deps.clock().date())
     except ValueError as exc:
         raise ctx.usage_error(str(exc).capitalize() + ".") from None
+
+
+def _instants(period: Period) -> tuple[datetime, datetime]:
+    """The period as ``[since, until)`` in UTC instants."""
+    return (
+        datetime.combine(period.start, time(), tzinfo=UTC),
+        datetime.combine(period.end + timedelta(days=1), time(), tzinfo=UTC),
+    )
 
 
 def _describe(period: Period) -> str:

@@ -192,3 +192,38 @@ async def test_bad_periods_and_chart_rules(busy: App, tmp_path: Path) -> None:
     assert Image.open(io.BytesIO(chart.data)).format == "PNG"
     with pytest.raises(UsageError):
         await admin(busy, "stats", "--chart", "x.png", caller=viewer)
+
+
+async def test_revenue_is_what_was_paid_in_the_period_less_refunds(busy: App) -> None:
+    from storage.models import Payment
+
+    async with busy.deps.sessions.begin() as session:
+        tenant = (await session.execute(select(Tenant).where(Tenant.slug == "acme"))).scalar_one()
+        for n, (days_ago, status, amount, refunded) in enumerate(
+            [
+                (1, "paid", 15_000_000, 0),
+                (3, "refunded", 5_000_000, 5_000_000),
+                (5, "paid", 50_000_000, 10_000_000),
+                (45, "paid", 15_000_000, 0),  # before the 30-day window
+                (2, "pending", 15_000_000, 0),  # never paid
+            ]
+        ):
+            paid_at = None if status == "pending" else TODAY - timedelta(days=days_ago)
+            session.add(
+                Payment(
+                    tenant_id=tenant.id,
+                    kind="pack",
+                    item="pro",
+                    tokens=2_000_000,
+                    amount_micros=amount,
+                    currency="EUR",
+                    status=status,
+                    idempotency_key=f"revenue-{n}",
+                    refunded_micros=refunded,
+                    paid_at=paid_at,
+                )
+            )
+    overview = (await admin(busy, "stats", "30d")).data
+    assert overview["revenue"] == "55.00"
+    assert (await admin(busy, "stats", "7d")).data["revenue"] == "55.00"
+    assert (await admin(busy, "stats", "2026-10")).data["revenue"] == "15.00"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,3 +137,19 @@ class StripeEffectRepository:
         except IntegrityError:
             return False
         return True
+
+
+async def revenue_micros(
+    session: AsyncSession, since: datetime, until: datetime, currency: str
+) -> int:
+    """Money received in ``[since, until)`` in ``currency``: payments paid then, less what was
+    refunded of them."""
+    query = select(
+        func.coalesce(func.sum(Payment.amount_micros - Payment.refunded_micros), 0)
+    ).where(
+        Payment.paid_at >= since,
+        Payment.paid_at < until,
+        Payment.currency == currency,
+        Payment.status.in_(("paid", "refunded")),
+    )
+    return int((await session.execute(query)).scalar_one())
