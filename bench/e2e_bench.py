@@ -1,0 +1,296 @@
+"""End to end: the real ``switchboard run`` process against the test fakes of the Telegram Bot
+API and of OpenAI, as a user sees it.
+
+Each chat sends its messages one after another (the next when the answer arrived); chats run
+concurrently. The fake model streams a 312-character answer in 20 chunks with no delay, so what
+is measured is Switchboard: pipeline, persistence, metering and Telegram delivery.
+
+    .venv/bin/python bench/e2e_bench.py [--chats 1 50] [--messages 10] [--mode polling|webhook]
+                                        [--processes 1] [--database-url URL]
+
+Prints, per run: turns/s, latency p50/p95/p99/max, first visible text p50, the slowest chat's
+time over the fastest's, CPU ms per turn and peak RSS of the service process(es), Bot API calls
+per turn, and the start-up time to the first poll (polling mode). ``--processes 2`` (webhook
+mode, PostgreSQL) spreads the updates over two processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.app import build_app, prepare_database
+from bot.settings import load_settings
+from handlers.telegram.adapter import private_scope
+from storage.repositories.ledger import LedgerRepository
+from storage.repositories.tenants import BindingRepository, TenantRepository
+from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.telegram_server import FakeTelegramServer
+
+ROOT = Path(__file__).resolve().parents[1]
+REPLY = ("Switchboard streams this answer in twenty small chunks. " * 6)[:312]
+FIRST_CHAT = 700_000
+SECRET = "bench-secret"
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Turn:
+    chat: int
+    latency: float
+    first_text: float
+
+
+@dataclass
+class Result:
+    chats: int
+    turns: list[Turn]
+    wall: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    api_calls: int
+    startup: float | None
+    chat_spans: list[float]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime + stime
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def provision(url: str, chats: int, media: Path) -> None:
+    """A tenant with plenty of tokens, and the chats already linked to it."""
+    app = build_app(
+        load_settings(
+            {
+                "DATABASE_URL": url,
+                "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+                "DEFAULT_PROVIDER": "openai",
+                "DEFAULT_MODEL": "gpt-4o-mini",
+                "MEDIA_DIR": str(media),
+            }
+        )
+    )
+    try:
+        await prepare_database(app)
+        now = app.deps.clock()
+        async with app.deps.sessions.begin() as session:
+            tenants = TenantRepository(session)
+            tenant = await tenants.find("bench") or await tenants.create(
+                slug="bench",
+                name="Bench",
+                email=None,
+                currency="EUR",
+                vat_rate_ppm=200_000,
+                trial_ends_at=None,
+            )
+            tenant.status = "active"
+            await LedgerRepository(session).post(tenant.id, "grant", 10**11, now=now)
+            for n in range(chats):
+                await BindingRepository(session).bind(
+                    tenant, "telegram", private_scope(FIRST_CHAT + n)
+                )
+    finally:
+        await app.aclose()
+
+
+async def run_once(
+    *,
+    url: str,
+    chats: int,
+    messages: int,
+    mode: str,
+    processes: int,
+    tmp: Path,
+) -> Result:
+    llm = FakeLLMServer()
+    llm.reply_text = REPLY
+    llm.chunk_size = 16  # 312 characters in 20 chunks
+    await llm.start()
+    telegram = FakeTelegramServer()
+    await telegram.start()
+    procs: list[asyncio.subprocess.Process] = []
+    ports: list[int] = []
+    try:
+        await provision(url, chats, tmp / "media")
+        started = time.monotonic()
+        for _ in range(processes):
+            port = _free_port()
+            ports.append(port)
+            env = {
+                **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+                "PYTHONPATH": str(ROOT),
+                "DATABASE_URL": url,
+                "MEDIA_DIR": str(tmp / "media"),
+                "OPENAI_BASE_URL": llm.base_url,
+                "DEFAULT_PROVIDER": "openai",
+                "DEFAULT_MODEL": "gpt-4o-mini",
+                "TELEGRAM_BOT_TOKEN": telegram.token,
+                "TELEGRAM_API_BASE": telegram.base_url,
+                "TELEGRAM_MODE": mode,
+                "TELEGRAM_WEBHOOK_SECRET": SECRET,
+                "HTTP_PORT": str(port),
+                "RATE_LIMIT_PER_MINUTE": "0",
+            }
+            if mode == "webhook":
+                env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "bot",
+                    "--log-level",
+                    "WARNING",
+                    "run",
+                    env=env,
+                    cwd=tmp,
+                    stdout=asyncio.subprocess.DEVNULL,
+                )
+            )
+        startup: float | None = None
+        if mode == "polling":
+            # A long poll is recorded when it returns; deleteWebhook is the call right before it.
+            await telegram.wait_for(lambda: bool(telegram.calls_to("deleteWebhook")), within=60)
+            startup = telegram.calls_to("deleteWebhook")[0].at - started
+            await asyncio.sleep(0.2)
+        else:
+            await telegram.wait_for(
+                lambda: len(telegram.calls_to("setWebhook")) >= processes, within=60
+            )
+            await asyncio.sleep(0.2)
+        cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
+        calls_before = len(telegram.calls)
+        turns: list[Turn] = []
+        spans: list[float] = []
+        wall_started = time.monotonic()
+        await asyncio.gather(
+            *(
+                _chat(telegram, FIRST_CHAT + n, messages, mode, ports, n, turns, spans)
+                for n in range(chats)
+            )
+        )
+        wall = time.monotonic() - wall_started
+        cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
+        rss = sum(_peak_rss_mb(p.pid) for p in procs)
+        calls = len(telegram.calls) - calls_before
+        return Result(chats, turns, wall, cpu, rss, calls, startup, spans)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in procs:
+            await proc.wait()
+        await telegram.stop()
+        await llm.stop()
+
+
+async def _chat(
+    telegram: FakeTelegramServer,
+    chat: int,
+    messages: int,
+    mode: str,
+    ports: list[int],
+    index: int,
+    turns: list[Turn],
+    spans: list[float],
+) -> None:
+    begun = time.monotonic()
+    for n in range(messages):
+        update = telegram.private_message(chat, f"question {n} from {chat}")
+        sent = time.monotonic()
+        if mode == "webhook":
+            port = ports[(index + n) % len(ports)]
+            await telegram.post_webhook(
+                update, secret=SECRET, url=f"http://127.0.0.1:{port}/telegram/webhook"
+            )
+        else:
+            await telegram.send_update(update)
+        await telegram.wait_for(lambda n=n: len(telegram.bot_texts(chat)) > n, within=120)
+        mine = [
+            c
+            for c in telegram.calls
+            if c.at >= sent
+            and c.method in ("sendMessageDraft", "sendMessage")
+            and str(c.params.get("chat_id")) == str(chat)
+        ]
+        final = [c for c in mine if c.method == "sendMessage"][-1]
+        turns.append(Turn(chat, final.at - sent, mine[0].at - sent))
+    spans.append(time.monotonic() - begun)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def report(result: Result, label: str) -> None:
+    latencies = [t.latency for t in result.turns]
+    n = len(result.turns)
+    print(f"\n{label}: {result.chats} chats x {n // result.chats} messages")
+    print(f"  turns/s                 {n / result.wall:8.1f}")
+    print(
+        "  latency p50/p95/p99/max "
+        + " / ".join(f"{_percentile(latencies, q) * 1000:.0f}" for q in (0.5, 0.95, 0.99, 1.0))
+        + " ms"
+    )
+    print(
+        f"  first text p50          {statistics.median(t.first_text for t in result.turns) * 1000:8.0f} ms"
+    )
+    print(f"  slowest / fastest chat  {max(result.chat_spans) / min(result.chat_spans):8.2f}")
+    print(f"  CPU per turn            {result.cpu_seconds / n * 1000:8.1f} ms")
+    print(f"  peak RSS                {result.peak_rss_mb:8.0f} MB")
+    print(f"  Bot API calls per turn  {result.api_calls / n:8.1f}")
+    if result.startup is not None:
+        print(f"  start-up to first poll  {result.startup:8.2f} s")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chats", type=int, nargs="+", default=[1, 50])
+    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--mode", choices=("polling", "webhook"), default="polling")
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file per run")
+    args = parser.parse_args()
+    if args.processes > 1 and args.mode != "webhook":
+        parser.error("--processes > 1 needs --mode webhook")
+    for chats in args.chats:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'e2e.db'}"
+            result = await run_once(
+                url=url,
+                chats=chats,
+                messages=args.messages,
+                mode=args.mode,
+                processes=args.processes,
+                tmp=Path(tmp),
+            )
+            backend = url.split(":", 1)[0]
+            report(result, f"{args.mode}, {args.processes} process(es), {backend}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
