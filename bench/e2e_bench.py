@@ -256,9 +256,8 @@ def report(result: Result, label: str) -> None:
         + " / ".join(f"{_percentile(latencies, q) * 1000:.0f}" for q in (0.5, 0.95, 0.99, 1.0))
         + " ms"
     )
-    print(
-        f"  first text p50          {statistics.median(t.first_text for t in result.turns) * 1000:8.0f} ms"
-    )
+    first_text = statistics.median(t.first_text for t in result.turns)
+    print(f"  first text p50          {first_text * 1000:8.0f} ms")
     print(f"  slowest / fastest chat  {max(result.chat_spans) / min(result.chat_spans):8.2f}")
     print(f"  CPU per turn            {result.cpu_seconds / n * 1000:8.1f} ms")
     print(f"  peak RSS                {result.peak_rss_mb:8.0f} MB")
