@@ -35,6 +35,7 @@ from handlers.pipeline import Pipeline
 from handlers.telegram.adapter import CHANNEL, BotIdentity, to_envelope
 from handlers.telegram.delivery import ChatTarget, Delivery, Pacing
 from handlers.telegram.menu import publish_menus
+from handlers.telegram.responses import pin_response_models
 from handlers.telegram.sink import TelegramSink
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class TelegramChannel:
         self._public_base_url = public_base_url
         self._polling_timeout = polling_timeout
         self.delivery = Delivery(bot, pacing or Pacing())
+        # See handlers.telegram.responses: without these, aiogram rebuilds a model per call.
+        self._response_models = pin_response_models()
         self.dispatcher = Dispatcher()
         self.dispatcher.message.register(self._on_message)
         self.me: BotIdentity | None = None
