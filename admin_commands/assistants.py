@@ -10,7 +10,7 @@ from admin_commands.common import audit
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from assistants.types import PROVIDERS
 from core.errors import UsageError
-from storage.models import Assistant, TenantAssistant
+from storage.models import Assistant, Tenant, TenantAssistant
 from storage.repositories.assistants import AssistantRepository
 from storage.repositories.tenants import TenantRepository
 
@@ -198,12 +198,15 @@ async def _toggle(ctx: CommandContext, enabled: bool) -> CommandResult:
     async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
         assistant = await repo.get(slug)
+        tenant: Tenant | None = None
         if tenant_slug is None:
+            before: dict[str, bool | None] = {"active": assistant.active}
             assistant.active = enabled
             target = slug
         else:
             tenant = await TenantRepository(session).get(tenant_slug)
             override = await repo.override(tenant.id, assistant.id)
+            before = {"enabled": override.enabled if override else None}
             if override is None:
                 session.add(
                     TenantAssistant(tenant_id=tenant.id, assistant_id=assistant.id, enabled=enabled)
@@ -211,8 +214,15 @@ async def _toggle(ctx: CommandContext, enabled: bool) -> CommandResult:
             else:
                 override.enabled = enabled
             target = f"{slug}@{tenant_slug}"
+        field = "active" if tenant is None else "enabled"
         await audit(
-            session, ctx, f"assistant.{'enable' if enabled else 'disable'}", target, None, None
+            session,
+            ctx,
+            f"assistant.{'enable' if enabled else 'disable'}",
+            target,
+            before,
+            {field: enabled},
+            tenant=tenant,
         )
     state = "enabled" if enabled else "disabled"
     return CommandResult(f"{target} {state}.", data={"target": target, "enabled": enabled})

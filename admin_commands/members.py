@@ -66,7 +66,9 @@ async def start(ctx: CommandContext) -> CommandResult:
         tenant = await invites.redeem(code, now=deps.clock(), used_by=caller.actor)
         await bindings.bind(tenant, caller.channel, caller.scope_key)
         if current is None:
-            await audit(session, ctx, "chat.bind", scope, None, {"tenant": tenant.slug})
+            await audit(
+                session, ctx, "chat.bind", scope, None, {"tenant": tenant.slug}, tenant=tenant
+            )
         else:
             await audit(
                 session,
@@ -75,6 +77,7 @@ async def start(ctx: CommandContext) -> CommandResult:
                 scope,
                 {"tenant": current.slug},
                 {"tenant": tenant.slug},
+                tenant=tenant,
             )
     moved = f" (moved from {current.name})" if current is not None else ""
     return CommandResult(
