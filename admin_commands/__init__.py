@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
-from admin_commands import admins, assistants, members, stats, tenants, tokens
+from admin_commands import (
+    admins,
+    alerts,
+    assistant_stats,
+    assistants,
+    audit,
+    exports,
+    library,
+    members,
+    stats,
+    tenants,
+    tokens,
+)
 from admin_commands.registry import CommandRegistry
 
 
 def build_registry() -> CommandRegistry:
     """Every command of every module, each declared on its own function."""
     registry = CommandRegistry()
-    for module in (members, tenants, tokens, admins, assistants, stats):
+    for module in (
+        members,
+        library,
+        tenants,
+        tokens,
+        admins,
+        assistants,
+        assistant_stats,
+        stats,
+        alerts,
+        audit,
+        exports,
+    ):
         registry.include(module.commands)
     return registry

@@ -55,6 +55,9 @@ class CommandResult:
     files: list[OutboundFile] = field(default_factory=list)
     #: False when the command ran but found a problem (``ledger verify``): the shell exits 1.
     ok: bool = True
+    #: From the shell, the command's real output (an export's CSV): printed to stdout in
+    #: place of ``text``, which then goes to stderr.
+    output: OutboundFile | None = None
 
 
 @dataclass(frozen=True, slots=True)

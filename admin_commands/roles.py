@@ -7,7 +7,16 @@ ROLES: tuple[str, ...] = ("viewer", "editor", "admin", "super_admin")
 _GRANTS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"stats.read"}),
     "editor": frozenset({"assistants.write"}),
-    "admin": frozenset({"tenants.write", "invoices.write", "tokens.grant", "ledger.read"}),
+    "admin": frozenset(
+        {
+            "tenants.write",
+            "invoices.write",
+            "tokens.grant",
+            "ledger.read",
+            "audit.read",
+            "content.export",
+        }
+    ),
     "super_admin": frozenset({"admins.write"}),
 }
 

@@ -90,6 +90,7 @@ def build_app(
             context_token_budget=settings.context_token_budget,
             rate_limit_per_minute=settings.rate_limit_per_minute,
         ),
+        media_dir=settings.media_dir,
     )
     registry = build_registry()
     return App(settings, engine, deps, registry, build_pipeline(deps, registry))

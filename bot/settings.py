@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     billing_currency: str = "EUR"
     vat_rate: Decimal = Decimal("0.20")
     usd_to_billing_rate: Decimal = Decimal("1")
+    #: UTC hour (0-23) at which ``switchboard run`` sends the day's new alerts to admins.
+    alerts_hour: int = Field(default=8, ge=0, le=23)
 
     # Operational knobs (not part of the public contract, documented in .env.example).
     provider_timeout_seconds: float = Field(default=120.0, gt=0)

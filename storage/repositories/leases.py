@@ -48,8 +48,6 @@ class LeaseRepository:
     async def release(self, name: str, holder: str, now: datetime) -> bool:
         """Give the lease up early (only if still ours), so the next taker need not wait."""
         released = await self.session.execute(
-            update(Lease)
-            .where(Lease.name == name, Lease.holder == holder)
-            .values(expires_at=now)
+            update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=now)
         )
         return bool(released.rowcount)  # type: ignore[attr-defined]

@@ -120,6 +120,40 @@ class UsageRepository:
         )
         return list((await self.session.execute(query)).scalars())
 
+    async def latency_percentile(
+        self, assistant_id: int, since: datetime, until: datetime, percent: int
+    ) -> int | None:
+        """The nearest-rank ``percent``-th percentile of one assistant's call latencies in
+        ``[since, until)`` (finished calls, failed ones included, as the rollups count them).
+
+        Two bounded queries on the ``(assistant_id, created_at)`` index: a count, then the one
+        latency at that rank; no latency list is ever loaded.
+        """
+        where = (
+            UsageEvent.assistant_id == assistant_id,
+            UsageEvent.created_at >= since,
+            UsageEvent.created_at < until,
+            UsageEvent.status.in_(("settled", "failed")),
+            UsageEvent.latency_ms.is_not(None),
+        )
+        count = int(
+            (
+                await self.session.execute(select(func.count(UsageEvent.id)).where(*where))
+            ).scalar_one()
+        )
+        if not count:
+            return None
+        rank = -(-percent * count // 100)  # ceil(percent% of count), 1-based
+        query = (
+            select(UsageEvent.latency_ms)
+            .where(*where)
+            .order_by(UsageEvent.latency_ms)
+            .offset(rank - 1)
+            .limit(1)
+        )
+        value = (await self.session.execute(query)).scalar_one_or_none()
+        return int(value) if value is not None else None
+
     async def unpriced_models(self) -> list[tuple[str, str]]:
         query = (
             select(UsageEvent.provider, UsageEvent.model)
