@@ -59,6 +59,14 @@ def _day(at: datetime) -> str:
     return f"{at:%Y-%m-%d}"
 
 
+def _in(left: timedelta) -> str:
+    """``in 3 days``, ``in 16 hours``, ``within the hour``."""
+    if left.days:
+        return f"in {left.days} day{'s' if left.days != 1 else ''}"
+    hours = left.seconds // 3600
+    return f"in {hours} hour{'s' if hours != 1 else ''}" if hours else "within the hour"
+
+
 async def quota(session: AsyncSession, now: datetime) -> list[Alert]:
     """Postpaid tenants that used at least 80 % of this month's token quota."""
     month = now.date().replace(day=1)
@@ -157,9 +165,7 @@ async def trial_ending(session: AsyncSession, now: datetime) -> list[Alert]:
         if ends <= now:
             detail = f"trial ended on {_day(ends)}"
         else:
-            left = ends - now
-            when = f"in {left.days} day{'s' if left.days != 1 else ''}" if left.days else "today"
-            detail = f"trial ends on {ends:%Y-%m-%d %H:%M} UTC ({when})"
+            detail = f"trial ends on {ends:%Y-%m-%d %H:%M} UTC ({_in(ends - now)})"
         alerts.append(Alert("trial", slug, detail))
     return alerts
 
