@@ -133,8 +133,7 @@ async def test_ledger_and_library_exports(busy: App) -> None:
     assert {r["tenant"] for r in beta} == {"beta"}
     assert {r["assistant"] for r in beta} == {"analyst"}
 
-
-async def test_rows_are_streamed_in_batches(busy: App) -> None:
+    # Streamed: batches of at most the batch size, in time order, adding up to every row.
     async with busy.deps.sessions() as session:
         tenant = await TenantRepository(session).get("acme")
         repo = ExportRepository(session, batch_rows=3)
@@ -154,7 +153,7 @@ def _leftovers() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("switchboard-export-*"))
 
 
-async def test_bad_requests_change_nothing(busy: App, tmp_path: Path) -> None:
+async def test_bad_requests_change_nothing_and_permissions(busy: App, tmp_path: Path) -> None:
     before = _leftovers()
     refusals: list[tuple[list[str], type[Exception], str]] = [
         (["usage", "--out", "x.csv"], UsageError, "--out FILE is for the shell"),
@@ -178,6 +177,18 @@ async def test_bad_requests_change_nothing(busy: App, tmp_path: Path) -> None:
     assert _listing(out_dir) == [], "no partial file where --out pointed"
     assert _leftovers() == before, "no temporary file left behind"
 
+    # Who may export what.
+    assert _rows(await admin(busy, "export", "usage", "acme", caller=VIEWER))
+    for kind in ("ledger", "library"):
+        with pytest.raises(PermissionDenied) as denied:
+            await admin(busy, "export", kind, "acme", caller=VIEWER)
+        assert denied.value.user_message == (
+            f"Permission denied: /export {kind} needs the admin role."
+        )
+    sink = await say(busy, "/export usage beta", slug="acme", user="ann")
+    assert sink.texts == ["Permission denied: /export usage needs the viewer role."]
+    assert sink.files == []
+
 
 def _empty_dir(path: Path) -> Path:
     path.mkdir()
@@ -186,19 +197,6 @@ def _empty_dir(path: Path) -> Path:
 
 def _listing(path: Path) -> list[Path]:
     return list(path.iterdir())
-
-
-async def test_who_may_export_what(busy: App) -> None:
-    assert _rows(await admin(busy, "export", "usage", "acme", caller=VIEWER))
-    for kind in ("ledger", "library"):
-        with pytest.raises(PermissionDenied) as refused:
-            await admin(busy, "export", kind, "acme", caller=VIEWER)
-        assert refused.value.user_message == (
-            f"Permission denied: /export {kind} needs the admin role."
-        )
-    sink = await say(busy, "/export usage beta", slug="acme", user="ann")
-    assert sink.texts == ["Permission denied: /export usage needs the viewer role."]
-    assert sink.files == []
 
 
 @pytest.fixture
