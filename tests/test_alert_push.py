@@ -16,6 +16,8 @@ from billing.alerts import Alert
 from bot.app import App
 from bot.channels import build_channels
 from bot.service import ServiceRunner
+from bot.settings import load_settings
+from core.errors import ConfigurationError
 from handlers.alert_push import MESSAGE_CHARS, compose
 from handlers.recovery import Notifier
 from handlers.slack import SlackChannel
@@ -213,3 +215,13 @@ async def test_admins_get_a_private_message_on_telegram_and_slack(
     assert telegram.bot_texts(111) == [expected]
     [message] = slack.messages
     assert (message.channel, message.text) == ("U0002", expected), "the app's DM with the admin"
+
+
+def test_alerts_hour_is_an_hour_of_the_day() -> None:
+    assert load_settings({}).alerts_hour == 8
+    assert load_settings({"ALERTS_HOUR": "0"}).alerts_hour == 0
+    for bad in ("24", "-1", "eight"):
+        with pytest.raises(ConfigurationError) as refused:
+            load_settings({"ALERTS_HOUR": bad})
+        [problem] = refused.value.problems
+        assert problem.startswith("ALERTS_HOUR: "), problem
