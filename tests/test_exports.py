@@ -21,12 +21,21 @@ from sqlalchemy import func, select
 from admin_commands.registry import Caller, CommandResult
 from bot.app import App
 from bot.cli import main
+from core.envelope import OutboundFile
 from core.errors import NotFoundError, PermissionDenied, UsageError
 from storage.models import ContentItem, LedgerEntry, UsageEvent
 from storage.repositories.exports import ExportFilter, ExportRepository
 from storage.repositories.tenants import TenantRepository
-from tests.conftest import AppFactory, admin, bind_console, say, tenant_with_tokens
+from tests.conftest import (
+    AppFactory,
+    admin,
+    bind_console,
+    console_message,
+    say,
+    tenant_with_tokens,
+)
 from tests.fakes.llm_server import FakeLLMServer
+from tests.sinks import RecordingSink
 from tests.test_alerts import Clock
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -188,6 +197,31 @@ async def test_bad_requests_change_nothing_and_permissions(busy: App, tmp_path: 
     sink = await say(busy, "/export usage beta", slug="acme", user="ann")
     assert sink.texts == ["Permission denied: /export usage needs the viewer role."]
     assert sink.files == []
+
+
+class ReadingSink(RecordingSink):
+    """Reads each file when it is sent, as a channel uploading it does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contents: list[str] = []
+
+    async def send_file(self, file: OutboundFile) -> None:
+        self.contents.append(file.read().decode())
+        await super().send_file(file)
+
+
+async def test_in_chat_the_csv_is_sent_then_deleted(busy: App) -> None:
+    await admin(busy, "admin", "add", "console:watcher", "viewer")
+    sink = ReadingSink()
+    await busy.pipeline.handle(
+        console_message("/export usage beta --period 2026-11", slug="acme", user="watcher"), sink
+    )
+    [file] = sink.files
+    assert file.file_name == "usage-beta-2026-11.csv" and file.caption.endswith(" rows")
+    rows = _read(sink.contents[0])
+    assert rows and {r["tenant"] for r in rows} == {"beta"}
+    assert file.path is not None and not file.path.exists(), "the temporary file is gone"
 
 
 def _empty_dir(path: Path) -> Path:
