@@ -265,13 +265,15 @@ async def override(ctx: CommandContext) -> CommandResult:
     args = ctx.args
     if args.prompt is not None and args.clear:
         raise ctx.usage_error("Give --prompt or --clear, not both.")
-    changing = args.name is not None or args.prompt is not None or args.clear
+    setting = args.name is not None or args.prompt is not None
     async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
         assistant = await repo.get(args.slug)
         tenant = await TenantRepository(session).get(args.tenant)
         row = await repo.override(tenant.id, assistant.id)
         before = _override_json(row)
+        # Clearing what was never set changes nothing (and creates no row).
+        changing = setting or (args.clear and row is not None)
         if changing:
             if row is None:
                 # A row with enabled=True is what opens a private assistant to a tenant:
@@ -307,7 +309,7 @@ async def override(ctx: CommandContext) -> CommandResult:
         if after["system_prompt"]
         else "the assistant's own"
     )
-    verb = "now" if changing else "currently"
+    verb = "now" if setting or args.clear else "currently"
     return CommandResult(
         f"{assistant.slug} for {tenant.slug} {verb}: name {name}; system prompt {prompt}.",
         data=data,

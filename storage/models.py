@@ -428,8 +428,8 @@ class SentAlert(Base):
     kind: Mapped[str] = mapped_column(String(32))
     #: The tenant's slug; empty for an alert about the platform (an unpriced model).
     tenant: Mapped[str] = mapped_column(String(64))
-    #: What the alert is about beyond kind and tenant (the model), else empty.
-    subject: Mapped[str] = mapped_column(String(200))
+    #: What the alert is about beyond kind and tenant (``provider/model``), else empty.
+    subject: Mapped[str] = mapped_column(String(250))
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -226,7 +226,9 @@ async def test_override_refusals_change_nothing(two: App) -> None:
             caller=viewer,
         )
     assert "needs the editor role" in refused.value.user_message
-    assert await rows() == []
+    nothing = await admin(two, "assistant", "override", "general", "--tenant", "acme", "--clear")
+    assert (nothing.data["name"], nothing.data["system_prompt"]) == (None, None)
+    assert await rows() == [], "refusals, and clearing what was never set, write nothing"
 
     # Naming a private assistant for a tenant does not open it to that tenant.
     await admin(

@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("tenant", sa.String(length=64), nullable=False),
-        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("subject", sa.String(length=250), nullable=False),
         sa.Column("sent_at", _DATETIME, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_sent_alerts"),
         sa.UniqueConstraint("day", "kind", "tenant", "subject", name="uq_sent_alerts_key"),
