@@ -232,3 +232,26 @@ async def test_alerts_are_read_by_viewers_only(app: App) -> None:
     with pytest.raises(PermissionDenied) as refused:
         await admin(app, "alerts", caller=member)
     assert refused.value.user_message == "Permission denied: /alerts needs the viewer role."
+
+
+async def test_a_long_list_is_counted_by_kind_and_cut_in_chat(app: App) -> None:
+    async with app.deps.sessions.begin() as session:
+        tenants = TenantRepository(session)
+        for n in range(55):
+            tenant = await tenants.create(
+                slug=f"idle-{n:02}",
+                name=f"Idle {n}",
+                email=None,
+                currency="EUR",
+                vat_rate_ppm=0,
+                trial_ends_at=None,
+            )
+            tenant.created_at = NOW - timedelta(days=10)
+    await _tenant(app, "ending", trial_ends_at=NOW + timedelta(days=1))
+    result = await admin(app, "alerts")
+    lines = result.text.splitlines()
+    assert lines[0] == "56 alerts (1 trial, 55 inactive):"
+    assert lines[1].startswith("• Trial · ending: trial ends on 2026-11-23 12:00 UTC (in 1 day)")
+    assert sum(line.startswith("•") for line in lines) == 50
+    assert lines[-1] == "… and 6 more (--json from the shell lists them all)"
+    assert len(result.data) == 56

@@ -126,8 +126,8 @@ class UsageRepository:
         """The nearest-rank ``percent``-th percentile of one assistant's call latencies in
         ``[since, until)`` (finished calls, failed ones included, as the rollups count them).
 
-        Two bounded queries on the ``(assistant_id, created_at)`` index: a count, then the one
-        latency at that rank; no latency list is ever loaded.
+        Two bounded queries answered from the ``(assistant_id, created_at, status, latency_ms)``
+        index alone: a count, then the one latency at that rank; no latency list is loaded.
         """
         where = (
             UsageEvent.assistant_id == assistant_id,
@@ -144,11 +144,13 @@ class UsageRepository:
         if not count:
             return None
         rank = -(-percent * count // 100)  # ceil(percent% of count), 1-based
+        # Counted from the top: the database's sorter then keeps only the few slowest calls
+        # (LIMIT + OFFSET rows) instead of ordering them all.
         query = (
             select(UsageEvent.latency_ms)
             .where(*where)
-            .order_by(UsageEvent.latency_ms)
-            .offset(rank - 1)
+            .order_by(UsageEvent.latency_ms.desc())
+            .offset(count - rank)
             .limit(1)
         )
         value = (await self.session.execute(query)).scalar_one_or_none()

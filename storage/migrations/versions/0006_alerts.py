@@ -47,7 +47,9 @@ def upgrade() -> None:
         )
         batch.create_index("ix_audit_log_tenant", ["tenant_id", "id"], unique=False)
     op.create_index(
-        "ix_usage_events_assistant_time", "usage_events", ["assistant_id", "created_at"]
+        "ix_usage_events_assistant_time",
+        "usage_events",
+        ["assistant_id", "created_at", "status", "latency_ms"],
     )
     op.create_index("ix_usage_events_created", "usage_events", ["created_at"])
     op.create_index("ix_ledger_entries_kind", "ledger_entries", ["kind", "tenant_id", "id"])
