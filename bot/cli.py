@@ -185,7 +185,8 @@ def _save(file: OutboundFile, directory: Path) -> Path:
     path = directory / Path(file.file_name).name
     path.parent.mkdir(parents=True, exist_ok=True)
     if file.path is not None:
-        shutil.copyfile(file.path, path)
+        if path.resolve() != file.path.resolve():  # a library file already in MEDIA_DIR stays
+            shutil.copyfile(file.path, path)
     else:
         path.write_bytes(file.data)
     return path

@@ -4,6 +4,7 @@ of one tenant never reaches another tenant's items or numbers."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from bot.app import App
+from bot.cli import main
 from core.envelope import OutboundFile
 from handlers.slack import SlackOptions
 from handlers.slack.sink import SlackSink, SlackTarget
@@ -204,3 +206,22 @@ async def test_a_member_sees_only_their_own_tenant(stocked: App) -> None:
     assert viewer_help.data["role"] == "viewer"
     watcher = (await say(stocked, "/help", slug="beta", user="watcher")).texts[0]
     assert "/alerts" in watcher and "/export usage" in watcher and "/audit" not in watcher
+
+
+async def test_from_the_shell_media_are_saved_under_media_dir(stocked: App) -> None:
+    media = stocked.settings.media_dir
+    _write(media / "top.png", _png())
+    number = await _item(
+        stocked, "acme", kind="image", title="Top", media_path="top.png", mime_type="image/png"
+    )
+    env = {
+        "DATABASE_URL": stocked.settings.database_url,
+        "MEDIA_DIR": str(media),
+        "OPENAI_BASE_URL": str(stocked.settings.openai_base_url),
+    }
+    for item, saved in ((2, media / "cat.png"), (number, media / "top.png")):
+        out = io.StringIO()
+        words = ["admin", "library", "get", str(item), "--tenant", "acme"]
+        code = await asyncio.to_thread(main, words, environ=env, stdout=out)
+        assert code == 0 and f"[file saved: {saved}]" in out.getvalue()
+        assert Image.open(io.BytesIO(saved.read_bytes())).size == (64, 48)
