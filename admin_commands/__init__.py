@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from admin_commands import (
     admins,
+    alerts,
+    assistant_stats,
     assistants,
+    audit,
     catalog,
+    exports,
+    library,
     members,
     payments,
     stats,
@@ -18,6 +23,20 @@ from admin_commands.registry import CommandRegistry
 def build_registry() -> CommandRegistry:
     """Every command of every module, each declared on its own function."""
     registry = CommandRegistry()
-    for module in (members, payments, tenants, tokens, catalog, admins, assistants, stats):
+    for module in (
+        members,
+        payments,
+        library,
+        tenants,
+        tokens,
+        catalog,
+        admins,
+        assistants,
+        assistant_stats,
+        stats,
+        alerts,
+        audit,
+        exports,
+    ):
         registry.include(module.commands)
     return registry

@@ -1,4 +1,5 @@
-"""Assistant management: ``/assistant list|create|set|prompt|rollback|enable|disable``."""
+"""Assistant management: ``/assistant list|create|set|prompt|rollback|enable|disable|override``
+(``/assistant stats`` is in ``assistant_stats``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from admin_commands.common import audit
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from assistants.types import PROVIDERS
 from core.errors import UsageError
-from storage.models import Assistant, TenantAssistant
+from storage.models import Assistant, Tenant, TenantAssistant
 from storage.repositories.assistants import AssistantRepository
 from storage.repositories.tenants import TenantRepository
 
@@ -198,12 +199,15 @@ async def _toggle(ctx: CommandContext, enabled: bool) -> CommandResult:
     async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
         assistant = await repo.get(slug)
+        tenant: Tenant | None = None
         if tenant_slug is None:
+            before: dict[str, bool | None] = {"active": assistant.active}
             assistant.active = enabled
             target = slug
         else:
             tenant = await TenantRepository(session).get(tenant_slug)
             override = await repo.override(tenant.id, assistant.id)
+            before = {"enabled": override.enabled if override else None}
             if override is None:
                 session.add(
                     TenantAssistant(tenant_id=tenant.id, assistant_id=assistant.id, enabled=enabled)
@@ -211,8 +215,15 @@ async def _toggle(ctx: CommandContext, enabled: bool) -> CommandResult:
             else:
                 override.enabled = enabled
             target = f"{slug}@{tenant_slug}"
+        field = "active" if tenant is None else "enabled"
         await audit(
-            session, ctx, f"assistant.{'enable' if enabled else 'disable'}", target, None, None
+            session,
+            ctx,
+            f"assistant.{'enable' if enabled else 'disable'}",
+            target,
+            before,
+            {field: enabled},
+            tenant=tenant,
         )
     state = "enabled" if enabled else "disabled"
     return CommandResult(f"{target} {state}.", data={"target": target, "enabled": enabled})
@@ -236,3 +247,77 @@ async def enable(ctx: CommandContext) -> CommandResult:
 async def disable(ctx: CommandContext) -> CommandResult:
     """Disable an assistant everywhere, or for one tenant."""
     return await _toggle(ctx, False)
+
+
+@commands.command(
+    "assistant override",
+    permission=WRITE,
+    arguments=[
+        Arg("slug", type=values.slug),
+        Arg("--tenant", required=True, type=values.slug),
+        Arg("--name", type=values.name, help="the name this tenant sees"),
+        Arg("--prompt", type=values.prompt, help="this tenant's system prompt"),
+        Arg("--clear", action="store_true", help="back to the assistant's own prompt and name"),
+    ],
+)
+async def override(ctx: CommandContext) -> CommandResult:
+    """Show or set one tenant's name and system prompt for an assistant."""
+    args = ctx.args
+    if args.prompt is not None and args.clear:
+        raise ctx.usage_error("Give --prompt or --clear, not both.")
+    setting = args.name is not None or args.prompt is not None
+    async with ctx.deps.sessions.begin() as session:
+        repo = AssistantRepository(session)
+        assistant = await repo.get(args.slug)
+        tenant = await TenantRepository(session).get(args.tenant)
+        row = await repo.override(tenant.id, assistant.id)
+        before = _override_json(row)
+        # Clearing what was never set changes nothing (and creates no row).
+        changing = setting or (args.clear and row is not None)
+        if changing:
+            if row is None:
+                # A row with enabled=True is what opens a private assistant to a tenant:
+                # renaming one must not do that (/assistant enable --tenant does).
+                row = TenantAssistant(
+                    tenant_id=tenant.id,
+                    assistant_id=assistant.id,
+                    enabled=assistant.visibility == "public",
+                )
+                session.add(row)
+            if args.clear:
+                row.system_prompt_override = None
+                row.custom_name = None
+            if args.name is not None:
+                row.custom_name = args.name
+            if args.prompt is not None:
+                row.system_prompt_override = args.prompt
+            await session.flush()
+            await audit(
+                session,
+                ctx,
+                "assistant.override",
+                f"{assistant.slug}@{tenant.slug}",
+                before,
+                _override_json(row),
+                tenant=tenant,
+            )
+    after = _override_json(row)
+    data = {"assistant": assistant.slug, "tenant": tenant.slug, **after}
+    name = after["name"] or f"{assistant.name} (its own)"
+    prompt = (
+        f"overridden ({len(after['system_prompt']):,} characters)"
+        if after["system_prompt"]
+        else "the assistant's own"
+    )
+    verb = "now" if setting or args.clear else "currently"
+    return CommandResult(
+        f"{assistant.slug} for {tenant.slug} {verb}: name {name}; system prompt {prompt}.",
+        data=data,
+    )
+
+
+def _override_json(row: TenantAssistant | None) -> dict[str, Any]:
+    return {
+        "name": row.custom_name if row else None,
+        "system_prompt": row.system_prompt_override if row else None,
+    }

@@ -45,8 +45,18 @@ async def audit(
     target: str | None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    *,
+    tenant: Tenant | None = None,
 ) -> None:
-    await AuditRepository(session).record(ctx.caller.actor, action, target, before, after)
+    """One audit entry; ``tenant`` is the tenant concerned, so ``/audit SLUG`` finds it."""
+    await AuditRepository(session).record(
+        ctx.caller.actor,
+        action,
+        target,
+        before,
+        after,
+        tenant_id=tenant.id if tenant is not None else None,
+    )
 
 
 def usd_to_billing_micros(ctx: CommandContext, usd_micros: int) -> int:

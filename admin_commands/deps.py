@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,6 +38,11 @@ class CommandDeps(Protocol):
 
     @property
     def config(self) -> CommandConfig: ...
+
+    @property
+    def media_dir(self) -> Path:
+        """Where media outputs are stored: a library item's ``media_path`` is relative to it."""
+        ...
 
     @property
     def bot_usernames(self) -> Mapping[str, str]:

@@ -1,4 +1,4 @@
-"""Commands every member of a bound chat may run."""
+"""Commands every member of a bound chat may run (the library has its own module)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ from admin_commands.common import audit, money_str, target_tenant, usd_to_billin
 from admin_commands.payments import payment_json, payment_line
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.roles import minimum_role
-from admin_commands.values import item_id, search_text, slug
+from admin_commands.values import slug
 from core.clock import month_start
 from core.errors import ConflictError, NotFoundError, UsageError
-from storage.models import ContentItem
 from storage.repositories.assistants import AssistantRepository
 from storage.repositories.conversations import ConversationRepository
-from storage.repositories.library import CONTENT_KINDS, LibraryRepository
 from storage.repositories.payments import PaymentRepository
 from storage.repositories.tenants import BindingRepository, InviteRepository
 from storage.repositories.usage import UsageRepository
 
-PREVIEW = 80
 #: Moving a chat that is already linked to one tenant over to another.
 REBIND_PERMISSION = "tenants.write"
 #: Payments listed by /usage (all of them: /payments, for admins).
@@ -70,7 +67,9 @@ async def start(ctx: CommandContext) -> CommandResult:
         tenant = await invites.redeem(code, now=deps.clock(), used_by=caller.actor)
         await bindings.bind(tenant, caller.channel, caller.scope_key)
         if current is None:
-            await audit(session, ctx, "chat.bind", scope, None, {"tenant": tenant.slug})
+            await audit(
+                session, ctx, "chat.bind", scope, None, {"tenant": tenant.slug}, tenant=tenant
+            )
         else:
             await audit(
                 session,
@@ -79,6 +78,7 @@ async def start(ctx: CommandContext) -> CommandResult:
                 scope,
                 {"tenant": current.slug},
                 {"tenant": tenant.slug},
+                tenant=tenant,
             )
     moved = f" (moved from {current.name})" if current is not None else ""
     return CommandResult(
@@ -155,92 +155,6 @@ async def new(ctx: CommandContext) -> CommandResult:
             ctx.tenant.id, caller.channel, caller.chat_key, caller.thread_key, ctx.deps.clock()
         )
     return CommandResult("Started a new conversation.", data={"closed": closed})
-
-
-@commands.command(
-    "library",
-    audience="member",
-    unbound_ok=True,
-    arguments=[Arg("words", nargs="*", metavar="TYPE|SEARCH"), Arg("--tenant", type=slug)],
-)
-async def library(ctx: CommandContext) -> CommandResult:
-    """Browse your saved outputs: by type or by a search."""
-    words: list[str] = ctx.args.words
-    kind = words[0].lower() if len(words) == 1 and words[0].lower() in CONTENT_KINDS else None
-    search = None
-    if words and not kind:
-        search = ctx.convert("Argument TYPE|SEARCH", search_text, " ".join(words)) or None
-    async with ctx.deps.sessions() as session:
-        tenant = await target_tenant(ctx, session)
-        items = await LibraryRepository(session).search(tenant.id, kind=kind, text=search, limit=20)
-    if not items:
-        return CommandResult(
-            "Nothing in the library yet." if not words else "Nothing found.", data=[]
-        )
-    lines = [f"#{i.number} [{i.kind}] {i.created_at:%Y-%m-%d} {i.title[:PREVIEW]}" for i in items]
-    lines.append("Open one with /library get ID.")
-    return CommandResult("\n".join(lines), data=[_item_json(i) for i in items])
-
-
-@commands.command(
-    "library get",
-    audience="member",
-    unbound_ok=True,
-    arguments=[Arg("id", type=item_id), Arg("--tenant", type=slug)],
-)
-async def library_get(ctx: CommandContext) -> CommandResult:
-    """Show one saved output in full."""
-    async with ctx.deps.sessions() as session:
-        tenant = await target_tenant(ctx, session)
-        item = await LibraryRepository(session).get(tenant.id, ctx.args.id)
-    return CommandResult(
-        f"#{item.number} [{item.kind}] {item.title}\n\n{item.text or ''}",
-        data=_item_json(item, full=True),
-    )
-
-
-@commands.command(
-    "library archive",
-    audience="member",
-    unbound_ok=True,
-    arguments=[Arg("id", type=item_id), Arg("--tenant", type=slug)],
-)
-async def library_archive(ctx: CommandContext) -> CommandResult:
-    """Hide a saved output from listings (it is kept)."""
-    async with ctx.deps.sessions.begin() as session:
-        # A member archives in their own chat; reaching into a tenant with --tenant is a
-        # platform admin's write.
-        tenant = await target_tenant(ctx, session, permission="tenants.write")
-        item = await LibraryRepository(session).get(tenant.id, ctx.args.id)
-        before = item.archived
-        item.archived = True
-        await audit(
-            session,
-            ctx,
-            "library.archive",
-            f"{tenant.slug}#{item.number}",
-            {"archived": before},
-            {"archived": True},
-        )
-    return CommandResult(
-        f"Archived item {item.number}.", data={"id": item.number, "archived": True}
-    )
-
-
-def _item_json(item: ContentItem, full: bool = False) -> dict[str, object]:
-    data: dict[str, object] = {
-        "id": item.number,
-        "kind": item.kind,
-        "title": item.title,
-        "archived": item.archived,
-        "conversation_id": item.conversation_id,
-        "message_id": item.message_id,
-        "assistant_id": item.assistant_id,
-        "created_at": item.created_at.isoformat(),
-    }
-    if full or item.kind == "text":
-        data["text"] = item.text
-    return data
 
 
 @commands.command(

@@ -57,6 +57,9 @@ class CommandResult:
     ok: bool = True
     #: Links shown as buttons under ``text`` (payment links); plain URLs in a terminal.
     buttons: list[LinkButton] = field(default_factory=list)
+    #: From the shell, the command's real output (an export's CSV): printed to stdout in
+    #: place of ``text``, which then goes to stderr.
+    output: OutboundFile | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,15 @@ _GRANTS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"stats.read"}),
     "editor": frozenset({"assistants.write"}),
     "admin": frozenset(
-        {"tenants.write", "invoices.write", "tokens.grant", "ledger.read", "billing.write"}
+        {
+            "tenants.write",
+            "invoices.write",
+            "tokens.grant",
+            "ledger.read",
+            "billing.write",
+            "audit.read",
+            "content.export",
+        }
     ),
     "super_admin": frozenset({"admins.write"}),
 }

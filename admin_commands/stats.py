@@ -13,7 +13,7 @@ import heapq
 import io
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_commands import charts
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
+from admin_commands.reports import code_block as _code_block
+from admin_commands.reports import cost as _cost
+from admin_commands.reports import decimal_str as _decimal
+from admin_commands.reports import describe as _describe
+from admin_commands.reports import pairs as _pairs
+from admin_commands.reports import period_of as _period
+from admin_commands.reports import table as _table
 from admin_commands.values import slug
 from core.envelope import OutboundFile
 from core.money import from_micros
-from core.period import Period, parse_period
+from core.period import Period
 from storage.models import Assistant, Member, Tenant
 from storage.repositories.payments import revenue_micros
 from storage.repositories.rollups import RollupRepository, Sums
@@ -35,8 +42,6 @@ READ = "stats.read"
 #: Rows shown in chat before the rest goes to an attached CSV.
 TABLE_ROWS = 25
 TOP = 10
-_CENT = Decimal("0.0001")
-_MICROS = Decimal(1_000_000)
 
 commands = CommandGroup()
 PERIOD = Arg("period", nargs="?", default="30d", metavar="7d|30d|90d|YYYY-MM")
@@ -323,39 +328,12 @@ async def top(ctx: CommandContext) -> CommandResult:
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _period(ctx: CommandContext) -> Period:
-    try:
-        return parse_period(ctx.args.period, ctx.deps.clock().date())
-    except ValueError as exc:
-        raise ctx.usage_error(str(exc).capitalize() + ".") from None
-
-
 def _instants(period: Period) -> tuple[datetime, datetime]:
     """The period as ``[since, until)`` in UTC instants."""
     return (
         datetime.combine(period.start, time(), tzinfo=UTC),
         datetime.combine(period.end + timedelta(days=1), time(), tzinfo=UTC),
     )
-
-
-def _describe(period: Period) -> str:
-    if period.label.endswith("d"):
-        return f"last {period.label[:-1]} days ({period.start:%d %b} to {period.end:%d %b %Y})"
-    return f"{period.start:%B %Y}"
-
-
-def _cost(ctx: CommandContext, sums: Sums) -> Decimal:
-    """The cost in the billing currency: USD provider prices at ``USD_TO_BILLING_RATE``,
-    overrides already priced in the billing currency as they are."""
-    config = ctx.deps.config
-    micros = Decimal(sums.cost.get(config.billing_currency, 0))
-    if config.billing_currency != "USD":
-        micros += Decimal(sums.cost.get("USD", 0)) * config.usd_to_billing_rate
-    return micros / _MICROS
-
-
-def _decimal(amount: Decimal) -> str:
-    return str(amount.quantize(_CENT, rounding=ROUND_HALF_EVEN))
 
 
 def _model_json(ctx: CommandContext, provider: str, model: str, sums: Sums) -> dict[str, Any]:
@@ -405,35 +383,6 @@ async def _active_members_since(session: AsyncSession, day: date) -> int:
     since = datetime.combine(day, time(), tzinfo=UTC)
     query = select(func.count(Member.id)).where(Member.last_seen_at >= since)
     return int((await session.execute(query)).scalar_one())
-
-
-def _pairs(pairs: Sequence[tuple[str, str]]) -> list[str]:
-    width = max(len(label) for label, _ in pairs)
-    return [f"{label:<{width}}  {value}" for label, value in pairs]
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Columns padded to their widest cell; numbers (and money) right-aligned."""
-    if not rows:
-        return []
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
-    numeric = [all(_is_number(row[i]) for row in rows) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            str(c).rjust(w) if num else str(c).ljust(w)
-            for c, w, num in zip(cells, widths, numeric, strict=True)
-        ).rstrip()
-
-    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-
-
-def _is_number(cell: str) -> bool:
-    return cell.replace(",", "").replace(".", "").replace("%", "").lstrip("-").isdigit()
-
-
-def _code_block(lines: Sequence[str]) -> str:
-    return "```\n" + "\n".join(lines) + "\n```"
 
 
 def _csv(name: str, rows: Sequence[Mapping[str, Any]]) -> OutboundFile:

@@ -43,7 +43,9 @@ async def create(ctx: CommandContext) -> CommandResult:
             trial_ends_at=now + timedelta(days=config.trial_days),
         )
         code = await InviteRepository(session).create(tenant, now=now, created_by=ctx.caller.actor)
-        await audit(session, ctx, "tenant.create", tenant.slug, None, tenant_summary(tenant))
+        await audit(
+            session, ctx, "tenant.create", tenant.slug, None, tenant_summary(tenant), tenant=tenant
+        )
     return _invite_result(ctx, tenant.slug, tenant.name, code, created=True)
 
 
@@ -56,7 +58,7 @@ async def invite(ctx: CommandContext) -> CommandResult:
         code = await InviteRepository(session).create(
             tenant, now=deps.clock(), created_by=ctx.caller.actor
         )
-        await audit(session, ctx, "tenant.invite", tenant.slug)
+        await audit(session, ctx, "tenant.invite", tenant.slug, tenant=tenant)
     return _invite_result(ctx, tenant.slug, tenant.name, code, created=False)
 
 
@@ -140,6 +142,7 @@ async def _set_status(ctx: CommandContext, status: str) -> CommandResult:
             tenant.slug,
             {"status": before},
             {"status": status},
+            tenant=tenant,
         )
     return CommandResult(
         f"Tenant {tenant.slug} is now {status}.",

@@ -37,6 +37,7 @@ async def grant(ctx: CommandContext) -> CommandResult:
             tenant.slug,
             {"token_balance": entry.balance_after - amount},
             {"token_balance": entry.balance_after, "reason": reason},
+            tenant=tenant,
         )
     return CommandResult(
         f"Granted {amount:,} tokens to {tenant.slug}; balance {entry.balance_after:,}.",

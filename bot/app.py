@@ -96,6 +96,7 @@ def build_app(
             context_token_budget=settings.context_token_budget,
             rate_limit_per_minute=settings.rate_limit_per_minute,
         ),
+        media_dir=settings.media_dir,
     )
     closers = _build_payments(settings, deps, sessions, clock)
     registry = build_registry()

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import re
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -110,10 +111,7 @@ async def _chat(app: App, slug: str | None, user: str, stdin: TextIO, out: TextI
     media = app.settings.media_dir
 
     def save(file: OutboundFile) -> str:
-        media.mkdir(parents=True, exist_ok=True)
-        path = media / Path(file.file_name).name
-        path.write_bytes(file.data)
-        return str(path)
+        return str(_save(file, media))
 
     await run_console(
         app.pipeline, slug, user, stdin=stdin, sink=ConsoleSink(out, save), prompt=stdin.isatty()
@@ -160,18 +158,48 @@ async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:
         # Scripts get one line and exit 1, like any refusal; the traceback is for debugging.
         log.debug("admin command %s failed in the database", words[:2], exc_info=True)
         return _refused(_database_problem(exc), as_json, out)
-    if as_json:
-        # The command's own data is the document, so scripts read e.g. ``.invite_code``.
-        document = result.data if result.data is not None else {"text": result.text}
-        json.dump(document, out, default=str, indent=2)
-        out.write("\n")
-    else:
-        print(result.text, file=out)
-        for button in result.buttons:
-            print(f"  {button.label}: {button.url}", file=out)
-    for file in result.files:
-        path = app.settings.media_dir / Path(file.file_name).name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(file.data)
-        print(f"[file saved: {path}]", file=sys.stderr if as_json else out)
+    files = list(result.files)
+    try:
+        if as_json:
+            # The command's own data is the document, so scripts read e.g. ``.invite_code``;
+            # an output that is not JSON (an export's CSV) is saved like any file.
+            document = result.data if result.data is not None else {"text": result.text}
+            json.dump(document, out, default=str, indent=2)
+            out.write("\n")
+            files += [result.output] if result.output is not None else []
+        elif result.output is not None:
+            print(result.text, file=sys.stderr)
+            _copy_text(result.output, out)
+        else:
+            print(result.text, file=out)
+            for button in result.buttons:
+                print(f"  {button.label}: {button.url}", file=out)
+        for file in files:
+            path = _save(file, app.settings.media_dir)
+            print(f"[file saved: {path}]", file=sys.stderr if as_json else out)
+    finally:
+        for file in [*result.files, *([result.output] if result.output else [])]:
+            file.discard()
     return 0 if result.ok else 1
+
+
+def _save(file: OutboundFile, directory: Path) -> Path:
+    path = directory / Path(file.file_name).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if file.path is not None:
+        if path.resolve() != file.path.resolve():  # a library file already in MEDIA_DIR stays
+            shutil.copyfile(file.path, path)
+    else:
+        path.write_bytes(file.data)
+    return path
+
+
+def _copy_text(file: OutboundFile, out: TextIO) -> None:
+    """A text file to ``out`` in chunks (an export may be larger than memory)."""
+    if file.path is None:
+        out.write(file.data.decode())
+        return
+    with file.path.open(encoding="utf-8", newline="") as source:
+        while chunk := source.read(1 << 16):
+            out.write(chunk)
+    out.flush()

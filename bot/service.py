@@ -15,11 +15,14 @@ from bot.channels import Channel, build_channels
 from bot.http import build_web_app
 from bot.settings import secret_value
 from core.errors import ConfigurationError
-from handlers.recovery import InterruptedTurns
+from handlers.alert_push import DailyAlerts
+from handlers.recovery import InterruptedTurns, Notifier
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 60
+#: How often the alert push looks whether it is time (and whether another process did it).
+ALERT_CHECK_SECONDS = 60
 DRAIN_TIMEOUT_SECONDS = 60
 
 
@@ -43,6 +46,17 @@ class ServiceRunner:
             app.deps.clock,
             grace=timedelta(seconds=app.settings.recovery_grace_seconds),
         )
+        self.alerts = DailyAlerts(
+            app.deps.sessions,
+            app.deps.clock,
+            hour=app.settings.alerts_hour,
+            holder=app.deps.metering.holder,
+        )
+
+    @property
+    def notifiers(self) -> dict[str, Notifier]:
+        """The channels this process serves, by name, for writing into chats unprompted."""
+        return {channel.name: channel for channel in self.channels}
 
     async def start(self) -> None:
         settings = self.app.settings
@@ -62,13 +76,15 @@ class ServiceRunner:
             log.info("channel %s started", channel.name)
 
     async def run_until_stopped(self) -> None:
-        sweeper = asyncio.create_task(self._sweep())
+        background = [asyncio.create_task(self._sweep()), asyncio.create_task(self._push_alerts())]
         try:
             await self._stopping.wait()
         finally:
-            sweeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await sweeper
+            for task in background:
+                task.cancel()
+            for task in background:
+                with suppress(asyncio.CancelledError):
+                    await task
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -103,10 +119,19 @@ class ServiceRunner:
             except Exception:
                 log.exception("reservation sweep failed")
             try:
-                await self.interrupted.sweep({c.name: c for c in self.channels})
+                await self.interrupted.sweep(self.notifiers)
             except Exception:
                 log.exception("interrupted-turn sweep failed")
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+
+    async def _push_alerts(self) -> None:
+        """Send the day's new alerts to the admins once a day at ``ALERTS_HOUR`` (UTC)."""
+        while True:
+            try:
+                await self.alerts.push_due(self.notifiers)
+            except Exception:
+                log.exception("alert push failed")
+            await asyncio.sleep(ALERT_CHECK_SECONDS)
 
 
 async def serve(app: App) -> None:

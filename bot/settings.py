@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.errors import ConfigurationError
@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     billing_currency: str = "EUR"
     vat_rate: Decimal = Decimal("0.20")
     usd_to_billing_rate: Decimal = Decimal("1")
+    #: UTC hour (0-23) at which ``switchboard run`` sends the day's new alerts to admins.
+    alerts_hour: int = Field(default=8, ge=0, le=23)
 
     # Operational knobs (not part of the public contract, documented in .env.example).
     provider_timeout_seconds: float = Field(default=120.0, gt=0)
@@ -203,10 +205,19 @@ def load_settings(
     An explicit mapping is the whole truth: the process environment is not consulted, which keeps
     tests and embedded uses isolated from the shell they run in.
     """
-    if environ is None:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
-    fields = Settings.model_fields
-    values: dict[str, Any] = {
-        k.lower(): v for k, v in environ.items() if k.lower() in fields and v != ""
-    }
-    return _ExplicitSettings(**values)
+    try:
+        if environ is None:
+            return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        fields = Settings.model_fields
+        values: dict[str, Any] = {
+            k.lower(): v for k, v in environ.items() if k.lower() in fields and v != ""
+        }
+        return _ExplicitSettings(**values)
+    except ValidationError as exc:
+        # One line per bad variable, named as operators write it (ALERTS_HOUR, not alerts_hour).
+        raise ConfigurationError(
+            [
+                f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}."
+                for error in exc.errors()
+            ]
+        ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal, Protocol
 
 from core.text import storable
@@ -54,14 +55,39 @@ class InboundMessage:
 
 @dataclass(frozen=True, slots=True)
 class OutboundFile:
+    """A file for the chat: in memory (``data``) or, when too large to hold, on disk (``path``)."""
+
     file_name: str
     data: bytes
     mime_type: str
     caption: str = ""
+    #: Read from here instead of ``data`` (an export of a million rows is never in memory).
+    path: Path | None = None
+    #: ``path`` is a temporary file that :meth:`discard` deletes once the file was sent.
+    temporary: bool = False
+
+    @classmethod
+    def on_disk(
+        cls, path: Path, file_name: str, mime_type: str, caption: str = "", temporary: bool = False
+    ) -> OutboundFile:
+        return cls(file_name, b"", mime_type, caption, path=path, temporary=temporary)
 
     @property
     def is_image(self) -> bool:
         return self.mime_type.startswith("image/")
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path is not None else len(self.data)
+
+    def read(self) -> bytes:
+        """The whole content (small files: charts, library media)."""
+        return self.path.read_bytes() if self.path is not None else self.data
+
+    def discard(self) -> None:
+        """Delete a temporary file after it has been sent (or failed to be)."""
+        if self.path is not None and self.temporary:
+            self.path.unlink(missing_ok=True)
 
 
 class ReplyStream(Protocol):

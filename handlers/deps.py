@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,6 +51,8 @@ class Deps:
     clock: Clock
     config: CommandConfig
     turn: TurnConfig
+    #: Where media outputs live (``content_items.media_path`` is relative to it).
+    media_dir: Path
     #: Bot usernames learnt at channel start-up (e.g. ``{"telegram": "acme_bot"}``), for links.
     bot_usernames: dict[str, str] = field(default_factory=dict)
     #: Stripe Checkout links (``/buy``, ``/subscribe``); None when Stripe is not configured.

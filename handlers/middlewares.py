@@ -227,12 +227,16 @@ class CommandMiddleware:
         )
         result = await self._registry.dispatch(split_command_line(text), caller, ctx.deps)
         ctx.outcome = "command"
-        if result.buttons:
-            await ctx.sink.send_buttons(result.text, result.buttons)
-        elif result.text:
-            await ctx.sink.send_text(result.text)
-        for file in result.files:
-            await ctx.sink.send_file(file)
+        try:
+            if result.buttons:
+                await ctx.sink.send_buttons(result.text, result.buttons)
+            elif result.text:
+                await ctx.sink.send_text(result.text)
+            for file in result.files:
+                await ctx.sink.send_file(file)
+        finally:
+            for file in result.files:
+                file.discard()
 
 
 class TenantStatusMiddleware:

@@ -258,6 +258,8 @@ class AssistantTurn:
                     message_id=saved.id,
                     assistant_id=plan.assistant.assistant.id,
                     member_id=member_id,
+                    # The app's clock, as usage events have it: exports by period agree.
+                    created_at=ctx.deps.clock(),
                 )
             )
             charge = await answer.call.settle(

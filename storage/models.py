@@ -285,6 +285,12 @@ class UsageEvent(Base):
     __table_args__ = (
         Index("ix_usage_events_tenant_time", "tenant_id", "created_at"),
         Index("ix_usage_events_status", "status", "lease_expires_at"),
+        # One assistant's latencies in a period, from the index alone (/assistant stats p95).
+        Index(
+            "ix_usage_events_assistant_time", "assistant_id", "created_at", "status", "latency_ms"
+        ),
+        # Recent events across tenants (the unpriced and overdraft alerts).
+        Index("ix_usage_events_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
@@ -320,7 +326,11 @@ class LedgerEntry(Base):
     """Every change of a tenant's token balance; balance == SUM(tokens) per tenant."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_entries_tenant", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_ledger_entries_tenant", "tenant_id", "created_at"),
+        # Each tenant's last top-up without reading its usage entries (the low-balance alert).
+        Index("ix_ledger_entries_kind", "kind", "tenant_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -354,11 +364,14 @@ class ModelPrice(Base):
 
 class AuditLog(Base):
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_tenant", "tenant_id", "id"),)
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str | None] = mapped_column(String(200))
+    #: The tenant the action concerned, whatever ``target`` names (an item, a chat, a setting).
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="SET NULL"))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -388,6 +401,38 @@ class ProcessedUpdate(Base):
     lease_expires_at: Mapped[datetime | None]
     #: Where to write if the turn is cut short (the channel's own address of the chat).
     reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Lease(Base):
+    """A named job only one process may run at a time (the daily alert push, monthly runs).
+
+    Held by ``holder`` until ``expires_at``; taken with one conditional statement, so two
+    processes can never both hold it (see ``storage.repositories.leases``).
+    """
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120))
+    expires_at: Mapped[datetime]
+
+
+class SentAlert(Base):
+    """An alert pushed to the admins: each (day, kind, tenant, subject) goes out once."""
+
+    __tablename__ = "sent_alerts"
+    __table_args__ = (
+        UniqueConstraint("day", "kind", "tenant", "subject", name="uq_sent_alerts_key"),
+    )
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+    #: The tenant's slug; empty for an alert about the platform (an unpriced model).
+    tenant: Mapped[str] = mapped_column(String(64))
+    #: What the alert is about beyond kind and tenant (``provider/model``), else empty.
+    subject: Mapped[str] = mapped_column(String(250))
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # -- usage rollups: what /stats reads instead of raw events ---------------------------------------

@@ -170,7 +170,8 @@ class SlackSink:
             self.client.files_upload_v2,
             channel=target.channel_id,
             thread_ts=target.thread_ts,
-            file=file.data,
+            # A path is read by the SDK itself (an export is not loaded here first).
+            file=str(file.path) if file.path is not None else file.data,
             filename=file.file_name,
             title=file.file_name,
             initial_comment=file.caption or None,

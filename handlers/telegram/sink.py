@@ -19,7 +19,13 @@ from collections.abc import Callable, Sequence
 
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from aiogram.methods import SendChatAction, SendDocument, SendMessageDraft, SendPhoto
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (
+    BufferedInputFile,
+    FSInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+)
 
 from core.envelope import LinkButton, OutboundFile, ReplyStream
 from handlers.telegram.delivery import (
@@ -74,10 +80,14 @@ class TelegramSink:
 
     async def send_file(self, file: OutboundFile) -> None:
         caption = file.caption if utf16_len(file.caption) <= CAPTION_LIMIT else ""
-        upload = BufferedInputFile(file.data, filename=file.file_name)
+        upload: InputFile = (
+            FSInputFile(file.path, filename=file.file_name)
+            if file.path is not None
+            else BufferedInputFile(file.data, filename=file.file_name)
+        )
         target = self.target
         sent = False
-        if file.is_image and len(file.data) <= PHOTO_LIMIT_BYTES:
+        if file.is_image and file.size <= PHOTO_LIMIT_BYTES:
             try:
                 await self.delivery.call(
                     SendPhoto(

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AuditLog, PlatformAdmin, utcnow
+from storage.models import AuditLog, PlatformAdmin, Tenant, utcnow
 
 ROLES = ("viewer", "editor", "admin", "super_admin")
 
@@ -69,6 +69,7 @@ class AuditRepository:
         target: str | None,
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
+        tenant_id: int | None = None,
     ) -> None:
         self.session.add(
             AuditLog(
@@ -77,11 +78,25 @@ class AuditRepository:
                 target=target,
                 before=before,
                 after=after,
+                tenant_id=tenant_id,
                 created_at=utcnow(),
             )
         )
         await self.session.flush()
 
-    async def recent(self, limit: int = 50) -> list[AuditLog]:
-        query = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
-        return list((await self.session.execute(query)).scalars())
+    async def recent(
+        self, limit: int = 50, *, tenant_id: int | None = None, actor: str | None = None
+    ) -> list[tuple[AuditLog, str | None]]:
+        """The latest entries first, each with its tenant's slug; optionally only those about
+        one tenant, or by one actor (``telegram:12345``)."""
+        query = (
+            select(AuditLog, Tenant.slug)
+            .outerjoin(Tenant, Tenant.id == AuditLog.tenant_id)
+            .order_by(AuditLog.id.desc())
+            .limit(limit)
+        )
+        if tenant_id is not None:
+            query = query.where(AuditLog.tenant_id == tenant_id)
+        if actor is not None:
+            query = query.where(AuditLog.actor == actor)
+        return [(entry, slug) for entry, slug in (await self.session.execute(query)).all()]

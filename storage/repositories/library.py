@@ -50,10 +50,13 @@ class LibraryRepository:
         kind: str | None = None,
         text: str | None = None,
         include_archived: bool = False,
+        only_archived: bool = False,
         limit: int = 10,
     ) -> list[ContentItem]:
         query = select(ContentItem).where(ContentItem.tenant_id == tenant_id)
-        if not include_archived:
+        if only_archived:
+            query = query.where(ContentItem.archived.is_(True))
+        elif not include_archived:
             query = query.where(ContentItem.archived.is_(False))
         if kind:
             query = query.where(ContentItem.kind == kind)

@@ -120,6 +120,42 @@ class UsageRepository:
         )
         return list((await self.session.execute(query)).scalars())
 
+    async def latency_percentile(
+        self, assistant_id: int, since: datetime, until: datetime, percent: int
+    ) -> int | None:
+        """The nearest-rank ``percent``-th percentile of one assistant's call latencies in
+        ``[since, until)`` (finished calls, failed ones included, as the rollups count them).
+
+        Two bounded queries answered from the ``(assistant_id, created_at, status, latency_ms)``
+        index alone: a count, then the one latency at that rank; no latency list is loaded.
+        """
+        where = (
+            UsageEvent.assistant_id == assistant_id,
+            UsageEvent.created_at >= since,
+            UsageEvent.created_at < until,
+            UsageEvent.status.in_(("settled", "failed")),
+            UsageEvent.latency_ms.is_not(None),
+        )
+        count = int(
+            (
+                await self.session.execute(select(func.count(UsageEvent.id)).where(*where))
+            ).scalar_one()
+        )
+        if not count:
+            return None
+        rank = -(-percent * count // 100)  # ceil(percent% of count), 1-based
+        # Counted from the top: the database's sorter then keeps only the few slowest calls
+        # (LIMIT + OFFSET rows) instead of ordering them all.
+        query = (
+            select(UsageEvent.latency_ms)
+            .where(*where)
+            .order_by(UsageEvent.latency_ms.desc())
+            .offset(count - rank)
+            .limit(1)
+        )
+        value = (await self.session.execute(query)).scalar_one_or_none()
+        return int(value) if value is not None else None
+
     async def unpriced_models(self) -> list[tuple[str, str]]:
         query = (
             select(UsageEvent.provider, UsageEvent.model)

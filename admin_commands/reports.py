@@ -1,0 +1,93 @@
+"""How reports read in chat: periods, money in the billing currency, aligned tables.
+
+Shared by ``/stats``, ``/assistant stats``, ``/alerts``, ``/audit`` and ``/export`` so that the
+same figure is written the same way everywhere (a CSV re-read matches the chat reply).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from admin_commands.registry import CommandContext
+from core.money import from_micros
+from core.period import Period, parse_period
+from storage.repositories.rollups import Sums
+
+#: Costs are shown to the hundredth of a cent: a single call often costs less than a cent.
+_PLACES = Decimal("0.0001")
+_MICROS = Decimal(1_000_000)
+
+
+def period_of(ctx: CommandContext, raw: str | None = None) -> Period:
+    """The command's ``period`` argument (or ``raw``) as a :class:`Period`; a usage error
+    naming the problem otherwise."""
+    text = ctx.args.period if raw is None else raw
+    try:
+        return parse_period(text, ctx.deps.clock().date())
+    except ValueError as exc:
+        raise ctx.usage_error(str(exc).capitalize() + ".") from None
+
+
+def describe(period: Period) -> str:
+    if period.label.endswith("d"):
+        return f"last {period.label[:-1]} days ({period.start:%d %b} to {period.end:%d %b %Y})"
+    return f"{period.start:%B %Y}"
+
+
+def billing_amount(ctx: CommandContext, currency: str, micros: int) -> Decimal:
+    """An amount in the billing currency: USD provider prices at ``USD_TO_BILLING_RATE``,
+    amounts already in the billing currency as they are; others are not convertible (0)."""
+    config = ctx.deps.config
+    amount = from_micros(micros)
+    if currency == config.billing_currency:
+        return amount
+    if currency == "USD":
+        return amount * config.usd_to_billing_rate
+    return Decimal(0)
+
+
+def cost(ctx: CommandContext, sums: Sums) -> Decimal:
+    """The cost of ``sums`` in the billing currency, as :func:`billing_amount` would sum it.
+
+    Computed on the micro-units and divided once: per-tenant tables call this ten thousand
+    times, and :func:`from_micros` per currency was most of their Python time.
+    """
+    config = ctx.deps.config
+    micros = Decimal(sums.cost.get(config.billing_currency, 0))
+    if config.billing_currency != "USD":
+        micros += Decimal(sums.cost.get("USD", 0)) * config.usd_to_billing_rate
+    return micros / _MICROS
+
+
+def decimal_str(amount: Decimal) -> str:
+    return str(amount.quantize(_PLACES, rounding=ROUND_HALF_EVEN))
+
+
+def pairs(items: Sequence[tuple[str, str]]) -> list[str]:
+    width = max(len(label) for label, _ in items)
+    return [f"{label:<{width}}  {value}" for label, value in items]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to their widest cell; numbers (and money) right-aligned."""
+    if not rows:
+        return []
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
+    numeric = [all(_is_number(row[i]) for row in rows) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            str(c).rjust(w) if num else str(c).ljust(w)
+            for c, w, num in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def _is_number(cell: str) -> bool:
+    return cell.replace(",", "").replace(".", "").replace("%", "").lstrip("-").isdigit()
+
+
+def code_block(lines: Sequence[str]) -> str:
+    return "```\n" + "\n".join(lines) + "\n```"

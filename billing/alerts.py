@@ -1,0 +1,245 @@
+"""What platform admins should look at: ``/alerts`` and the daily push.
+
+Each kind of alert is one small rule: an async function of a session and "now" returning the
+alerts it finds, read with one or two bounded queries (indexes or rollups, never a scan of the
+raw usage history). :data:`RULES` lists them in the order admins read them; a new kind (failed
+payments, overdue invoices) is one more function in that tuple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import LedgerEntry, Tenant, UsageEvent, UsageMonthlyTenant
+
+#: A postpaid tenant is flagged once it has used this share of its monthly quota.
+QUOTA_PERCENT = 80
+#: A prepaid tenant is flagged when its balance falls under this share of its last top-up.
+LOW_BALANCE_PERCENT = 20
+INACTIVE_AFTER = timedelta(days=7)
+TRIAL_WARNING = timedelta(days=3)
+#: How far back the alerts about single calls (unpriced, overdraft) look.
+RECENT = timedelta(days=7)
+#: Ledger entries that top a balance up.
+TOP_UPS = ("grant", "purchase")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    kind: str
+    #: The tenant's slug; None for an alert about the platform (an unpriced model).
+    tenant: str | None
+    detail: str
+    #: What the alert is about within its kind and tenant (the model), when that matters.
+    subject: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Two alerts with one key are the same alert (it is pushed once a day)."""
+        return (self.kind, self.tenant or "", self.subject)
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"kind": self.kind, "tenant": self.tenant, "detail": self.detail}
+
+
+AlertRule = Callable[[AsyncSession, datetime], Awaitable[list[Alert]]]
+
+
+def _live() -> ColumnElement[bool]:
+    """Suspended tenants are not alerted about: someone already acted on them."""
+    return Tenant.status != "suspended"
+
+
+def _day(at: datetime) -> str:
+    return f"{at:%Y-%m-%d}"
+
+
+def _in(left: timedelta) -> str:
+    """``in 3 days``, ``in 16 hours``, ``within the hour``."""
+    if left.days:
+        return f"in {left.days} day{'s' if left.days != 1 else ''}"
+    hours = left.seconds // 3600
+    return f"in {hours} hour{'s' if hours != 1 else ''}" if hours else "within the hour"
+
+
+async def quota(session: AsyncSession, now: datetime) -> list[Alert]:
+    """Postpaid tenants that used at least 80 % of this month's token quota."""
+    month = now.date().replace(day=1)
+    used = func.sum(UsageMonthlyTenant.charged_tokens)
+    query = (
+        select(Tenant.slug, Tenant.monthly_token_quota, used)
+        .join(UsageMonthlyTenant, UsageMonthlyTenant.tenant_id == Tenant.id)
+        .where(
+            UsageMonthlyTenant.month == month,
+            Tenant.plan == "postpaid",
+            Tenant.monthly_token_quota > 0,
+            _live(),
+        )
+        .group_by(Tenant.slug, Tenant.monthly_token_quota)
+    )
+    alerts: list[Alert] = []
+    for slug, limit, tokens in (await session.execute(query)).all():
+        tokens, limit = int(tokens or 0), int(limit or 0)
+        if tokens * 100 >= limit * QUOTA_PERCENT:
+            alerts.append(
+                Alert(
+                    "quota",
+                    slug,
+                    f"{tokens * 100 // limit}% of the monthly quota used "
+                    f"({tokens:,} of {limit:,} tokens)",
+                )
+            )
+    return alerts
+
+
+async def low_balance(session: AsyncSession, now: datetime) -> list[Alert]:
+    """Prepaid tenants whose balance is under 20 % of their last top-up (grant or purchase)."""
+    last = (
+        select(LedgerEntry.tenant_id, func.max(LedgerEntry.id).label("entry_id"))
+        .where(LedgerEntry.kind.in_(TOP_UPS))
+        .group_by(LedgerEntry.tenant_id)
+        .subquery()
+    )
+    query = (
+        select(Tenant.slug, Tenant.token_balance, LedgerEntry.tokens, LedgerEntry.created_at)
+        .join(last, last.c.tenant_id == Tenant.id)
+        .join(LedgerEntry, LedgerEntry.id == last.c.entry_id)
+        .where(
+            Tenant.plan == "prepaid",
+            Tenant.token_balance * 100 < LedgerEntry.tokens * LOW_BALANCE_PERCENT,
+            _live(),
+        )
+    )
+    return [
+        Alert(
+            "low_balance",
+            slug,
+            f"balance {balance:,} tokens, under {LOW_BALANCE_PERCENT}% of the last top-up "
+            f"({topped:,} on {_day(at)})",
+        )
+        for slug, balance, topped, at in (await session.execute(query)).all()
+    ]
+
+
+async def overdraft(session: AsyncSession, now: datetime) -> list[Alert]:
+    """Tenants a provider charged beyond what was reserved for the call (recently)."""
+    query = (
+        select(
+            Tenant.slug,
+            Tenant.token_balance,
+            func.count(UsageEvent.id),
+            func.sum(UsageEvent.overdraft_tokens),
+            func.max(UsageEvent.created_at),
+        )
+        .join(Tenant, Tenant.id == UsageEvent.tenant_id)
+        .where(UsageEvent.created_at >= now - RECENT, UsageEvent.overdraft_tokens > 0)
+        .group_by(Tenant.slug, Tenant.token_balance)
+    )
+    return [
+        Alert(
+            "overdraft",
+            slug,
+            f"charged {int(tokens):,} tokens beyond the reservation in {calls:,} "
+            f"call{'s' if calls != 1 else ''} (last {_day(last)}); balance {balance:,} tokens",
+        )
+        for slug, balance, calls, tokens, last in (await session.execute(query)).all()
+    ]
+
+
+async def trial_ending(session: AsyncSession, now: datetime) -> list[Alert]:
+    """Trials that end within 3 days, or have ended while the tenant is still on trial."""
+    query = select(Tenant.slug, Tenant.trial_ends_at).where(
+        Tenant.status == "trial",
+        Tenant.trial_ends_at.is_not(None),
+        Tenant.trial_ends_at <= now + TRIAL_WARNING,
+    )
+    alerts: list[Alert] = []
+    for slug, ends in (await session.execute(query)).all():
+        if ends is None:  # excluded by the query; here for the type checker
+            continue
+        if ends <= now:
+            detail = f"trial ended on {_day(ends)}"
+        else:
+            detail = f"trial ends on {ends:%Y-%m-%d %H:%M} UTC ({_in(ends - now)})"
+        alerts.append(Alert("trial", slug, detail))
+    return alerts
+
+
+async def inactive(session: AsyncSession, now: datetime) -> list[Alert]:
+    """Tenants with no message for 7 days (counted from creation if they never had one)."""
+    seen = func.coalesce(Tenant.last_activity_at, Tenant.created_at)
+    query = select(Tenant.slug, Tenant.last_activity_at, Tenant.created_at).where(
+        seen <= now - INACTIVE_AFTER, _live()
+    )
+    alerts: list[Alert] = []
+    for slug, last, created in (await session.execute(query)).all():
+        since = last or created
+        what = f"since {_day(since)}" if last else f"since it was created on {_day(since)}"
+        alerts.append(Alert("inactive", slug, f"no activity {what} ({(now - since).days} days)"))
+    return alerts
+
+
+async def unpriced_models(session: AsyncSession, now: datetime) -> list[Alert]:
+    """Models recently metered at zero cost because no price is known for them.
+
+    A model stops being flagged once its calls are priced again (a ``model_prices`` row added).
+    """
+    since = now - RECENT
+    model = (UsageEvent.provider, UsageEvent.model)
+    # The status goes through an expression so that no index on it is chosen over the one on
+    # created_at: SQLite (without ANALYZE) prefers an equality and would read every settled call.
+    settled = (UsageEvent.status + "") == "settled"
+    recent = (settled, UsageEvent.created_at >= since)
+    unpriced = (
+        select(*model, func.count(UsageEvent.id), func.max(UsageEvent.created_at))
+        .where(*recent, UsageEvent.priced.is_(False))
+        .group_by(*model)
+    )
+    priced = (
+        select(*model, func.max(UsageEvent.created_at))
+        .where(*recent, UsageEvent.priced.is_(True))
+        .group_by(*model)
+    )
+    last_priced = {(p, m): at for p, m, at in (await session.execute(priced)).all()}
+    alerts: list[Alert] = []
+    for provider, name, calls, last in (await session.execute(unpriced)).all():
+        priced_at = last_priced.get((provider, name))
+        if priced_at is not None and priced_at > last:
+            continue
+        subject = f"{provider}/{name}"
+        alerts.append(
+            Alert(
+                "unpriced_model",
+                None,
+                f"{subject}: {calls:,} call{'s' if calls != 1 else ''} metered at zero cost "
+                "(no known price; add one to model_prices)",
+                subject,
+            )
+        )
+    return alerts
+
+
+#: Every kind, in the order admins read them.
+RULES: tuple[AlertRule, ...] = (
+    quota,
+    low_balance,
+    overdraft,
+    trial_ending,
+    inactive,
+    unpriced_models,
+)
+
+
+async def collect(
+    session: AsyncSession, now: datetime, rules: Sequence[AlertRule] = RULES
+) -> list[Alert]:
+    """Every current alert: by kind in ``rules`` order, then by tenant."""
+    found: list[Alert] = []
+    for rule in rules:
+        found += sorted(await rule(session, now), key=lambda a: (a.tenant or "", a.subject))
+    return found
