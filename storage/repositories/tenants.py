@@ -155,6 +155,10 @@ class BindingRepository:
         )
         return result.scalar_one_or_none()
 
+    async def of_tenant(self, tenant_id: int) -> list[ChannelBinding]:
+        query = select(ChannelBinding).where(ChannelBinding.tenant_id == tenant_id)
+        return list((await self.session.execute(query.order_by(ChannelBinding.id))).scalars())
+
     async def bind(self, tenant: Tenant, channel: str, scope_key: str) -> None:
         """Bind the scope to ``tenant``, moving it if bound elsewhere: whether it may be moved
         is the caller's decision (``/start`` asks for a platform role)."""
@@ -177,6 +181,10 @@ class BindingRepository:
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def of_tenant(self, tenant_id: int, *, channel: str) -> list[Member]:
+        query = select(Member).where(Member.tenant_id == tenant_id, Member.channel == channel)
+        return list((await self.session.execute(query.order_by(Member.id))).scalars())
 
     async def get_or_create(
         self,
