@@ -6,6 +6,8 @@ from admin_commands import (
     admins,
     assistants,
     catalog,
+    invoice_reports,
+    invoices,
     members,
     payments,
     stats,
@@ -18,6 +20,7 @@ from admin_commands.registry import CommandRegistry
 def build_registry() -> CommandRegistry:
     """Every command of every module, each declared on its own function."""
     registry = CommandRegistry()
-    for module in (members, payments, tenants, tokens, catalog, admins, assistants, stats):
+    modules = (members, payments, invoices, tenants, tokens, catalog, admins, assistants, stats)
+    for module in (*modules, invoice_reports):
         registry.include(module.commands)
     return registry

@@ -129,6 +129,10 @@ class InvoiceService:
         self._clock = clock
         self._checkout = checkout
 
+    def attach_checkout(self, checkout: CheckoutService) -> None:
+        """Pay links, once Stripe is configured (built after this service)."""
+        self._checkout = checkout
+
     @property
     def can_take_payments(self) -> bool:
         return self._checkout is not None
@@ -246,6 +250,11 @@ class InvoiceService:
                 await audit.record("scheduler", "invoice.overdue", invoice.number, before,
                                    snapshot(invoice))  # fmt: skip
         return [invoice.number for invoice in due]
+
+    async def paid_between(self, since: datetime, until: datetime) -> list[InvoiceView]:
+        async with self._sessions() as session:
+            found = await InvoiceRepository(session).paid_between(since, until)
+            return await views(session, found)
 
     async def view(self, number: str) -> InvoiceView:
         async with self._sessions() as session:

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
+import uuid
 from contextlib import suppress
 from datetime import timedelta
 
 from aiohttp import web
 
+from billing.invoice_jobs import InvoiceJobs
 from bot.app import App, prepare_database
 from bot.channels import Channel, build_channels
 from bot.http import build_web_app
 from bot.settings import secret_value
 from core.errors import ConfigurationError
 from handlers.recovery import InterruptedTurns
+from storage.repositories.jobs import JobClaims
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,15 @@ class ServiceRunner:
         for channel in channels:
             channel.install_routes(self.web_app)
             app.deps.outbox.register(channel.name, channel.sink_for)
+        self.invoice_jobs = InvoiceJobs(
+            JobClaims(
+                app.deps.sessions,
+                holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            ),
+            app.deps.monthly_invoicing,
+            app.deps.invoices,
+            clock=app.deps.clock,
+        )
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self.port: int | None = None
@@ -106,6 +120,10 @@ class ServiceRunner:
                 await self.interrupted.sweep({c.name: c for c in self.channels})
             except Exception:
                 log.exception("interrupted-turn sweep failed")
+            try:
+                await self.invoice_jobs.tick()
+            except Exception:
+                log.exception("invoice jobs failed")
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
 

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     billing_currency: str = "EUR"
     vat_rate: Decimal = Decimal("0.20")
     usd_to_billing_rate: Decimal = Decimal("1")
+    #: The invoice issuer, printed on every invoice.
+    company_name: str = ""
+    company_address: str = ""
+    company_vat_id: str = ""
+    invoice_due_days: int = Field(default=30, ge=0)
 
     # Operational knobs (not part of the public contract, documented in .env.example).
     provider_timeout_seconds: float = Field(default=120.0, gt=0)
