@@ -200,7 +200,7 @@ async def generate(ctx: CommandContext) -> CommandResult:
     made = await ctx.deps.monthly_invoicing.generate(
         period, slug=ctx.args.slug, actor=ctx.caller.actor
     )
-    views = [await ctx.deps.invoices.view(g.number) for g in made]
+    views = await ctx.deps.invoices.views_of([g.number for g in made])
     if not views:
         return CommandResult(f"Nothing to invoice for {label}.", data=[])
     lines = [

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.invoice_math import scaled
-from billing.invoices import InvoiceConfig, LineSpec, insert_invoice
+from billing.invoices import InvoiceConfig, LineSpec, insert_invoices
 from core.clock import Clock
 from core.money import to_micros
 from core.period import Period
@@ -30,6 +30,8 @@ from storage.repositories.rollups import RollupRepository, Sums
 from storage.repositories.tenants import TenantRepository
 
 INVOICED_KINDS = ("postpaid", "subscription")
+#: Tenants invoiced per transaction: short enough that the year's counter row is not held long.
+CHUNK = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,38 +62,50 @@ class MonthlyInvoicing:
             usage = await RollupRepository(session).by_tenant_and_model(
                 period, [t.id for t in billed] if slug else None
             )
+        existing = await self._existing(label)
         results: list[Generated] = []
+        todo: list[tuple[Tenant, list[LineSpec]]] = []
         for tenant in billed:
-            plan = plans[tenant.plan]
-            specs = self.lines(tenant, plan, usage.get(tenant.id, {}), period)
-            found = await self._one(tenant, specs, label, actor)
-            if found is not None:
-                results.append(found)
+            if tenant.id in existing:
+                results.append(Generated(existing[tenant.id], tenant.slug, created=False))
+                continue
+            specs = self.lines(tenant, plans[tenant.plan], usage.get(tenant.id, {}), period)
+            if specs:
+                todo.append((tenant, specs))
+        for start in range(0, len(todo), CHUNK):
+            results += await self._chunk(todo[start : start + CHUNK], label, actor)
         return results
 
-    async def _one(
-        self, tenant: Tenant, specs: Sequence[LineSpec], label: str, actor: str
-    ) -> Generated | None:
+    async def _existing(self, label: str) -> dict[int, str]:
         async with self._sessions() as session:
-            existing = await InvoiceRepository(session).for_period(tenant.id, label)
-        if existing is not None:
-            return Generated(existing.number, tenant.slug, created=False)
-        if not specs:
-            return None
+            return await InvoiceRepository(session).numbers_for_period(label)
+
+    async def _chunk(
+        self, chunk: Sequence[tuple[Tenant, Sequence[LineSpec]]], label: str, actor: str
+    ) -> list[Generated]:
+        """Invoices for a chunk of tenants in one transaction; if another process invoiced one
+        of them meanwhile (the unique key refuses it), tenant by tenant instead."""
         try:
             async with self._sessions.begin() as session:
-                invoice = await insert_invoice(
-                    session, tenant, specs, now=self._clock(), actor=actor,
-                    currency=tenant.billing_currency, period=label,
-                )  # fmt: skip
-                return Generated(invoice.number, tenant.slug, created=True)
+                made = await insert_invoices(
+                    session, chunk, now=self._clock(), actor=actor, period=label
+                )
+            return [
+                Generated(invoice.number, tenant.slug, created=True)
+                for invoice, (tenant, _) in zip(made, chunk, strict=True)
+            ]
         except IntegrityError:
-            # Another process invoiced this month first; our number went back with the rollback.
-            async with self._sessions() as session:
-                other = await InvoiceRepository(session).for_period(tenant.id, label)
-            if other is None:
-                raise
-            return Generated(other.number, tenant.slug, created=False)
+            if len(chunk) == 1:
+                # Another process invoiced this month first; our number rolled back with us.
+                tenant = chunk[0][0]
+                other = (await self._existing(label)).get(tenant.id)
+                if other is None:
+                    raise
+                return [Generated(other, tenant.slug, created=False)]
+        results: list[Generated] = []
+        for item in chunk:
+            results += await self._chunk([item], label, actor)
+        return results
 
     def lines(
         self, tenant: Tenant, plan: Plan, usage: dict[tuple[str, str], Sums], period: Period

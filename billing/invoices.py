@@ -94,25 +94,50 @@ async def insert_invoice(
     notes: str = "",
 ) -> Invoice:
     """A draft with the year's next number, in ``session``'s transaction (audited there)."""
-    invoices = InvoiceRepository(session)
-    lines = build_lines(specs, currency)
-    invoice = Invoice(
-        number=await invoices.next_number(now.year),
-        tenant_id=tenant.id,
-        status="draft",
+    [invoice] = await insert_invoices(
+        session, [(tenant, specs)], now=now, actor=actor, period=period, notes=notes,
         currency=currency,
-        vat_rate_ppm=tenant.vat_rate_ppm,
-        period=period,
-        notes=notes,
-        issued_at=now,
-        created_by=actor,
-    )
-    apply_totals(invoice, lines)
-    await invoices.add(invoice, lines)
-    await AuditRepository(session).record(
-        actor, "invoice.create", invoice.number, None, snapshot(invoice) | {"tenant": tenant.slug}
-    )
+    )  # fmt: skip
     return invoice
+
+
+async def insert_invoices(
+    session: AsyncSession,
+    items: Sequence[tuple[Tenant, Sequence[LineSpec]]],
+    *,
+    now: datetime,
+    actor: str,
+    currency: str | None = None,
+    period: str | None = None,
+    notes: str = "",
+) -> list[Invoice]:
+    """Drafts numbered in one block of the year's counter, in ``session``'s transaction (each
+    audited there). ``currency`` None: each tenant's billing currency."""
+    invoices = InvoiceRepository(session)
+    numbers = await invoices.next_numbers(now.year, len(items))
+    made: list[tuple[Invoice, Sequence[InvoiceLine]]] = []
+    audit = AuditRepository(session)
+    for number, (tenant, specs) in zip(numbers, items, strict=True):
+        billed_in = currency or tenant.billing_currency
+        lines = build_lines(specs, billed_in)
+        invoice = Invoice(
+            number=number,
+            tenant_id=tenant.id,
+            status="draft",
+            currency=billed_in,
+            vat_rate_ppm=tenant.vat_rate_ppm,
+            period=period,
+            notes=notes,
+            issued_at=now,
+            created_by=actor,
+        )
+        apply_totals(invoice, lines)
+        made.append((invoice, lines))
+        await audit.record(
+            actor, "invoice.create", number, None, snapshot(invoice) | {"tenant": tenant.slug}
+        )
+    await invoices.add_many(made)
+    return [invoice for invoice, _ in made]
 
 
 class InvoiceService:
@@ -256,6 +281,11 @@ class InvoiceService:
             found = await InvoiceRepository(session).paid_between(since, until)
             return await views(session, found)
 
+    async def views_of(self, numbers: Sequence[str]) -> list[InvoiceView]:
+        async with self._sessions() as session:
+            found = await InvoiceRepository(session).by_numbers(numbers)
+            return await views(session, found)
+
     async def view(self, number: str) -> InvoiceView:
         async with self._sessions() as session:
             invoice = await InvoiceRepository(session).get(number)
@@ -280,24 +310,20 @@ class InvoiceService:
 
 
 async def views(session: AsyncSession, invoices: Sequence[Invoice]) -> list[InvoiceView]:
-    """Invoices with their lines, tenants and pay links, in three queries."""
+    """Invoices with their lines, tenants and pay links, in a few queries however many."""
     lines = await InvoiceRepository(session).lines([i.id for i in invoices])
-    tenants = TenantRepository(session)
-    payments = PaymentRepository(session)
-    result: list[InvoiceView] = []
-    tenant_cache: dict[int, Tenant] = {}
-    for invoice in invoices:
-        if invoice.tenant_id not in tenant_cache:
-            tenant_cache[invoice.tenant_id] = await tenants.by_id(invoice.tenant_id)
-        url = None
-        if invoice.payment_id is not None:
-            payment = await payments.by_id(invoice.payment_id)
-            if payment is not None and payment.status == "pending":
-                url = payment.url
-        result.append(
-            InvoiceView(invoice, tuple(lines[invoice.id]), tenant_cache[invoice.tenant_id], url)
+    tenants = await TenantRepository(session).by_ids({i.tenant_id for i in invoices})
+    payment_ids = {i.payment_id for i in invoices if i.payment_id is not None}
+    urls = await PaymentRepository(session).pending_urls(payment_ids)
+    return [
+        InvoiceView(
+            invoice,
+            tuple(lines[invoice.id]),
+            tenants[invoice.tenant_id],
+            urls.get(invoice.payment_id) if invoice.payment_id is not None else None,
         )
-    return result
+        for invoice in invoices
+    ]
 
 
 def _append(notes: str, note: str) -> str:

@@ -27,6 +27,10 @@ class InvoiceRepository:
         self.session = session
 
     async def next_number(self, year: int) -> str:
+        [number] = await self.next_numbers(year, 1)
+        return number
+
+    async def next_numbers(self, year: int, count: int) -> list[str]:
         """The year's next number, taken in the caller's transaction.
 
         The counter row is created if missing (``ON CONFLICT DO NOTHING``, so two processes
@@ -44,20 +48,25 @@ class InvoiceRepository:
             await self.session.execute(
                 update(InvoiceCounter)
                 .where(InvoiceCounter.year == year)
-                .values(last=InvoiceCounter.last + 1)
+                .values(last=InvoiceCounter.last + count)
                 .returning(InvoiceCounter.last)
             )
         ).scalar_one()
-        return invoice_number(year, int(seq))
+        return [invoice_number(year, n) for n in range(int(seq) - count + 1, int(seq) + 1)]
 
     async def add(self, invoice: Invoice, lines: Sequence[InvoiceLine]) -> Invoice:
-        self.session.add(invoice)
-        await self.session.flush()
-        for position, line in enumerate(lines, start=1):
-            line.invoice_id, line.position = invoice.id, position
-            self.session.add(line)
-        await self.session.flush()
+        await self.add_many([(invoice, lines)])
         return invoice
+
+    async def add_many(self, items: Sequence[tuple[Invoice, Sequence[InvoiceLine]]]) -> None:
+        """Invoices with their lines, in two flushes however many there are."""
+        self.session.add_all([invoice for invoice, _ in items])
+        await self.session.flush()
+        for invoice, lines in items:
+            for position, line in enumerate(lines, start=1):
+                line.invoice_id, line.position = invoice.id, position
+                self.session.add(line)
+        await self.session.flush()
 
     async def add_line(self, invoice: Invoice, line: InvoiceLine) -> None:
         last = await self.session.scalar(
@@ -77,9 +86,22 @@ class InvoiceRepository:
         query = select(Invoice).where(Invoice.number == number.upper())
         return await self._one(query.with_for_update() if lock else query)
 
+    async def by_numbers(self, numbers: Sequence[str]) -> list[Invoice]:
+        """In the order given."""
+        found: dict[str, Invoice] = {}
+        for start in range(0, len(numbers), 500):
+            query = select(Invoice).where(Invoice.number.in_(numbers[start : start + 500]))
+            found.update({i.number: i for i in (await self.session.execute(query)).scalars()})
+        return [found[n] for n in numbers if n in found]
+
     async def by_id(self, invoice_id: int, *, lock: bool = False) -> Invoice | None:
         query = select(Invoice).where(Invoice.id == invoice_id)
         return await self._one(query.with_for_update() if lock else query)
+
+    async def numbers_for_period(self, period: str) -> dict[int, str]:
+        """Tenant id → number of the invoices already made for ``period``."""
+        query = select(Invoice.tenant_id, Invoice.number).where(Invoice.period == period)
+        return {int(t): str(n) for t, n in (await self.session.execute(query)).all()}
 
     async def for_period(self, tenant_id: int, period: str) -> Invoice | None:
         return await self._one(
@@ -91,15 +113,14 @@ class InvoiceRepository:
 
     async def lines(self, invoice_ids: Sequence[int]) -> dict[int, list[InvoiceLine]]:
         found: dict[int, list[InvoiceLine]] = {i: [] for i in invoice_ids}
-        if not invoice_ids:
-            return found
-        query = (
-            select(InvoiceLine)
-            .where(InvoiceLine.invoice_id.in_(invoice_ids))
-            .order_by(InvoiceLine.invoice_id, InvoiceLine.position)
-        )
-        for line in (await self.session.execute(query)).scalars():
-            found[line.invoice_id].append(line)
+        for start in range(0, len(invoice_ids), 500):
+            query = (
+                select(InvoiceLine)
+                .where(InvoiceLine.invoice_id.in_(invoice_ids[start : start + 500]))
+                .order_by(InvoiceLine.invoice_id, InvoiceLine.position)
+            )
+            for line in (await self.session.execute(query)).scalars():
+                found[line.invoice_id].append(line)
         return found
 
     async def search(

@@ -70,6 +70,14 @@ class TenantRepository:
             raise NotFoundError("tenant", str(tenant_id))
         return tenant
 
+    async def by_ids(self, tenant_ids: set[int]) -> dict[int, Tenant]:
+        wanted = sorted(tenant_ids)
+        found: dict[int, Tenant] = {}
+        for start in range(0, len(wanted), 500):
+            query = select(Tenant).where(Tenant.id.in_(wanted[start : start + 500]))
+            found.update({t.id: t for t in (await self.session.execute(query)).scalars()})
+        return found
+
     async def refresh(self, tenant: Tenant) -> Tenant:
         await self.session.refresh(tenant)
         return tenant
