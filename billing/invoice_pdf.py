@@ -1,7 +1,7 @@
 """An invoice as a one-page (more when it has many lines) A4 PDF, with fpdf2.
 
-Text is set in DejaVu Sans, the TrueType font matplotlib ships, so €, accents and non-Latin
-tenant names print.
+Text is set in DejaVu Sans, the TrueType font matplotlib ships, so €, accents and Greek,
+Cyrillic, Arabic or Hebrew tenant names print (it has no CJK glyphs).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from billing.invoice_math import rate_of
 from billing.invoice_views import InvoiceView, Issuer
 
 FONT = "DejaVu"
@@ -93,13 +92,13 @@ def render_invoice(view: InvoiceView, issuer: Issuer, font_path: Path | None = N
         y = pdf.get_y()
         pdf.multi_cell(widths[0], 5, line.description, new_x=XPos.RIGHT, new_y=YPos.TOP)
         pdf.cell(widths[1], 5, str(line.quantity), align="R")
-        pdf.cell(widths[2], 5, view.money(line.unit_price_micros), align="R")
+        pdf.cell(widths[2], 5, view.unit_price(line.unit_price_micros), align="R")
         pdf.cell(widths[3], 5, view.money(line.amount_micros), align="R")
         pdf.set_xy(pdf.l_margin, y + height)
     pdf.ln(3)
 
     label_width = sum(widths[:3])
-    vat_label = f"VAT {rate_of(inv.vat_rate_ppm) * 100:.4g} %"
+    vat_label = view.vat_label
     for label, micros, style in (
         ("Subtotal", inv.subtotal_micros, ""),
         (vat_label, inv.vat_micros, ""),

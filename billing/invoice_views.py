@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from billing.amounts import amount_str, price_label
 from billing.invoice_math import rate_of
+from core.money import from_micros
 from storage.models import Invoice, InvoiceLine, Tenant
 
 
@@ -38,6 +40,17 @@ class InvoiceView:
 
     def money(self, micros: int) -> str:
         return price_label(micros, self.invoice.currency)
+
+    def unit_price(self, micros: int) -> str:
+        """A unit price as given (``0.333 EUR``), never shown rounded: only amounts are."""
+        exact = from_micros(micros)
+        if exact == exact.quantize(Decimal("0.01")):
+            return self.money(micros)
+        return f"{exact.normalize():f} {self.invoice.currency}"
+
+    @property
+    def vat_label(self) -> str:
+        return f"VAT {(rate_of(self.invoice.vat_rate_ppm) * 100).normalize():f} %"
 
     def to_json(self) -> dict[str, Any]:
         inv = self.invoice
@@ -90,13 +103,13 @@ class InvoiceView:
             + (f", paid {inv.paid_at:%Y-%m-%d}" if inv.paid_at else ""),
         ]
         rows += [
-            f"• {line.description}: {line.quantity} × {self.money(line.unit_price_micros)}"
+            f"• {line.description}: {line.quantity} × {self.unit_price(line.unit_price_micros)}"
             f" = {self.money(line.amount_micros)}"
             for line in self.lines
         ]
         rows += [
             f"Subtotal {self.money(inv.subtotal_micros)}",
-            f"VAT {rate_of(inv.vat_rate_ppm) * 100:.4g} % {self.money(inv.vat_micros)}",
+            f"{self.vat_label} {self.money(inv.vat_micros)}",
             f"Total {self.money(inv.total_micros)}",
         ]
         if inv.notes:

@@ -233,7 +233,7 @@ async def test_send_to_telegram_pdf_pay_button_paid_once_then_refund(
             code = await tenant_with_tokens(app, "acme", tokens=0)
             async with app.deps.sessions.begin() as session:
                 tenant = await TenantRepository(session).get("acme")
-                tenant.name = "Société Zürich 東京"
+                tenant.name = "Société Zürich Москва"
             await fake.send_update(fake.private_message(user, f"/start {code}"))
             await fake.wait_for_bot_messages(user)
             doc = (await admin(app, "invoice", "new", "acme", "100", "Consulting €")).data
@@ -248,7 +248,7 @@ async def test_send_to_telegram_pdf_pay_button_paid_once_then_refund(
             text = "\n".join(page.extract_text() for page in reader.pages)
             assert len(reader.pages) == 1
             assert number in text and "120.00 EUR" in text and "Switchboard Ltd" in text
-            assert "Société Zürich" in text and "FR123" in text
+            assert "Société Zürich Москва" in text and "FR123" in text
 
             await fake.wait_for_bot_messages(user, 2)
             markup = fake.calls_to("sendMessage", chat_id=user)[-1].params["reply_markup"]
