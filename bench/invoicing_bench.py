@@ -102,7 +102,9 @@ async def main() -> None:
             async with app.deps.sessions() as session:
                 invoices = await session.scalar(select(func.count()).select_from(Invoice))
                 lines = await session.scalar(select(func.count()).select_from(InvoiceLine))
-                last = await session.scalar(select(func.max(Invoice.number)))
+                last = await session.scalar(
+                    select(Invoice.number).order_by(Invoice.id.desc()).limit(1)
+                )
             print(f"{invoices:,} invoices, {lines:,} lines, last number {last}")
         finally:
             await app.aclose()
