@@ -15,6 +15,9 @@ from core.clock import Clock
 
 if TYPE_CHECKING:
     from billing.checkout import CheckoutService
+    from billing.invoice_generation import MonthlyInvoicing
+    from billing.invoices import InvoiceService
+    from billing.notices import Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,12 @@ class CommandConfig:
     default_provider: str | None = None
     default_model: str | None = None
     trial_days: int = 14
+
+
+class NoticeDelivery(Protocol):
+    async def deliver(self, notice: Notice) -> bool:
+        """Write to a chat outside of a turn; False when it could not be reached."""
+        ...
 
 
 class CommandDeps(Protocol):
@@ -52,4 +61,15 @@ class CommandDeps(Protocol):
     @property
     def checkout(self) -> CheckoutService | None:
         """Makes Stripe payment links; None when Stripe is not configured."""
+        ...
+
+    @property
+    def invoices(self) -> InvoiceService: ...
+
+    @property
+    def monthly_invoicing(self) -> MonthlyInvoicing: ...
+
+    @property
+    def outbox(self) -> NoticeDelivery:
+        """The running channels' way into chats (invoices sent to a tenant's chats)."""
         ...

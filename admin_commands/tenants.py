@@ -180,7 +180,13 @@ async def plan(ctx: CommandContext) -> CommandResult:
         tenant.plan = chosen.slug
         subscription = await SubscriptionRepository(session).current(tenant.id)
         await audit(
-            session, ctx, "tenant.plan", tenant.slug, {"plan": before}, {"plan": chosen.slug}
+            session,
+            ctx,
+            "tenant.plan",
+            tenant.slug,
+            {"plan": before},
+            {"plan": chosen.slug},
+            tenant=tenant,
         )
     if subscription is not None and subscription.plan != chosen.slug:
         notes.append(
@@ -218,6 +224,7 @@ async def quota_(ctx: CommandContext) -> CommandResult:
             tenant.slug,
             {"monthly_token_quota": before},
             {"monthly_token_quota": tenant.monthly_token_quota},
+            tenant=tenant,
         )
     shown = (
         f"{tenant.monthly_token_quota:,} tokens a month" if tenant.monthly_token_quota else "none"

@@ -2,8 +2,8 @@
 
 Each kind of alert is one small rule: an async function of a session and "now" returning the
 alerts it finds, read with one or two bounded queries (indexes or rollups, never a scan of the
-raw usage history). :data:`RULES` lists them in the order admins read them; a new kind (failed
-payments, overdue invoices) is one more function in that tuple.
+raw usage history). :data:`RULES` lists them in the order admins read them; a new kind is one
+more function in that tuple.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import LedgerEntry, Tenant, UsageEvent, UsageMonthlyTenant
+from core.money import from_micros
+from storage.models import Alert as PaymentAlert
+from storage.models import Invoice, LedgerEntry, Tenant, UsageEvent, UsageMonthlyTenant
 
 #: A postpaid tenant is flagged once it has used this share of its monthly quota.
 QUOTA_PERCENT = 80
@@ -225,6 +228,41 @@ async def unpriced_models(session: AsyncSession, now: datetime) -> list[Alert]:
 
 
 #: Every kind, in the order admins read them.
+async def failed_payments(session: AsyncSession, now: datetime) -> list[Alert]:
+    """Payments that went wrong recently: a failed renewal, an amount that did not match, a
+    refund of something never credited (recorded by the Stripe webhook as they happen)."""
+    query = (
+        select(PaymentAlert.kind, PaymentAlert.detail, PaymentAlert.id, Tenant.slug)
+        .outerjoin(Tenant, Tenant.id == PaymentAlert.tenant_id)
+        .where(PaymentAlert.created_at >= now - RECENT)
+        .order_by(PaymentAlert.id)
+    )
+    return [
+        Alert("failed_payment", slug, f"{kind.replace('_', ' ')}: {detail}", subject=str(alert_id))
+        for kind, detail, alert_id, slug in (await session.execute(query)).all()
+    ]
+
+
+async def overdue_invoices(session: AsyncSession, now: datetime) -> list[Alert]:
+    """Invoices sent and not paid by their due date."""
+    query = (
+        select(Invoice.number, Invoice.total_micros, Invoice.currency, Invoice.due_at, Tenant.slug)
+        .join(Tenant, Tenant.id == Invoice.tenant_id)
+        .where(Invoice.status.in_(("sent", "overdue")), Invoice.due_at < now)
+        .order_by(Invoice.due_at)
+    )
+    return [
+        Alert(
+            "overdue_invoice",
+            slug,
+            f"{number}: {from_micros(total).quantize(Decimal('0.01'))} {currency}, "
+            + (f"due {_day(due)}" if due is not None else "past due"),
+            subject=number,
+        )
+        for number, total, currency, due, slug in (await session.execute(query)).all()
+    ]
+
+
 RULES: tuple[AlertRule, ...] = (
     quota,
     low_balance,
@@ -232,6 +270,8 @@ RULES: tuple[AlertRule, ...] = (
     trial_ending,
     inactive,
     unpriced_models,
+    failed_payments,
+    overdue_invoices,
 )
 
 

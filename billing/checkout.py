@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # the SDK is imported only when Stripe is configured
     from billing.stripe_client import StripeCheckout
 
 
+#: The metadata key naming what a session buys.
+_METADATA_KEY = {"pack": "pack", "subscription": "plan", "invoice": "invoice"}
+
+
 @dataclass(frozen=True, slots=True)
 class ReturnUrls:
     """Where Stripe sends the customer back to: our small ``/paid`` page."""
@@ -123,6 +127,21 @@ class CheckoutService:
         )
         return await self._create(tenant, payment, plan.name, reply_to=reply_to, actor=actor)
 
+    async def invoice_link(
+        self, tenant: Tenant, number: str, amount_micros: int, currency: str, *, actor: str
+    ) -> CheckoutLink:
+        """A Checkout Session (mode ``payment``) for an invoice's total; paying it marks the
+        invoice paid (see :mod:`billing.checkout_events`)."""
+        payment = Payment(
+            tenant_id=tenant.id,
+            kind="invoice",
+            item=number,
+            tokens=0,
+            amount_micros=amount_micros,
+            currency=currency,
+        )
+        return await self._create(tenant, payment, f"Invoice {number}", reply_to=None, actor=actor)
+
     async def recent_pack_link(
         self, tenant_id: int, pack: Pack, reply_to: ChatAddress | None, within: timedelta
     ) -> CheckoutLink | None:
@@ -184,13 +203,15 @@ class CheckoutService:
         metadata = {
             "tenant": tenant.slug,
             "payment": str(payment.id),
-            payment.kind if payment.kind == "pack" else "plan": payment.item,
+            _METADATA_KEY.get(payment.kind, "plan"): payment.item,
             "tokens": str(payment.tokens),
         }
         price_data: dict[str, Any] = {
             "currency": payment.currency.lower(),
             "unit_amount": to_minor(payment.amount_micros, payment.currency),
-            "product_data": {"name": f"{name}: {payment.tokens:,} tokens"},
+            "product_data": {
+                "name": name if payment.kind == "invoice" else f"{name}: {payment.tokens:,} tokens"
+            },
         }
         params: dict[str, Any] = {
             "client_reference_id": tenant.slug,

@@ -12,6 +12,7 @@ import logging
 
 from billing.amounts import from_minor, price_label
 from billing.effects import EffectContext, StripeObject, metadata, number, text
+from billing.invoice_events import invoice_paid, invoice_refunded
 from billing.subscription_events import start_subscription
 from storage.models import Payment, Tenant
 from storage.repositories.ledger import LedgerRepository
@@ -79,6 +80,9 @@ async def on_session_completed(ctx: EffectContext, session: StripeObject) -> Non
         )
         return
     payment.status, payment.paid_at, payment.error = "paid", ctx.now, None
+    if payment.kind == "invoice":
+        await invoice_paid(ctx, payment, tenant)
+        return
     if payment.kind == "subscription":
         subscription_id = text(session, "subscription")
         if subscription_id is None:
@@ -175,6 +179,11 @@ async def on_charge_refunded(ctx: EffectContext, charge: StripeObject) -> None:
     if payment.status not in ("paid", "refunded"):
         if full:
             payment.status, payment.closed_at = "refunded", ctx.now
+        return
+    if payment.kind == "invoice":
+        if full:
+            payment.status, payment.closed_at = "refunded", ctx.now
+        await invoice_refunded(ctx, payment, price_label(payment.refunded_micros, currency))
         return
     # A partial refund takes back its share of the tokens, rounded down in the buyer's favour.
     share = payment.tokens * refunded // amount if amount else 0

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.envelope import ChatAddress, LinkButton
+from core.envelope import ChatAddress, LinkButton, OutboundFile
 from storage.repositories.admins import AdminRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
 
@@ -26,6 +26,8 @@ class Notice:
     address: ChatAddress
     text: str
     buttons: tuple[LinkButton, ...] = ()
+    #: Sent before the text (an invoice's PDF).
+    files: tuple[OutboundFile, ...] = ()
 
 
 def address_of(stored: dict[str, Any] | None) -> ChatAddress | None:

@@ -18,6 +18,9 @@ from assistants.providers.factory import build_provider_clients
 from assistants.types import ProviderClient
 from billing.catalog import seed_catalog
 from billing.checkout import CheckoutService, ReturnUrls
+from billing.invoice_generation import MonthlyInvoicing
+from billing.invoice_views import Issuer
+from billing.invoices import InvoiceConfig, InvoiceService
 from billing.metering import Metering
 from bot.settings import Settings, secret_value
 from core.clock import Clock, system_clock
@@ -78,6 +81,13 @@ def build_app(
             seconds=settings.reservation_wait_seconds or settings.provider_timeout_seconds
         ),
     )
+    invoice_config = InvoiceConfig(
+        currency=settings.billing_currency,
+        vat_rate=settings.vat_rate,
+        usd_to_billing_rate=settings.usd_to_billing_rate,
+        due_days=settings.invoice_due_days,
+        issuer=Issuer(settings.company_name, settings.company_address, settings.company_vat_id),
+    )
     deps = Deps(
         sessions=sessions,
         providers=providers,
@@ -97,6 +107,8 @@ def build_app(
             rate_limit_per_minute=settings.rate_limit_per_minute,
         ),
         media_dir=settings.media_dir,
+        invoices=InvoiceService(sessions, invoice_config, clock=clock),
+        monthly_invoicing=MonthlyInvoicing(sessions, invoice_config, clock=clock),
     )
     closers = _build_payments(settings, deps, sessions, clock)
     registry = build_registry()
@@ -120,6 +132,7 @@ def _build_payments(
         deps.checkout = CheckoutService(
             sessions, stripe, ReturnUrls.under(settings.public_base_url), clock=clock
         )
+        deps.invoices.attach_checkout(deps.checkout)
     webhook_secret = secret_value(settings.stripe_webhook_secret)
     if webhook_secret is not None:
         from billing.webhook import StripeWebhook

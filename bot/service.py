@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from billing.invoice_jobs import InvoiceJobs
 from bot.app import App, prepare_database
 from bot.channels import Channel, build_channels
 from bot.http import build_web_app
@@ -17,6 +18,7 @@ from bot.settings import secret_value
 from core.errors import ConfigurationError
 from handlers.alert_push import DailyAlerts
 from handlers.recovery import InterruptedTurns, Notifier
+from storage.repositories.jobs import JobClaims
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,12 @@ class ServiceRunner:
         for channel in channels:
             channel.install_routes(self.web_app)
             app.deps.outbox.register(channel.name, channel.sink_for)
+        self.invoice_jobs = InvoiceJobs(
+            JobClaims(app.deps.sessions, holder=app.deps.metering.holder),
+            app.deps.monthly_invoicing,
+            app.deps.invoices,
+            clock=app.deps.clock,
+        )
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self.port: int | None = None
@@ -122,6 +130,10 @@ class ServiceRunner:
                 await self.interrupted.sweep(self.notifiers)
             except Exception:
                 log.exception("interrupted-turn sweep failed")
+            try:
+                await self.invoice_jobs.tick()
+            except Exception:
+                log.exception("invoice jobs failed")
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
     async def _push_alerts(self) -> None:

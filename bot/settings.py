@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     usd_to_billing_rate: Decimal = Decimal("1")
     #: UTC hour (0-23) at which ``switchboard run`` sends the day's new alerts to admins.
     alerts_hour: int = Field(default=8, ge=0, le=23)
+    #: The invoice issuer, printed on every invoice.
+    company_name: str = ""
+    company_address: str = ""
+    company_vat_id: str = ""
+    invoice_due_days: int = Field(default=30, ge=0)
 
     # Operational knobs (not part of the public contract, documented in .env.example).
     provider_timeout_seconds: float = Field(default=120.0, gt=0)

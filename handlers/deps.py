@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from admin_commands.deps import CommandConfig
 from assistants.pricing import Pricer
 from assistants.types import ProviderClient
+from billing.invoice_generation import MonthlyInvoicing
+from billing.invoices import InvoiceService
 from billing.metering import Metering
 from core.clock import Clock
 from handlers.metrics import Metrics
@@ -53,6 +55,8 @@ class Deps:
     turn: TurnConfig
     #: Where media outputs live (``content_items.media_path`` is relative to it).
     media_dir: Path
+    invoices: InvoiceService
+    monthly_invoicing: MonthlyInvoicing
     #: Bot usernames learnt at channel start-up (e.g. ``{"telegram": "acme_bot"}``), for links.
     bot_usernames: dict[str, str] = field(default_factory=dict)
     #: Stripe Checkout links (``/buy``, ``/subscribe``); None when Stripe is not configured.

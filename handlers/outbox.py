@@ -54,6 +54,8 @@ class Outbox:
             return False
         try:
             sink = sink_for(address)
+            for file in notice.files:
+                await sink.send_file(file)
             if notice.buttons:
                 await sink.send_buttons(notice.text, notice.buttons)
             else:

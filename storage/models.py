@@ -629,3 +629,80 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: When admins were told in chat (None: not yet).
     notified_at: Mapped[datetime | None]
+
+
+# -- invoices --------------------------------------------------------------------------------------
+
+
+class InvoiceCounter(Base):
+    """The last invoice number given in a calendar year, bumped in the transaction that creates
+    the invoice: numbers are gapless and never reused, however many processes create them."""
+
+    __tablename__ = "invoice_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(default=0)
+
+
+class Invoice(Base):
+    """``INV-YYYY-NNNN`` to a tenant: ``draft`` → ``sent`` → ``paid``, ``overdue`` (sent and past
+    due) or ``cancelled`` (keeps its number). Money in micro-units of ``currency``; ``period`` is
+    the month (``YYYY-MM``) a monthly invoice covers, unique per tenant so generating it twice
+    gives the same invoice."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "period", name="uq_invoices_tenant_period"),
+        Index("ix_invoices_status_due", "status", "due_at"),
+        Index("ix_invoices_issued", "issued_at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    currency: Mapped[str] = mapped_column(String(3))
+    vat_rate_ppm: Mapped[int]
+    subtotal_micros: Mapped[int] = mapped_column(default=0)
+    vat_micros: Mapped[int] = mapped_column(default=0)
+    total_micros: Mapped[int] = mapped_column(default=0)
+    period: Mapped[str | None] = mapped_column(String(7))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    issued_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    #: The Checkout Session row its pay link belongs to (created once, reused on every send).
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", ondelete="SET NULL"))
+    created_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+    __table_args__ = (UniqueConstraint("invoice_id", "position"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[int]
+    unit_price_micros: Mapped[int]
+    #: quantity × unit price, rounded to the cent.
+    amount_micros: Mapped[int]
+
+
+class JobRun(Base):
+    """A periodic job claimed for one period (``invoice.generate`` for ``2026-10``): the process
+    whose INSERT succeeds runs it, every other one skips it. A claim left unfinished by a crash
+    can be taken over after a while."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "period", name="uq_job_runs_job_period"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(32))
+    holder: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

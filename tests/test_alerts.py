@@ -255,3 +255,35 @@ async def test_a_long_list_is_counted_by_kind_and_cut_in_chat(app: App) -> None:
     assert sum(line.startswith("•") for line in lines) == 50
     assert lines[-1] == "… and 6 more (--json from the shell lists them all)"
     assert len(result.data) == 56
+
+
+async def test_failed_payments_and_overdue_invoices(make_app: AppFactory) -> None:
+    """A payment alert recorded by the Stripe webhook, and an invoice sent and not paid by its
+    due date, are listed; an invoice not yet due is not."""
+    from storage.models import Alert as PaymentAlert
+
+    now = [datetime(2026, 11, 22, 9, 0, tzinfo=UTC)]
+    app = await make_app(clock=lambda: now[0], INVOICE_DUE_DAYS="14")
+    await tenant_with_tokens(app, "acme")
+    await tenant_with_tokens(app, "beta")
+    async with app.deps.sessions.begin() as session:
+        tenant = (await session.execute(select(Tenant).where(Tenant.slug == "beta"))).scalar_one()
+        session.add(
+            PaymentAlert(
+                kind="payment_failed",
+                tenant_id=tenant.id,
+                detail="renewal of pro declined",
+                created_at=now[0] - timedelta(days=1),
+            )
+        )
+    created = await admin(app, "invoice", "new", "acme", "120", "Consulting")
+    number = created.data["number"]
+    await admin(app, "invoice", "send", number)
+
+    kinds = {(a["kind"], a["tenant"]) for a in (await admin(app, "alerts")).data}
+    assert ("failed_payment", "beta") in kinds
+    assert ("overdue_invoice", "acme") not in kinds, "not due yet"
+
+    now[0] += timedelta(days=15)
+    alerts = [a for a in (await admin(app, "alerts")).data if a["kind"] == "overdue_invoice"]
+    assert [(a["tenant"], a["detail"].split(":")[0]) for a in alerts] == [("acme", number)]

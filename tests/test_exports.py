@@ -170,7 +170,7 @@ async def test_bad_requests_change_nothing_and_permissions(busy: App, tmp_path: 
         (["usage", "--period", "2027-01"], UsageError, "has not started yet"),
         (["usage", "Bad Slug"], UsageError, "invalid slug"),
         (["usage", "nosuch"], NotFoundError, "No tenant 'nosuch'."),
-        (["invoices"], UsageError, "/export ledger"),
+        (["payments"], UsageError, "/export ledger"),
     ]
     for words, error, message in refusals:
         with pytest.raises(error) as raised:

@@ -37,6 +37,17 @@ class PaymentRepository:
     async def by_invoice(self, invoice_id: str) -> Payment | None:
         return await self._one(select(Payment).where(Payment.stripe_invoice_id == invoice_id))
 
+    async def pending_urls(self, payment_ids: set[int]) -> dict[int, str]:
+        """Payment id → its Checkout URL, for those still waiting to be paid."""
+        if not payment_ids:
+            return {}
+        query = select(Payment.id, Payment.url).where(
+            Payment.id.in_(sorted(payment_ids)),
+            Payment.status == "pending",
+            Payment.url.isnot(None),
+        )
+        return {int(i): str(u) for i, u in (await self.session.execute(query)).all()}
+
     async def _one(self, query: Select[Payment]) -> Payment | None:
         return (await self.session.execute(query)).scalars().first()
 

@@ -263,6 +263,25 @@ class RollupRepository:
             result[(row["provider"], row["model"])].add(row)
         return dict(result)
 
+    async def by_tenant_and_model(
+        self, period: Period, tenant_ids: Sequence[int] | None = None
+    ) -> dict[int, dict[tuple[str, str], Sums]]:
+        """Per tenant id, per (provider, model): the period's sums, in one grouped query (the
+        monthly invoice run reads every tenant at once)."""
+        daily = UsageDaily
+        keys = (daily.tenant_id, daily.provider, daily.model, daily.cost_currency)
+        query = _in_period(select(*keys, *_sum_columns(UsageDaily)), UsageDaily.day, period)
+        if tenant_ids is not None:
+            query = query.where(UsageDaily.tenant_id.in_(tenant_ids))
+        result: dict[int, dict[tuple[str, str], Sums]] = defaultdict(dict)
+        for row in await self._rows(query.group_by(*keys)):
+            per_model = result[int(row["tenant_id"])]
+            key = (row["provider"], row["model"])
+            if key not in per_model:
+                per_model[key] = Sums()
+            per_model[key].add(row)
+        return dict(result)
+
     async def by_assistant(self, period: Period) -> dict[int, tuple[Sums, int]]:
         """Per assistant id: its sums and how many tenants used it in the period."""
         keys = (UsageDailyGlobal.assistant_id, UsageDailyGlobal.cost_currency)

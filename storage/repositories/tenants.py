@@ -70,6 +70,14 @@ class TenantRepository:
             raise NotFoundError("tenant", str(tenant_id))
         return tenant
 
+    async def by_ids(self, tenant_ids: set[int]) -> dict[int, Tenant]:
+        wanted = sorted(tenant_ids)
+        found: dict[int, Tenant] = {}
+        for start in range(0, len(wanted), 500):
+            query = select(Tenant).where(Tenant.id.in_(wanted[start : start + 500]))
+            found.update({t.id: t for t in (await self.session.execute(query)).scalars()})
+        return found
+
     async def refresh(self, tenant: Tenant) -> Tenant:
         await self.session.refresh(tenant)
         return tenant
@@ -155,6 +163,10 @@ class BindingRepository:
         )
         return result.scalar_one_or_none()
 
+    async def of_tenant(self, tenant_id: int) -> list[ChannelBinding]:
+        query = select(ChannelBinding).where(ChannelBinding.tenant_id == tenant_id)
+        return list((await self.session.execute(query.order_by(ChannelBinding.id))).scalars())
+
     async def bind(self, tenant: Tenant, channel: str, scope_key: str) -> None:
         """Bind the scope to ``tenant``, moving it if bound elsewhere: whether it may be moved
         is the caller's decision (``/start`` asks for a platform role)."""
@@ -177,6 +189,10 @@ class BindingRepository:
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def of_tenant(self, tenant_id: int, *, channel: str) -> list[Member]:
+        query = select(Member).where(Member.tenant_id == tenant_id, Member.channel == channel)
+        return list((await self.session.execute(query.order_by(Member.id))).scalars())
 
     async def get_or_create(
         self,

@@ -1,0 +1,244 @@
+"""``/invoice ...`` for admins and ``/invoices`` for members (DESIGN §8 "Invoices").
+
+Every change goes through :class:`billing.invoices.InvoiceService`, which audits it; ``--json``
+of any of these commands is the invoice document (a list of them for ``list`` and
+``generate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from decimal import Decimal
+
+from admin_commands.common import target_tenant
+from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
+from admin_commands.values import positive_int, slug, text_of
+from billing.invoice_chats import tenant_chats
+from billing.invoice_pdf import pdf_file_name, render_invoice
+from billing.invoice_views import InvoiceView
+from billing.invoices import LineSpec
+from billing.notices import Notice
+from core.envelope import LinkButton, OutboundFile
+from core.money import to_micros
+from core.period import month_bounds, parse_period
+from storage.repositories.invoices import INVOICE_STATUSES
+
+commands = CommandGroup()
+WRITE = "invoices.write"
+READ = "stats.read"
+_NUMBER = re.compile(r"^INV-(\d{4})-(\d{4,})$", re.IGNORECASE)
+MAX_AMOUNT = Decimal("100000000")
+
+
+def invoice_number(raw: str) -> str:
+    """``INV-2026-0001`` (any case)."""
+    value = raw.strip().upper()
+    if not _NUMBER.match(value):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an invoice number like INV-2026-0001")
+    return value
+
+
+def unit_price(raw: str) -> Decimal:
+    """A positive amount, ``120`` or ``120.50`` (at most 6 decimal places)."""
+    text = raw.strip().replace(",", "")
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an amount like 120.00") from None
+    if not value.is_finite() or not 0 < value <= MAX_AMOUNT:
+        raise argparse.ArgumentTypeError(f"{raw!r} must be an amount above zero")
+    if value.as_tuple().exponent < -6:  # type: ignore[operator]
+        raise argparse.ArgumentTypeError(f"{raw!r} has more than 6 decimal places")
+    return value
+
+
+def month(raw: str) -> str:
+    """``YYYY-MM`` (checked against today by the command)."""
+    if not re.match(r"^\d{4}-\d{2}$", raw.strip()):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a month like 2026-10")
+    return raw.strip()
+
+
+_description = text_of(500)
+NUMBER = Arg("number", type=invoice_number, metavar="NUMBER")
+LINE = [
+    Arg("amount", type=unit_price, metavar="AMOUNT"),
+    Arg("description", nargs="+", metavar="DESCRIPTION"),
+    Arg("--qty", type=positive_int, default=1, metavar="N"),
+]
+
+
+def _spec(ctx: CommandContext) -> LineSpec:
+    description = ctx.convert("DESCRIPTION", _description, " ".join(ctx.args.description))
+    return LineSpec(description, to_micros(ctx.args.amount), ctx.args.qty)
+
+
+def _result(view: InvoiceView, text: str | None = None) -> CommandResult:
+    buttons = (
+        [LinkButton(f"Pay {view.money(view.invoice.total_micros)}", view.pay_url)]
+        if (view.pay_url and view.payable)
+        else []
+    )
+    return CommandResult(text or view.text(), data=view.to_json(), buttons=buttons)
+
+
+async def _pdf(ctx: CommandContext, view: InvoiceView) -> OutboundFile:
+    data = await asyncio.to_thread(render_invoice, view, ctx.deps.invoices.config.issuer)
+    return OutboundFile(
+        pdf_file_name(view),
+        data,
+        "application/pdf",
+        caption=f"Invoice {view.number}: {view.money(view.invoice.total_micros)}",
+    )
+
+
+@commands.command("invoice new", permission=WRITE, arguments=[Arg("slug", type=slug), *LINE])
+async def new(ctx: CommandContext) -> CommandResult:
+    """Issue a draft invoice to a tenant with one line (add more with /invoice line)."""
+    view = await ctx.deps.invoices.create(ctx.args.slug, [_spec(ctx)], actor=ctx.caller.actor)
+    return _result(view, f"Created draft {view.summary()}.\n{view.text()}")
+
+
+@commands.command("invoice line", permission=WRITE, arguments=[NUMBER, *LINE])
+async def line(ctx: CommandContext) -> CommandResult:
+    """Add a line to a draft invoice."""
+    view = await ctx.deps.invoices.add_line(ctx.args.number, _spec(ctx), actor=ctx.caller.actor)
+    return _result(view)
+
+
+@commands.command("invoice send", permission=WRITE, arguments=[NUMBER])
+async def send(ctx: CommandContext) -> CommandResult:
+    """Send an invoice (PDF and pay link) into every chat of its tenant; due in INVOICE_DUE_DAYS."""
+    view = await ctx.deps.invoices.send(ctx.args.number, actor=ctx.caller.actor)
+    document = await _pdf(ctx, view)
+    async with ctx.deps.sessions() as session:
+        chats = await tenant_chats(session, view.tenant.id)
+    buttons = (
+        (LinkButton(f"Pay {view.money(view.invoice.total_micros)}", view.pay_url),)
+        if view.pay_url
+        else ()
+    )
+    due = f", due {view.invoice.due_at:%Y-%m-%d}" if view.invoice.due_at else ""
+    message = f"Invoice {view.number} from {ctx.deps.invoices.config.issuer.name or 'us'}: " + (
+        f"{view.money(view.invoice.total_micros)}{due}."
+    )
+    reached = 0
+    for address in chats:
+        reached += await ctx.deps.outbox.deliver(Notice(address, message, buttons, (document,)))
+    result = _result(view, f"Sent {view.summary()} to {reached} of {len(chats)} chat(s).")
+    result.files = [document]
+    return result
+
+
+@commands.command("invoice paid", permission=WRITE, arguments=[NUMBER, Arg("note", nargs="*")])
+async def paid(ctx: CommandContext) -> CommandResult:
+    """Mark an invoice paid (by bank transfer, say), with an optional note."""
+    note = ctx.convert("NOTE", text_of(500, empty_ok=True), " ".join(ctx.args.note))
+    view = await ctx.deps.invoices.mark_paid(ctx.args.number, actor=ctx.caller.actor, note=note)
+    return _result(view, f"Marked paid: {view.summary()}.")
+
+
+@commands.command("invoice cancel", permission=WRITE, arguments=[NUMBER])
+async def cancel(ctx: CommandContext) -> CommandResult:
+    """Cancel an invoice; it keeps its number."""
+    view = await ctx.deps.invoices.cancel(ctx.args.number, actor=ctx.caller.actor)
+    return _result(view, f"Cancelled {view.summary()}.")
+
+
+@commands.command("invoice show", permission=READ, arguments=[NUMBER])
+async def show(ctx: CommandContext) -> CommandResult:
+    """An invoice: its lines, totals and status, with its PDF."""
+    view = await ctx.deps.invoices.view(ctx.args.number)
+    result = _result(view)
+    result.files = [await _pdf(ctx, view)]
+    return result
+
+
+@commands.command(
+    "invoice list",
+    permission=READ,
+    arguments=[
+        Arg("slug", nargs="?", type=slug),
+        Arg("--status", choices=INVOICE_STATUSES),
+        Arg("--limit", type=positive_int, default=50, metavar="N"),
+    ],
+)
+async def listing(ctx: CommandContext) -> CommandResult:
+    """Invoices, newest first, of every tenant or one."""
+    found = await ctx.deps.invoices.search(
+        slug=ctx.args.slug, status=ctx.args.status, limit=ctx.args.limit
+    )
+    data = [v.to_json() for v in found]
+    if not found:
+        return CommandResult("No invoices.", data=data)
+    return CommandResult("\n".join(v.summary() for v in found), data=data)
+
+
+@commands.command(
+    "invoice generate",
+    permission=WRITE,
+    arguments=[
+        Arg("slug", nargs="?", type=slug),
+        Arg("--all", action="store_true", dest="everyone"),
+        Arg("--period", type=month, metavar="YYYY-MM"),
+    ],
+)
+async def generate(ctx: CommandContext) -> CommandResult:
+    """The month's invoices (last month by default) of postpaid and subscribed tenants."""
+    if bool(ctx.args.slug) == bool(ctx.args.everyone):
+        raise ctx.usage_error("Name one tenant, or --all.")
+    today = ctx.deps.clock().date()
+    label = ctx.args.period or _last_month(today.year, today.month)
+    try:
+        period = parse_period(label, today)
+    except ValueError as exc:
+        raise ctx.usage_error(str(exc).capitalize() + ".") from None
+    if period.end >= today:
+        raise ctx.usage_error(f"{label} is not over yet: invoice it from its next month on.")
+    made = await ctx.deps.monthly_invoicing.generate(
+        period, slug=ctx.args.slug, actor=ctx.caller.actor
+    )
+    views = await ctx.deps.invoices.views_of([g.number for g in made])
+    if not views:
+        return CommandResult(f"Nothing to invoice for {label}.", data=[])
+    lines = [
+        f"{'new' if g.created else 'already there'}: {v.summary()}"
+        for g, v in zip(made, views, strict=True)
+    ]
+    return CommandResult(
+        f"Invoices for {label}:\n" + "\n".join(lines), data=[v.to_json() for v in views]
+    )
+
+
+def _last_month(year: int, month_no: int) -> str:
+    first, _ = month_bounds(year - 1, 12) if month_no == 1 else month_bounds(year, month_no - 1)
+    return f"{first:%Y-%m}"
+
+
+@commands.command("invoices", audience="member", arguments=[Arg("--tenant", type=slug)])
+async def member_invoices(ctx: CommandContext) -> CommandResult:
+    """Your organisation's invoices, with a pay button for each unpaid one."""
+    async with ctx.deps.sessions() as session:
+        tenant = await target_tenant(ctx, session)
+    found = [
+        v for v in await ctx.deps.invoices.search(slug=tenant.slug, limit=50)
+        if v.invoice.status != "draft"
+    ]  # fmt: skip
+    if not found:
+        return CommandResult("No invoices yet.", data=[])
+    buttons: list[LinkButton] = []
+    for view in found:
+        if view.payable:
+            url = await ctx.deps.invoices.ensure_pay_link(view.number, actor=ctx.caller.actor)
+            if url:
+                buttons.append(
+                    LinkButton(f"Pay {view.number}: {view.money(view.invoice.total_micros)}", url)
+                )
+    refreshed = [await ctx.deps.invoices.view(v.number) for v in found]
+    return CommandResult(
+        "\n".join(v.summary() for v in refreshed),
+        data=[v.to_json() for v in refreshed],
+        buttons=buttons,
+    )

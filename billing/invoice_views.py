@@ -1,0 +1,123 @@
+"""An invoice with what showing it needs (lines, tenant, pay link), and its ``--json`` document
+(DESIGN §8: amounts as decimal strings with the currency's places)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from billing.amounts import amount_str, price_label
+from billing.invoice_math import rate_of
+from core.money import from_micros
+from storage.models import Invoice, InvoiceLine, Tenant
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """Who issues the invoices (``COMPANY_NAME``, ``COMPANY_ADDRESS``, ``COMPANY_VAT_ID``)."""
+
+    name: str = ""
+    address: str = ""
+    vat_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceView:
+    invoice: Invoice
+    lines: tuple[InvoiceLine, ...]
+    tenant: Tenant
+    pay_url: str | None = None
+
+    @property
+    def number(self) -> str:
+        return self.invoice.number
+
+    @property
+    def payable(self) -> bool:
+        return self.invoice.status in ("sent", "overdue")
+
+    def money(self, micros: int) -> str:
+        return price_label(micros, self.invoice.currency)
+
+    def unit_price(self, micros: int) -> str:
+        """A unit price as given (``0.333 EUR``), never shown rounded: only amounts are."""
+        exact = from_micros(micros)
+        if exact == exact.quantize(Decimal("0.01")):
+            return self.money(micros)
+        return f"{exact.normalize():f} {self.invoice.currency}"
+
+    @property
+    def vat_label(self) -> str:
+        return f"VAT {(rate_of(self.invoice.vat_rate_ppm) * 100).normalize():f} %"
+
+    def to_json(self) -> dict[str, Any]:
+        inv = self.invoice
+
+        def amount(micros: int) -> str:
+            return amount_str(micros, inv.currency)
+
+        return {
+            "number": inv.number,
+            "tenant": self.tenant.slug,
+            "status": inv.status,
+            "currency": inv.currency,
+            "subtotal": amount(inv.subtotal_micros),
+            "vat_rate": str(rate_of(inv.vat_rate_ppm)),
+            "vat": amount(inv.vat_micros),
+            "total": amount(inv.total_micros),
+            "issued_at": _iso(inv.issued_at),
+            "due_at": _iso(inv.due_at),
+            "paid_at": _iso(inv.paid_at),
+            "period": inv.period,
+            "notes": inv.notes,
+            "lines": [
+                {
+                    "description": line.description,
+                    "quantity": line.quantity,
+                    "unit_price": amount(line.unit_price_micros),
+                    "amount": amount(line.amount_micros),
+                }
+                for line in self.lines
+            ],
+            "pay_url": self.pay_url,
+        }
+
+    def summary(self) -> str:
+        """``INV-2026-0001 acme sent 120.00 EUR due 2026-12-01``."""
+        inv = self.invoice
+        due = f" due {inv.due_at:%Y-%m-%d}" if inv.due_at and self.payable else ""
+        paid = f" paid {inv.paid_at:%Y-%m-%d}" if inv.paid_at else ""
+        return (
+            f"{inv.number} {self.tenant.slug} {inv.status} {self.money(inv.total_micros)}"
+            f"{due}{paid}"
+        )
+
+    def text(self) -> str:
+        inv = self.invoice
+        rows = [
+            f"Invoice {inv.number} to {self.tenant.name} ({self.tenant.slug}): {inv.status}",
+            f"Issued {inv.issued_at:%Y-%m-%d}"
+            + (f", due {inv.due_at:%Y-%m-%d}" if inv.due_at else "")
+            + (f", paid {inv.paid_at:%Y-%m-%d}" if inv.paid_at else ""),
+        ]
+        rows += [
+            f"• {line.description}: {line.quantity} × {self.unit_price(line.unit_price_micros)}"
+            f" = {self.money(line.amount_micros)}"
+            for line in self.lines
+        ]
+        rows += [
+            f"Subtotal {self.money(inv.subtotal_micros)}",
+            f"{self.vat_label} {self.money(inv.vat_micros)}",
+            f"Total {self.money(inv.total_micros)}",
+        ]
+        if inv.notes:
+            rows.append(f"Notes: {inv.notes}")
+        if self.pay_url and self.payable:
+            rows.append(f"Pay: {self.pay_url}")
+        return "\n".join(rows)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None

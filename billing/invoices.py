@@ -1,0 +1,350 @@
+"""Invoices: created with their number, lines added to drafts, sent (due date and pay link),
+marked paid, cancelled, swept to overdue. Every change is audited in its own transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.amounts import amount_str
+from billing.invoice_math import line_amount, totals
+from billing.invoice_views import InvoiceView, Issuer
+from core.clock import Clock
+from core.errors import SwitchboardError
+from storage.models import Invoice, InvoiceLine, Tenant
+from storage.repositories.admins import AuditRepository
+from storage.repositories.invoices import InvoiceRepository
+from storage.repositories.payments import PaymentRepository
+from storage.repositories.tenants import TenantRepository
+
+if TYPE_CHECKING:
+    from billing.checkout import CheckoutService
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceConfig:
+    currency: str = "EUR"
+    vat_rate: Decimal = Decimal("0.20")
+    usd_to_billing_rate: Decimal = Decimal("1")
+    due_days: int = 30
+    issuer: Issuer = field(default_factory=Issuer)
+
+
+@dataclass(frozen=True, slots=True)
+class LineSpec:
+    """A line to bill: ``quantity`` × ``unit_price_micros``."""
+
+    description: str
+    unit_price_micros: int
+    quantity: int = 1
+
+
+class InvoiceStateError(SwitchboardError):
+    """The invoice is not in a status that allows the change (a line on a sent invoice)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, user_message=message)
+
+
+def snapshot(invoice: Invoice) -> dict[str, Any]:
+    """What the audit log keeps of an invoice before and after a change."""
+    return {
+        "status": invoice.status,
+        "total": amount_str(invoice.total_micros, invoice.currency),
+        "due_at": invoice.due_at.isoformat() if invoice.due_at else None,
+        "paid_at": invoice.paid_at.isoformat() if invoice.paid_at else None,
+        "notes": invoice.notes,
+    }
+
+
+def build_lines(specs: Sequence[LineSpec], currency: str) -> list[InvoiceLine]:
+    return [
+        InvoiceLine(
+            description=spec.description,
+            quantity=spec.quantity,
+            unit_price_micros=spec.unit_price_micros,
+            amount_micros=line_amount(spec.quantity, spec.unit_price_micros, currency),
+        )
+        for spec in specs
+    ]
+
+
+def apply_totals(invoice: Invoice, lines: Sequence[InvoiceLine]) -> None:
+    found = totals((line.amount_micros for line in lines), invoice.vat_rate_ppm, invoice.currency)
+    invoice.subtotal_micros = found.subtotal_micros
+    invoice.vat_micros = found.vat_micros
+    invoice.total_micros = found.total_micros
+
+
+async def insert_invoice(
+    session: AsyncSession,
+    tenant: Tenant,
+    specs: Sequence[LineSpec],
+    *,
+    now: datetime,
+    actor: str,
+    currency: str,
+    period: str | None = None,
+    notes: str = "",
+) -> Invoice:
+    """A draft with the year's next number, in ``session``'s transaction (audited there)."""
+    [invoice] = await insert_invoices(
+        session, [(tenant, specs)], now=now, actor=actor, period=period, notes=notes,
+        currency=currency,
+    )  # fmt: skip
+    return invoice
+
+
+async def insert_invoices(
+    session: AsyncSession,
+    items: Sequence[tuple[Tenant, Sequence[LineSpec]]],
+    *,
+    now: datetime,
+    actor: str,
+    currency: str | None = None,
+    period: str | None = None,
+    notes: str = "",
+) -> list[Invoice]:
+    """Drafts numbered in one block of the year's counter, in ``session``'s transaction (each
+    audited there). ``currency`` None: each tenant's billing currency."""
+    invoices = InvoiceRepository(session)
+    numbers = await invoices.next_numbers(now.year, len(items))
+    made: list[tuple[Invoice, Sequence[InvoiceLine]]] = []
+    audit = AuditRepository(session)
+    for number, (tenant, specs) in zip(numbers, items, strict=True):
+        billed_in = currency or tenant.billing_currency
+        lines = build_lines(specs, billed_in)
+        invoice = Invoice(
+            number=number,
+            tenant_id=tenant.id,
+            status="draft",
+            currency=billed_in,
+            vat_rate_ppm=tenant.vat_rate_ppm,
+            period=period,
+            notes=notes,
+            issued_at=now,
+            created_by=actor,
+        )
+        apply_totals(invoice, lines)
+        made.append((invoice, lines))
+        await audit.record(
+            actor,
+            "invoice.create",
+            number,
+            None,
+            snapshot(invoice) | {"tenant": tenant.slug},
+            tenant_id=tenant.id,
+        )
+    await invoices.add_many(made)
+    return [invoice for invoice, _ in made]
+
+
+class InvoiceService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        config: InvoiceConfig,
+        *,
+        clock: Clock,
+        checkout: CheckoutService | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.config = config
+        self._clock = clock
+        self._checkout = checkout
+
+    def attach_checkout(self, checkout: CheckoutService) -> None:
+        """Pay links, once Stripe is configured (built after this service)."""
+        self._checkout = checkout
+
+    @property
+    def can_take_payments(self) -> bool:
+        return self._checkout is not None
+
+    async def create(
+        self, slug: str, specs: Sequence[LineSpec], *, actor: str, notes: str = ""
+    ) -> InvoiceView:
+        async with self._sessions.begin() as session:
+            tenant = await TenantRepository(session).get(slug)
+            invoice = await insert_invoice(
+                session, tenant, specs, now=self._clock(), actor=actor,
+                currency=tenant.billing_currency, notes=notes,
+            )  # fmt: skip
+            number = invoice.number
+        return await self.view(number)
+
+    async def add_line(self, number: str, spec: LineSpec, *, actor: str) -> InvoiceView:
+        async with self._sessions.begin() as session:
+            invoices = InvoiceRepository(session)
+            invoice = await invoices.get(number, lock=True)
+            if invoice.status != "draft":
+                raise InvoiceStateError(
+                    f"{invoice.number} is {invoice.status}: lines can only be added to a draft. "
+                    "Cancel it and issue a new invoice instead."
+                )
+            before = snapshot(invoice)
+            [line] = build_lines([spec], invoice.currency)
+            await invoices.add_line(invoice, line)
+            apply_totals(invoice, (await invoices.lines([invoice.id]))[invoice.id])
+            await AuditRepository(session).record(
+                actor, "invoice.line", invoice.number, before,
+                snapshot(invoice) | {"line": spec.description}, tenant_id=invoice.tenant_id,
+            )  # fmt: skip
+        return await self.view(number)
+
+    async def mark_paid(self, number: str, *, actor: str, note: str = "") -> InvoiceView:
+        async with self._sessions.begin() as session:
+            invoice = await InvoiceRepository(session).get(number, lock=True)
+            if invoice.status in ("paid", "cancelled"):
+                raise InvoiceStateError(f"{invoice.number} is {invoice.status}: not payable.")
+            before = snapshot(invoice)
+            invoice.status, invoice.paid_at = "paid", self._clock()
+            if note:
+                invoice.notes = _append(invoice.notes, note)
+            await AuditRepository(session).record(
+                actor,
+                "invoice.paid",
+                invoice.number,
+                before,
+                snapshot(invoice),
+                tenant_id=invoice.tenant_id,
+            )
+        return await self.view(number)
+
+    async def cancel(self, number: str, *, actor: str) -> InvoiceView:
+        async with self._sessions.begin() as session:
+            invoice = await InvoiceRepository(session).get(number, lock=True)
+            if invoice.status in ("paid", "cancelled"):
+                raise InvoiceStateError(
+                    f"{invoice.number} is {invoice.status} and cannot be cancelled."
+                )
+            before = snapshot(invoice)
+            invoice.status, invoice.cancelled_at = "cancelled", self._clock()
+            await AuditRepository(session).record(
+                actor,
+                "invoice.cancel",
+                invoice.number,
+                before,
+                snapshot(invoice),
+                tenant_id=invoice.tenant_id,
+            )
+        return await self.view(number)
+
+    async def send(self, number: str, *, actor: str) -> InvoiceView:
+        """Mark ``number`` sent (a draft becomes due in ``due_days``; a sent or overdue one is
+        sent again as it is) and make sure it has a pay link."""
+        async with self._sessions.begin() as session:
+            invoice = await InvoiceRepository(session).get(number, lock=True)
+            if invoice.status in ("paid", "cancelled"):
+                raise InvoiceStateError(f"{invoice.number} is {invoice.status}: nothing to send.")
+            if invoice.total_micros <= 0:
+                raise InvoiceStateError(f"{invoice.number} totals nothing: add a line first.")
+            before = snapshot(invoice)
+            now = self._clock()
+            if invoice.status == "draft":
+                invoice.status, invoice.due_at = "sent", now + timedelta(days=self.config.due_days)
+            invoice.sent_at = now
+            await AuditRepository(session).record(
+                actor,
+                "invoice.send",
+                invoice.number,
+                before,
+                snapshot(invoice),
+                tenant_id=invoice.tenant_id,
+            )
+        await self.ensure_pay_link(number, actor=actor)
+        return await self.view(number)
+
+    async def ensure_pay_link(self, number: str, *, actor: str) -> str | None:
+        """The invoice's Checkout Session URL: created once for its total, then reused."""
+        if self._checkout is None:
+            return None
+        view = await self.view(number)
+        if view.pay_url is not None or not view.payable:
+            return view.pay_url
+        invoice = view.invoice
+        old = invoice.payment_id
+        link = await self._checkout.invoice_link(
+            view.tenant, invoice.number, invoice.total_micros, invoice.currency, actor=actor
+        )
+        async with self._sessions.begin() as session:
+            # Only the first link is kept if two sends raced: both then show the same one.
+            unchanged = Invoice.payment_id.is_(None) if old is None else Invoice.payment_id == old
+            await session.execute(
+                update(Invoice)
+                .where(Invoice.id == invoice.id, unchanged)
+                .values(payment_id=link.payment_id)
+            )
+        return (await self.view(number)).pay_url
+
+    async def sweep_overdue(self) -> list[str]:
+        """Sent invoices past their due date become ``overdue``."""
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            due = await InvoiceRepository(session).past_due(now)
+            audit = AuditRepository(session)
+            for invoice in due:
+                before = snapshot(invoice)
+                invoice.status = "overdue"
+                await audit.record("scheduler", "invoice.overdue", invoice.number, before,
+                                   snapshot(invoice), tenant_id=invoice.tenant_id)  # fmt: skip
+        return [invoice.number for invoice in due]
+
+    async def paid_between(self, since: datetime, until: datetime) -> list[InvoiceView]:
+        async with self._sessions() as session:
+            found = await InvoiceRepository(session).paid_between(since, until)
+            return await views(session, found)
+
+    async def views_of(self, numbers: Sequence[str]) -> list[InvoiceView]:
+        async with self._sessions() as session:
+            found = await InvoiceRepository(session).by_numbers(numbers)
+            return await views(session, found)
+
+    async def view(self, number: str) -> InvoiceView:
+        async with self._sessions() as session:
+            invoice = await InvoiceRepository(session).get(number)
+            return (await views(session, [invoice]))[0]
+
+    async def search(
+        self,
+        *,
+        slug: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[InvoiceView]:
+        async with self._sessions() as session:
+            tenant_id = (await TenantRepository(session).get(slug)).id if slug else None
+            found = await InvoiceRepository(session).search(
+                tenant_id=tenant_id, status=status, issued_since=since, issued_until=until,
+                limit=limit,
+            )  # fmt: skip
+            return await views(session, found)
+
+
+async def views(session: AsyncSession, invoices: Sequence[Invoice]) -> list[InvoiceView]:
+    """Invoices with their lines, tenants and pay links, in a few queries however many."""
+    lines = await InvoiceRepository(session).lines([i.id for i in invoices])
+    tenants = await TenantRepository(session).by_ids({i.tenant_id for i in invoices})
+    payment_ids = {i.payment_id for i in invoices if i.payment_id is not None}
+    urls = await PaymentRepository(session).pending_urls(payment_ids)
+    return [
+        InvoiceView(
+            invoice,
+            tuple(lines[invoice.id]),
+            tenants[invoice.tenant_id],
+            urls.get(invoice.payment_id) if invoice.payment_id is not None else None,
+        )
+        for invoice in invoices
+    ]
+
+
+def _append(notes: str, note: str) -> str:
+    return f"{notes}\n{note}" if notes else note
