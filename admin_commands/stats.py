@@ -286,7 +286,14 @@ async def top(ctx: CommandContext) -> CommandResult:
     """The ten tenants that cost most in the period."""
     period = _period(ctx)
     async with ctx.deps.sessions() as session:
-        usage = await RollupRepository(session).by_tenant(period, ctx.deps.clock().date())
+        config = ctx.deps.config
+        usage = await RollupRepository(session).top_tenants(
+            period,
+            ctx.deps.clock().date(),
+            currency=config.billing_currency,
+            usd_rate=config.usd_to_billing_rate,
+            limit=TOP,
+        )
         ranked = heapq.nlargest(TOP, usage.items(), key=lambda kv: _cost(ctx, kv[1]))
         known = {
             t.id: t

@@ -16,9 +16,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, union_all
+from sqlalchemy import Select, case, func, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -307,32 +308,16 @@ class RollupRepository:
         tenants = {int(a): int(n) for a, n in (await self.session.execute(tenants_query)).all()}
         return {aid: (s, tenants.get(aid, 0)) for aid, s in sums.items()}
 
-    async def by_tenant(self, period: Period, today: date) -> dict[int, Sums]:
-        """Per tenant id: whole months from the monthly rollup, edge days from the daily one,
-        summed in one query (the database folds ten thousand tenants faster than Python)."""
-        plan = WindowPlan.for_period(period, today)
-        fields = (*SUM_FIELDS, "cost_micros")
-        parts: list[Any] = []
-        if plan.months:
-            monthly = UsageMonthlyTenant
-            parts.append(
-                select(
-                    monthly.tenant_id.label("tenant_id"),
-                    monthly.cost_currency.label("cost_currency"),
-                    *(getattr(monthly, f).label(f) for f in fields),
-                ).where(monthly.month.in_(plan.months))
-            )
-        for (first, last), sign in [(r, 1) for r in plan.add] + [(r, -1) for r in plan.subtract]:
-            parts.append(
-                select(
-                    UsageDaily.tenant_id.label("tenant_id"),
-                    UsageDaily.cost_currency.label("cost_currency"),
-                    *((sign * getattr(UsageDaily, f)).label(f) for f in fields),
-                ).where(UsageDaily.day >= first, UsageDaily.day <= last)
-            )
-        if not parts:
+    async def by_tenant(
+        self, period: Period, today: date, tenant_ids: Sequence[int] | None = None
+    ) -> dict[int, Sums]:
+        """Per tenant id (all, or ``tenant_ids``): whole months from the monthly rollup, edge
+        days from the daily one, summed in one query (the database folds ten thousand tenants
+        faster than Python)."""
+        rows = self._tenant_rows(period, today, tenant_ids)
+        if rows is None:
             return {}
-        rows = union_all(*parts).subquery()
+        fields = (*SUM_FIELDS, "cost_micros")
         query = select(
             rows.c.tenant_id, rows.c.cost_currency, *(func.sum(rows.c[f]) for f in fields)
         ).group_by(rows.c.tenant_id, rows.c.cost_currency)
@@ -344,6 +329,60 @@ class RollupRepository:
             else:
                 sums.merge(Sums.of(currency, values))
         return result
+
+    async def top_tenants(
+        self, period: Period, today: date, *, currency: str, usd_rate: Decimal, limit: int
+    ) -> dict[int, Sums]:
+        """The ``limit`` tenants that cost most in ``currency`` (USD at ``usd_rate``), ranked
+        by the database so that only their rows come back."""
+        rows = self._tenant_rows(period, today, None)
+        if rows is None:
+            return {}
+        rate = float(usd_rate) if currency != "USD" else 0.0
+        # Ranking only: the amounts shown are recomputed exactly (Decimal) from the sums.
+        billed = func.sum(
+            case(
+                (rows.c.cost_currency == currency, rows.c.cost_micros),
+                (rows.c.cost_currency == "USD", rows.c.cost_micros * rate),
+                else_=0,
+            )
+        )
+        query = (
+            select(rows.c.tenant_id)
+            .group_by(rows.c.tenant_id)
+            .order_by(billed.desc(), rows.c.tenant_id)
+            .limit(limit)
+        )
+        ids = [int(t) for (t,) in await self.session.execute(query)]
+        return await self.by_tenant(period, today, ids) if ids else {}
+
+    def _tenant_rows(
+        self, period: Period, today: date, tenant_ids: Sequence[int] | None
+    ) -> Any | None:
+        """The signed rows whose sums per tenant are the period's figures (see WindowPlan)."""
+        plan = WindowPlan.for_period(period, today)
+        fields = (*SUM_FIELDS, "cost_micros")
+        parts: list[Any] = []
+        if plan.months:
+            monthly = UsageMonthlyTenant
+            query = select(
+                monthly.tenant_id.label("tenant_id"),
+                monthly.cost_currency.label("cost_currency"),
+                *(getattr(monthly, f).label(f) for f in fields),
+            ).where(monthly.month.in_(plan.months))
+            if tenant_ids is not None:
+                query = query.where(monthly.tenant_id.in_(tenant_ids))
+            parts.append(query)
+        for (first, last), sign in [(r, 1) for r in plan.add] + [(r, -1) for r in plan.subtract]:
+            query = select(
+                UsageDaily.tenant_id.label("tenant_id"),
+                UsageDaily.cost_currency.label("cost_currency"),
+                *((sign * getattr(UsageDaily, f)).label(f) for f in fields),
+            ).where(UsageDaily.day >= first, UsageDaily.day <= last)
+            if tenant_ids is not None:
+                query = query.where(UsageDaily.tenant_id.in_(tenant_ids))
+            parts.append(query)
+        return union_all(*parts).subquery() if parts else None
 
     async def _rows(self, query: Select[Any]) -> list[Mapping[str, Any]]:
         return list((await self.session.execute(query)).mappings())
