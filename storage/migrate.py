@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,11 +23,35 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Migrate to ``revision``; a database already there is left alone, quietly (every CLI
+    call upgrades first, and should neither pay for Alembic's run nor print its log lines)."""
+
     def _run(connection: Connection) -> None:
-        command.upgrade(alembic_config(connection), revision)
+        config = alembic_config(connection)
+        target = (
+            ScriptDirectory.from_config(config).get_current_head()
+            if revision == "head"
+            else revision
+        )
+        if _quiet_revision(connection) == target:
+            return
+        command.upgrade(config, revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(_run)
+
+
+def _quiet_revision(connection: Connection) -> str | None:
+    """The database's revision, without Alembic announcing its context at INFO level."""
+    from alembic.runtime.migration import MigrationContext
+
+    announcer = logging.getLogger("alembic.runtime.migration")
+    level = announcer.level
+    announcer.setLevel(logging.WARNING)
+    try:
+        return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        announcer.setLevel(level)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
