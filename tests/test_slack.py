@@ -305,46 +305,54 @@ def deeply_nested(depth: int) -> str:
     return '{"type": "event_callback", "event": ' + "[" * depth + "]" * depth + "}"
 
 
-MALFORMED: list[tuple[str, bytes, dict[str, str], int]] = [
-    ("unsigned body that is not JSON", NOT_JSON.encode(), unsigned(), 401),
-    ("unsigned payload that is not JSON", BAD_PAYLOAD.encode(), unsigned(FORM), 401),
-    ("no headers at all", b"{}", {}, 401),
-    (
-        "forged signature on a body that is not JSON",
-        NOT_JSON.encode(),
-        signed_headers("not-the-secret", NOT_JSON),
-        401,
-    ),
-    ("timestamp without a signature", b"{}", unsigned(**{"X-Slack-Request-Timestamp": "1"}), 401),
-    ("non-numeric timestamp", b"{}", bad_timestamp("{}"), 401),
-    ("body that is not UTF-8", b"\xff\xfe{}", unsigned(), 401),
-    ("signed body that is not JSON", NOT_JSON.encode(), signed_headers(SECRET, NOT_JSON), 400),
-    (
-        "signed payload that is not JSON",
-        BAD_PAYLOAD.encode(),
-        signed_headers(SECRET, BAD_PAYLOAD, content_type=FORM),
-        400,
-    ),
-    ("signed JSON that is not an object", b"[1, 2]", signed_headers(SECRET, "[1, 2]"), 400),
-    (
-        "signed event that is not an object",
-        ODD_EVENT.encode(),
-        signed_headers(SECRET, ODD_EVENT),
-        400,
-    ),
-    (
-        "signed actions that are not a list",
-        ODD_ACTION.encode(),
-        signed_headers(SECRET, ODD_ACTION),
-        400,
-    ),
-    (
-        "signed JSON nested deeper than the parser goes",
-        deeply_nested(100_000).encode(),
-        signed_headers(SECRET, deeply_nested(100_000)),
-        400,
-    ),
-]
+def malformed() -> list[tuple[str, bytes, dict[str, str], int]]:
+    """Built when the test runs: signatures carry a timestamp that Slack (and Bolt) accept for
+    five minutes only, and a long suite can take longer than that to reach this test."""
+    return [
+        ("unsigned body that is not JSON", NOT_JSON.encode(), unsigned(), 401),
+        ("unsigned payload that is not JSON", BAD_PAYLOAD.encode(), unsigned(FORM), 401),
+        ("no headers at all", b"{}", {}, 401),
+        (
+            "forged signature on a body that is not JSON",
+            NOT_JSON.encode(),
+            signed_headers("not-the-secret", NOT_JSON),
+            401,
+        ),
+        (
+            "timestamp without a signature",
+            b"{}",
+            unsigned(**{"X-Slack-Request-Timestamp": "1"}),
+            401,
+        ),
+        ("non-numeric timestamp", b"{}", bad_timestamp("{}"), 401),
+        ("body that is not UTF-8", b"\xff\xfe{}", unsigned(), 401),
+        ("signed body that is not JSON", NOT_JSON.encode(), signed_headers(SECRET, NOT_JSON), 400),
+        (
+            "signed payload that is not JSON",
+            BAD_PAYLOAD.encode(),
+            signed_headers(SECRET, BAD_PAYLOAD, content_type=FORM),
+            400,
+        ),
+        ("signed JSON that is not an object", b"[1, 2]", signed_headers(SECRET, "[1, 2]"), 400),
+        (
+            "signed event that is not an object",
+            ODD_EVENT.encode(),
+            signed_headers(SECRET, ODD_EVENT),
+            400,
+        ),
+        (
+            "signed actions that are not a list",
+            ODD_ACTION.encode(),
+            signed_headers(SECRET, ODD_ACTION),
+            400,
+        ),
+        (
+            "signed JSON nested deeper than the parser goes",
+            deeply_nested(100_000).encode(),
+            signed_headers(SECRET, deeply_nested(100_000)),
+            400,
+        ),
+    ]
 
 
 async def test_malformed_requests_get_400_or_401_and_run_nothing(
@@ -356,19 +364,20 @@ async def test_malformed_requests_get_400_or_401_and_run_nothing(
     h.slack.calls.clear()
     caplog.set_level(logging.INFO)
 
+    cases = malformed()
     statuses = {}
-    for name, body, headers, _ in MALFORMED:
+    for name, body, headers, _ in cases:
         async with h.http.post(h.url, data=body, headers=headers) as resp:
             statuses[name] = resp.status
     await h.channel.drain(30)
 
-    assert statuses == {name: status for name, _, _, status in MALFORMED}
+    assert statuses == {name: status for name, _, _, status in cases}
     assert not h.llm.requests
     assert not h.slack.calls, "nothing was answered in Slack"
     assert await count(h.app, ProcessedUpdate) == 1, "only the join command was ever handled"
     assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
     refusals = [r for r in caplog.records if "Slack request refused" in r.getMessage()]
-    assert len(refusals) == len(MALFORMED)
+    assert len(refusals) == len(cases)
 
 
 async def test_replayed_slash_command_without_trigger_id_runs_once_across_processes(
