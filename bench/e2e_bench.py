@@ -7,11 +7,14 @@ is measured is Switchboard: pipeline, persistence, metering and Telegram deliver
 
     .venv/bin/python bench/e2e_bench.py [--chats 1 50] [--messages 10] [--mode polling|webhook]
                                         [--processes 1] [--database-url URL]
+                                        [--profile DIR]
 
 Prints, per run: turns/s, latency p50/p95/p99/max, first visible text p50, the slowest chat's
 time over the fastest's, CPU ms per turn and peak RSS of the service process(es), Bot API calls
 per turn, and the start-up time to the first poll (polling mode). ``--processes 2`` (webhook
-mode, PostgreSQL) spreads the updates over two processes.
+mode, PostgreSQL) spreads the updates over two processes. ``--profile DIR`` samples each
+service process with py-spy (``pip install py-spy``) while the chats run and writes its folded
+stacks to DIR, one file per run and process (``bench/profile_summary.py`` reads them).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -125,6 +130,7 @@ async def run_once(
     mode: str,
     processes: int,
     tmp: Path,
+    profile: Path | None = None,
 ) -> Result:
     llm = FakeLLMServer()
     llm.reply_text = REPLY
@@ -181,6 +187,9 @@ async def run_once(
                 lambda: len(telegram.calls_to("setWebhook")) >= processes, within=60
             )
             await asyncio.sleep(0.2)
+        spies = (
+            [await _spy(p.pid, profile, chats, i) for i, p in enumerate(procs)] if profile else []
+        )
         cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
         calls_before = len(telegram.calls)
         turns: list[Turn] = []
@@ -196,6 +205,9 @@ async def run_once(
         cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
         rss = sum(_peak_rss_mb(p.pid) for p in procs)
         calls = len(telegram.calls) - calls_before
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            await spy.wait()
         return Result(chats, turns, wall, cpu, rss, calls, startup, spans)
     finally:
         for proc in procs:
@@ -205,6 +217,28 @@ async def run_once(
             await proc.wait()
         await telegram.stop()
         await llm.stop()
+
+
+async def _spy(pid: int, profile: Path, chats: int, index: int) -> asyncio.subprocess.Process:
+    out = profile / f"chats{chats}-process{index}.txt"
+    spy = await asyncio.create_subprocess_exec(
+        shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        or "py-spy",
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "raw",
+        "--rate",
+        "250",
+        "--nonblocking",
+        "--output",
+        str(out),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1)  # attached before the first message
+    return spy
 
 
 async def _chat(
@@ -273,7 +307,10 @@ async def main() -> None:
     parser.add_argument("--mode", choices=("polling", "webhook"), default="polling")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--database-url", help="default: a fresh SQLite file per run")
+    parser.add_argument("--profile", type=Path, help="write py-spy folded stacks here")
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     if args.processes > 1 and args.mode != "webhook":
         parser.error("--processes > 1 needs --mode webhook")
     for chats in args.chats:
@@ -286,6 +323,7 @@ async def main() -> None:
                 mode=args.mode,
                 processes=args.processes,
                 tmp=Path(tmp),
+                profile=args.profile,
             )
             backend = url.split(":", 1)[0]
             report(result, f"{args.mode}, {args.processes} process(es), {backend}")

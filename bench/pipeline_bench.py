@@ -20,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy import event
+
 from assistants.types import ChatMessage, CompletionRequest, GenerationParams
 from bot.app import App, build_app, prepare_database
 from bot.settings import load_settings
@@ -97,6 +99,21 @@ async def main() -> None:
     await bare_loop(app, 20)  # warm up connections and imports
     await pipeline_loop(app, 20, offset=10_000_000)
 
+    counts = {"statements": 0, "transactions": 0}
+
+    def _statement(*_args: object) -> None:
+        counts["statements"] += 1
+
+    def _transaction(*_args: object) -> None:
+        counts["transactions"] += 1
+
+    event.listen(app.engine.sync_engine, "before_cursor_execute", _statement)
+    event.listen(app.engine.sync_engine, "begin", _transaction)
+    await pipeline_loop(app, 10, offset=20_000_000)
+    per_turn = {k: v / 10 for k, v in counts.items()}
+    event.remove(app.engine.sync_engine, "before_cursor_execute", _statement)
+    event.remove(app.engine.sync_engine, "begin", _transaction)
+
     per_block = max(1, args.turns // args.blocks)
     bare: list[float] = []
     full: list[float] = []
@@ -130,6 +147,10 @@ async def main() -> None:
         f"   mean {(statistics.mean(full) - statistics.mean(bare)) * 1e3:6.2f} ms"
     )
     print(f"ratio         : pipeline throughput = {full_tps / bare_tps:.2f} × bare loop")
+    print(
+        f"per turn      : {per_turn['transactions']:.1f} transactions, "
+        f"{per_turn['statements']:.1f} SQL statements (BEGIN and COMMIT included)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, case, func, select, union_all
+from sqlalchemy import Insert, Select, Table, bindparam, case, func, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +45,8 @@ SUM_FIELDS = (
     "charged_tokens",
     "latency_ms_sum",
 )
+#: What a finished call adds to each rollup row.
+_SUMMED = (*SUM_FIELDS, "cost_micros")
 
 
 @dataclass(slots=True)
@@ -151,6 +154,50 @@ class UsageDelta:
         }
 
 
+_KEYS: dict[type[UsageSums], tuple[str, ...]] = {
+    UsageDaily: ("day", "tenant_id", "assistant_id", "provider", "model", "cost_currency"),
+    UsageDailyGlobal: ("day", "assistant_id", "provider", "model", "cost_currency"),
+    UsageMonthlyTenant: ("month", "tenant_id", "cost_currency"),
+}
+
+
+@cache
+def _record_statements(dialect: str) -> tuple[Insert, ...]:
+    """The upserts :meth:`RollupRepository.record` runs, built once per dialect.
+
+    Built with bound parameters and executed with a dict of values: constructing the expressions
+    anew for every call cost a fifth of a turn's CPU, and a statement built once also hits
+    SQLAlchemy's compiled cache at once.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statements = []
+    for model, keys in _KEYS.items():
+        table = _table(model)
+        upsert = insert(table).values({name: bindparam(name) for name in (*keys, *_SUMMED)})
+        statements.append(
+            upsert.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={name: table.c[name] + upsert.excluded[name] for name in _SUMMED},
+            )
+        )
+    table = _table(AssistantTenantMonth)
+    latest = func.max if dialect == "sqlite" else func.greatest
+    upsert = insert(table).values(
+        {name: bindparam(name) for name in ("month", "assistant_id", "tenant_id", "last_day")}
+    )
+    statements.append(
+        upsert.on_conflict_do_update(
+            index_elements=["month", "assistant_id", "tenant_id"],
+            set_={"last_day": latest(table.c.last_day, upsert.excluded.last_day)},
+        )
+    )
+    return tuple(statements)
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
 def _sum_columns(table: type[UsageSums]) -> list[Any]:
     return [func.sum(getattr(table, name)).label(name) for name in (*SUM_FIELDS, "cost_micros")]
 
@@ -162,69 +209,21 @@ class RollupRepository:
     # -- writing -------------------------------------------------------------------------------
 
     async def record(self, delta: UsageDelta) -> None:
-        """Add one call to the three rollups (an upsert each), in the caller's transaction."""
-        values = delta.values()
-        month = delta.day.replace(day=1)
-        await self._upsert(
-            UsageDaily,
-            {
-                "day": delta.day,
-                "tenant_id": delta.tenant_id,
-                "assistant_id": delta.assistant_id,
-                "provider": delta.provider,
-                "model": delta.model,
-                "cost_currency": delta.cost_currency,
-            },
-            values,
-        )
-        await self._upsert(
-            UsageDailyGlobal,
-            {
-                "day": delta.day,
-                "assistant_id": delta.assistant_id,
-                "provider": delta.provider,
-                "model": delta.model,
-                "cost_currency": delta.cost_currency,
-            },
-            values,
-        )
-        await self._upsert(
-            UsageMonthlyTenant,
-            {"month": month, "tenant_id": delta.tenant_id, "cost_currency": delta.cost_currency},
-            values,
-        )
-        insert = self._insert()
-        statement = insert(AssistantTenantMonth).values(
-            month=month,
-            assistant_id=delta.assistant_id,
-            tenant_id=delta.tenant_id,
-            last_day=delta.day,
-        )
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["month", "assistant_id", "tenant_id"],
-                set_={
-                    "last_day": func.max(AssistantTenantMonth.last_day, statement.excluded.last_day)
-                    if self.session.get_bind().dialect.name == "sqlite"
-                    else func.greatest(AssistantTenantMonth.last_day, statement.excluded.last_day)
-                },
-            )
-        )
-
-    def _insert(self) -> Any:
-        """The dialect's INSERT, which knows ON CONFLICT (both backends have it)."""
+        """Add one call to the rollups (an upsert each), in the caller's transaction."""
         dialect = self.session.get_bind().dialect.name
-        return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-    async def _upsert(
-        self, table: type[UsageSums], key: Mapping[str, Any], values: Mapping[str, int]
-    ) -> None:
-        statement = self._insert()(table).values({**key, **values})
-        statement = statement.on_conflict_do_update(
-            index_elements=list(key),
-            set_={name: getattr(table, name) + statement.excluded[name] for name in values},
-        )
-        await self.session.execute(statement)
+        params: dict[str, Any] = {
+            **delta.values(),
+            "day": delta.day,
+            "month": delta.day.replace(day=1),
+            "tenant_id": delta.tenant_id,
+            "assistant_id": delta.assistant_id,
+            "provider": delta.provider,
+            "model": delta.model,
+            "cost_currency": delta.cost_currency,
+            "last_day": delta.day,
+        }
+        for statement in _record_statements(dialect):
+            await self.session.execute(statement, params)
 
     # -- reading -------------------------------------------------------------------------------
 
