@@ -9,9 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from core.clock import Clock
+from storage.db import Sessions
 
 if TYPE_CHECKING:
     from billing.checkout import CheckoutService
@@ -40,7 +39,7 @@ class NoticeDelivery(Protocol):
 
 class CommandDeps(Protocol):
     @property
-    def sessions(self) -> async_sessionmaker[AsyncSession]: ...
+    def sessions(self) -> Sessions: ...
 
     @property
     def clock(self) -> Clock: ...

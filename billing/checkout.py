@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from billing.amounts import price_label, to_minor
 from core.clock import Clock
 from core.envelope import ChatAddress
 from core.errors import PaymentUnavailable
+from storage.db import Sessions
 from storage.models import Pack, Payment, Plan, Tenant
 from storage.repositories.catalog import PackRepository
 from storage.repositories.payments import PaymentRepository
@@ -68,7 +67,7 @@ class CheckoutLink:
 class CheckoutService:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         stripe: StripeCheckout,
         urls: ReturnUrls,
         *,

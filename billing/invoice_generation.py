@@ -16,13 +16,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.invoice_math import scaled
 from billing.invoices import InvoiceConfig, LineSpec, insert_invoices
 from core.clock import Clock
 from core.money import to_micros
 from core.period import Period
+from storage.db import Sessions
 from storage.models import Plan, Tenant
 from storage.repositories.catalog import PlanRepository
 from storage.repositories.invoices import InvoiceRepository
@@ -42,9 +42,7 @@ class Generated:
 
 
 class MonthlyInvoicing:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], config: InvoiceConfig, *, clock: Clock
-    ) -> None:
+    def __init__(self, sessions: Sessions, config: InvoiceConfig, *, clock: Clock) -> None:
         self._sessions = sessions
         self._config = config
         self._clock = clock

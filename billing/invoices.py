@@ -10,13 +10,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.amounts import amount_str
 from billing.invoice_math import line_amount, totals
 from billing.invoice_views import InvoiceView, Issuer
 from core.clock import Clock
 from core.errors import SwitchboardError
+from storage.db import Sessions
 from storage.models import Invoice, InvoiceLine, Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.invoices import InvoiceRepository
@@ -148,7 +149,7 @@ async def insert_invoices(
 class InvoiceService:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         config: InvoiceConfig,
         *,
         clock: Clock,

@@ -22,14 +22,14 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants.pricing import PROVIDER_CURRENCY, Price, Pricer
 from assistants.types import Usage
 from billing.holders import is_dead_local_holder, this_process
 from core.clock import Clock, month_start, system_clock
 from core.errors import InsufficientTokens
-from storage.db import retry_transient
+from storage.db import Sessions, retry_transient
 from storage.models import Tenant, UsageEvent
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.rollups import RollupRepository, UsageDelta
@@ -117,7 +117,7 @@ class MeteredCall:
 class Metering:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         pricer: Pricer,
         *,
         clock: Clock = system_clock,

@@ -13,8 +13,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from billing.checkout_events import (
     on_charge_refunded,
     on_session_completed,
@@ -32,6 +30,7 @@ from billing.subscription_events import (
     on_subscription_deleted,
 )
 from core.clock import Clock
+from storage.db import Sessions
 from storage.repositories.payments import StripeEffectRepository
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ class WebhookResult:
 class StripeWebhook:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         secret: str,
         *,
         clock: Clock,

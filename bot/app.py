@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_commands import build_registry
 from admin_commands.deps import CommandConfig
@@ -28,7 +28,7 @@ from handlers.deps import Deps, TurnConfig
 from handlers.metrics import Metrics
 from handlers.pipeline import Pipeline, build_pipeline
 from storage import migrate
-from storage.db import create_engine, create_session_factory
+from storage.db import Sessions, create_engine, create_session_factory
 from storage.repositories.admins import AdminRepository
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def build_app(
 
 
 def _build_payments(
-    settings: Settings, deps: Deps, sessions: async_sessionmaker[AsyncSession], clock: Clock
+    settings: Settings, deps: Deps, sessions: Sessions, clock: Clock
 ) -> list[Callable[[], Awaitable[None]]]:
     """The Stripe client (built once, only when configured) behind checkout and the webhook."""
     closers: list[Callable[[], Awaitable[None]]] = []

@@ -28,7 +28,9 @@ def build_web_app(
     app = web.Application(client_max_size=32 * 1024 * 1024)
 
     async def probe() -> None:
-        async with deps.sessions() as session:
+        # A write transaction: a database that can be read but not written (SQLite locked by
+        # another process, say) cannot serve a turn either.
+        async with deps.sessions.begin() as session:
             await session.execute(text("SELECT 1"))
 
     database = DatabaseCheck(probe, health_timeout)

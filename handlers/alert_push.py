@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from admin_commands.alerts import alert_lines
 from billing.alerts import Alert, collect
 from core.clock import Clock
 from handlers.recovery import Notifier
+from storage.db import Sessions
 from storage.repositories.admins import AdminRepository
 from storage.repositories.leases import LeaseRepository
 from storage.repositories.sent_alerts import SentAlertRepository
@@ -68,7 +68,7 @@ def compose(day: date, alerts: Sequence[Alert]) -> list[str]:
 class DailyAlerts:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         *,
         hour: int,

@@ -8,8 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from admin_commands.deps import CommandConfig
 from assistants.pricing import Pricer
 from assistants.types import ProviderClient
@@ -19,6 +17,7 @@ from billing.metering import Metering
 from core.clock import Clock
 from handlers.metrics import Metrics
 from handlers.outbox import Outbox
+from storage.db import Sessions
 
 if TYPE_CHECKING:  # the Stripe SDK is imported only when payments are configured
     from billing.checkout import CheckoutService
@@ -45,7 +44,7 @@ class Deps:
     """The process's shared parts. It also satisfies :class:`admin_commands.deps.CommandDeps`,
     so commands receive it as is, seeing only what that protocol declares."""
 
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: Sessions
     providers: Mapping[str, ProviderClient]
     pricer: Pricer
     metering: Metering

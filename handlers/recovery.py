@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from billing.holders import is_dead_local_holder
 from core.clock import Clock
+from storage.db import Sessions
 from storage.repositories.updates import UpdateClaimRepository
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ class Notifier(Protocol):
 class InterruptedTurns:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         *,
         grace: timedelta = timedelta(seconds=10),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import event
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option marking the connections of write transactions (see :class:`Sessions`).
+_WRITE = "switchboard_write"
 
 
 def is_sqlite(url: str) -> bool:
@@ -30,8 +33,10 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and IMMEDIATE write transactions.
 
-    ``BEGIN IMMEDIATE`` makes SQLite take the write lock at the start of a transaction, so two
-    turns never deadlock upgrading read locks; with the busy timeout they simply queue.
+    ``BEGIN IMMEDIATE`` makes SQLite take the write lock at the start of a write transaction, so
+    two writers never deadlock upgrading read locks; with the busy timeout, writers of other
+    processes queue. Read transactions (sessions opened with ``sessions()``, see
+    :class:`Sessions`) begin deferred and, in WAL mode, never wait for a writer.
     """
     memory = is_sqlite(url) and make_url(url).database in (None, "", ":memory:")
     if not memory:
@@ -62,13 +67,63 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+class Sessions:
+    """Opens sessions on one database: ``sessions()`` to read, ``sessions.begin()`` to write.
+
+    ``async with sessions() as session`` is for reading: it never commits, and on SQLite its
+    transaction begins deferred, so it neither waits for nor blocks a writer. ``async with
+    sessions.begin() as session`` is one write transaction, committed on a clean exit.
+
+    SQLite has a single writer. Left to its busy handler, waiting writers retry with back-off in
+    no particular order, and under load some turns keep losing (a tail many times the median).
+    So within a process, write transactions queue for an :class:`asyncio.Lock`, which serves
+    waiters in arrival order; ``BEGIN IMMEDIATE`` and the busy timeout still order them against
+    other processes. Nothing may open a write transaction while holding one: it would wait for
+    itself until ``SQLITE_BUSY_TIMEOUT_MS`` and fail, as it would on SQLite's lock.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._read = async_sessionmaker(engine, expire_on_commit=False)
+        sqlite = engine.dialect.name == "sqlite"
+        writer = engine.execution_options(**{_WRITE: True}) if sqlite else engine
+        self._write = async_sessionmaker(writer, expire_on_commit=False)
+        self._queue = asyncio.Lock() if sqlite else None
+
+    def __call__(self) -> AsyncSession:
+        return self._read()
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        queue = self._queue
+        if queue is None:
+            async with self._write.begin() as session:
+                yield session
+            return
+        if queue.locked():
+            try:
+                await asyncio.wait_for(queue.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+            except TimeoutError:
+                raise OperationalError(
+                    "BEGIN IMMEDIATE", None, TimeoutError("waited too long for the writer queue")
+                ) from None
+        else:
+            await queue.acquire()
+        try:
+            async with self._write.begin() as session:
+                yield session
+        finally:
+            queue.release()
+
+
+def create_session_factory(engine: AsyncEngine) -> Sessions:
+    return Sessions(engine)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -25,7 +25,6 @@ from aiogram.methods import SendMessage
 from aiogram.types import Message, Update
 from aiohttp import web
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from admin_commands.registry import CommandRegistry
 from core.envelope import ChatAddress
@@ -37,6 +36,7 @@ from handlers.telegram.delivery import ChatTarget, Delivery, Pacing
 from handlers.telegram.menu import publish_menus
 from handlers.telegram.responses import pin_response_models
 from handlers.telegram.sink import TelegramSink
+from storage.db import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class TelegramChannel:
         pipeline: Pipeline,
         *,
         registry: CommandRegistry,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         bot_usernames: MutableMapping[str, str],
         mode: Mode,
         webhook_secret: str | None = None,

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from admin_commands.registry import Caller, Command, CommandRegistry
 from handlers.telegram.adapter import CHANNEL
+from storage.db import Sessions
 from storage.repositories.admins import AdminRepository
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,7 @@ def _describe(name: str, commands: list[Command]) -> str:
     return text[:_DESCRIPTION_LIMIT]
 
 
-async def publish_menus(
-    bot: Bot, registry: CommandRegistry, sessions: async_sessionmaker[AsyncSession]
-) -> None:
+async def publish_menus(bot: Bot, registry: CommandRegistry, sessions: Sessions) -> None:
     """Set the default menu and one per Telegram admin; one admin's failure (they never
     opened a chat with the bot) must not stop the others or the start-up."""
     member_menu = menu_for(registry, Caller(channel=CHANNEL, user_id=""))

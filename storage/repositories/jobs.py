@@ -6,13 +6,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.db import Sessions
 from storage.models import JobRun
 
 
 class JobClaims:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], holder: str) -> None:
+    def __init__(self, sessions: Sessions, holder: str) -> None:
         self._sessions = sessions
         self.holder = holder
 
