@@ -7,9 +7,31 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from core.envelope import InboundMessage, ReplySink
 from handlers.deps import Deps
 from storage.models import Member, Tenant
+from storage.repositories.updates import UpdateClaimRepository
+
+
+@dataclass(slots=True)
+class UpdateClaim:
+    """This process's claim on the update being handled (see ``DedupMiddleware``).
+
+    The stage that commits the turn's outcome marks the claim done in that same transaction,
+    which saves the turn a transaction of its own; the middleware finishes it otherwise.
+    """
+
+    channel: str
+    key: str
+    holder: str
+    done: bool = False
+
+    async def finish(self, session: AsyncSession) -> None:
+        """Mark the claim done inside ``session``'s transaction; set :attr:`done` once that has
+        committed."""
+        await UpdateClaimRepository(session).finish(self.channel, self.key, self.holder)
 
 
 @dataclass(slots=True)
@@ -25,6 +47,8 @@ class TurnContext:
     #: Set when this run took over the claim of a run cut short: its provider calls are new
     #: calls and need keys of their own.
     attempt: str = ""
+    #: Set by ``DedupMiddleware`` when the update has a key.
+    claim: UpdateClaim | None = None
 
     def call_key(self, kind: str) -> str:
         """The idempotency key of this turn's ``kind`` provider call (``chat``, ...): stable for

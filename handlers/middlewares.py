@@ -16,10 +16,16 @@ from admin_commands.registry import Caller, CommandRegistry, split_command_line
 from billing.holders import is_dead_local_holder
 from core.envelope import InboundMessage
 from core.errors import SwitchboardError, TenantUnavailable
-from handlers.context import Handler, TurnContext
+from handlers.context import Handler, TurnContext, UpdateClaim
 from storage.db import retry_transient
 from storage.repositories.admins import AdminRepository
-from storage.repositories.tenants import BindingRepository, MemberRepository, TenantRepository
+from storage.repositories.tenants import (
+    BindingRepository,
+    MemberRepository,
+    TenantRepository,
+    member_needs_update,
+    needs_touch,
+)
 from storage.repositories.updates import UpdateClaimRepository
 
 log = logging.getLogger(__name__)
@@ -98,10 +104,11 @@ class DedupMiddleware:
 
     The first process to insert the update's claim (``processing``, with its holder and a
     lease) handles it; the unique constraint turns every other attempt away. The claim is marked
-    ``done`` when the turn ends. A turn cut short (the process killed, or the task cancelled at
-    shutdown) leaves it ``processing``: a redelivery of the update may then take it over once its
-    holder is gone or its lease ran out, and if none comes the user is told to ask again
-    (:mod:`handlers.recovery`).
+    ``done`` when the turn ends, by the turn's own transaction when it has one
+    (:class:`~handlers.context.UpdateClaim`). A turn cut short (the process killed, or the task
+    cancelled at shutdown) leaves it ``processing``: a redelivery of the update may then take it
+    over once its holder is gone or its lease ran out, and if none comes the user is told to ask
+    again (:mod:`handlers.recovery`).
     """
 
     def __init__(self, holder: str, lease: timedelta) -> None:
@@ -116,6 +123,7 @@ class DedupMiddleware:
         if not await self._claim(ctx, key):
             ctx.outcome = "duplicate"
             return
+        ctx.claim = UpdateClaim(ctx.message.channel, key, self._holder)
         try:
             await call_next(ctx)
         except asyncio.CancelledError:
@@ -157,6 +165,9 @@ class DedupMiddleware:
         return taken
 
     async def _finish(self, ctx: TurnContext, key: str) -> None:
+        if ctx.claim is not None and ctx.claim.done:
+            return  # finished with the turn's own transaction
+
         async def attempt() -> None:
             async with ctx.deps.sessions.begin() as session:
                 await UpdateClaimRepository(session).finish(ctx.message.channel, key, self._holder)
@@ -176,19 +187,36 @@ def reply_address(message: InboundMessage) -> dict[str, str | bool]:
 
 
 class IdentifyMiddleware:
-    """Finds the tenant bound to the chat, the member, and the sender's platform role."""
+    """Finds the tenant bound to the chat, the member, and the sender's platform role.
+
+    Read in a read-only transaction; the write transaction (a new member, or activity times at
+    most once a minute, see ``ACTIVITY_RESOLUTION``) follows only when there is something to
+    write, which spares most turns a place in the writer queue.
+    """
 
     async def __call__(self, ctx: TurnContext, call_next: Handler) -> None:
         msg = ctx.message
         now = ctx.deps.clock()
-        async with ctx.deps.sessions.begin() as session:
+        async with ctx.deps.sessions() as session:
             ctx.admin_role = await AdminRepository(session).role_of(msg.channel, msg.user_id)
             ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
             if ctx.tenant is not None:
-                ctx.member = await MemberRepository(session).get_or_create(
-                    ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now
+                ctx.member = await MemberRepository(session).find(
+                    ctx.tenant.id, msg.channel, msg.user_id
                 )
-                TenantRepository(session).touch(ctx.tenant, now)
+        tenant, member = ctx.tenant, ctx.member
+        if tenant is not None and (
+            member is None
+            or member_needs_update(member, msg.user_name, now)
+            or needs_touch(tenant, now)
+        ):
+            async with ctx.deps.sessions.begin() as session:
+                ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
+                if ctx.tenant is not None:
+                    ctx.member = await MemberRepository(session).get_or_create(
+                        ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now
+                    )
+                    TenantRepository(session).touch(ctx.tenant, now)
         if ctx.tenant is None and ctx.admin_role is None and not _is_unbound_command(msg.text):
             ctx.outcome = "unbound"
             await ctx.sink.send_text(UNBOUND_EXPLANATION)

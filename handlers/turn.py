@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from assistants.context import fit_context, request_bound
 from assistants.pricing import PROVIDER_CURRENCY
 from assistants.types import (
@@ -227,7 +229,8 @@ class AssistantTurn:
         answer: _Answer | None,
     ) -> None:
         """One transaction: the user's message and, when there is an answer, the assistant's
-        message, its library item and the settled usage with its ledger debit."""
+        message, its library item and the settled usage with its ledger debit; the update's
+        claim is marked done in it too."""
         member_id = ctx.member.id if ctx.member else None
         charge: Charge | None = None
         async with ctx.deps.sessions.begin() as session:
@@ -241,35 +244,52 @@ class AssistantTurn:
                     member_id=member_id,
                 )
             )
-            if answer is None:
-                return
-            text = answer.completion.text
-            saved = await conversations.add_message(
-                Message(conversation_id=conversation.id, role="assistant", content=text)
-            )
-            await LibraryRepository(session).add(
-                ContentItem(
-                    tenant_id=tenant.id,
-                    kind="text",
-                    title=_title(text),
-                    text=text,
-                    mime_type="text/plain",
-                    conversation_id=conversation.id,
-                    message_id=saved.id,
-                    assistant_id=plan.assistant.assistant.id,
-                    member_id=member_id,
-                    # The app's clock, as usage events have it: exports by period agree.
-                    created_at=ctx.deps.clock(),
-                )
-            )
-            charge = await answer.call.settle(
-                session,
-                answer.completion.usage,
-                model=answer.completion.model,
-                conversation_id=conversation.id,
-            )
-        if charge is not None:
+            if answer is not None:
+                charge = await self._save_answer(session, ctx, tenant, plan, conversation, answer)
+            if ctx.claim is not None:
+                await ctx.claim.finish(session)
+        if ctx.claim is not None:
+            ctx.claim.done = True
+        if answer is not None and charge is not None:
             _count(ctx, answer.call.reservation.provider, answer.completion.usage, charge)
+
+    async def _save_answer(
+        self,
+        session: AsyncSession,
+        ctx: TurnContext,
+        tenant: Tenant,
+        plan: _Plan,
+        conversation: Conversation,
+        answer: _Answer,
+    ) -> Charge | None:
+        """The assistant's message, its library item, and the settled usage with its ledger
+        debit, in the caller's transaction."""
+        member_id = ctx.member.id if ctx.member else None
+        text = answer.completion.text
+        saved = await ConversationRepository(session).add_message(
+            Message(conversation_id=conversation.id, role="assistant", content=text)
+        )
+        await LibraryRepository(session).add(
+            ContentItem(
+                tenant_id=tenant.id,
+                kind="text",
+                title=_title(text),
+                text=text,
+                mime_type="text/plain",
+                conversation_id=conversation.id,
+                message_id=saved.id,
+                assistant_id=plan.assistant.assistant.id,
+                member_id=member_id,
+                # The app's clock, as usage events have it: exports by period agree.
+                created_at=ctx.deps.clock(),
+            )
+        )
+        return await answer.call.settle(
+            session,
+            answer.completion.usage,
+            model=answer.completion.model,
+            conversation_id=conversation.id,
+        )
 
 
 async def _consume(events: AsyncIterator[StreamEvent], stream: ReplyStream) -> Completion:

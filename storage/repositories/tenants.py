@@ -90,10 +90,8 @@ class TenantRepository:
 
     def touch(self, tenant: Tenant, at: datetime) -> None:
         """Record activity, at most once per :data:`ACTIVITY_RESOLUTION`."""
-        last = tenant.last_activity_at
-        if last is not None and at - last <= ACTIVITY_RESOLUTION:
-            return
-        tenant.last_activity_at = at
+        if needs_touch(tenant, at):
+            tenant.last_activity_at = at
 
     async def count(self) -> int:
         return int((await self.session.execute(select(func.count(Tenant.id)))).scalar_one())
@@ -194,6 +192,14 @@ class MemberRepository:
         query = select(Member).where(Member.tenant_id == tenant_id, Member.channel == channel)
         return list((await self.session.execute(query.order_by(Member.id))).scalars())
 
+    async def find(self, tenant_id: int, channel: str, external_id: str) -> Member | None:
+        query = select(Member).where(
+            Member.tenant_id == tenant_id,
+            Member.channel == channel,
+            Member.external_id == external_id,
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     async def get_or_create(
         self,
         tenant_id: int,
@@ -202,12 +208,7 @@ class MemberRepository:
         display_name: str | None,
         now: datetime,
     ) -> Member:
-        query = select(Member).where(
-            Member.tenant_id == tenant_id,
-            Member.channel == channel,
-            Member.external_id == external_id,
-        )
-        member = (await self.session.execute(query)).scalar_one_or_none()
+        member = await self.find(tenant_id, channel, external_id)
         if member is None:
             member = Member(
                 tenant_id=tenant_id,
@@ -219,8 +220,24 @@ class MemberRepository:
             self.session.add(member)
             await self.session.flush()
         else:
-            if member.last_seen_at is None or now - member.last_seen_at > ACTIVITY_RESOLUTION:
+            if _stale(member.last_seen_at, now):
                 member.last_seen_at = now
             if display_name and display_name != member.display_name:
                 member.display_name = display_name
         return member
+
+
+def needs_touch(tenant: Tenant, at: datetime) -> bool:
+    """Whether :meth:`TenantRepository.touch` would write."""
+    return _stale(tenant.last_activity_at, at)
+
+
+def member_needs_update(member: Member, display_name: str | None, at: datetime) -> bool:
+    """Whether :meth:`MemberRepository.get_or_create` would write to this existing member."""
+    return _stale(member.last_seen_at, at) or bool(
+        display_name and display_name != member.display_name
+    )
+
+
+def _stale(last: datetime | None, at: datetime) -> bool:
+    return last is None or at - last > ACTIVITY_RESOLUTION
