@@ -460,6 +460,15 @@ async def test_response_from_a_newer_api_is_accepted(
     assert completion.response_id and completion.model == "test-model"
 
 
+async def test_malformed_usage_is_an_error(
+    responses_client: ProviderClient, server: FakeLLMServer
+) -> None:
+    server.response_extra = {"usage": {"input_tokens": "many", "output_tokens": 5}}
+
+    with pytest.raises(ProviderError, match="malformed usage"):
+        await collect(responses_client, make_request())
+
+
 async def test_missing_usage_is_an_error(
     responses_client: ProviderClient, server: FakeLLMServer
 ) -> None:
