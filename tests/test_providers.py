@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import cast
 
@@ -27,7 +29,7 @@ from assistants.types import (
     Usage,
 )
 from core.errors import ProviderError
-from tests.fakes.llm_server import IMAGE_TOKENS, FakeLLMServer
+from tests.fakes.llm_server import IMAGE_TOKENS, FakeLLMServer, StreamBreak
 
 API_KEY = "sk-test-0123456789abcdef-SECRET"
 PROVIDERS = ("openai", "openai_chat", "anthropic")
@@ -339,6 +341,141 @@ async def test_cut_stream(client: ProviderClient, server: FakeLLMServer) -> None
     assert received and all(isinstance(e, TextDelta) for e in received)
     assert caught.value.status is None
     assert caught.value.provider == client.name
+
+
+async def test_consumer_stopping_early_closes_the_response(
+    client: ProviderClient, server: FakeLLMServer
+) -> None:
+    # 250 deltas 20 ms apart: reading the body to its end would take 5 s.
+    server.reply_text = "word " * 200
+    server.delay = 0.02
+    stream = cast(AsyncGenerator[StreamEvent, None], client.stream(make_request()))
+    started = time.monotonic()
+    assert isinstance(await anext(stream), TextDelta)
+    await stream.aclose()
+
+    assert time.monotonic() - started < 2.0
+    server.reply_text, server.delay = "short answer", 0.0
+    _, completion = split(await collect(client, make_request()))
+    assert completion.text == "short answer"
+
+
+async def test_cancelled_consumer_closes_the_response(
+    client: ProviderClient, server: FakeLLMServer
+) -> None:
+    server.reply_text = "word " * 200
+    server.delay = 0.02
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for _event in client.stream(make_request()):
+            first.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(first.wait(), 2.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2.0)
+    server.reply_text, server.delay = "short answer", 0.0
+    split(await collect(client, make_request()))
+
+
+async def test_raw_unicode_in_stream_json(client: ProviderClient, server: FakeLLMServer) -> None:
+    # JSON may carry U+2028/U+2029/U+0085 unescaped; they are no SSE line ends.
+    server.raw_unicode = True
+    server.reply_text = "line\u2028sep\u2029para\x85nel żółw 🐢 ✓ done"
+
+    deltas, completion = split(await collect(client, make_request()))
+
+    assert "".join(d.text for d in deltas) == server.reply_text
+    assert completion.text == server.reply_text
+
+
+# -- the Responses event stream, decoded by the client ------------------------------------------
+
+
+@pytest.fixture
+async def responses_client(server: FakeLLMServer) -> AsyncIterator[ProviderClient]:
+    made = FACTORIES["openai"](server, 5.0)
+    yield made
+    await made.aclose()
+
+
+@pytest.mark.parametrize(
+    ("kind", "detail"),
+    [
+        ("failed", "openai: the model gave up"),
+        ("error", "openai: stream error server_error: the model gave up"),
+        # What the SDK's own stream raised for it, translated as every SDK error is.
+        ("error_object", "openai: APIError: the model gave up"),
+        ("garbled", "openai: JSONDecodeError: "),
+    ],
+)
+async def test_bad_event_fails_the_stream(
+    responses_client: ProviderClient, server: FakeLLMServer, kind: StreamBreak, detail: str
+) -> None:
+    server.break_stream_next(kind, message="the model gave up")
+    received: list[StreamEvent] = []
+
+    with pytest.raises(ProviderError) as caught:
+        async for event in responses_client.stream(make_request()):
+            received.append(event)
+
+    assert str(caught.value).startswith(detail)
+    assert caught.value.status is None
+    assert len(received) == server.cut_after_deltas
+    assert all(isinstance(e, TextDelta) for e in received)
+    split(await collect(responses_client, make_request()))  # only that stream was broken
+
+
+async def test_stream_ending_without_completed(
+    responses_client: ProviderClient, server: FakeLLMServer
+) -> None:
+    server.break_stream_next("end")
+    received: list[StreamEvent] = []
+
+    with pytest.raises(ProviderError) as caught:
+        async for event in responses_client.stream(make_request()):
+            received.append(event)
+
+    assert str(caught.value) == "openai: stream ended before response.completed"
+    assert len(received) == server.cut_after_deltas
+
+
+async def test_response_from_a_newer_api_is_accepted(
+    responses_client: ProviderClient, server: FakeLLMServer
+) -> None:
+    # Values this SDK's models do not know yet fail strict validation of the final Response;
+    # the answer is kept (built leniently, as the SDK's typed stream did) with its usage.
+    server.response_extra = {
+        "service_tier": "tier-from-the-future",
+        "tools": [{"type": "tool-from-the-future"}],
+    }
+
+    _, completion = split(await collect(responses_client, make_request()))
+
+    assert completion.text == server.reply_text
+    assert completion.usage == server_usage(server)
+    assert completion.finish_reason == "stop"
+    assert completion.response_id and completion.model == "test-model"
+
+
+async def test_malformed_usage_is_an_error(
+    responses_client: ProviderClient, server: FakeLLMServer
+) -> None:
+    server.response_extra = {"usage": {"input_tokens": "many", "output_tokens": 5}}
+
+    with pytest.raises(ProviderError, match="malformed usage"):
+        await collect(responses_client, make_request())
+
+
+async def test_missing_usage_is_an_error(
+    responses_client: ProviderClient, server: FakeLLMServer
+) -> None:
+    server.response_extra = {"usage": None}
+
+    with pytest.raises(ProviderError, match="carried no usage"):
+        await collect(responses_client, make_request())
 
 
 async def test_unsupported_image_type_for_anthropic(server: FakeLLMServer) -> None:

@@ -44,7 +44,18 @@ Failures on demand (each applies to the next N calls of any endpoint)
     ``fail_next(status, count, message=None)`` answers an HTTP error with the provider's JSON
     error body;
     ``timeout_next(count)`` hangs (``server.hang_seconds``, default 30 s, or until ``stop``);
-    ``cut_next(count)`` sends a few deltas then drops the connection without the final event.
+    ``cut_next(count)`` sends a few deltas then drops the connection without the final event;
+    ``break_stream_next(kind, count, message=None)`` (streamed Responses calls only) sends
+    ``cut_after_deltas`` deltas, then one bad event instead of the rest, and ends the body
+    normally: ``"failed"`` (``response.failed`` with an error), ``"error"`` (an ``error``
+    event), ``"error_object"`` (``{"error": {...}}`` without a type) or ``"garbled"`` (data that
+    is not JSON); ``"end"`` sends no bad event, just ends the body without the final one.
+
+Wire details
+    ``server.raw_unicode = True`` sends non-ASCII characters in stream JSON as raw UTF-8 (which
+    JSON allows, U+2028 and U+0085 included) instead of ``\\u`` escapes.
+    ``server.response_extra`` is merged into the final Responses ``Response`` object (fields a
+    newer API might add, or break).
 
 Validation, as the real APIs do it
     A request without an API key (``Authorization: Bearer`` or ``x-api-key``) gets 401; missing
@@ -65,7 +76,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -77,6 +88,7 @@ DEFAULT_TRANSCRIPT = "transcribed voice message"
 ANTHROPIC_API_VERSION = "2026-10-21"
 
 JSON = dict[str, Any]
+StreamBreak = Literal["failed", "error", "error_object", "garbled", "end"]
 
 _WORD = re.compile(r"\S+")
 _ANTHROPIC_ERROR_TYPES = {
@@ -174,8 +186,8 @@ def _max_output(body: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _sse(event: str | None, data: JSON | str) -> bytes:
-    payload = data if isinstance(data, str) else json.dumps(data)
+def _sse(event: str | None, data: JSON | str, ensure_ascii: bool = True) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=ensure_ascii)
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {payload}\n\n".encode()
 
@@ -200,11 +212,16 @@ class FakeLLMServer:
         self.hang_seconds: float = 30.0
         #: Deltas a cut stream sends before dropping the connection.
         self.cut_after_deltas: int = 2
+        #: Non-ASCII characters raw (UTF-8) in streamed JSON instead of ``\u`` escapes.
+        self.raw_unicode: bool = False
+        #: Merged into the final Responses ``Response`` object.
+        self.response_extra: JSON = {}
         self.requests: list[RecordedRequest] = []
         self.last_usage: dict[str, int] | None = None
         self._failures: list[tuple[int, str]] = []
         self._timeouts = 0
         self._cuts = 0
+        self._breaks: list[tuple[StreamBreak, str]] = []
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -265,6 +282,12 @@ class FakeLLMServer:
 
     def cut_next(self, count: int = 1) -> None:
         self._cuts += count
+
+    def break_stream_next(
+        self, kind: StreamBreak, count: int = 1, message: str | None = None
+    ) -> None:
+        """End the next ``count`` streamed Responses calls with a bad event (see above)."""
+        self._breaks.extend([(kind, message or f"injected stream {kind}")] * count)
 
     @property
     def last_request(self) -> RecordedRequest:
@@ -418,9 +441,10 @@ class FakeLLMServer:
                 return await self._cut_plain(request)
             self._record_usage(reply)
             return web.json_response(self._response_object(body, response_id, message_id, reply))
+        broken = self._breaks.pop(0) if self._breaks else None
         return await self._stream(
             request,
-            self._response_events(body, response_id, message_id, reply, cut),
+            self._response_events(body, response_id, message_id, reply, cut, broken),
             {"x-request-id": _new_id("req_")},
         )
 
@@ -466,10 +490,17 @@ class FakeLLMServer:
             "usage": _responses_usage(reply) if reply is not None else None,
             "user": None,
             "metadata": {},
+            **(self.response_extra if done else {}),
         }
 
     async def _response_events(
-        self, body: JSON, response_id: str, message_id: str, reply: _Reply, cut: bool
+        self,
+        body: JSON,
+        response_id: str,
+        message_id: str,
+        reply: _Reply,
+        cut: bool,
+        broken: tuple[StreamBreak, str] | None = None,
     ) -> AsyncIterator[bytes]:
         seq = 0
 
@@ -477,7 +508,7 @@ class FakeLLMServer:
             nonlocal seq
             data = {"type": kind, "sequence_number": seq, **fields}
             seq += 1
-            return _sse(kind, data)
+            return _sse(kind, data, ensure_ascii=not self.raw_unicode)
 
         in_progress = self._response_object(body, response_id, message_id, None)
         yield event("response.created", response=in_progress)
@@ -502,10 +533,25 @@ class FakeLLMServer:
         for index, chunk in enumerate(self._chunks(reply.text)):
             if cut and index >= self.cut_after_deltas:
                 raise _Cut
+            if broken and index >= self.cut_after_deltas:
+                break
             await self._pace()
             yield event("response.output_text.delta", **part_ids, delta=chunk, logprobs=[])
         if cut:
             raise _Cut
+        if broken:
+            kind, message = broken
+            if kind == "failed":
+                failed = self._response_object(body, response_id, message_id, None)
+                failed.update(status="failed", error={"code": "server_error", "message": message})
+                yield event("response.failed", response=failed)
+            elif kind == "error":
+                yield event("error", code="server_error", message=message, param=None)
+            elif kind == "error_object":
+                yield _sse(None, {"error": {"message": message, "type": "server_error"}})
+            elif kind == "garbled":
+                yield b'event: response.output_text.delta\ndata: {"type": "response.outp\n\n'
+            return
         yield event("response.output_text.done", **part_ids, text=reply.text, logprobs=[])
         yield event(
             "response.content_part.done",
@@ -595,7 +641,7 @@ class FakeLLMServer:
             if include_usage:
                 # With include_usage every chunk carries "usage": null except the last one.
                 data["usage"] = usage
-            return _sse(None, data)
+            return _sse(None, data, ensure_ascii=not self.raw_unicode)
 
         def choice(delta: JSON, finish_reason: str | None = None) -> JSON:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
@@ -655,7 +701,7 @@ class FakeLLMServer:
         self, body: JSON, message_id: str, reply: _Reply, stop_reason: str, cut: bool
     ) -> AsyncIterator[bytes]:
         def event(kind: str, **fields: Any) -> bytes:
-            return _sse(kind, {"type": kind, **fields})
+            return _sse(kind, {"type": kind, **fields}, ensure_ascii=not self.raw_unicode)
 
         yield event(
             "message_start",
