@@ -65,8 +65,6 @@ class OpenAIResponsesClient(OpenAIClientBase):
         try:
             async with self._client.responses.with_streaming_response.create(
                 model=params.model,
-                input=_input(request.messages),
-                instructions=request.system_prompt or omit,
                 max_output_tokens=params.max_output_tokens,
                 temperature=params.temperature if params.temperature is not None else omit,
                 top_p=params.top_p if params.top_p is not None else omit,
@@ -75,6 +73,10 @@ class OpenAIResponsesClient(OpenAIClientBase):
                 store=False,
                 stream=True,
                 extra_headers=self._headers(request),
+                # The conversation goes into the body as it is: the SDK would walk every message
+                # of the history through its TypedDict transform (3.5 ms of CPU for eleven short
+                # messages, more than the rest of the turn's request), and ours are plain JSON.
+                extra_body=_body(request),
             ) as raw:
                 # Non-2xx answers raised APIStatusError on entering; this is a 2xx event stream.
                 decoder = SSEDecoder()
@@ -192,6 +194,13 @@ def _first_error(exc: pydantic.ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return f"{where}: {first['msg']} ({exc.error_count()} errors)"
+
+
+def _body(request: CompletionRequest) -> dict[str, object]:
+    body: dict[str, object] = {"input": _input(request.messages)}
+    if request.system_prompt:
+        body["instructions"] = request.system_prompt
+    return body
 
 
 def _input(messages: Sequence[ChatMessage]) -> ResponseInputParam:
