@@ -214,6 +214,7 @@ class FakeTelegramServer:
         token: str = DEFAULT_TOKEN,
         *,
         username: str = "switchboard_test_bot",
+        first_update_id: int = 100_001,
     ) -> None:
         self.token = token
         self.bot_id = int(token.split(":", 1)[0])  # as on Telegram: the token starts with it
@@ -224,7 +225,7 @@ class FakeTelegramServer:
         self.commands: dict[str, list[JSON]] = {}
         self.webhook_deliveries: list[tuple[int, int]] = []  # (update_id, HTTP status)
         self._updates: list[JSON] = []
-        self._update_ids = itertools.count(100_001)
+        self._update_ids = itertools.count(first_update_id)
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._messages: dict[int, list[StoredMessage]] = {}
         self._chat_types: dict[int, str] = {}
