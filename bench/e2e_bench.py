@@ -69,11 +69,20 @@ class Result:
     #: The bench process itself (fake Bot API, fake model, the chats): on a small machine it
     #: competes with the service for the same cores.
     driver_cpu_seconds: float = 0.0
+    #: Share of the machine's CPU (all cores) busy while the chats ran, whoever used it.
+    machine_busy: float = 0.0
 
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime + stime
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine, all cores, from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -197,6 +206,7 @@ async def run_once(
         )
         cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
         driver_before = time.process_time()
+        machine_before = _machine_ticks()
         calls_before = len(telegram.calls)
         turns: list[Turn] = []
         spans: list[float] = []
@@ -210,12 +220,14 @@ async def run_once(
         wall = time.monotonic() - wall_started
         cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
         driver_cpu = time.process_time() - driver_before
+        machine_after = _machine_ticks()
+        busy = (machine_after[0] - machine_before[0]) / max(1, machine_after[1] - machine_before[1])
         rss = sum(_peak_rss_mb(p.pid) for p in procs)
         calls = len(telegram.calls) - calls_before
         for spy in spies:
             spy.send_signal(signal.SIGINT)
             await spy.wait()
-        return Result(chats, turns, wall, cpu, rss, calls, startup, spans, driver_cpu)
+        return Result(chats, turns, wall, cpu, rss, calls, startup, spans, driver_cpu, busy)
     finally:
         for proc in procs:
             if proc.returncode is None:
@@ -302,6 +314,7 @@ def report(result: Result, label: str) -> None:
     print(f"  slowest / fastest chat  {max(result.chat_spans) / min(result.chat_spans):8.2f}")
     print(f"  CPU per turn            {result.cpu_seconds / n * 1000:8.1f} ms")
     print(f"  bench's own CPU per turn{result.driver_cpu_seconds / n * 1000:8.1f} ms")
+    print(f"  machine CPU busy        {result.machine_busy:8.0%} of {os.cpu_count()} cores")
     print(f"  peak RSS                {result.peak_rss_mb:8.0f} MB")
     print(f"  Bot API calls per turn  {result.api_calls / n:8.1f}")
     if result.startup is not None:
