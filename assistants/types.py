@@ -107,4 +107,8 @@ class ProviderClient(Protocol):
 
     def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]: ...
 
+    def warm_up(self) -> None:
+        """Load now what the first call would load (SDK modules, response models): blocking,
+        so the service runs it in a worker thread once it is serving."""
+
     async def aclose(self) -> None: ...

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from assistants.pricing import warm_up_prices
 from billing.invoice_jobs import InvoiceJobs
 from bot.app import App, prepare_database
 from bot.channels import Channel, build_channels
@@ -47,6 +48,7 @@ class ServiceRunner:
             clock=app.deps.clock,
         )
         self._runner: web.AppRunner | None = None
+        self._warm_up: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.port: int | None = None
         self.interrupted = InterruptedTurns(
@@ -82,6 +84,18 @@ class ServiceRunner:
         for channel in self.channels:
             await channel.start()
             log.info("channel %s started", channel.name)
+        self._warm_up = asyncio.create_task(asyncio.to_thread(self._load_lazy_parts))
+
+    def _load_lazy_parts(self) -> None:
+        """What the first turn would otherwise load (price data, SDK modules and models), in a
+        worker thread once the service is receiving: start-up does not wait for it, and the
+        event loop keeps serving meanwhile."""
+        try:
+            warm_up_prices()
+            for provider in self.app.deps.providers.values():
+                provider.warm_up()
+        except Exception:  # only an optimisation: the first turn loads whatever failed here
+            log.exception("warming up failed")
 
     async def run_until_stopped(self) -> None:
         background = [asyncio.create_task(self._sweep()), asyncio.create_task(self._push_alerts())]
@@ -110,6 +124,8 @@ class ServiceRunner:
                 await channel.stop()
         if not await self.app.pipeline.drain(DRAIN_TIMEOUT_SECONDS):
             log.warning("%d turns still running at shutdown", self.app.pipeline.inflight)
+        if self._warm_up is not None:
+            await self._warm_up  # a worker thread cannot be cancelled; it is short
         if self._runner is not None:
             await self._runner.cleanup()
         await self.app.aclose()

@@ -68,5 +68,8 @@ class SDKClient(Generic[SDK]):
     def _connect(self, base_url: str, max_retries: int) -> SDK:
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        """Nothing to load ahead unless a subclass says so."""
+
     async def aclose(self) -> None:
         await self._client.close()

@@ -124,6 +124,13 @@ class OpenAIResponsesClient(OpenAIClientBase):
             raise self._fail(f"malformed final response: {exc}") from exc
         yield completion
 
+    def warm_up(self) -> None:
+        # The SDK imports its Responses resource on first use, and pydantic builds the
+        # ``Response`` validator on first validation: together most of a second of CPU that
+        # would otherwise fall on the first user's turn.
+        _ = self._client.responses
+        Response.model_rebuild()
+
     def _final_response(self, kind: str, payload: Any) -> Response:
         """The ``Response`` of a ``response.completed``/``response.incomplete`` event."""
         if not isinstance(payload, dict):
