@@ -263,7 +263,8 @@ class Metering:
         conversation_id: int | None,
     ) -> Reservation:
         now = self._clock()
-        async with self._sessions.begin() as session:
+        # Ahead of longer transactions: the user is waiting for the answer to start.
+        async with self._sessions.begin(ahead=True) as session:
             usage = UsageRepository(session)
             granted = await self._grant(session, usage, tenant, minimum, wanted, now)
             event = await usage.add(

@@ -134,11 +134,12 @@ class DedupMiddleware:
         await self._finish(ctx, key)
 
     async def _claim(self, ctx: TurnContext, key: str) -> bool:
+        # Claims go ahead of longer write transactions: nothing shows until the claim is in.
         msg = ctx.message
         sessions = ctx.deps.sessions
         now = ctx.deps.clock()
         try:
-            async with sessions.begin() as session:
+            async with sessions.begin(ahead=True) as session:
                 UpdateClaimRepository(session).add(
                     msg.channel,
                     key,
@@ -150,7 +151,7 @@ class DedupMiddleware:
             return True
         except IntegrityError:
             pass
-        async with sessions.begin() as session:
+        async with sessions.begin(ahead=True) as session:
             taken = await UpdateClaimRepository(session).take_over(
                 msg.channel,
                 key,
@@ -210,7 +211,7 @@ class IdentifyMiddleware:
             or member_needs_update(member, msg.user_name, now)
             or needs_touch(tenant, now)
         ):
-            async with ctx.deps.sessions.begin() as session:
+            async with ctx.deps.sessions.begin(ahead=True) as session:
                 ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
                 if ctx.tenant is not None:
                     ctx.member = await MemberRepository(session).get_or_create(
