@@ -20,12 +20,13 @@ LABELS = {
     "trial": "Trial",
     "inactive": "Inactive",
     "unpriced_model": "Unpriced model",
+    "unmetered": "Unmetered",
 }
 
 
 @commands.command("alerts", permission="stats.read")
 async def alerts(ctx: CommandContext) -> CommandResult:
-    """Quotas, low balances, overdrafts, trials ending, inactive tenants, unpriced models."""
+    """Quotas, low balances, overdrafts, trials, inactive tenants, unpriced or unmetered models."""
     async with ctx.deps.sessions() as session:
         found = await collect(session, ctx.deps.clock())
     if not found:

@@ -56,7 +56,7 @@ ARGUMENTS = [
 
 
 def _usage_cells(ctx: CommandContext, row: Row) -> list[Any]:
-    *head, cost_micros, currency, priced, latency, key = row
+    *head, cost_micros, currency, priced, latency, key, cache_writes, estimated, report = row
     billing = billing_amount(ctx, currency, cost_micros)
     return [
         *head,
@@ -67,6 +67,9 @@ def _usage_cells(ctx: CommandContext, row: Row) -> list[Any]:
         priced,
         latency,
         key,
+        cache_writes,
+        estimated,
+        report,
     ]
 
 
@@ -97,6 +100,10 @@ USAGE = _Kind(
         "priced",
         "latency_ms",
         "idempotency_key",
+        # Appended, so that scripts reading columns by position keep working.
+        "cache_write_tokens",
+        "estimated",
+        "usage_report",
     ),
     ExportRepository.usage,
     _usage_cells,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistants.types import Usage
 from core.money import to_micros
 from storage.repositories.usage import PriceRepository
+
+log = logging.getLogger(__name__)
 
 PROVIDER_CURRENCY = "USD"
 _MTOK = Decimal(1_000_000)
@@ -97,6 +100,7 @@ def _override_cost(price: _Override, usage: Usage) -> Decimal:
     cached_rate = (
         price.input_per_mtok if price.cached_input_per_mtok is None else price.cached_input_per_mtok
     )
+    # model_prices has no cache-write rate: writes are priced as uncached input.
     uncached = usage.input_tokens - usage.cached_input_tokens
     return (
         uncached * price.input_per_mtok
@@ -115,10 +119,13 @@ def warm_up_prices() -> None:
 
 
 def genai_cost(provider: str, model: str, usage: Usage, at: datetime) -> Decimal | None:
-    """USD cost from genai-prices, or None when it does not know the model."""
+    """USD cost from genai-prices, or None when it does not know the model or cannot price
+    these counts (a pricing error must never lose a generated answer: the caller charges the
+    tokens unpriced and the alert says so)."""
     genai_usage = genai_prices.Usage(
         input_tokens=usage.input_tokens,
         cache_read_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
         output_tokens=usage.output_tokens,
     )
     for provider_id in _GENAI_PROVIDERS.get(provider, (None,)):
@@ -128,5 +135,8 @@ def genai_cost(provider: str, model: str, usage: Usage, at: datetime) -> Decimal
             )
         except LookupError:
             continue
+        except (ValueError, ArithmeticError) as exc:
+            log.warning("genai-prices could not price %s/%s: %s", provider, model, exc)
+            return None
         return Decimal(result.total_price)
     return None

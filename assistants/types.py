@@ -49,12 +49,21 @@ class CompletionRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Provider-reported token counts. ``input_tokens`` includes the cached part."""
+    """Token counts of one provider call, normalised (see ``assistants.providers.usage_report``).
+
+    ``input_tokens`` includes the cached part and the cache writes; ``output_tokens`` includes
+    reasoning. ``estimated`` marks counts we estimated because the provider reported none we
+    could use; ``report`` is the provider's own usage report (JSON text) as it came on the wire,
+    kept so any charge can be audited against it.
+    """
 
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    estimated: bool = False
+    report: str | None = field(default=None, compare=False)
 
     @property
     def billable_tokens(self) -> int:
@@ -67,6 +76,8 @@ class Usage:
             self.cached_input_tokens + other.cached_input_tokens,
             self.output_tokens + other.output_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.estimated or other.estimated,
         )
 
 

@@ -227,6 +227,35 @@ async def unpriced_models(session: AsyncSession, now: datetime) -> list[Alert]:
     return alerts
 
 
+async def unmetered_calls(session: AsyncSession, now: datetime) -> list[Alert]:
+    """Models whose server recently answered without a usable usage report: those calls were
+    charged an estimate (each event keeps whatever the server did report)."""
+    model = (UsageEvent.provider, UsageEvent.model)
+    query = (
+        select(*model, func.count(UsageEvent.id), func.max(UsageEvent.created_at))
+        # As in unpriced_models: keep the created_at index in use.
+        .where(
+            (UsageEvent.status + "") == "settled",
+            UsageEvent.created_at >= now - RECENT,
+            UsageEvent.estimated.is_(True),
+        )
+        .group_by(*model)
+    )
+    alerts: list[Alert] = []
+    for provider, name, calls, last in (await session.execute(query)).all():
+        subject = f"{provider}/{name}"
+        alerts.append(
+            Alert(
+                "unmetered",
+                None,
+                f"{subject}: {calls:,} call{'s' if calls != 1 else ''} charged an estimate "
+                f"(no usable usage reported; last {_day(last)})",
+                subject,
+            )
+        )
+    return alerts
+
+
 #: Every kind, in the order admins read them.
 async def failed_payments(session: AsyncSession, now: datetime) -> list[Alert]:
     """Payments that went wrong recently: a failed renewal, an amount that did not match, a
@@ -270,6 +299,7 @@ RULES: tuple[AlertRule, ...] = (
     trial_ending,
     inactive,
     unpriced_models,
+    unmetered_calls,
     failed_payments,
     overdue_invoices,
 )

@@ -364,6 +364,9 @@ class Metering:
             "cached_input_tokens": usage.cached_input_tokens,
             "output_tokens": usage.output_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "estimated": usage.estimated,
+            "usage_report": usage.report,
             "charged_tokens": charge.tokens,
             "cost_micros": charge.cost_micros,
             "cost_currency": charge.currency,
@@ -407,6 +410,14 @@ class Metering:
                 "unpriced model %s/%s: usage recorded at zero cost",
                 reservation.provider,
                 reservation.model,
+            )
+        if usage.estimated:
+            log.warning(
+                "unmetered call %s: %s/%s reported no usable usage; charged an estimate of %d",
+                reservation.idempotency_key,
+                reservation.provider,
+                reservation.model,
+                charge.tokens,
             )
         await LedgerRepository(session).post(
             reservation.tenant_id,

@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, seed and serve every configured channel")
     sub.add_parser("migrate", help="apply database migrations (Alembic upgrade head)")
+    doctor = sub.add_parser(
+        "doctor", help="check the configuration: providers, channels, Stripe, database"
+    )
+    doctor.add_argument(
+        "--offline", action="store_true", help="check the settings only, contact nothing"
+    )
     chat = sub.add_parser("chat", help="talk to a tenant's assistant in the terminal")
     chat.add_argument("--tenant", help="tenant slug (default: the only tenant)")
     chat.add_argument("--user", default="console", help="who is talking (member name)")
@@ -90,6 +96,13 @@ async def _dispatch(
             await migrate.upgrade(app.engine)
             print("database is at revision", await migrate.current_revision(app.engine), file=out)
             return 0
+        if args.command == "doctor":
+            from bot.doctor import Doctor, broken
+
+            findings = await Doctor(app).run(offline=args.offline)
+            for finding in findings:
+                print(finding.line(), file=out)
+            return 1 if broken(findings) else 0
         if args.command == "run":
             from bot.service import serve
 

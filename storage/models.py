@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -307,10 +308,16 @@ class UsageEvent(Base):
     cached_input_tokens: Mapped[int] = mapped_column(default=0)
     output_tokens: Mapped[int] = mapped_column(default=0)
     reasoning_tokens: Mapped[int] = mapped_column(default=0)
+    #: Part of ``input_tokens`` written to the provider's prompt cache (priced apart).
+    cache_write_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
     charged_tokens: Mapped[int] = mapped_column(default=0)
     cost_micros: Mapped[int] = mapped_column(default=0)
     cost_currency: Mapped[str] = mapped_column(String(3), default="USD")
     priced: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The provider reported no usable usage: the counts are our estimate (alert ``unmetered``).
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The provider's usage report as it came on the wire (JSON text), for auditing a charge.
+    usage_report: Mapped[str | None] = mapped_column(Text)
     latency_ms: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import cast
@@ -12,6 +13,7 @@ import anthropic
 import openai
 import pytest
 
+from assistants.estimate import estimate_prompt_tokens, estimate_text_tokens
 from assistants.providers.anthropic import AnthropicClient
 from assistants.providers.factory import build_provider_clients
 from assistants.providers.openai_base import OpenAIClientBase
@@ -460,22 +462,32 @@ async def test_response_from_a_newer_api_is_accepted(
     assert completion.response_id and completion.model == "test-model"
 
 
-async def test_malformed_usage_is_an_error(
+async def test_malformed_usage_is_estimated_and_kept(
     responses_client: ProviderClient, server: FakeLLMServer
 ) -> None:
+    # The answer was generated (and billed by the provider): it is delivered and charged on an
+    # estimate, with the provider's unusable report kept for the audit.
     server.response_extra = {"usage": {"input_tokens": "many", "output_tokens": 5}}
 
-    with pytest.raises(ProviderError, match="malformed usage"):
-        await collect(responses_client, make_request())
+    _, completion = split(await collect(responses_client, make_request()))
+
+    assert completion.text == server.reply_text
+    assert completion.usage.estimated
+    assert completion.usage.input_tokens == estimate_prompt_tokens(make_request())
+    assert completion.usage.output_tokens == estimate_text_tokens(server.reply_text)
+    assert json.loads(completion.usage.report or "") == {"input_tokens": "many", "output_tokens": 5}
 
 
-async def test_missing_usage_is_an_error(
+async def test_missing_usage_is_estimated(
     responses_client: ProviderClient, server: FakeLLMServer
 ) -> None:
     server.response_extra = {"usage": None}
 
-    with pytest.raises(ProviderError, match="carried no usage"):
-        await collect(responses_client, make_request())
+    _, completion = split(await collect(responses_client, make_request()))
+
+    assert completion.text == server.reply_text
+    assert completion.usage.estimated and completion.usage.report is None
+    assert completion.usage.billable_tokens > 0
 
 
 async def test_unsupported_image_type_for_anthropic(server: FakeLLMServer) -> None:

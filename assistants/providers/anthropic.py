@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import anthropic
 import httpx2
@@ -13,17 +14,11 @@ from anthropic.types import (
     Base64ImageSourceParam,
     ContentBlockParam,
     ImageBlockParam,
-    MessageDeltaUsage,
     MessageParam,
-    RawContentBlockDeltaEvent,
-    RawMessageDeltaEvent,
-    RawMessageStartEvent,
-    RawMessageStopEvent,
     TextBlockParam,
 )
-from anthropic.types import TextDelta as AnthropicTextDelta
-from anthropic.types import Usage as AnthropicUsage
 
+from assistants.estimate import usage_or_estimate
 from assistants.providers.common import (
     IDEMPOTENCY_HEADER,
     TRANSPORT_ERRORS,
@@ -31,6 +26,8 @@ from assistants.providers.common import (
     describe_cause,
     safe_detail,
 )
+from assistants.providers.sse import json_objects
+from assistants.providers.usage_report import anthropic_usage, dump_report
 from assistants.types import (
     ChatMessage,
     Completion,
@@ -39,9 +36,10 @@ from assistants.types import (
     ProviderName,
     StreamEvent,
     TextDelta,
-    Usage,
 )
 from core.errors import ProviderError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
@@ -60,6 +58,11 @@ _FINISH_REASONS = {
 
 class AnthropicClient(SDKClient[anthropic.AsyncAnthropic]):
     """Anthropic Messages API (``POST /v1/messages``), streamed.
+
+    The event stream is read raw and decoded as JSON (as the OpenAI clients do), so that
+    Anthropic-compatible servers and newer API versions with events, blocks or usage fields this
+    SDK does not know still deliver their answer; usage is normalised by
+    :func:`anthropic_usage`.
 
     Sampling parameters are not sent: the SDK (2.x) pins API version 2026-10-21, which rejects
     ``temperature``/``top_p``/``top_k`` with HTTP 400 at any value, and the API never had
@@ -82,42 +85,62 @@ class AnthropicClient(SDKClient[anthropic.AsyncAnthropic]):
         params = request.params
         messages = self._messages(request.messages)
         parts: list[str] = []
-        start: AnthropicUsage | None = None
-        final: MessageDeltaUsage | None = None
+        start: Any = None
+        revisions: list[Any] = []
         stop_reason: str | None = None
         stopped = False
         model = params.model
         message_id: str | None = None
         try:
-            events = await self._client.messages.create(
+            async with self._client.messages.with_streaming_response.create(
                 model=params.model,
                 max_tokens=params.max_output_tokens,
                 system=request.system_prompt or omit,
                 messages=messages,
                 stream=True,
                 extra_headers={IDEMPOTENCY_HEADER: request.idempotency_key},
-            )
-            async with events:
-                async for event in events:
-                    if isinstance(event, RawMessageStartEvent):
-                        start = event.message.usage
-                        model, message_id = str(event.message.model), event.message.id
-                    elif isinstance(event, RawContentBlockDeltaEvent):
-                        if isinstance(event.delta, AnthropicTextDelta) and event.delta.text:
-                            parts.append(event.delta.text)
-                            yield TextDelta(event.delta.text)
-                    elif isinstance(event, RawMessageDeltaEvent):
-                        final = event.usage
-                        stop_reason = event.delta.stop_reason
-                    elif isinstance(event, RawMessageStopEvent):
+            ) as raw:
+                async for event in json_objects(raw.iter_bytes()):
+                    kind = event.get("type")
+                    if kind == "content_block_delta":
+                        text = _text_delta(event.get("delta"))
+                        if text:
+                            parts.append(text)
+                            yield TextDelta(text)
+                    elif kind == "message_start":
+                        message = event.get("message")
+                        message = message if isinstance(message, dict) else {}
+                        start = message.get("usage")
+                        model = _string(message.get("model")) or model
+                        message_id = _string(message.get("id")) or None
+                    elif kind == "message_delta":
+                        revisions.append(event.get("usage"))
+                        delta = event.get("delta")
+                        if isinstance(delta, dict):
+                            stop_reason = _string(delta.get("stop_reason")) or stop_reason
+                    elif kind == "message_stop":
                         stopped = True
+                    elif kind == "error":
+                        error = event.get("error")
+                        error = error if isinstance(error, dict) else {}
+                        raise self._fail(
+                            f"stream error {error.get('type')}: {error.get('message')}"
+                        )
         except _CALL_ERRORS as exc:
             raise self._error(exc) from exc
-        if start is None or final is None or not stopped:
+        if not stopped:
             raise self._fail("stream ended before message_stop")
+        text = "".join(parts)
+        usage = anthropic_usage(start, revisions)
+        if usage is None:
+            log.warning(
+                "%s: message carried no usable usage; charging an estimate",
+                request.idempotency_key,
+            )
+        report = dump_report({"message_start": start, "message_delta": revisions})
         yield Completion(
-            text="".join(parts),
-            usage=_usage(start, final),
+            text=text,
+            usage=usage_or_estimate(usage, request, text, report),
             model=model,
             response_id=message_id,
             finish_reason=_FINISH_REASONS.get(stop_reason or "", stop_reason),
@@ -167,25 +190,15 @@ class AnthropicClient(SDKClient[anthropic.AsyncAnthropic]):
         return self._fail(f"{type(exc).__name__}: {exc}")
 
 
-def _usage(start: AnthropicUsage, final: MessageDeltaUsage) -> Usage:
-    """Merge ``message_start`` and the cumulative ``message_delta`` usage.
+def _text_delta(delta: object) -> str:
+    """The text of a ``text_delta`` (thinking, signatures and tool input are not answer text)."""
+    if isinstance(delta, dict) and delta.get("type") == "text_delta":
+        return _string(delta.get("text"))
+    return ""
 
-    Anthropic's ``input_tokens`` excludes cache reads and writes; ours includes both.
-    """
 
-    def pick(late: int | None, early: int | None) -> int:
-        return late if late is not None else (early or 0)
-
-    uncached = pick(final.input_tokens, start.input_tokens)
-    cache_read = pick(final.cache_read_input_tokens, start.cache_read_input_tokens)
-    cache_write = pick(final.cache_creation_input_tokens, start.cache_creation_input_tokens)
-    details = final.output_tokens_details or start.output_tokens_details
-    return Usage(
-        input_tokens=uncached + cache_read + cache_write,
-        cached_input_tokens=cache_read,
-        output_tokens=final.output_tokens,
-        reasoning_tokens=details.thinking_tokens if details is not None else 0,
-    )
+def _string(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _origin(base_url: str) -> str:

@@ -8,9 +8,14 @@ subclasses only map a :class:`CompletionRequest` to their API and its stream eve
 from __future__ import annotations
 
 import base64
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
 
+import anyio
 import httpx2
 import openai
+from openai import AsyncAPIResponse
 from openai.types.audio.transcription import UsageTokens
 
 from assistants.providers.common import (
@@ -20,16 +25,27 @@ from assistants.providers.common import (
     describe_cause,
     safe_detail,
 )
+from assistants.providers.sse import json_objects
 from assistants.types import CompletionRequest, ImageInput, ProviderName, Transcription, Usage
 from core.errors import ProviderError
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 #: Everything a call through the OpenAI SDK can raise that means "the provider call failed".
 CALL_ERRORS: tuple[type[BaseException], ...] = (openai.OpenAIError, *TRANSPORT_ERRORS)
+#: What reading a raw body can raise below the SDK.
+_READ_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
 
 
 def data_url(image: ImageInput) -> str:
     return f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+
+
+def stream_api_error(error: Any, request: httpx2.Request) -> openai.APIError:
+    """What the SDK's stream raises for an event carrying ``{"error": ...}``."""
+    message = error.get("message") if isinstance(error, dict) else None
+    if not message or not isinstance(message, str):
+        message = "An error occurred during streaming"
+    return openai.APIError(message, request, body=error)
 
 
 class OpenAIClientBase(SDKClient[openai.AsyncOpenAI]):
@@ -76,3 +92,17 @@ class OpenAIClientBase(SDKClient[openai.AsyncOpenAI]):
         if isinstance(exc, openai.APIConnectionError):
             return self._fail(f"connection error{describe_cause(exc.__cause__ or exc.__context__)}")
         return self._fail(f"{type(exc).__name__}: {exc}")
+
+    async def _read(self, raw: AsyncAPIResponse[Any]) -> AsyncIterator[dict[str, Any]]:
+        """The JSON objects of a raw (``with_streaming_response``) event stream.
+
+        What reading the body can raise below the SDK becomes ``APITimeoutError`` /
+        ``APIConnectionError``, as in the SDK's own stream, so that it reads the same.
+        """
+        try:
+            async for data in json_objects(raw.iter_bytes()):
+                yield data
+        except httpx2.TimeoutException as exc:
+            raise openai.APITimeoutError(request=raw.http_response.request) from exc
+        except _READ_ERRORS as exc:
+            raise openai.APIConnectionError(request=raw.http_response.request) from exc

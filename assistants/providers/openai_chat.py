@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from openai import omit
-from openai.types import CompletionUsage
 from openai.types.chat import (
     ChatCompletionContentPartImageParam,
     ChatCompletionContentPartParam,
@@ -14,7 +14,14 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
-from assistants.providers.openai_base import CALL_ERRORS, OpenAIClientBase, data_url
+from assistants.estimate import usage_or_estimate
+from assistants.providers.openai_base import (
+    CALL_ERRORS,
+    OpenAIClientBase,
+    data_url,
+    stream_api_error,
+)
+from assistants.providers.usage_report import chat_usage, dump_report
 from assistants.types import (
     ChatMessage,
     Completion,
@@ -22,14 +29,21 @@ from assistants.types import (
     ProviderName,
     StreamEvent,
     TextDelta,
-    Usage,
 )
+
+log = logging.getLogger(__name__)
 
 MaxTokensParam = Literal["max_tokens", "max_completion_tokens"]
 
 
 class OpenAIChatClient(OpenAIClientBase):
     """Chat Completions (``POST /chat/completions``), streamed with ``include_usage``.
+
+    The stream is read raw and decoded here, chunk by chunk as JSON, not as the SDK's models:
+    compatible servers send chunks those models do not describe (Azure's leading
+    ``prompt_filter_results`` chunk with no choices and no model, usage on the finish chunk or
+    in Groq's ``x_groq``, no ``[DONE]`` at the end), and the typed stream costs more CPU than the
+    text it carries. Usage is normalised by :func:`chat_usage`.
 
     The system prompt is the first (``system``) message; images are ``image_url`` parts with data
     URLs. Every sampling parameter of :class:`GenerationParams` is supported here.
@@ -58,13 +72,13 @@ class OpenAIChatClient(OpenAIClientBase):
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         params = request.params
         parts: list[str] = []
-        usage: CompletionUsage | None = None
+        raw_usage: Any = None
         finish: str | None = None
-        model = params.model
+        model = ""
         response_id: str | None = None
         cap = params.max_output_tokens
         try:
-            chunks = await self._client.chat.completions.create(
+            async with self._client.chat.completions.with_streaming_response.create(
                 model=params.model,
                 messages=_messages(request.system_prompt, request.messages),
                 stream=True,
@@ -82,41 +96,56 @@ class OpenAIChatClient(OpenAIClientBase):
                     cap if self._max_tokens_param == "max_completion_tokens" else omit
                 ),
                 extra_headers=self._headers(request),
-            )
-            async with chunks:
-                async for chunk in chunks:
-                    model, response_id = chunk.model or model, chunk.id or response_id
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices:
-                        if choice.finish_reason is not None:
-                            finish = choice.finish_reason
-                        if choice.delta.content:
-                            parts.append(choice.delta.content)
-                            yield TextDelta(choice.delta.content)
+            ) as raw:
+                async for chunk in self._read(raw):
+                    if chunk.get("error"):
+                        # As the SDK's stream does for a chunk carrying an error object.
+                        raise stream_api_error(chunk["error"], raw.http_response.request)
+                    model = model or _text(chunk.get("model"))
+                    response_id = response_id or _text(chunk.get("id")) or None
+                    raw_usage = _chunk_usage(chunk) or raw_usage
+                    choices = chunk.get("choices")
+                    for choice in choices if isinstance(choices, list) else ():
+                        if not isinstance(choice, dict):
+                            continue
+                        finish = _text(choice.get("finish_reason")) or finish
+                        delta = choice.get("delta")
+                        content = delta.get("content") if isinstance(delta, dict) else None
+                        if isinstance(content, str) and content:
+                            parts.append(content)
+                            yield TextDelta(content)
         except CALL_ERRORS as exc:
             raise self._error(exc) from exc
+        text = "".join(parts)
+        usage = chat_usage(raw_usage)
         if usage is None:
-            # Without the final usage chunk the call cannot be metered: treat it as failed.
-            raise self._fail("stream ended without the usage chunk")
+            # The body ended cleanly (a cut one raised above): the answer is whole, only its
+            # usage is missing (a server that ignores include_usage) or unreadable.
+            log.warning(
+                "%s: stream ended without usable usage (%s); charging an estimate",
+                request.idempotency_key,
+                "none" if raw_usage is None else "malformed",
+            )
         yield Completion(
-            text="".join(parts),
-            usage=_usage(usage),
-            model=model,
+            text=text,
+            usage=usage_or_estimate(usage, request, text, dump_report(raw_usage)),
+            model=model or params.model,
             response_id=response_id,
             finish_reason=finish,
         )
 
 
-def _usage(usage: CompletionUsage) -> Usage:
-    prompt_details = usage.prompt_tokens_details
-    completion_details = usage.completion_tokens_details
-    return Usage(
-        input_tokens=usage.prompt_tokens,
-        cached_input_tokens=(prompt_details.cached_tokens or 0) if prompt_details else 0,
-        output_tokens=usage.completion_tokens,
-        reasoning_tokens=(completion_details.reasoning_tokens or 0) if completion_details else 0,
-    )
+def _chunk_usage(chunk: dict[str, Any]) -> Any:
+    """A chunk's usage report: ``usage`` (OpenAI and most), or Groq's ``x_groq.usage``."""
+    usage = chunk.get("usage")
+    if usage:
+        return usage
+    groq = chunk.get("x_groq")
+    return groq.get("usage") if isinstance(groq, dict) else None
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _messages(

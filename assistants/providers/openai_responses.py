@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import anyio
-import httpx2
-import openai
-import pydantic
 from openai import omit
 from openai.types.responses import (
     EasyInputMessageParam,
-    Response,
     ResponseInputImageParam,
     ResponseInputMessageContentListParam,
     ResponseInputParam,
     ResponseInputTextParam,
-    ResponseUsage,
 )
 
-from assistants.providers.openai_base import CALL_ERRORS, OpenAIClientBase, data_url
-from assistants.providers.sse import SSEDecoder
+from assistants.estimate import usage_or_estimate
+from assistants.providers.openai_base import (
+    CALL_ERRORS,
+    OpenAIClientBase,
+    data_url,
+    stream_api_error,
+)
+from assistants.providers.usage_report import dump_report, responses_usage
 from assistants.types import (
     ChatMessage,
     Completion,
@@ -32,16 +30,12 @@ from assistants.types import (
     ProviderName,
     StreamEvent,
     TextDelta,
-    Usage,
 )
 
 log = logging.getLogger(__name__)
 
 _DELTA = "response.output_text.delta"
 _FINAL = frozenset({"response.completed", "response.incomplete"})
-#: What reading the body can raise below the SDK; the SDK's own stream wraps these in
-#: ``APITimeoutError``/``APIConnectionError``, and so do we, so that they read the same.
-_READ_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
 
 
 class OpenAIResponsesClient(OpenAIClientBase):
@@ -52,8 +46,7 @@ class OpenAIResponsesClient(OpenAIClientBase):
 
     The event stream is read raw (``with_streaming_response``) and decoded here: the SDK's typed
     stream builds a pydantic model of every event, which costs far more CPU than the text delta
-    it carries. Deltas are taken straight from the decoded JSON; only the final ``Response`` is
-    built as an SDK model.
+    it carries. Deltas and the final ``Response`` are taken straight from the decoded JSON.
     """
 
     name: ProviderName = "openai"
@@ -61,7 +54,7 @@ class OpenAIResponsesClient(OpenAIClientBase):
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         params = request.params
         parts: list[str] = []
-        final: Response | None = None
+        final: dict[str, Any] | None = None
         try:
             async with self._client.responses.with_streaming_response.create(
                 model=params.model,
@@ -79,107 +72,88 @@ class OpenAIResponsesClient(OpenAIClientBase):
                 extra_body=_body(request),
             ) as raw:
                 # Non-2xx answers raised APIStatusError on entering; this is a 2xx event stream.
-                decoder = SSEDecoder()
-                done = False
-                try:
-                    async for chunk in raw.iter_bytes():
-                        for sse in decoder.feed(chunk):
-                            if sse.data.startswith("[DONE]"):
-                                # Not part of the Responses protocol; it ends a stream in the SDK.
-                                done = True
-                                break
-                            data = json.loads(sse.data)
-                            if not isinstance(data, dict):
-                                continue
-                            kind = data.get("type")
-                            if kind == _DELTA:
-                                delta = data.get("delta")
-                                if not isinstance(delta, str):
-                                    raise self._fail(f"malformed {_DELTA} event")
-                                parts.append(delta)
-                                yield TextDelta(delta)
-                            elif data.get("error"):
-                                # The SDK's stream raises on any event carrying an error object.
-                                raise _stream_api_error(data["error"], raw.http_response.request)
-                            elif kind in _FINAL:
-                                final = self._final_response(kind, data.get("response"))
-                            elif kind == "response.failed":
-                                raise self._fail(_failure_message(data.get("response")))
-                            elif kind == "error":
-                                code, message = data.get("code"), data.get("message")
-                                raise self._fail(f"stream error {code}: {message}")
-                        if done:
-                            break
-                except httpx2.TimeoutException as exc:
-                    raise openai.APITimeoutError(request=raw.http_response.request) from exc
-                except _READ_ERRORS as exc:
-                    raise openai.APIConnectionError(request=raw.http_response.request) from exc
+                async for data in self._read(raw):
+                    kind = data.get("type")
+                    if kind == _DELTA:
+                        delta = data.get("delta")
+                        if not isinstance(delta, str):
+                            raise self._fail(f"malformed {_DELTA} event")
+                        parts.append(delta)
+                        yield TextDelta(delta)
+                    elif data.get("error"):
+                        # The SDK's stream raises on any event carrying an error object.
+                        raise stream_api_error(data["error"], raw.http_response.request)
+                    elif kind in _FINAL:
+                        final = self._final_response(kind, data.get("response"))
+                    elif kind == "response.failed":
+                        raise self._fail(_failure_message(data.get("response")))
+                    elif kind == "error":
+                        code, message = data.get("code"), data.get("message")
+                        raise self._fail(f"stream error {code}: {message}")
         except CALL_ERRORS as exc:
             raise self._error(exc) from exc
         if final is None:
             raise self._fail("stream ended before response.completed")
-        try:
-            completion = self._completion(final, "".join(parts))
-        except (AttributeError, TypeError) as exc:  # only a leniently built response gets here
-            raise self._fail(f"malformed final response: {exc}") from exc
-        yield completion
+        yield self._completion(request, final, "".join(parts))
 
     def warm_up(self) -> None:
-        # The SDK imports its Responses resource on first use, and pydantic builds the
-        # ``Response`` validator on first validation: together most of a second of CPU that
-        # would otherwise fall on the first user's turn.
+        # The SDK imports its Responses resource on first use: CPU that would otherwise fall on
+        # the first user's turn.
         _ = self._client.responses
-        Response.model_rebuild()
 
-    def _final_response(self, kind: str, payload: Any) -> Response:
-        """The ``Response`` of a ``response.completed``/``response.incomplete`` event."""
+    def _final_response(self, kind: str, payload: Any) -> dict[str, Any]:
+        """The ``Response`` object of a ``response.completed``/``response.incomplete`` event.
+
+        It is read as JSON, not validated as the SDK's model: servers speaking the Responses API
+        (OpenAI's older and newer versions, gateways, local runtimes) send fields and values
+        this SDK does not know, and omit some it requires. We take the few fields we need and
+        treat each leniently; usage goes through :func:`responses_usage`.
+        """
         if not isinstance(payload, dict):
             raise self._fail(f"{kind} carried no response object")
-        try:
-            return Response.model_validate(payload)
-        except pydantic.ValidationError as exc:
-            return self._lenient_response(kind, payload, exc)
+        return payload
 
-    def _lenient_response(
-        self, kind: str, payload: dict[str, Any], error: pydantic.ValidationError
-    ) -> Response:
-        """A response from an API newer than this SDK, built the way the SDK's own stream does.
-
-        A service tier, status, output item or tool type this SDK does not know yet fails strict
-        validation; the SDK's typed stream constructed such a response without validating it, so
-        an answer that was generated (and billed) is not thrown away for it. The usage we meter
-        from must still be well-formed.
-        """
-        usage = payload.get("usage")
-        try:
-            checked = None if usage is None else ResponseUsage.model_validate(usage)
-        except pydantic.ValidationError as exc:
-            raise self._fail(f"{kind} carried malformed usage: {_first_error(exc)}") from exc
-        log.warning("%s did not validate, built leniently: %s", kind, _first_error(error))
-        response = Response.model_construct(**payload)
-        response.usage = checked
-        return response
-
-    def _completion(self, response: Response, text: str) -> Completion:
-        usage = response.usage
+    def _completion(
+        self, request: CompletionRequest, response: dict[str, Any], text: str
+    ) -> Completion:
+        raw_usage = response.get("usage")
+        usage = responses_usage(raw_usage)
         if usage is None:
-            raise self._fail("response.completed carried no usage")
+            log.warning(
+                "%s: response carried no usable usage (%s); charging an estimate",
+                request.idempotency_key,
+                "none" if raw_usage is None else "malformed",
+            )
+        text = text or _output_text(response.get("output"))
         finish = "stop"
-        if response.incomplete_details is not None:
-            reason = response.incomplete_details.reason
-            finish = "length" if reason == "max_output_tokens" else (reason or "incomplete")
+        incomplete = response.get("incomplete_details")
+        if isinstance(incomplete, dict) or response.get("status") == "incomplete":
+            reason = incomplete.get("reason") if isinstance(incomplete, dict) else None
+            finish = "length" if reason == "max_output_tokens" else str(reason or "incomplete")
+        model = response.get("model")
+        response_id = response.get("id")
         return Completion(
-            text=text or response.output_text,
-            usage=Usage(
-                input_tokens=usage.input_tokens,
-                cached_input_tokens=usage.input_tokens_details.cached_tokens,
-                output_tokens=usage.output_tokens,
-                reasoning_tokens=usage.output_tokens_details.reasoning_tokens,
-            ),
-            model=str(response.model),
-            response_id=response.id,
+            text=text,
+            usage=usage_or_estimate(usage, request, text, dump_report(raw_usage)),
+            model=model if isinstance(model, str) and model else request.params.model,
+            response_id=response_id if isinstance(response_id, str) else None,
             finish_reason=finish,
         )
+
+
+def _output_text(output: Any) -> str:
+    """The text of a response's ``output_text`` parts, as the SDK's ``output_text`` gives it."""
+    texts: list[str] = []
+    for item in output if isinstance(output, list) else ():
+        if not isinstance(item, dict) or item.get("type") != "message":
+            continue
+        content = item.get("content")
+        for part in content if isinstance(content, list) else ():
+            if isinstance(part, dict) and part.get("type") == "output_text":
+                text = part.get("text")
+                if isinstance(text, str):
+                    texts.append(text)
+    return "".join(texts)
 
 
 def _failure_message(response: Any) -> str:
@@ -187,20 +161,6 @@ def _failure_message(response: Any) -> str:
     error = response.get("error") if isinstance(response, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
     return message if isinstance(message, str) and message else "response failed"
-
-
-def _stream_api_error(error: Any, request: httpx2.Request) -> openai.APIError:
-    """What the SDK's stream raises for an event carrying ``{"error": ...}``."""
-    message = error.get("message") if isinstance(error, dict) else None
-    if not message or not isinstance(message, str):
-        message = "An error occurred during streaming"
-    return openai.APIError(message, request, body=error)
-
-
-def _first_error(exc: pydantic.ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']} ({exc.error_count()} errors)"
 
 
 def _body(request: CompletionRequest) -> dict[str, object]:

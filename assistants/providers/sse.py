@@ -22,7 +22,10 @@ one ``decode`` per event.
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 _BOM = b"\xef\xbb\xbf"
 _CR = 0x0D
@@ -120,3 +123,23 @@ class SSEDecoder:
             event=event.decode("utf-8", "replace") if event else "message",
             id=self._last_id,
         )
+
+
+async def json_objects(chunks: AsyncIterable[bytes]) -> AsyncIterator[dict[str, Any]]:
+    """The JSON object carried by each event of an LLM API stream, in order.
+
+    ``data: [DONE]`` (OpenAI's terminator, not part of every server's protocol) ends the stream;
+    events with empty data and data that is not an object are skipped; data that is not JSON
+    raises :class:`json.JSONDecodeError`.
+    """
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            data = event.data
+            if data.startswith("[DONE]"):
+                return
+            if not data.strip():
+                continue
+            value = json.loads(data)
+            if isinstance(value, dict):
+                yield value

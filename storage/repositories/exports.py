@@ -39,6 +39,9 @@ USAGE_COLUMNS = (
     "priced",
     "latency_ms",
     "idempotency_key",
+    "cache_write_tokens",
+    "estimated",
+    "usage_report",
 )
 LIBRARY_COLUMNS = (
     "id",
@@ -100,6 +103,9 @@ class ExportRepository:
                 UsageEvent.priced,
                 UsageEvent.latency_ms,
                 UsageEvent.idempotency_key,
+                UsageEvent.cache_write_tokens,
+                UsageEvent.estimated,
+                UsageEvent.usage_report,
             )
             .join(Tenant, Tenant.id == UsageEvent.tenant_id)
             .outerjoin(Assistant, Assistant.id == UsageEvent.assistant_id)

@@ -28,12 +28,29 @@ Reported usage (deterministic, the same rule for all three protocols)
     - ``output`` = words of the reply + ``reasoning`` (reasoning is part of ``output``); the
       reply is cut so that ``output`` never exceeds the request's max output tokens.
 
-    On the wire: OpenAI reports ``input_tokens``/``prompt_tokens`` = input with
-    ``cached_tokens`` = cached; Anthropic reports ``input_tokens`` = input - cached,
-    ``cache_read_input_tokens`` = cached, ``cache_creation_input_tokens`` = 0 (so a client that
-    sums the three gets ``input`` back). ``server.last_usage`` holds the last reported usage as
-    ``{"input": .., "cached": .., "output": .., "reasoning": ..}``; ``server.usage_for(json)``
-    computes ``(input, output)`` for a request body without sending anything.
+    - ``cache_write`` = ``min(server.cache_write_tokens, input - cached)`` (default 0), part of
+      ``input`` too.
+
+    On the wire, by default, the plainest shape real servers send: input and output counts and
+    a total, no details (OpenAI's Responses API before 2025, most compatible servers, Anthropic
+    before prompt caching). A detail is added when it is not zero, or always with
+    ``server.usage_details = True`` (OpenAI's 2025 shapes); ``server.usage_shape = "2026"`` adds
+    the Responses API's ``input_tokens_details.cache_write_tokens`` (which the newest SDK
+    requires). OpenAI reports ``input_tokens``/``prompt_tokens`` = input with ``cached_tokens``
+    = cached and ``cache_write_tokens`` = cache writes; Anthropic reports ``input_tokens`` =
+    input - cached - cache writes, ``cache_read_input_tokens`` = cached,
+    ``cache_creation_input_tokens`` = cache writes (so a client that sums the three gets
+    ``input`` back). ``server.usage_override`` (a JSON object) is sent instead of the computed
+    usage, as a server with its own conventions would (Anthropic: in ``message_delta``);
+    ``server.send_usage = False`` sends none (Chat Completions: no usage chunk; Responses:
+    ``usage: null``; Anthropic: ``message_delta`` without it, ``message_start`` as always).
+    ``server.last_usage`` holds the last computed usage as ``{"input": .., "cached": ..,
+    "cache_write": .., "output": .., "reasoning": ..}``; ``server.usage_for(json)`` computes
+    ``(input, output)`` for a request body without sending anything.
+
+Replays
+    ``replay_next(body)`` answers the next call of any endpoint with exactly ``body`` (bytes of
+    a recorded real response, ``text/event-stream``), whatever was asked.
 
 Transcriptions
     Return ``{"text": server.transcript_text}`` (default ``"transcribed voice message"``). Models
@@ -127,6 +144,7 @@ class _Reply:
     cached_tokens: int
     output_tokens: int
     reasoning_tokens: int
+    cache_write_tokens: int = 0
 
 
 class _Cut(Exception):
@@ -206,6 +224,16 @@ class FakeLLMServer:
         self.chunk_size: int = 4
         self.delay: float = 0.0
         self.cached_tokens: int = 0
+        self.cache_write_tokens: int = 0
+        #: Send every usage detail, zero or not (OpenAI's own shape).
+        self.usage_details: bool = False
+        #: ``"2026"``: the Responses usage also carries ``cache_write_tokens``.
+        self.usage_shape: str = "plain"
+        #: Sent as the usage object instead of the computed one.
+        self.usage_override: JSON | None = None
+        #: False: no usage at all (a server ignoring ``include_usage``; Responses ``usage: null``;
+        #: Anthropic ``message_delta`` without usage).
+        self.send_usage: bool = True
         #: Extra input tokens reported beyond the real count (a provider over-reporting usage).
         self.extra_input_tokens: int = 0
         self.reasoning_tokens: int = 0
@@ -222,6 +250,7 @@ class FakeLLMServer:
         self._timeouts = 0
         self._cuts = 0
         self._breaks: list[tuple[StreamBreak, str]] = []
+        self._replays: list[bytes] = []
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -289,6 +318,10 @@ class FakeLLMServer:
         """End the next ``count`` streamed Responses calls with a bad event (see above)."""
         self._breaks.extend([(kind, message or f"injected stream {kind}")] * count)
 
+    def replay_next(self, body: bytes) -> None:
+        """Answer the next call with exactly ``body`` (a recorded event stream)."""
+        self._replays.append(body)
+
     @property
     def last_request(self) -> RecordedRequest:
         return self.requests[-1]
@@ -321,19 +354,22 @@ class FakeLLMServer:
             reasoning = min(reasoning, limit)
             text = _first_words(full, limit - reasoning)
         inputs = input_tokens_for(body) + self.extra_input_tokens
+        cached = min(self.cached_tokens, inputs)
         return _Reply(
             text=text,
             truncated=text != full,
             input_tokens=inputs,
-            cached_tokens=min(self.cached_tokens, inputs),
+            cached_tokens=cached,
             output_tokens=count_words(text) + reasoning,
             reasoning_tokens=reasoning,
+            cache_write_tokens=min(self.cache_write_tokens, inputs - cached),
         )
 
     def _record_usage(self, reply: _Reply) -> None:
         self.last_usage = {
             "input": reply.input_tokens,
             "cached": reply.cached_tokens,
+            "cache_write": reply.cache_write_tokens,
             "output": reply.output_tokens,
             "reasoning": reply.reasoning_tokens,
         }
@@ -352,8 +388,13 @@ class FakeLLMServer:
         self.requests.append(RecordedRequest(request.path, body, request.headers))
         return body
 
-    async def _injected_failure(self, request: web.Request, anthropic: bool) -> web.Response | None:
-        """Apply a pending ``timeout_next``/``fail_next``; ``None`` when the call proceeds."""
+    async def _injected_failure(
+        self, request: web.Request, anthropic: bool
+    ) -> web.StreamResponse | None:
+        """Apply a pending ``replay_next``/``timeout_next``/``fail_next``; ``None`` when the call
+        proceeds."""
+        if self._replays:
+            return await self._replay(request, self._replays.pop(0))
         if self._timeouts:
             self._timeouts -= 1
             # Waits past the client's timeout; stop() releases it so shutdown is quick.
@@ -412,6 +453,16 @@ class FakeLLMServer:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError from None
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    async def _replay(request: web.Request, body: bytes) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        await response.write(body)
         await response.write_eof()
         return response
 
@@ -487,7 +538,7 @@ class FakeLLMServer:
             "top_logprobs": 0,
             "top_p": body.get("top_p", 1.0),
             "truncation": "disabled",
-            "usage": _responses_usage(reply) if reply is not None else None,
+            "usage": self._responses_usage(reply) if reply is not None else None,
             "user": None,
             "metadata": {},
             **(self.response_extra if done else {}),
@@ -565,8 +616,8 @@ class FakeLLMServer:
         )
         final = self._response_object(body, response_id, message_id, reply)
         self._record_usage(reply)
-        kind = "response.incomplete" if reply.truncated else "response.completed"
-        yield event(kind, response=final)
+        ending = "response.incomplete" if reply.truncated else "response.completed"
+        yield event(ending, response=final)
 
     # -- OpenAI Chat Completions -----------------------------------------------------------------
 
@@ -606,7 +657,7 @@ class FakeLLMServer:
                             "finish_reason": finish,
                         }
                     ],
-                    "usage": _chat_usage(reply),
+                    "usage": self._chat_usage(reply),
                 }
             )
         options = body.get("stream_options") or {}
@@ -655,9 +706,9 @@ class FakeLLMServer:
         if cut:
             raise _Cut
         yield chunk([choice({}, finish)])
-        if include_usage:
+        if include_usage and self.send_usage:
             self._record_usage(reply)
-            yield chunk([], _chat_usage(reply))
+            yield chunk([], self._chat_usage(reply))
         yield _sse(None, "[DONE]")
 
     # -- Anthropic Messages API ------------------------------------------------------------------
@@ -687,7 +738,7 @@ class FakeLLMServer:
                     "content": [{"type": "text", "text": reply.text}],
                     "stop_reason": stop_reason,
                     "stop_sequence": None,
-                    "usage": _anthropic_usage(reply, reply.output_tokens),
+                    "usage": self._anthropic_usage(reply, reply.output_tokens),
                 },
                 headers={"request-id": _new_id("req_")},
             )
@@ -715,7 +766,7 @@ class FakeLLMServer:
                 "stop_sequence": None,
                 # The real API reports a provisional output count here; message_delta has the
                 # cumulative final one.
-                "usage": _anthropic_usage(reply, 1),
+                "usage": self._anthropic_usage(reply, 1, start=True),
             },
         )
         yield event("content_block_start", index=0, content_block={"type": "text", "text": ""})
@@ -729,10 +780,11 @@ class FakeLLMServer:
             raise _Cut
         yield event("content_block_stop", index=0)
         self._record_usage(reply)
+        usage = {"usage": self._anthropic_usage(reply, reply.output_tokens)}
         yield event(
             "message_delta",
             delta={"stop_reason": stop_reason, "stop_sequence": None},
-            usage=_anthropic_usage(reply, reply.output_tokens),
+            **(usage if self.send_usage else {}),
         )
         yield event("message_stop")
 
@@ -770,6 +822,75 @@ class FakeLLMServer:
             }
             self.last_usage = {"input": inputs, "cached": 0, "output": outputs, "reasoning": 0}
         return web.json_response(result, headers={"x-request-id": _new_id("req_")})
+
+    # -- usage on the wire -----------------------------------------------------------------------
+
+    def _details(self, **counts: int) -> JSON:
+        """The non-zero details, or all of them with ``usage_details``."""
+        return {k: v for k, v in counts.items() if v or self.usage_details}
+
+    def _responses_usage(self, reply: _Reply) -> JSON | None:
+        if not self.send_usage:
+            return None
+        if self.usage_override is not None:
+            return self.usage_override
+        usage: JSON = {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens}
+        inputs = self._details(
+            cached_tokens=reply.cached_tokens, cache_write_tokens=reply.cache_write_tokens
+        )
+        if self.usage_shape == "2026":
+            inputs = {"cached_tokens": 0, "cache_write_tokens": 0, **inputs}
+        elif "cache_write_tokens" in inputs and not reply.cache_write_tokens:
+            del inputs["cache_write_tokens"]  # before 2026 there was no such field
+        if inputs:
+            usage["input_tokens_details"] = inputs
+        outputs = self._details(reasoning_tokens=reply.reasoning_tokens)
+        if outputs:
+            usage["output_tokens_details"] = outputs
+        usage["total_tokens"] = reply.input_tokens + reply.output_tokens
+        return usage
+
+    def _chat_usage(self, reply: _Reply) -> JSON:
+        if self.usage_override is not None:
+            return self.usage_override
+        usage: JSON = {
+            "prompt_tokens": reply.input_tokens,
+            "completion_tokens": reply.output_tokens,
+            "total_tokens": reply.input_tokens + reply.output_tokens,
+        }
+        prompt = self._details(
+            cached_tokens=reply.cached_tokens,
+            cache_write_tokens=reply.cache_write_tokens,
+            audio_tokens=0,
+        )
+        if prompt:
+            usage["prompt_tokens_details"] = prompt
+        completion = self._details(
+            reasoning_tokens=reply.reasoning_tokens,
+            audio_tokens=0,
+            accepted_prediction_tokens=0,
+            rejected_prediction_tokens=0,
+        )
+        if completion:
+            usage["completion_tokens_details"] = completion
+        return usage
+
+    def _anthropic_usage(self, reply: _Reply, output_tokens: int, start: bool = False) -> JSON:
+        if self.usage_override is not None and not start:
+            return self.usage_override
+        usage: JSON = {
+            "input_tokens": reply.input_tokens - reply.cached_tokens - reply.cache_write_tokens,
+            **self._details(
+                cache_creation_input_tokens=reply.cache_write_tokens,
+                cache_read_input_tokens=reply.cached_tokens,
+            ),
+            "output_tokens": output_tokens,
+        }
+        if reply.reasoning_tokens or self.usage_details:
+            usage["output_tokens_details"] = {"thinking_tokens": reply.reasoning_tokens}
+        if self.usage_details:
+            usage["service_tier"] = "standard"
+        return usage
 
     # -- cut non-streaming answers ---------------------------------------------------------------
 
@@ -813,42 +934,6 @@ def _output_message(message_id: str, text: str, status: str) -> JSON:
         "status": status,
         "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
-    }
-
-
-def _responses_usage(reply: _Reply) -> JSON:
-    return {
-        "input_tokens": reply.input_tokens,
-        "input_tokens_details": {"cached_tokens": reply.cached_tokens, "cache_write_tokens": 0},
-        "output_tokens": reply.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
-        "total_tokens": reply.input_tokens + reply.output_tokens,
-    }
-
-
-def _chat_usage(reply: _Reply) -> JSON:
-    return {
-        "prompt_tokens": reply.input_tokens,
-        "completion_tokens": reply.output_tokens,
-        "total_tokens": reply.input_tokens + reply.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": reply.cached_tokens, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": reply.reasoning_tokens,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
-
-
-def _anthropic_usage(reply: _Reply, output_tokens: int) -> JSON:
-    return {
-        "input_tokens": reply.input_tokens - reply.cached_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": reply.cached_tokens,
-        "output_tokens": output_tokens,
-        "output_tokens_details": {"thinking_tokens": reply.reasoning_tokens},
-        "service_tier": "standard",
     }
 
 

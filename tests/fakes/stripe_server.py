@@ -14,7 +14,8 @@ Protocol, as Stripe speaks it
 Endpoints
     ``POST /v1/checkout/sessions`` (validated: mode, line items with ``price_data``, recurring
     prices only in subscription mode), ``GET /v1/checkout/sessions/<id>``,
-    ``POST /v1/checkout/sessions/<id>/expire``. Session URLs look like Stripe's
+    ``POST /v1/checkout/sessions/<id>/expire``, ``GET /v1/account`` (the key's account, for
+    ``switchboard doctor``). Session URLs look like Stripe's
     (``https://checkout.stripe.com/c/pay/cs_test_…``); nobody opens them: tests "pay" with the
     controls below.
 
@@ -124,6 +125,7 @@ class FakeStripeServer:
         app.router.add_post("/v1/checkout/sessions", self._create_session)
         app.router.add_get("/v1/checkout/sessions/{id}", self._retrieve_session)
         app.router.add_post("/v1/checkout/sessions/{id}/expire", self._expire_session)
+        app.router.add_get("/v1/account", self._account)
         app.router.add_route("*", "/v1/{rest:.*}", self._unknown)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -262,6 +264,22 @@ class FakeStripeServer:
             return session
 
         return await self._handle(request, expire)
+
+    async def _account(self, request: web.Request) -> web.Response:
+        def account(_r: web.Request, _params: JSON) -> JSON:
+            return {
+                "id": "acct_fake0000000001",
+                "object": "account",
+                "business_profile": {"name": "Switchboard Test"},
+                "charges_enabled": True,
+                "country": "FR",
+                "default_currency": "eur",
+                "details_submitted": True,
+                "payouts_enabled": True,
+                "type": "standard",
+            }
+
+        return await self._handle(request, account)
 
     async def _unknown(self, request: web.Request) -> web.Response:
         def missing(r: web.Request, _params: JSON) -> JSON:
