@@ -1,13 +1,17 @@
-"""CPU cost of one streamed answer through ``OpenAIResponsesClient``, beside the bare SDK stream.
+"""CPU cost of one streamed answer through our provider clients, beside the bare SDK streams.
 
-Both loops stream the same answer (312 characters in 20 deltas by default) from the fake OpenAI
-Responses server over real local HTTP. The server runs in this process, so its CPU is in both
-numbers; the bare loop (``responses.create(stream=True)``, the SDK's typed event stream) is the
-baseline (what the client cost while it used that stream), and reading the raw body without
-parsing it is the floor (the server and the transport). Blocks of the two
-loops alternate so machine noise hits both alike; the median block is reported.
+Every loop streams the same answer (312 characters in 20 deltas by default) from the fake LLM
+server over real local HTTP. The server runs in this process, so its CPU is in every number; the
+bare SDK loops (``responses.create(stream=True)``, ``chat.completions.create(stream=True)``, the
+SDK's typed event streams) are the baselines, and reading the raw body without parsing it is the
+floor (the server and the transport). Blocks of the loops alternate so machine noise hits all
+alike; the median block is reported.
+
+``--against REV`` adds the clients as they were at git revision REV (their modules loaded from
+``git show``), so a change to a client is measured side by side with what it replaces.
 
     .venv/bin/python bench/provider_bench.py [--answers 300] [--blocks 5] [--chunk-size 16]
+                                             [--against REV]
 """
 
 from __future__ import annotations
@@ -15,15 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import time
+import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import openai
 
+from assistants.providers.openai_chat import OpenAIChatClient
 from assistants.providers.openai_responses import OpenAIResponsesClient
 from assistants.types import ChatMessage, Completion, CompletionRequest, GenerationParams
 from tests.fakes.llm_server import FakeLLMServer
@@ -43,7 +51,47 @@ def request(i: int) -> CompletionRequest:
     )
 
 
-async def client_loop(client: OpenAIResponsesClient, n: int) -> None:
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def client_at(revision: str, module: str, cls: str) -> type[Any]:
+    """Class ``cls`` of ``assistants/providers/<module>.py`` as it was at git ``revision``."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:assistants/providers/{module}.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    namespace = types.ModuleType(f"baseline_{module}")
+    exec(compile(source, f"{revision}:{module}.py", "exec"), namespace.__dict__)
+    found: type[Any] = getattr(namespace, cls)
+    return found
+
+
+async def chat_sdk_loop(sdk: openai.AsyncOpenAI, n: int) -> None:
+    for i in range(n):
+        chunks = await sdk.chat.completions.create(
+            model=MODEL,
+            messages=[
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": QUESTION},
+            ],
+            max_tokens=512,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers={"Idempotency-Key": f"chat-sdk-{i}"},
+        )
+        parts: list[str] = []
+        async with chunks:
+            async for chunk in chunks:
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        parts.append(choice.delta.content)
+        assert "".join(parts) == REPLY
+
+
+async def client_loop(client: Any, n: int) -> None:
     for i in range(n):
         last = None
         async for event in client.stream(request(i)):
@@ -97,18 +145,37 @@ async def main() -> None:
     parser.add_argument("--answers", type=int, default=300, help="answers per block")
     parser.add_argument("--blocks", type=int, default=5, help="blocks of each loop")
     parser.add_argument("--chunk-size", type=int, default=16, help="characters per delta")
+    parser.add_argument("--against", metavar="REV", help="also time the clients of git REV")
     args = parser.parse_args()
 
     async with FakeLLMServer() as server:
         server.reply_text = REPLY
         server.chunk_size = args.chunk_size
-        client = OpenAIResponsesClient(api_key=API_KEY, base_url=server.base_url, timeout=30.0)
+        # OpenAI's newest shape, every detail present (the only one the old client accepted).
+        server.usage_details, server.usage_shape = True, "2026"
+
+        def build(cls: type[Any]) -> Any:
+            return cls(api_key=API_KEY, base_url=server.base_url, timeout=30.0)
+
+        clients = {
+            "OpenAIResponsesClient.stream": build(OpenAIResponsesClient),
+            "OpenAIChatClient.stream": build(OpenAIChatClient),
+        }
+        if args.against:
+            clients[f"OpenAIResponsesClient.stream @{args.against}"] = build(
+                client_at(args.against, "openai_responses", "OpenAIResponsesClient")
+            )
+            clients[f"OpenAIChatClient.stream @{args.against}"] = build(
+                client_at(args.against, "openai_chat", "OpenAIChatClient")
+            )
         sdk = openai.AsyncOpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0)
         loops: dict[str, Callable[[int], Awaitable[None]]] = {
             "sdk responses.create(stream=True)": lambda n: sdk_loop(sdk, n),
-            "OpenAIResponsesClient.stream": lambda n: client_loop(client, n),
+            "sdk chat.completions.create(stream=True)": lambda n: chat_sdk_loop(sdk, n),
             "raw body, unparsed (floor)": lambda n: body_loop(sdk, n),
         }
+        for name, client in clients.items():
+            loops[name] = lambda n, c=client: client_loop(c, n)  # type: ignore[misc]
         try:
             for loop in loops.values():  # warm up: imports, connection pool, pydantic schemas
                 await loop(20)
@@ -117,7 +184,8 @@ async def main() -> None:
                 for name, loop in loops.items():
                     results[name].append(await cpu_ms_per_answer(loop, args.answers))
         finally:
-            await client.aclose()
+            for client in clients.values():
+                await client.aclose()
             await sdk.close()
 
     deltas = -(-len(REPLY) // args.chunk_size)
@@ -127,11 +195,17 @@ async def main() -> None:
     )
     for name, values in results.items():
         print(
-            f"  {name:36} {statistics.median(values):6.3f}  [{min(values):.3f}-{max(values):.3f}]"
+            f"  {name:48} {statistics.median(values):6.3f}  [{min(values):.3f}-{max(values):.3f}]"
         )
-    base = statistics.median(results["sdk responses.create(stream=True)"])
-    ours = statistics.median(results["OpenAIResponsesClient.stream"])
-    print(f"  client minus bare SDK: {ours - base:+.3f} ms per answer")
+    for ours, base in (
+        ("OpenAIResponsesClient.stream", "sdk responses.create(stream=True)"),
+        ("OpenAIChatClient.stream", "sdk chat.completions.create(stream=True)"),
+    ):
+        ratio = statistics.median(results[ours]) / statistics.median(results[base])
+        print(f"  {ours} / bare SDK: {ratio:.2f}x")
+        if args.against:
+            then = statistics.median(results[f"{ours} @{args.against}"])
+            print(f"  {ours} now / @{args.against}: {statistics.median(results[ours]) / then:.2f}x")
 
 
 if __name__ == "__main__":
