@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from pathlib import Path
 from typing import cast
 
 import anthropic
@@ -610,3 +611,47 @@ async def test_fake_server_non_streaming(server: FakeLLMServer) -> None:
     finally:
         await oai.close()
         await claude.close()
+
+
+# -- Chat Completions streams as compatible servers end them --------------------------------------
+
+RECORDED_CHAT = Path(__file__).parent / "conformance/recordings/openai-chat-gpt4o-mini-usage-chunk"
+
+
+@pytest.fixture
+async def chat_client(server: FakeLLMServer) -> AsyncIterator[ProviderClient]:
+    made = FACTORIES["openai_chat"](server, 5.0)
+    yield made
+    await made.aclose()
+
+
+async def test_chat_stream_without_done_is_complete(
+    chat_client: ProviderClient, server: FakeLLMServer
+) -> None:
+    # A real OpenAI stream with its final ``data: [DONE]`` removed, as some servers end theirs.
+    body = (RECORDED_CHAT.with_suffix(".sse")).read_bytes()
+    assert body.endswith(b"data: [DONE]\n\n")
+    server.replay_next(body.removesuffix(b"data: [DONE]\n\n"))
+
+    _, completion = split(await collect(chat_client, make_request()))
+
+    meta = json.loads(RECORDED_CHAT.with_suffix(".json").read_text())
+    assert completion.text == meta["text"]
+    assert (completion.usage.input_tokens, completion.usage.output_tokens) == (22, 2)
+    assert completion.model == "gpt-4o-mini-2024-07-18" and completion.finish_reason == "stop"
+
+
+async def test_chat_error_chunk_fails_the_stream(
+    chat_client: ProviderClient, server: FakeLLMServer
+) -> None:
+    # What OpenAI-compatible servers send when generation fails after the headers went out.
+    head = (RECORDED_CHAT.with_suffix(".sse")).read_bytes().split(b"\n\n")[:2]
+    error = b'data: {"error": {"message": "model overloaded", "type": "server_error"}}'
+    server.replay_next(b"\n\n".join([*head, error]) + b"\n\n")
+    received: list[StreamEvent] = []
+
+    with pytest.raises(ProviderError, match="model overloaded"):
+        async for event in chat_client.stream(make_request()):
+            received.append(event)
+
+    assert all(isinstance(e, TextDelta) for e in received)

@@ -299,3 +299,20 @@ def test_estimate_never_below_one_token_per_four_bytes_of_ascii(text: str) -> No
     assert tokens >= -(-ascii_chars // 4)
     assert tokens >= len(text) - ascii_chars
     assert tokens <= len(text)
+
+
+def test_anthropic_compaction_iterations_are_summed() -> None:
+    # Top-level counts are the last sampling's; the compaction step is billed too.
+    final = {
+        "input_tokens": 181,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 8,
+        "iterations": [
+            {"input_tokens": 100, "output_tokens": 83, "cache_read_input_tokens": 55096},
+            {"input_tokens": 181, "output_tokens": 8, "cache_read_input_tokens": 0},
+        ],
+    }
+    usage = anthropic_usage({"input_tokens": 100, "output_tokens": 7}, [final])
+    assert usage == Usage(input_tokens=55377, cached_input_tokens=55096, output_tokens=91)
+    malformed = {**final, "iterations": [{"input_tokens": "x"}]}
+    assert anthropic_usage({}, [malformed]) == Usage(input_tokens=181, output_tokens=8)

@@ -16,7 +16,8 @@ Strict about what is billed, lenient about everything else:
   input + output + reasoning (xAI) or, without a total, when reasoning alone exceeds output,
   the server counted it outside output and it is added;
 - Anthropic's cache reads and writes are reported beside ``input_tokens`` and added to it; the
-  last ``message_delta`` revises any count of ``message_start``.
+  last ``message_delta`` revises any count of ``message_start``; with server-side compaction
+  the top-level counts cover the last sampling only, so ``usage.iterations`` is summed.
 
 The normalised :class:`Usage` keeps the server's report as JSON text (``report``), so any charge
 can be audited against what the provider said.
@@ -98,6 +99,11 @@ def anthropic_usage(start: object, revisions: Sequence[object]) -> Usage | None:
         return None
     cache_read = _detail(merged, "cache_read_input_tokens")
     cache_write = _detail(merged, "cache_creation_input_tokens")
+    iterations = _iterations(merged.get("iterations"))
+    if iterations is not None:
+        # Server-side compaction samples more than once; the top-level counts are the last
+        # sampling's only, and every iteration is billed.
+        uncached, cache_read, cache_write, output = iterations
     report = {"message_start": start, "message_delta": list(revisions)}
     return Usage(
         input_tokens=uncached + cache_read + cache_write,
@@ -110,6 +116,25 @@ def anthropic_usage(start: object, revisions: Sequence[object]) -> Usage | None:
         cache_write_tokens=cache_write,
         report=dump_report(report),
     )
+
+
+def _iterations(raw: object) -> tuple[int, int, int, int] | None:
+    """Summed (uncached input, cache reads, cache writes, output) of Anthropic's
+    ``usage.iterations``, or None when absent or not all well-formed."""
+    if not isinstance(raw, list) or not raw:
+        return None
+    sums = [0, 0, 0, 0]
+    for item in raw:
+        if not isinstance(item, Mapping):
+            return None
+        uncached, output = _count(item.get("input_tokens")), _count(item.get("output_tokens"))
+        if uncached is None or output is None:
+            return None
+        sums[0] += uncached
+        sums[1] += _detail(item, "cache_read_input_tokens")
+        sums[2] += _detail(item, "cache_creation_input_tokens")
+        sums[3] += output
+    return sums[0], sums[1], sums[2], sums[3]
 
 
 def dump_report(raw: object) -> str | None:
