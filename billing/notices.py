@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.envelope import ChatAddress, LinkButton, OutboundFile
+from core.scopes import scope_of
 from storage.repositories.admins import AdminRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
+from storage.repositories.tenants import BindingRepository
 
 #: Platform roles told about payment problems as they happen.
 NOTIFIED_ROLES = frozenset({"admin", "super_admin"})
@@ -57,9 +59,26 @@ async def admin_addresses(session: AsyncSession) -> list[ChatAddress]:
     return found
 
 
+async def still_the_tenants(
+    session: AsyncSession, tenant_id: int, addresses: list[ChatAddress]
+) -> list[ChatAddress]:
+    """Those of ``addresses`` whose chat is bound to the tenant now.
+
+    Addresses are stored when a chat asks for a payment link; by the time an invoice or a
+    notice goes out the chat may have been moved to another tenant or unlinked, or it may be a
+    platform admin's own chat (``/buy --tenant``). Such chats must not receive the tenant's
+    billing.
+    """
+    bound = {
+        (binding.channel, binding.scope_key)
+        for binding in await BindingRepository(session).of_tenant(tenant_id)
+    }
+    return [a for a in addresses if (a.channel, scope_of(a)) in bound]
+
+
 async def tenant_addresses(session: AsyncSession, tenant_id: int) -> list[ChatAddress]:
     """The tenant's chats that dealt with billing: those that asked for payment links (the
-    newest first) and the one that subscribed."""
+    newest first) and the one that subscribed, as far as they are still the tenant's."""
     stored: list[dict[str, Any] | None] = []
     current = await SubscriptionRepository(session).current(tenant_id)
     if current is not None:
@@ -75,4 +94,4 @@ async def tenant_addresses(session: AsyncSession, tenant_id: int) -> list[ChatAd
         if key not in seen:
             seen.add(key)
             found.append(address)
-    return found
+    return await still_the_tenants(session, tenant_id, found)

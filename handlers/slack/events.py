@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.envelope import Attachment, AttachmentKind, InboundMessage
+from core.scopes import slack_scope
 from handlers.slack.sink import SlackTarget
 
 CHANNEL = "slack"
@@ -35,8 +36,7 @@ class Inbound:
     target: SlackTarget
 
 
-def scope_key(team_id: str) -> str:
-    return f"team:{team_id}"
+scope_key = slack_scope
 
 
 def member_id(team_id: str, user_id: str) -> str:

@@ -16,6 +16,7 @@ from aiogram.enums import ChatType, ContentType, MessageEntityType
 from aiogram.types import Message
 
 from core.envelope import Attachment, AttachmentKind, InboundMessage
+from core.scopes import telegram_group_scope, telegram_private_scope
 
 CHANNEL = "telegram"
 
@@ -50,12 +51,8 @@ class BotIdentity:
     username: str
 
 
-def private_scope(user_id: int | str) -> str:
-    return f"user:{user_id}"
-
-
-def group_scope(chat_id: int | str) -> str:
-    return f"chat:{chat_id}"
+private_scope = telegram_private_scope
+group_scope = telegram_group_scope
 
 
 def to_envelope(
