@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from admin_commands.csv_safe import safe_cell
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.reports import billing_amount, describe, period_of
 from admin_commands.values import slug
@@ -242,4 +243,4 @@ def _cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.isoformat()
-    return value
+    return safe_cell(value)

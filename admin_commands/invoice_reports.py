@@ -14,6 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from admin_commands.csv_safe import safe_cell
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import slug
 from billing.amounts import amount_str
@@ -111,7 +112,7 @@ async def export(ctx: CommandContext) -> CommandResult:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in rows)
     content = buffer.getvalue()
     name = f"invoices-{ctx.args.slug or 'all'}-{label}.csv"
     data = {"invoices": len(found), "rows": len(rows), "file": ctx.args.out or name}

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_commands import charts
+from admin_commands.csv_safe import safe_row
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.reports import code_block as _code_block
 from admin_commands.reports import cost as _cost
@@ -396,7 +397,7 @@ def _csv(name: str, rows: Sequence[Mapping[str, Any]]) -> OutboundFile:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(rows[0])
-    writer.writerows(row.values() for row in rows)
+    writer.writerows(safe_row(row.values()) for row in rows)
     return OutboundFile(name, buffer.getvalue().encode(), "text/csv")
 
 
