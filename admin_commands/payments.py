@@ -8,7 +8,7 @@ from admin_commands.common import reply_address, target_tenant
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import plan_slug, positive_int, slug
 from billing.amounts import amount_str, price_label
-from billing.checkout import CheckoutLink, CheckoutService
+from billing.checkout import LINK_REUSE, CheckoutLink, CheckoutService
 from core.envelope import LinkButton
 from core.errors import PaymentUnavailable, SwitchboardError
 from storage.models import Payment, Tenant
@@ -62,14 +62,17 @@ async def buy(ctx: CommandContext) -> CommandResult:
     """Buy a token pack: a payment link for each pack, or for the one named."""
     checkout = _checkout(ctx)
     async with ctx.deps.sessions() as session:
-        tenant = await target_tenant(ctx, session)
+        # Opening payment sessions for another tenant is a billing action, not a read.
+        tenant = await target_tenant(ctx, session, permission="billing.write")
         packs = await PackRepository(session).list(active_only=True)
     _not_postpaid(tenant)
     address = reply_address(ctx.caller)
     actor = ctx.caller.actor
     wanted: str | None = ctx.args.pack
     if wanted is None:
-        links = await checkout.pack_links(tenant, reply_to=address, actor=actor)
+        links = await checkout.pack_links(
+            tenant, reply_to=address, actor=actor, reuse_within=LINK_REUSE
+        )
         if not links:
             return CommandResult("No token packs are on sale right now.", data=[])
         lines = [f"Top up {tenant.name} (balance {tenant.token_balance:,} tokens):"]
@@ -83,7 +86,9 @@ async def buy(ctx: CommandContext) -> CommandResult:
     if pack is None:
         on_sale = ", ".join(p.slug for p in packs) or "none"
         raise ctx.usage_error(f"No pack '{wanted}' on sale. Packs: {on_sale}.")
-    link = await checkout.pack_link(tenant, pack, reply_to=address, actor=actor)
+    link = await checkout.recent_pack_link(
+        tenant.id, pack, address, LINK_REUSE
+    ) or await checkout.pack_link(tenant, pack, reply_to=address, actor=actor)
     return CommandResult(
         f"{link.label}. Pay with the link; the tokens are added as soon as the payment lands.",
         data=_link_json(link, "pack"),
@@ -101,7 +106,7 @@ async def subscribe(ctx: CommandContext) -> CommandResult:
     """Subscribe to a monthly plan: its tokens are added every paid month."""
     checkout = _checkout(ctx)
     async with ctx.deps.sessions() as session:
-        tenant = await target_tenant(ctx, session)
+        tenant = await target_tenant(ctx, session, permission="billing.write")
         plans = await PlanRepository(session).list(kind="subscription", active_only=True)
         current = await SubscriptionRepository(session).current(tenant.id)
     plan = next((p for p in plans if p.slug == ctx.args.plan), None)

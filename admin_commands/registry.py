@@ -19,6 +19,7 @@ from admin_commands.roles import minimum_role, permissions_of
 from core.envelope import LinkButton, OutboundFile
 from core.errors import PermissionDenied, UsageError
 from storage.models import Member, Tenant
+from storage.repositories.admins import AuditRepository
 
 Audience = Literal["public", "member", "admin"]
 T = TypeVar("T")
@@ -272,9 +273,13 @@ class CommandRegistry:
                 raise UsageError(" | ".join(usages))
             return await self.dispatch(["help"], caller, deps)
         command, rest = resolved
-        self.authorize(command, caller)
-        args = command.parse(rest)
-        return await command.handler(CommandContext(caller, deps, args, command, self))
+        try:
+            self.authorize(command, caller)
+            args = command.parse(rest)
+            return await command.handler(CommandContext(caller, deps, args, command, self))
+        except PermissionDenied as refused:
+            await _audit_refusal(deps, caller, refused)
+            raise
 
     @staticmethod
     def authorize(command: Command, caller: Caller) -> None:
@@ -293,6 +298,22 @@ class CommandRegistry:
                 "This chat is not linked to any organisation yet. "
                 "Use /start CODE with the invite code you were given.",
             )
+
+
+async def _audit_refusal(deps: CommandDeps, caller: Caller, refused: PermissionDenied) -> None:
+    """A refused attempt is an admin action too: who tried what, and which role it needs.
+
+    Written in a transaction of its own, since the refused command wrote nothing.
+    """
+    tenant_id = caller.tenant.id if caller.tenant is not None else None
+    async with deps.sessions.begin() as session:
+        await AuditRepository(session).record(
+            caller.actor,
+            "permission.denied",
+            refused.action,
+            after={"role": caller.role, "needs": refused.needed_role},
+            tenant_id=tenant_id,
+        )
 
 
 def split_command_line(text: str) -> list[str]:

@@ -26,6 +26,10 @@ if TYPE_CHECKING:  # the SDK is imported only when Stripe is configured
     from billing.stripe_client import StripeCheckout
 
 
+#: An unpaid pack link asked for again by the same chat within this time is given again rather
+#: than a new Checkout Session opened (``/buy`` repeated, the out-of-tokens refusal).
+LINK_REUSE = timedelta(hours=1)
+
 #: The metadata key naming what a session buys.
 _METADATA_KEY = {"pack": "pack", "subscription": "plan", "invoice": "invoice"}
 

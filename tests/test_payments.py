@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from bot.app import App, prepare_database
 from bot.service import ServiceRunner
-from storage.models import Alert, LedgerEntry, Payment, StripeEffect, Subscription
+from storage.models import Alert, AuditLog, LedgerEntry, Payment, StripeEffect, Subscription
 from tests.conftest import AppFactory, admin, bind_console, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.stripe_server import FakeStripeServer
@@ -233,7 +233,9 @@ async def test_buy_links_then_paying_adds_the_pack_exactly_once(shop: Shop) -> N
     sink = await say(app, "/buy pro")
     [button] = sink.buttons
     session = stripe.session_for_url(button.url)
-    request = stripe.created()[-1]
+    # The chat's open pro link is given again: no second session for the same thing.
+    assert len(stripe.created()) == 3
+    [request] = [r for r in stripe.created() if r.params["metadata"]["pack"] == "pro"]
     assert request.params["mode"] == "payment"
     assert request.params["client_reference_id"] == "acme"
     assert request.params["metadata"] | {"payment": "?"} == {
@@ -616,3 +618,50 @@ def test_stripe_settings_problems_and_warnings() -> None:
     assert ready.payments_enabled and ready.service_problems() == []
     assert ready.service_warnings() == []
     assert "sk_test_x" not in repr(ready) and "whsec_x" not in repr(ready)
+
+
+# -- who may open payment links, and how many ------------------------------------------------------
+
+
+async def test_a_viewer_cannot_open_payment_links_for_a_tenant(shop: Shop) -> None:
+    app = shop.app
+    await admin(app, "admin", "add", "console:watcher", "viewer")
+
+    for command in ("/buy starter --tenant acme", "/subscribe pro --tenant acme"):
+        sink = await say(app, command, user="watcher", scope_key="x")
+        assert sink.texts == [
+            f"Permission denied: /{command.split()[0][1:]} --tenant needs the admin role."
+        ]
+
+    assert shop.stripe.sessions == {} and await count(app, Payment) == 0
+    async with app.deps.sessions() as session:
+        refused = (
+            (await session.execute(select(AuditLog).where(AuditLog.action == "permission.denied")))
+            .scalars()
+            .all()
+        )
+    assert [(r.actor, r.target, r.after) for r in refused] == [
+        ("console:watcher", "/buy --tenant", {"role": "viewer", "needs": "admin"}),
+        ("console:watcher", "/subscribe --tenant", {"role": "viewer", "needs": "admin"}),
+    ]
+    # An admin may, and it is not a refusal.
+    await admin(app, "admin", "add", "console:boss", "admin")
+    sink = await say(app, "/buy starter --tenant acme", user="boss", scope_key="x")
+    assert "Pay with the link" in sink.texts[0]
+
+
+async def test_repeated_buy_reuses_the_chats_open_links(shop: Shop) -> None:
+    app = shop.app
+    await bind_console(app)
+    first = await say(app, "/buy")
+    packs = len(first.buttons)
+    for _ in range(9):
+        again = await say(app, "/buy")
+        assert [b.url for b in again.buttons] == [b.url for b in first.buttons]
+    single = await say(app, "/buy starter")
+    assert single.buttons[0].url in {b.url for b in first.buttons}
+
+    assert len(shop.stripe.sessions) == packs == await count(app, Payment)
+    # Another chat of the tenant gets links of its own.
+    other = await say(app, "/buy", user="u2")
+    assert not {b.url for b in other.buttons} & {b.url for b in first.buttons}
