@@ -3,9 +3,9 @@ audio transcribed (and metered), text documents inlined within limits."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from assistants.types import ImageInput, Usage
+from assistants.types import ImageInput
 from core.envelope import Attachment
 from core.errors import UnsupportedInput
 from handlers.context import TurnContext
@@ -42,7 +42,6 @@ _TEXT_SUFFIXES = (
 class PreparedInput:
     text: str
     images: tuple[ImageInput, ...] = ()
-    extra_usage: list[Usage] = field(default_factory=list)
 
 
 async def prepare_input(ctx: TurnContext, assistant: Assistant) -> PreparedInput:
