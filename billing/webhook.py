@@ -9,6 +9,7 @@ Stripe's retry applies it later.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds a signature's timestamp may be old (Stripe's own default).
 SIGNATURE_TOLERANCE = 300
+#: How deeply a webhook body may nest. Stripe's events are a dozen levels deep at most; a deeper
+#: body is refused before anything walks it (which would otherwise recurse to a crash).
+MAX_JSON_DEPTH = 64
 
 ROUTES: dict[str, Route] = {
     "checkout.session.completed": Route(session_key, on_session_completed),
@@ -79,11 +83,15 @@ class StripeWebhook:
         self._tolerance = tolerance
 
     def verify(self, payload: bytes, signature: str | None) -> dict[str, Any]:
-        """The event, if ``Stripe-Signature`` is a valid, fresh signature of ``payload``."""
+        """The event, if ``Stripe-Signature`` is a valid, fresh signature of ``payload`` and
+        the payload is an event object (a signed array, string, number or deeply nested body
+        is not: answered 400, never a traceback)."""
         import stripe  # here: importing the SDK takes a while, and only webhooks need it
 
         if not signature:
             raise InvalidWebhook("no Stripe-Signature header")
+        # The shape first, so that the SDK only ever builds an event from a bounded object.
+        event_json(payload)
         try:
             event = stripe.Webhook.construct_event(
                 payload, signature, self._secret, self._tolerance
@@ -93,9 +101,6 @@ class StripeWebhook:
         except ValueError:
             raise InvalidWebhook("payload is not a Stripe event") from None
         data: dict[str, Any] = event.to_dict()
-        obj = data.get("data", {}).get("object")
-        if not isinstance(data.get("type"), str) or not isinstance(obj, dict) or "id" not in obj:
-            raise InvalidWebhook("event without a type or object")
         return data
 
     async def handle(self, payload: bytes, signature: str | None) -> WebhookResult:
@@ -118,3 +123,38 @@ class StripeWebhook:
             await route.apply(ctx, obj)
         log.info("Stripe %s %s applied (%s)", event_type, event_id, key)
         return WebhookResult("processed", event_id, event_type, tuple(ctx.notices))
+
+
+def event_json(payload: bytes) -> dict[str, Any]:
+    """``payload`` parsed, if it is a JSON object shaped like a Stripe event: a string
+    ``type`` and a ``data.object`` that is an object with an ``id``, nested at most
+    :data:`MAX_JSON_DEPTH` deep. Raises :class:`InvalidWebhook` otherwise."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past Python's limit
+        raise InvalidWebhook("payload is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidWebhook(f"payload is a JSON {type(data).__name__}, not an event")
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise InvalidWebhook(f"payload nests deeper than {MAX_JSON_DEPTH} levels")
+    inner = data.get("data")
+    obj = inner.get("object") if isinstance(inner, dict) else None
+    if not isinstance(data.get("type"), str) or not isinstance(obj, dict) or "id" not in obj:
+        raise InvalidWebhook("event without a type or object")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests (iteratively: a deep value must not exhaust the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            if level > MAX_JSON_DEPTH:
+                return level  # no need to walk the rest
+            stack.extend((child, level + 1) for child in item)
+    return deepest
