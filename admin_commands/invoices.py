@@ -137,14 +137,24 @@ async def paid(ctx: CommandContext) -> CommandResult:
     """Mark an invoice paid (by bank transfer, say), with an optional note."""
     note = ctx.convert("NOTE", text_of(500, empty_ok=True), " ".join(ctx.args.note))
     view = await ctx.deps.invoices.mark_paid(ctx.args.number, actor=ctx.caller.actor, note=note)
-    return _result(view, f"Marked paid: {view.summary()}.")
+    return _result(view, f"Marked paid: {view.summary()}.{_link_left_open(view)}")
 
 
 @commands.command("invoice cancel", permission=WRITE, arguments=[NUMBER])
 async def cancel(ctx: CommandContext) -> CommandResult:
     """Cancel an invoice; it keeps its number."""
     view = await ctx.deps.invoices.cancel(ctx.args.number, actor=ctx.caller.actor)
-    return _result(view, f"Cancelled {view.summary()}.")
+    return _result(view, f"Cancelled {view.summary()}.{_link_left_open(view)}")
+
+
+def _link_left_open(view: InvoiceView) -> str:
+    """A pay link still open after the invoice left ``sent``: Stripe could not expire it."""
+    if view.pay_url is None:
+        return ""
+    return (
+        "\nIts Stripe pay link could not be closed (Stripe did not answer); an alert is "
+        "recorded. Expire it in the Stripe dashboard, and refund the payment if it is paid."
+    )
 
 
 @commands.command("invoice show", permission=READ, arguments=[NUMBER])

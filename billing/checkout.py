@@ -169,6 +169,11 @@ class CheckoutService:
                 return _link(payment, pack.name, payment.url, payment.stripe_session_id)
         return None
 
+    async def expire(self, session_id: str) -> str:
+        """Close an open Checkout Session (an invoice cancelled or paid by hand); its status
+        afterwards, ``expired`` or ``complete``. :class:`PaymentUnavailable` if Stripe failed."""
+        return await self._stripe.expire_session(session_id)
+
     async def _create(
         self,
         tenant: Tenant,

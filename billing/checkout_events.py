@@ -80,6 +80,7 @@ async def on_session_completed(ctx: EffectContext, session: StripeObject) -> Non
         )
         return
     payment.status, payment.paid_at, payment.error = "paid", ctx.now, None
+    await ctx.paid_by(tenant, f"{payment.kind} {payment.item}")
     if payment.kind == "invoice":
         await invoice_paid(ctx, payment, tenant)
         return

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.notices import Notice, address_of, admin_addresses
 from storage.models import Tenant
+from storage.repositories.admins import AuditRepository
 from storage.repositories.alerts import AlertRepository
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,31 @@ class EffectContext:
         )
         for address in await admin_addresses(self.session):
             self.notices.append(Notice(address, detail))
+
+    async def paid_by(self, tenant: Tenant, what: str) -> None:
+        """``tenant`` paid for ``what`` through Stripe: see :func:`becomes_customer`."""
+        await becomes_customer(self.session, tenant, now=self.now, actor="stripe", what=what)
+
+
+async def becomes_customer(
+    session: AsyncSession, tenant: Tenant, *, now: datetime, actor: str, what: str
+) -> bool:
+    """DESIGN §8 "Trial → paying customer": a ``trial`` tenant that pays (a pack, a
+    subscription period, an invoice) is ``active`` from now on, in the transaction that records
+    the payment, audited as ``tenant.activate``. Every paid path calls this; True if it changed
+    the status. A suspended tenant stays suspended: that is an operator's decision."""
+    if tenant.status != "trial":
+        return False
+    tenant.status = "active"
+    await AuditRepository(session).record(
+        actor,
+        "tenant.activate",
+        tenant.slug,
+        {"status": "trial"},
+        {"status": "active", "paid": what, "at": now.isoformat()},
+        tenant_id=tenant.id,
+    )
+    return True
 
 
 Apply = Callable[[EffectContext, StripeObject], Awaitable[None]]

@@ -3,6 +3,7 @@ marked paid, cancelled, swept to overdue. Every change is audited in its own tra
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -13,19 +14,23 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.amounts import amount_str
+from billing.effects import becomes_customer
 from billing.invoice_math import line_amount, totals
 from billing.invoice_views import InvoiceView, Issuer
 from core.clock import Clock
-from core.errors import SwitchboardError
+from core.errors import PaymentUnavailable, SwitchboardError
 from storage.db import Sessions
-from storage.models import Invoice, InvoiceLine, Tenant
+from storage.models import Invoice, InvoiceLine, Payment, Tenant
 from storage.repositories.admins import AuditRepository
+from storage.repositories.alerts import AlertRepository
 from storage.repositories.invoices import InvoiceRepository
 from storage.repositories.payments import PaymentRepository
 from storage.repositories.tenants import TenantRepository
 
 if TYPE_CHECKING:
     from billing.checkout import CheckoutService
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +210,8 @@ class InvoiceService:
             if invoice.status in ("paid", "cancelled"):
                 raise InvoiceStateError(f"{invoice.number} is {invoice.status}: not payable.")
             before = snapshot(invoice)
-            invoice.status, invoice.paid_at = "paid", self._clock()
+            now = self._clock()
+            invoice.status, invoice.paid_at = "paid", now
             if note:
                 invoice.notes = _append(invoice.notes, note)
             await AuditRepository(session).record(
@@ -216,6 +222,11 @@ class InvoiceService:
                 snapshot(invoice),
                 tenant_id=invoice.tenant_id,
             )
+            tenant = await TenantRepository(session).by_id(invoice.tenant_id)
+            await becomes_customer(
+                session, tenant, now=now, actor=actor, what=f"invoice {invoice.number}"
+            )
+        await self._close_pay_links(invoice, "paid")
         return await self.view(number)
 
     async def cancel(self, number: str, *, actor: str) -> InvoiceView:
@@ -235,7 +246,54 @@ class InvoiceService:
                 snapshot(invoice),
                 tenant_id=invoice.tenant_id,
             )
+        await self._close_pay_links(invoice, "cancelled")
         return await self.view(number)
+
+    async def _close_pay_links(self, invoice: Invoice, now_is: str) -> None:
+        """The invoice left ``sent`` (cancelled, or paid by hand): expire its open Checkout
+        Sessions so they can no longer be paid. Done after the change is committed, so that a
+        payment racing it finds the invoice closed and raises ``invoice_paid_twice``. A
+        session Stripe could not expire (Stripe down) is left to that alert, and one more alert
+        says so now."""
+        if self._checkout is None:
+            return
+        async with self._sessions() as session:
+            open_rows = await PaymentRepository(session).list(
+                tenant_id=invoice.tenant_id, status="pending", kind="invoice", item=invoice.number
+            )
+        left: list[str] = []
+        for payment in open_rows:
+            if payment.stripe_session_id is None:
+                continue  # its session was never made: there is nothing to pay
+            try:
+                status = await self._checkout.expire(payment.stripe_session_id)
+            except PaymentUnavailable as exc:
+                log.warning("could not expire %s of %s: %s", payment.stripe_session_id,
+                            invoice.number, exc.reason)  # fmt: skip
+                left.append(payment.stripe_session_id)
+                continue
+            if status == "expired":
+                await self._expired(payment)
+        if left:
+            async with self._sessions.begin() as session:
+                await AlertRepository(session).add(
+                    "pay_link_open",
+                    f"{invoice.number} is {now_is} but Stripe could not expire its Checkout "
+                    f"Session {', '.join(left)}: expire it in the Stripe dashboard, and refund "
+                    "the payment if it is paid.",
+                    now=self._clock(),
+                    tenant_id=invoice.tenant_id,
+                )
+
+    async def _expired(self, payment: Payment) -> None:
+        """Close the row at once (its ``checkout.session.expired`` event may come later): the
+        invoice shows no pay link any more."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Payment)
+                .where(Payment.id == payment.id, Payment.status == "pending")
+                .values(status="expired", closed_at=self._clock())
+            )
 
     async def send(self, number: str, *, actor: str) -> InvoiceView:
         """Mark ``number`` sent (a draft becomes due in ``due_days``; a sent or overdue one is

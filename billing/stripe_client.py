@@ -80,6 +80,19 @@ class StripeCheckout:
             expires_at=datetime.fromtimestamp(expires, UTC) if isinstance(expires, int) else None,
         )
 
+    async def expire_session(self, session_id: str) -> str:
+        """Close an open Checkout Session so it can no longer be paid; its status afterwards:
+        ``expired``, or ``complete`` when it was paid first (the webhook then says so)."""
+        sessions = self._client.v1.checkout.sessions
+        try:
+            try:
+                session = await sessions.expire_async(session_id)
+            except stripe.InvalidRequestError:  # not open any more: see what it is
+                session = await sessions.retrieve_async(session_id)
+        except stripe.StripeError as exc:
+            raise _unavailable(exc) from None
+        return str(session.status)
+
     async def aclose(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 

@@ -150,6 +150,7 @@ async def on_invoice_paid(ctx: EffectContext, invoice: StripeObject) -> None:
         note=f"{plan.name} plan: tokens included in the period paid by invoice {invoice['id']}",
         actor="stripe",
     )
+    await ctx.paid_by(tenant, f"{plan.slug} plan, Stripe invoice {invoice['id']}")
     if subscription.status != "canceled":
         subscription.status, subscription.updated_at = "active", ctx.now
         tenant.plan = subscription.plan

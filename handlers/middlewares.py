@@ -17,7 +17,9 @@ from billing.holders import is_dead_local_holder
 from core.envelope import InboundMessage
 from core.errors import SwitchboardError, TenantUnavailable
 from handlers.context import Handler, TurnContext, UpdateClaim
+from handlers.topup import TRIAL_ENDED
 from storage.db import retry_transient
+from storage.models import Tenant
 from storage.repositories.admins import AdminRepository
 from storage.repositories.tenants import (
     BindingRepository,
@@ -288,12 +290,16 @@ class TenantStatusMiddleware:
             and tenant.trial_ends_at is not None
             and tenant.trial_ends_at <= ctx.deps.clock()
         ):
-            raise TenantUnavailable(
-                tenant.slug,
-                "trial ended",
-                "Your trial has ended. Please contact your provider to continue.",
-            )
+            raise TenantUnavailable(tenant.slug, TRIAL_ENDED, _trial_ended(ctx, tenant))
         await call_next(ctx)
+
+
+def _trial_ended(ctx: TurnContext, tenant: Tenant) -> str:
+    """Where payments are taken, the way on is to pay (the top-up offer adds the links);
+    otherwise, and for a postpaid tenant (invoiced, nothing to buy), it is the provider."""
+    if ctx.deps.checkout is not None and tenant.plan != "postpaid":
+        return "Your trial has ended. To continue, buy tokens with /buy or subscribe to a plan."
+    return "Your trial has ended. Please contact your provider to continue."
 
 
 class RateLimitMiddleware:

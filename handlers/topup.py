@@ -1,20 +1,28 @@
-"""The out-of-tokens refusal with something to do about it: a payment link per pack."""
+"""Refusals with something to do about them (DESIGN §8): the balance used up, or the trial
+over, answered with a payment link per pack and the ``/subscribe`` commands of the plans."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from billing.amounts import price_label
 from core.envelope import ChatAddress, LinkButton
-from core.errors import InsufficientTokens, PaymentUnavailable
+from core.errors import InsufficientTokens, PaymentUnavailable, SwitchboardError, TenantUnavailable
 from handlers.context import Handler, TurnContext
+from storage.models import Tenant
+from storage.repositories.catalog import PlanRepository
+from storage.repositories.payments import SubscriptionRepository
 
 #: A chat refused again within this time gets the same unpaid links, not new sessions.
 REUSE_LINKS_WITHIN = timedelta(hours=1)
+#: The reason :class:`~handlers.middlewares.TenantStatusMiddleware` gives for an ended trial.
+TRIAL_ENDED = "trial ended"
 
 
 class TopUpOfferMiddleware:
-    """Puts the ``/buy`` links on an :class:`InsufficientTokens` refusal from the turn; the
-    error middleware still makes the reply (text and buttons).
+    """Puts the ``/buy`` links (and the ``/subscribe`` plans) on an :class:`InsufficientTokens`
+    refusal from the turn and on the trial-ended refusal of the status check; the error
+    middleware still makes the reply (text and buttons).
 
     Postpaid tenants are invoiced (their quota is not something to buy), and without Stripe
     there is nothing to offer: those refusals pass unchanged.
@@ -24,21 +32,48 @@ class TopUpOfferMiddleware:
         try:
             await call_next(ctx)
         except InsufficientTokens as exc:
-            checkout = ctx.deps.checkout
-            tenant = ctx.tenant
-            if checkout is None or tenant is None or tenant.plan == "postpaid":
-                raise
-            try:
-                links = await checkout.pack_links(
-                    tenant,
-                    reply_to=ChatAddress.of(ctx.message),
-                    actor=f"{ctx.message.channel}:{ctx.message.user_id}",
-                    reuse_within=REUSE_LINKS_WITHIN,
-                )
-            except PaymentUnavailable as problem:
-                exc.user_message = f"{exc.user_message}\n{problem.user_message}"
-                raise exc from None
-            if links:
-                exc.user_message = f"{exc.user_message}\nTop up now:"
-                exc.buttons = tuple(LinkButton(link.label, link.url) for link in links)
+            await _offer(ctx, exc)
             raise
+        except TenantUnavailable as exc:
+            if exc.reason == TRIAL_ENDED:
+                await _offer(ctx, exc)
+            raise
+
+
+async def _offer(ctx: TurnContext, exc: SwitchboardError) -> None:
+    """Add the links to ``exc``'s message and buttons (the caller raises it again)."""
+    checkout = ctx.deps.checkout
+    tenant = ctx.tenant
+    if checkout is None or tenant is None or tenant.plan == "postpaid":
+        return
+    try:
+        links = await checkout.pack_links(
+            tenant,
+            reply_to=ChatAddress.of(ctx.message),
+            actor=f"{ctx.message.channel}:{ctx.message.user_id}",
+            reuse_within=REUSE_LINKS_WITHIN,
+        )
+    except PaymentUnavailable as problem:
+        exc.user_message = f"{exc.user_message}\n{problem.user_message}"
+        return
+    lines = [exc.user_message, *await subscribe_lines(ctx, tenant)]
+    if links:
+        lines.append("Top up now:")
+        exc.buttons = tuple(LinkButton(link.label, link.url) for link in links)
+    exc.user_message = "\n".join(lines)
+
+
+async def subscribe_lines(ctx: TurnContext, tenant: Tenant) -> list[str]:
+    """``/subscribe PLAN`` for each plan on sale, unless the tenant already subscribes (one tap
+    in Telegram; a Checkout Session is made only when the member asks)."""
+    async with ctx.deps.sessions() as session:
+        if await SubscriptionRepository(session).current(tenant.id) is not None:
+            return []
+        plans = await PlanRepository(session).list(kind="subscription", active_only=True)
+    if not plans:
+        return []
+    return ["Or subscribe to a monthly plan:"] + [
+        f"/subscribe {plan.slug} ({plan.name}: {plan.tokens_included:,} tokens for "
+        f"{price_label(plan.price_micros, plan.currency)}/month)"
+        for plan in plans
+    ]
