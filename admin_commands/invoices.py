@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from admin_commands.common import target_tenant
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.values import positive_int, slug, text_of
+from admin_commands.values import positive_amount, positive_int, quantity, slug, text_of
+from billing.amounts import minor_places
 from billing.invoice_chats import tenant_chats
+from billing.invoice_math import line_amount
 from billing.invoice_pdf import pdf_file_name, render_invoice
 from billing.invoice_views import InvoiceView
 from billing.invoices import LineSpec
@@ -23,13 +25,13 @@ from billing.notices import Notice
 from core.envelope import LinkButton, OutboundFile
 from core.money import to_micros
 from core.period import month_bounds, parse_period
-from storage.repositories.invoices import INVOICE_STATUSES
+from storage.repositories.invoices import INVOICE_STATUSES, InvoiceRepository
+from storage.repositories.tenants import TenantRepository
 
 commands = CommandGroup()
 WRITE = "invoices.write"
 READ = "stats.read"
 _NUMBER = re.compile(r"^INV-(\d{4})-(\d{4,})$", re.IGNORECASE)
-MAX_AMOUNT = Decimal("100000000")
 
 
 def invoice_number(raw: str) -> str:
@@ -37,20 +39,6 @@ def invoice_number(raw: str) -> str:
     value = raw.strip().upper()
     if not _NUMBER.match(value):
         raise argparse.ArgumentTypeError(f"{raw!r} is not an invoice number like INV-2026-0001")
-    return value
-
-
-def unit_price(raw: str) -> Decimal:
-    """A positive amount, ``120`` or ``120.50`` (at most 6 decimal places)."""
-    text = raw.strip().replace(",", "")
-    try:
-        value = Decimal(text)
-    except ArithmeticError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not an amount like 120.00") from None
-    if not value.is_finite() or not 0 < value <= MAX_AMOUNT:
-        raise argparse.ArgumentTypeError(f"{raw!r} must be an amount above zero")
-    if value.as_tuple().exponent < -6:  # type: ignore[operator]
-        raise argparse.ArgumentTypeError(f"{raw!r} has more than 6 decimal places")
     return value
 
 
@@ -64,15 +52,36 @@ def month(raw: str) -> str:
 _description = text_of(500)
 NUMBER = Arg("number", type=invoice_number, metavar="NUMBER")
 LINE = [
-    Arg("amount", type=unit_price, metavar="AMOUNT"),
+    Arg("amount", type=positive_amount, metavar="AMOUNT"),
     Arg("description", nargs="+", metavar="DESCRIPTION"),
-    Arg("--qty", type=positive_int, default=1, metavar="N"),
+    Arg("--qty", type=quantity, default=Decimal(1), metavar="N"),
 ]
 
 
-def _spec(ctx: CommandContext) -> LineSpec:
+def _spec(ctx: CommandContext, currency: str | None) -> LineSpec:
+    """The typed line; with the invoice's ``currency`` known, a unit price in more decimals
+    than it has (``10.50`` JPY) is refused, and so is a line past the invoice limit."""
     description = ctx.convert("DESCRIPTION", _description, " ".join(ctx.args.description))
-    return LineSpec(description, to_micros(ctx.args.amount), ctx.args.qty)
+    price: Decimal = ctx.args.amount
+    if currency is not None:
+        places = minor_places(currency)
+        if price != price.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN):
+            raise ctx.usage_error(
+                f"{currency} amounts have {places} decimal places: {price} cannot be billed."
+            )
+        line_amount(ctx.args.qty, to_micros(price), currency)  # InvoiceTooLarge past the limit
+    return LineSpec(description, to_micros(price), ctx.args.qty)
+
+
+async def _currency(ctx: CommandContext, *, slug: str = "", number: str = "") -> str | None:
+    """The currency a new line is billed in (None for an unknown tenant or invoice: the
+    service says so)."""
+    async with ctx.deps.sessions() as session:
+        if number:
+            invoice = await InvoiceRepository(session).find(number)
+            return invoice.currency if invoice else None
+        tenant = await TenantRepository(session).find(slug)
+        return tenant.billing_currency if tenant else None
 
 
 def _result(view: InvoiceView, text: str | None = None) -> CommandResult:
@@ -97,14 +106,16 @@ async def _pdf(ctx: CommandContext, view: InvoiceView) -> OutboundFile:
 @commands.command("invoice new", permission=WRITE, arguments=[Arg("slug", type=slug), *LINE])
 async def new(ctx: CommandContext) -> CommandResult:
     """Issue a draft invoice to a tenant with one line (add more with /invoice line)."""
-    view = await ctx.deps.invoices.create(ctx.args.slug, [_spec(ctx)], actor=ctx.caller.actor)
+    spec = _spec(ctx, await _currency(ctx, slug=ctx.args.slug))
+    view = await ctx.deps.invoices.create(ctx.args.slug, [spec], actor=ctx.caller.actor)
     return _result(view, f"Created draft {view.summary()}.\n{view.text()}")
 
 
 @commands.command("invoice line", permission=WRITE, arguments=[NUMBER, *LINE])
 async def line(ctx: CommandContext) -> CommandResult:
     """Add a line to a draft invoice."""
-    view = await ctx.deps.invoices.add_line(ctx.args.number, _spec(ctx), actor=ctx.caller.actor)
+    spec = _spec(ctx, await _currency(ctx, number=ctx.args.number))
+    view = await ctx.deps.invoices.add_line(ctx.args.number, spec, actor=ctx.caller.actor)
     return _result(view)
 
 

@@ -206,17 +206,95 @@ def plan_slug(raw: str) -> str:
     return value
 
 
+# -- money and quantities typed by people (DESIGN §8 "Money typed by people") ---------------------
+
+#: The most decimal places a typed amount may have: the most any billing currency has. Stripe
+#: charges every currency in 0 or 2 places (``billing.amounts.minor_places``; Stripe's
+#: three-decimal currencies must end in 0, i.e. are charged in 2), so that table, not a locale
+#: library, is the reference; a command that knows the currency checks its own places too.
+MONEY_PLACES = 2
+#: Quantities are counted like amounts (``1.5`` hours, ``0,25`` days).
+QUANTITY_PLACES = 2
+#: The largest amount a person may type (a price, a fee, an invoice line's unit price).
+MAX_AMOUNT = Decimal("100000000")
+#: The largest quantity of an invoice line.
+MAX_QUANTITY = Decimal("1000000")
+#: ``digits``, optionally one ``.`` or ``,`` and more digits; nothing else.
+_DECIMAL_RE = re.compile(r"(?P<whole>[0-9]+)(?:(?P<sep>[.,])(?P<frac>[0-9]+))?")
+
+
+def typed_decimal(raw: str, *, what: str, places: int, example: str) -> Decimal:
+    """A decimal number of zero or more as people write it: ASCII digits, at most one ``.`` or
+    ``,`` as the decimal separator, at most ``places`` decimals. Whatever could be read two
+    ways (``1,050``, ``1,050.00``, ``1.050,00``, ``1 050``) is refused with how to write it, as
+    are signs, exponents, ``_`` and digits of other scripts: an accepted text has one meaning.
+    """
+    text = raw.strip()
+    found = _DECIMAL_RE.fullmatch(text)
+    if found is None:
+        raise argparse.ArgumentTypeError(_why_not(raw, text, what, places, example))
+    whole, frac = found["whole"], found["frac"] or ""
+    # "1,050" reads as one thousand and fifty too; "0,050" cannot (too many places, below).
+    if len(frac) == 3 and whole.lstrip("0"):
+        raise argparse.ArgumentTypeError(
+            f"{shown(raw)} is ambiguous: three digits after {found['sep']!r} read as thousands. "
+            f"Write it without thousands separators, with at most {places} decimal places, "
+            f"like {example}"
+        )
+    if len(frac) > places:
+        raise argparse.ArgumentTypeError(
+            f"{shown(raw)} has more than {places} decimal places: write it like {example}"
+        )
+    # Cut before converting: a thousand-digit number is out of any range as it stands.
+    if len(whole.lstrip("0")) > 15:
+        raise argparse.ArgumentTypeError(f"{shown(raw)} is too large: at most 15 digits")
+    return Decimal(f"{whole}.{frac}" if frac else whole)
+
+
+#: Characters people put between thousands (``1 050``, ``1'050``, ``1_050``, no-break spaces).
+_GROUPING = frozenset("_' \u00a0\u202f")
+
+
+def _why_not(raw: str, text: str, what: str, places: int, example: str) -> str:
+    """The reason ``text`` is not a number we read, and how to write it."""
+    how = f"write it like {example}"
+    if any(unicodedata.category(c) == "Nd" and not c.isascii() for c in text):
+        return f"{shown(raw)}: use the digits 0-9; {how}"
+    if text[:1] in ("+", "-"):
+        return f"{shown(raw)}: no sign, {what} of zero or more; {how}"
+    if "e" in text.lower() and any(c.isdigit() for c in text):
+        return f"{shown(raw)}: no exponents, write the digits out; {how}"
+    if any(c in _GROUPING or c.isspace() for c in text) or sum(c in ".," for c in text) > 1:
+        return (
+            f"{shown(raw)} is ambiguous: no thousands separators, one '.' or ',' before at "
+            f"most {places} decimal places; {how}"
+        )
+    return f"{shown(raw)} is not {what}; {how}"
+
+
 def amount(raw: str) -> Decimal:
-    """A money amount of zero or more, ``15``, ``15.00`` or ``1,500.50`` (never a float)."""
-    text = raw.strip().replace(",", "").replace("_", "")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not an amount like 15.00") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} must be an amount of zero or more")
-    if value.as_tuple().exponent < -6:  # type: ignore[operator]
-        raise argparse.ArgumentTypeError(f"{raw!r} has more than 6 decimal places")
+    """A money amount of zero or more: ``15``, ``15.50`` or ``15,50`` (never a float)."""
+    value = typed_decimal(raw, what="an amount", places=MONEY_PLACES, example="1050.50 or 1050,50")
+    if value > MAX_AMOUNT:
+        raise argparse.ArgumentTypeError(f"{shown(raw)} must be at most {MAX_AMOUNT:,}")
+    return value
+
+
+def positive_amount(raw: str) -> Decimal:
+    """An amount above zero (an invoice line's unit price)."""
+    value = amount(raw)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{shown(raw)} must be an amount above zero")
+    return value
+
+
+def quantity(raw: str) -> Decimal:
+    """How many of a line: above zero, ``3``, ``1.5`` or ``1,5``."""
+    value = typed_decimal(raw, what="a quantity", places=QUANTITY_PLACES, example="3, 1.5 or 1,5")
+    if not 0 < value <= MAX_QUANTITY:
+        raise argparse.ArgumentTypeError(
+            f"{shown(raw)} must be a quantity above zero, at most {MAX_QUANTITY:,}"
+        )
     return value
 
 
@@ -228,10 +306,12 @@ def currency(raw: str) -> str:
 
 
 def ratio(raw: str) -> Decimal:
-    """A multiplier above zero such as a markup of 1.30."""
-    value = amount(raw)
+    """A multiplier above zero such as a markup of ``1.30`` (or ``1,30``; up to 6 places)."""
+    value = typed_decimal(raw, what="a number", places=6, example="1.30, 1,30 or 1.1250")
     if value == 0:
         raise argparse.ArgumentTypeError(f"{raw!r} must be above zero")
+    if value > MAX_AMOUNT:
+        raise argparse.ArgumentTypeError(f"{shown(raw)} must be at most {MAX_AMOUNT:,}")
     return value
 
 

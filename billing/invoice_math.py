@@ -1,5 +1,11 @@
 """Invoice arithmetic: each line rounded to the currency's minor unit (the cent), VAT computed
-once on the subtotal and rounded the same way. Pure functions on micro-units."""
+once on the subtotal and rounded the same way. Pure functions on micro-units.
+
+Every line amount and total is at most :data:`MAX_INVOICE_AMOUNT` currency units: far above
+any real invoice (Stripe charges at most 999,999.99 at once) and far below what a 64-bit
+micro-unit column holds (9.2 × 10^12 units), so a huge quantity × price is refused with a
+message instead of overflowing the database.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,31 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from billing.amounts import minor_places
+from core.errors import SwitchboardError
 from core.money import MICROS_PER_UNIT, from_micros, to_micros
 
 PPM = 1_000_000
+#: The largest invoice line amount, subtotal or total, in currency units.
+MAX_INVOICE_AMOUNT = Decimal(1_000_000_000)
+_MAX_MICROS = int(MAX_INVOICE_AMOUNT) * MICROS_PER_UNIT
+
+
+class InvoiceTooLarge(SwitchboardError):
+    """A line or total above :data:`MAX_INVOICE_AMOUNT` (nothing is written)."""
+
+    def __init__(self, what: str, micros: int, currency: str) -> None:
+        message = (
+            f"The {what} would be {from_micros(micros):,.2f} {currency.upper()}: an invoice "
+            f"line or total is at most {MAX_INVOICE_AMOUNT:,.2f}. Check the amount and quantity."
+        )
+        super().__init__(message, user_message=message)
+
+
+def checked(micros: int, what: str, currency: str) -> int:
+    """``micros``, if within :data:`MAX_INVOICE_AMOUNT` either way; :class:`InvoiceTooLarge`."""
+    if abs(micros) > _MAX_MICROS:
+        raise InvoiceTooLarge(what, micros, currency)
+    return micros
 
 
 def round_to_minor(amount: Decimal, currency: str) -> int:
@@ -19,8 +47,10 @@ def round_to_minor(amount: Decimal, currency: str) -> int:
     return to_micros(amount.quantize(step, rounding=ROUND_HALF_UP))
 
 
-def line_amount(quantity: int, unit_price_micros: int, currency: str) -> int:
-    return round_to_minor(from_micros(unit_price_micros) * quantity, currency)
+def line_amount(quantity: Decimal | int, unit_price_micros: int, currency: str) -> int:
+    """quantity × unit price, rounded half-up to the cent (a quantity may be ``1.5``)."""
+    exact = from_micros(unit_price_micros) * quantity
+    return checked(round_to_minor(exact, currency), "line amount", currency)
 
 
 def ppm_of(rate: Decimal) -> int:
@@ -42,9 +72,9 @@ class Totals:
 
 
 def totals(line_amounts: Iterable[int], vat_rate_ppm: int, currency: str) -> Totals:
-    subtotal = sum(line_amounts)
+    subtotal = checked(sum(line_amounts), "invoice subtotal", currency)
     vat = round_to_minor(from_micros(subtotal) * vat_rate_ppm / PPM, currency)
-    return Totals(subtotal, vat, subtotal + vat)
+    return Totals(subtotal, vat, checked(subtotal + vat, "invoice total", currency))
 
 
 def scaled(micros: int, factor_ppm: int, currency: str) -> int:

@@ -75,7 +75,9 @@ class InvoiceView:
             "lines": [
                 {
                     "description": line.description,
-                    "quantity": line.quantity,
+                    # A whole number as always; a fractional one as a decimal string, like
+                    # the amounts ("1.5").
+                    "quantity": quantity_json(line.quantity),
                     "unit_price": amount(line.unit_price_micros),
                     "amount": amount(line.amount_micros),
                 }
@@ -121,3 +123,8 @@ class InvoiceView:
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
+
+
+def quantity_json(quantity: Decimal) -> int | str:
+    whole = quantity.to_integral_value()
+    return int(whole) if quantity == whole else str(quantity)

@@ -44,11 +44,11 @@ class InvoiceConfig:
 
 @dataclass(frozen=True, slots=True)
 class LineSpec:
-    """A line to bill: ``quantity`` × ``unit_price_micros``."""
+    """A line to bill: ``quantity`` (``1``, ``1.5``) × ``unit_price_micros``."""
 
     description: str
     unit_price_micros: int
-    quantity: int = 1
+    quantity: Decimal = Decimal(1)
 
 
 class InvoiceStateError(SwitchboardError):

@@ -8,6 +8,7 @@ PostgreSQL, so only portable types are used.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -62,6 +63,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Thousandths(TypeDecorator[Decimal]):
+    """A Decimal of up to 3 places stored as an integer of thousandths (1.5 as 1500): exact on
+    every backend (SQLite has no decimal type)."""
+
+    impl = BigInteger()
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Any) -> int | None:
+        return None if value is None else int((Decimal(value) * 1000).to_integral_exact())
+
+    def process_result_value(self, value: int | None, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        whole, rest = divmod(int(value), 1000)
+        return Decimal(whole) if not rest else (Decimal(value) / 1000).normalize()
 
 
 class Base(DeclarativeBase):
@@ -693,7 +711,8 @@ class InvoiceLine(Base):
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
     position: Mapped[int]
     description: Mapped[str] = mapped_column(Text)
-    quantity: Mapped[int]
+    #: 1, or 1.5 (hours): stored in thousandths.
+    quantity: Mapped[Decimal] = mapped_column("quantity_milli", Thousandths())
     unit_price_micros: Mapped[int]
     #: quantity × unit price, rounded to the cent.
     amount_micros: Mapped[int]

@@ -105,11 +105,11 @@ async def test_manual_invoice_lifecycle_overdue_cancel_and_refusals(make_app: Ap
     clock = Clock(NOV)
     app = await make_app(clock=clock, INVOICE_DUE_DAYS="14")
     await tenant_with_tokens(app, "acme", tokens=0)
-    created = await admin(app, "invoice", "new", "acme", "0.333", "Consulting", "--qty", "3")
+    created = await admin(app, "invoice", "new", "acme", "0.33", "Consulting", "--qty", "1.5")
     number = created.data["number"]
-    assert created.data["lines"][0]["amount"] == "1.00"  # 0.999 rounded to the cent
+    assert created.data["lines"][0]["amount"] == "0.50"  # 0.495 rounded to the cent
     line = await admin(app, "invoice", "line", number, "99.99", "Setup", "é", "€")
-    assert line.data["subtotal"] == "100.99" and line.data["total"] == "121.19"
+    assert line.data["subtotal"] == "100.49" and line.data["total"] == "120.59"
 
     sent = await admin(app, "invoice", "send", number)
     assert sent.data["status"] == "sent" and sent.data["due_at"].startswith("2026-11-17")
@@ -172,7 +172,7 @@ async def test_export_csv_matches_billing_stats(make_app: AppFactory) -> None:
     numbers = []
     for slug, price in (("acme", "10"), ("acme", "20.5"), ("zeta", "7.77"), ("zeta", "3")):
         doc = (await admin(app, "invoice", "new", slug, price, "Work", "--qty", "2")).data
-        await admin(app, "invoice", "line", doc["number"], "1.005", "Extra")
+        await admin(app, "invoice", "line", doc["number"], "1.01", "Extra")
         await admin(app, "invoice", "send", doc["number"])
         numbers.append(doc["number"])
     await admin(app, "invoice", "paid", numbers[0])
