@@ -16,7 +16,7 @@ from billing.invoice_events import invoice_paid, invoice_refunded
 from billing.subscription_events import start_subscription
 from storage.models import Payment, Tenant
 from storage.repositories.ledger import LedgerRepository
-from storage.repositories.payments import PaymentRepository
+from storage.repositories.payments import PaymentRepository, SubscriptionRepository
 from storage.repositories.tenants import TenantRepository
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,10 @@ async def on_session_completed(ctx: EffectContext, session: StripeObject) -> Non
         await start_subscription(
             ctx,
             tenant,
-            plan=payment.item,
+            payment,
             subscription_id=subscription_id,
             customer_id=text(session, "customer"),
-            currency=payment.currency,
-            reply_to=payment.reply_to,
+            first_invoice=text(session, "invoice"),
         )
         return
     entry = await LedgerRepository(ctx.session).post(
@@ -112,6 +111,8 @@ async def on_session_completed(ctx: EffectContext, session: StripeObject) -> Non
         payment.reply_to,
         f"Payment received: +{payment.tokens:,} tokens, balance {entry.balance_after:,}.",
     )
+    # A partial refund Stripe delivered before this completion: taken back now it is credited.
+    await take_back_refunded(ctx, payment, full=False)
 
 
 def _mismatch(payment: Payment, tenant: Tenant, session: StripeObject) -> str | None:
@@ -153,8 +154,46 @@ async def on_charge_refunded(ctx: EffectContext, charge: StripeObject) -> None:
     """Take back the tokens a refunded payment bought, in proportion to the amount refunded.
 
     The balance may go below zero (tokens already used): a prepaid tenant is then refused until
-    topped up. A payment never credited (amount mismatch) only has its refund recorded.
+    topped up. A payment never credited (amount mismatch) only has its refund recorded; one not
+    credited *yet* (the refund overtook ``checkout.session.completed``) has it taken back when
+    it is credited. Refunds may arrive in any order: what counts is the largest
+    ``amount_refunded`` seen, which is Stripe's running total for the charge.
     """
+    payment = await _charge_payment(ctx, charge)
+    if payment is None:
+        await _unmatched_refund(ctx, charge)
+        return
+    amount, refunded = number(charge, "amount") or 0, number(charge, "amount_refunded") or 0
+    currency = str(charge.get("currency") or payment.currency).upper()
+    full = bool(charge.get("refunded")) or (amount > 0 and refunded >= amount)
+    payment.refunded_micros = max(payment.refunded_micros, from_minor(refunded, currency))
+    if full:
+        payment.refunded_micros = max(payment.refunded_micros, payment.amount_micros)
+    if payment.status not in ("paid", "refunded") or payment.paid_at is None:
+        if full:  # nothing credited, and now nothing ever will be
+            payment.status, payment.closed_at = "refunded", ctx.now
+        return
+    if payment.kind == "invoice":
+        if full:
+            payment.status, payment.closed_at = "refunded", ctx.now
+        await invoice_refunded(ctx, payment, price_label(payment.refunded_micros, currency))
+        return
+    taken = await take_back_refunded(ctx, payment, full=full)
+    if taken and payment.kind in ("subscription", "renewal"):
+        tenant = await TenantRepository(ctx.session).by_id(payment.tenant_id)
+        await ctx.alert(
+            "subscription_refunded",
+            tenant,
+            f"Stripe refunded {price_label(payment.refunded_micros, currency)} of "
+            f"{tenant.slug}'s {payment.item} plan period (invoice {payment.stripe_invoice_id}, "
+            f"charge {charge['id']}): {taken:,} tokens taken back. The subscription itself "
+            "goes on; cancel it in Stripe if that was meant.",
+        )
+
+
+async def _charge_payment(ctx: EffectContext, charge: StripeObject) -> Payment | None:
+    """Our row for a charge: by its payment intent (recorded for sessions and for every
+    subscription period), or by the row id a pack's payment intent carries in its metadata."""
     payments = PaymentRepository(ctx.session)
     payment = None
     intent = text(charge, "payment_intent")
@@ -163,49 +202,63 @@ async def on_charge_refunded(ctx: EffectContext, charge: StripeObject) -> None:
     row_id = metadata(charge).get("payment", "")
     if payment is None and row_id.isdigit():
         payment = await payments.by_id(int(row_id), lock=True)
-    if payment is None:
-        if metadata(charge).get("tenant"):
-            await ctx.alert(
-                "refund_unmatched",
-                None,
-                f"Stripe refunded charge {charge['id']} (tenant {metadata(charge)['tenant']!r}) "
-                "but no payment here matches it; check the ledger by hand.",
-            )
+        if payment is not None and payment.stripe_payment_intent not in (None, intent):
+            return None  # the metadata names a row another payment intent paid
+    if payment is not None:
+        payment.stripe_payment_intent = payment.stripe_payment_intent or intent
+    return payment
+
+
+async def _unmatched_refund(ctx: EffectContext, charge: StripeObject) -> None:
+    """A refund of a charge no row of ours matches: admins check it if it looks like ours."""
+    named = metadata(charge).get("tenant")
+    customer = text(charge, "customer")
+    subscription = (
+        await SubscriptionRepository(ctx.session).of_customer(customer) if customer else None
+    )
+    if not named and subscription is None:
         return
-    payment.stripe_payment_intent = payment.stripe_payment_intent or intent
-    amount, refunded = number(charge, "amount") or 0, number(charge, "amount_refunded") or 0
-    currency = str(charge.get("currency") or payment.currency).upper()
-    full = bool(charge.get("refunded")) or (amount > 0 and refunded >= amount)
-    payment.refunded_micros = from_minor(refunded, currency)
-    if payment.status not in ("paid", "refunded"):
-        if full:
-            payment.status, payment.closed_at = "refunded", ctx.now
-        return
-    if payment.kind == "invoice":
-        if full:
-            payment.status, payment.closed_at = "refunded", ctx.now
-        await invoice_refunded(ctx, payment, price_label(payment.refunded_micros, currency))
-        return
-    # A partial refund takes back its share of the tokens, rounded down in the buyer's favour.
-    share = payment.tokens * refunded // amount if amount else 0
-    owed = payment.tokens if full else share
-    taken = owed - payment.refunded_tokens
+    tenant = (
+        await TenantRepository(ctx.session).by_id(subscription.tenant_id) if subscription else None
+    )
+    who = repr(named) if named else (tenant.slug if tenant else "?")
+    await ctx.alert(
+        "refund_unmatched",
+        tenant,
+        f"Stripe refunded charge {charge['id']} (tenant {who}) but no payment here matches "
+        "it; check the ledger by hand.",
+    )
+
+
+async def take_back_refunded(ctx: EffectContext, payment: Payment, *, full: bool) -> int:
+    """Take back the share of ``payment.tokens`` that ``payment.refunded_micros`` refunds, less
+    what was already taken back: tokens × refunded / amount, rounded down (in the buyer's
+    favour), all of them once fully refunded. The tokens taken now (0 if none)."""
+    full = full or (payment.amount_micros > 0 and payment.refunded_micros >= payment.amount_micros)
     if full:
+        owed = payment.tokens
         payment.status, payment.closed_at = "refunded", ctx.now
+    elif payment.amount_micros > 0:
+        owed = payment.tokens * payment.refunded_micros // payment.amount_micros
+    else:
+        owed = 0
+    taken = owed - payment.refunded_tokens
     if taken <= 0:
-        return
+        return 0
     payment.refunded_tokens = owed
     entry = await LedgerRepository(ctx.session).post(
         payment.tenant_id,
         "refund",
         -taken,
         now=ctx.now,
-        reference=f"stripe-refund:{charge['id']}:{refunded}",
+        # refunded_tokens only grows, so each take-back of a payment has its own reference.
+        reference=f"stripe-refund:{payment.id}:{owed}",
         note=f"refund of {payment.kind} {payment.item} "
-        f"({price_label(payment.refunded_micros, currency)} refunded in all)",
+        f"({price_label(payment.refunded_micros, payment.currency)} refunded in all)",
         actor="stripe",
     )
     ctx.tell(
         payment.reply_to,
         f"Refund processed: -{taken:,} tokens, balance {entry.balance_after:,}.",
     )
+    return taken

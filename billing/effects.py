@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,23 @@ log = logging.getLogger(__name__)
 StripeObject = Mapping[str, Any]
 
 
+class StripeApi(Protocol):
+    """What webhook effects ask of the Stripe API (:class:`billing.stripe_client.StripeCheckout`).
+
+    Called inside the effect's transaction, with idempotency keys derived from the Stripe
+    objects: a call that fails rolls the effect back and Stripe's retry of the event makes it
+    again; a call that succeeded before a rollback is replayed by Stripe, not repeated.
+    """
+
+    async def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> None: ...
+
+    async def refund(
+        self, payment_intent: str, *, idempotency_key: str, metadata: dict[str, str]
+    ) -> str: ...
+
+    async def invoice_payment_intent(self, invoice_id: str) -> str | None: ...
+
+
 @dataclass(slots=True)
 class EffectContext:
     """One event being applied, inside the transaction that records it as applied."""
@@ -29,6 +46,8 @@ class EffectContext:
     event_id: str
     event_type: str
     notices: list[Notice] = field(default_factory=list)
+    #: The Stripe API, when a secret key is configured (webhooks alone need only the secret).
+    api: StripeApi | None = None
 
     def tell(self, stored_address: dict[str, Any] | None, text: str) -> None:
         address = address_of(stored_address)

@@ -93,6 +93,56 @@ class StripeCheckout:
             raise _unavailable(exc) from None
         return str(session.status)
 
+    async def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> None:
+        """End ``subscription_id`` now (no further charges; nothing prorated back)."""
+        try:
+            await self._client.v1.subscriptions.cancel_async(
+                subscription_id, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status != 404:
+                raise _unavailable(exc) from None
+            # Stripe answers a cancelled subscription as missing: it is ended, as wanted.
+            log.info("Stripe subscription %s already ended", subscription_id)
+        except stripe.StripeError as exc:
+            raise _unavailable(exc) from None
+
+    async def refund(
+        self, payment_intent: str, *, idempotency_key: str, metadata: dict[str, str]
+    ) -> str:
+        """Refund all that is left of ``payment_intent``; the refund's id."""
+        try:
+            refund = await self._client.v1.refunds.create_async(
+                {"payment_intent": payment_intent, "metadata": metadata},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "charge_already_refunded":
+                raise _unavailable(exc) from None
+            return "already refunded"  # by hand in the dashboard, say: nothing left to give
+        except stripe.StripeError as exc:
+            raise _unavailable(exc) from None
+        return str(refund.id)
+
+    async def invoice_payment_intent(self, invoice_id: str) -> str | None:
+        """The payment intent that paid ``invoice_id``, None if none did (a zero invoice).
+
+        Since API 2025-03-31 an invoice carries no ``payment_intent``, and its ``payments`` are
+        includable (never in an event's payload): ask the Invoice Payments API.
+        """
+        try:
+            listing = await self._client.v1.invoice_payments.list_async(
+                {"invoice": invoice_id, "status": "paid"}
+            )
+        except stripe.StripeError as exc:
+            raise _unavailable(exc) from None
+        for item in listing.data:
+            intent = getattr(item.payment, "payment_intent", None)
+            found = intent if isinstance(intent, str) else getattr(intent, "id", None)
+            if isinstance(found, str) and found:
+                return found
+        return None
+
     async def aclose(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 from billing.amounts import from_minor, price_label
 from billing.effects import EffectContext, StripeObject, metadata, number, text
@@ -34,64 +33,157 @@ def failed_invoice_key(event_type: str, invoice: StripeObject) -> str:
 async def start_subscription(
     ctx: EffectContext,
     tenant: Tenant,
+    checkout: Payment,
     *,
-    plan: str,
     subscription_id: str,
     customer_id: str | None,
-    currency: str,
-    reply_to: dict[str, Any] | None,
+    first_invoice: str | None,
 ) -> Subscription:
-    """The tenant is on ``plan`` from now on, unless the subscription already ended."""
-    subscription = await SubscriptionRepository(ctx.session).find_or_add(
-        Subscription(
-            tenant_id=tenant.id,
-            plan=plan,
-            stripe_subscription_id=subscription_id,
-            stripe_customer_id=customer_id,
-            status="active",
-            currency=currency.upper(),
-            reply_to=reply_to,
-            created_at=ctx.now,
-            updated_at=ctx.now,
+    """The tenant is on the plan ``checkout`` sold from now on, unless the subscription already
+    ended, or the tenant already had another one: then this one is cancelled and refunded."""
+    repo = SubscriptionRepository(ctx.session)
+    subscription = await repo.find(subscription_id)
+    if subscription is None:
+        # One new subscription of a tenant at a time: two /subscribe links paid at once are
+        # told apart here, whichever process receives them.
+        await repo.lock_tenant(tenant.id)
+        other = await repo.current(tenant.id)
+        subscription = await repo.find_or_add(
+            Subscription(
+                tenant_id=tenant.id,
+                plan=checkout.item,
+                stripe_subscription_id=subscription_id,
+                stripe_customer_id=customer_id,
+                status="active",
+                currency=checkout.currency.upper(),
+                reply_to=checkout.reply_to,
+                created_at=ctx.now,
+                updated_at=ctx.now,
+            )
         )
-    )
+        if other is not None and other.stripe_subscription_id != subscription_id:
+            await _undo_duplicate(ctx, tenant, checkout, subscription, other, first_invoice)
+            return subscription
     subscription.stripe_customer_id = subscription.stripe_customer_id or customer_id
-    subscription.reply_to = subscription.reply_to or reply_to
-    if subscription.status != "canceled":
+    subscription.reply_to = subscription.reply_to or checkout.reply_to
+    if subscription.duplicate_of is None and subscription.status != "canceled":
         subscription.status, subscription.updated_at = "active", ctx.now
         tenant.plan = subscription.plan
     return subscription
 
 
+async def _undo_duplicate(
+    ctx: EffectContext,
+    tenant: Tenant,
+    checkout: Payment,
+    subscription: Subscription,
+    other: Subscription,
+    first_invoice: str | None,
+) -> None:
+    """A second subscription paid while ``other`` is live: Stripe would charge both every
+    month. It grants nothing; it is cancelled now and its first payment refunded."""
+    subscription.status, subscription.canceled_at = "canceled", ctx.now
+    subscription.updated_at, subscription.duplicate_of = ctx.now, other.id
+    checkout.tokens, checkout.closed_at = 0, ctx.now
+    checkout.paid_at = checkout.paid_at or ctx.now
+    checkout.error = f"second subscription while {other.stripe_subscription_id} is live"
+    sub_id = subscription.stripe_subscription_id
+    if ctx.api is not None:
+        await ctx.api.cancel_subscription(
+            sub_id, idempotency_key=f"switchboard-cancel-duplicate-{sub_id}"
+        )
+    refund = await refund_duplicate(ctx, tenant, checkout, first_invoice)
+    price = price_label(checkout.amount_micros, checkout.currency)
+    if ctx.api is None:
+        done = f"Cancel {sub_id} and refund its {price} in the Stripe dashboard"
+    elif refund is None:
+        done = f"{sub_id} was cancelled at Stripe; its first payment is refunded when it is seen"
+    else:
+        done = f"{sub_id} was cancelled at Stripe and its {price} refunded ({refund})"
+    await ctx.alert(
+        "duplicate_subscription",
+        tenant,
+        f"{tenant.slug} paid a second subscription ({checkout.item}) while "
+        f"{other.stripe_subscription_id} ({other.plan}) is live. {done}; no tokens granted.",
+    )
+    ctx.tell(
+        checkout.reply_to,
+        f"This organisation already subscribes to the {other.plan} plan, so the second "
+        f"subscription ({checkout.item}) was cancelled and its payment of {price} is refunded; "
+        "nothing was added.",
+    )
+
+
+async def refund_duplicate(
+    ctx: EffectContext, tenant: Tenant, checkout: Payment, invoice_id: str | None
+) -> str | None:
+    """Refund the first payment of a duplicate subscription, once: the refund's id, or None
+    when the payment is not known yet (its ``invoice.paid`` refunds it) or cannot be made."""
+    if ctx.api is None or invoice_id is None or checkout.status == "refunded":
+        return None
+    intent = checkout.stripe_payment_intent or await ctx.api.invoice_payment_intent(invoice_id)
+    if intent is None:
+        return None  # a zero invoice: nothing was charged
+    refund = await ctx.api.refund(
+        intent,
+        idempotency_key=f"switchboard-refund-duplicate-{intent}",
+        metadata={"tenant": tenant.slug, "payment": str(checkout.id), "reason": "duplicate"},
+    )
+    checkout.stripe_payment_intent = intent
+    checkout.status, checkout.closed_at = "refunded", ctx.now
+    checkout.refunded_micros = checkout.amount_micros
+    return refund
+
+
 async def _subscription_of(
-    ctx: EffectContext, subscription_id: str, meta: Mapping[str, str], customer_id: str | None
+    ctx: EffectContext,
+    subscription_id: str,
+    meta: Mapping[str, str],
+    customer_id: str | None,
+    *,
+    first_invoice: str | None = None,
 ) -> tuple[Subscription, Tenant] | None:
-    """Our subscription row, created from the Stripe object's metadata if this event is the
-    first we hear of it; None when the subscription is not one of ours."""
+    """Our subscription row, created if this event is the first we hear of a subscription our
+    own Checkout Session started (its metadata names our ``payments`` row); None when the
+    subscription is not one of ours."""
     tenant_repo = TenantRepository(ctx.session)
     found = await SubscriptionRepository(ctx.session).find(subscription_id)
     if found is not None:
         return found, await tenant_repo.by_id(found.tenant_id)
-    tenant = await tenant_repo.find(meta.get("tenant", ""))
-    plan = await PlanRepository(ctx.session).find(meta.get("plan", ""))
-    if tenant is None or plan is None:
+    checkout = await _checkout_row(ctx, subscription_id, meta)
+    if checkout is None:
         log.info("subscription %s is not one of ours; ignored", subscription_id)
         return None
-    reply_to = None
-    row_id = meta.get("payment", "")
-    if row_id.isdigit():
-        payment = await PaymentRepository(ctx.session).by_id(int(row_id))
-        reply_to = payment.reply_to if payment is not None else None
+    tenant = await tenant_repo.by_id(checkout.tenant_id)
     subscription = await start_subscription(
         ctx,
         tenant,
-        plan=plan.slug,
+        checkout,
         subscription_id=subscription_id,
         customer_id=customer_id,
-        currency=plan.currency,
-        reply_to=reply_to,
+        first_invoice=first_invoice,
     )
     return subscription, tenant
+
+
+async def _checkout_row(
+    ctx: EffectContext, subscription_id: str, meta: Mapping[str, str]
+) -> Payment | None:
+    """The subscription Checkout row the metadata names, if it really is the one that sold
+    this subscription: metadata alone (tenant, plan) is anyone's to write."""
+    row_id = meta.get("payment", "")
+    checkout = None
+    if row_id.isdigit():
+        checkout = await PaymentRepository(ctx.session).by_id(int(row_id), lock=True)
+    if checkout is None or checkout.kind != "subscription":
+        return None
+    tenant = await TenantRepository(ctx.session).by_id(checkout.tenant_id)
+    if (meta.get("tenant"), meta.get("plan")) != (tenant.slug, checkout.item):
+        return None
+    if checkout.stripe_subscription_id not in (None, subscription_id):
+        return None
+    checkout.stripe_subscription_id = subscription_id
+    return checkout
 
 
 def _invoice_subscription(invoice: StripeObject) -> tuple[str | None, dict[str, str]]:
@@ -103,7 +195,12 @@ def _invoice_subscription(invoice: StripeObject) -> tuple[str | None, dict[str, 
     return text(invoice, "subscription"), metadata(invoice, "subscription_details")
 
 
-def _invoice_payment_intent(invoice: StripeObject) -> str | None:
+async def _invoice_payment_intent(ctx: EffectContext, invoice: StripeObject) -> str | None:
+    """The payment intent that paid ``invoice``, so that its refund finds the period.
+
+    API versions before 2025-03-31 put it on the invoice; later ones list it in ``payments``,
+    which is includable (absent from events unless expanded): then it is asked of Stripe.
+    """
     older = text(invoice, "payment_intent")
     if older is not None:
         return older
@@ -113,33 +210,47 @@ def _invoice_payment_intent(invoice: StripeObject) -> str | None:
             found = text(item, "payment", "payment_intent")
             if found is not None:
                 return found
-    return None
+    if ctx.api is None or not number(invoice, "amount_paid"):
+        return None
+    return await ctx.api.invoice_payment_intent(str(invoice["id"]))
 
 
 async def on_invoice_paid(ctx: EffectContext, invoice: StripeObject) -> None:
-    """A subscription period is paid: grant the plan's ``tokens_included`` (once per invoice)."""
+    """A subscription period is paid: grant the plan's ``tokens_included`` (once per invoice),
+    if the subscription is ours and the amount is what it was sold for."""
     subscription_id, meta = _invoice_subscription(invoice)
     if subscription_id is None:
         return  # a one-off invoice: not a subscription's
-    found = await _subscription_of(ctx, subscription_id, meta, text(invoice, "customer"))
+    first = invoice.get("billing_reason") == "subscription_create"
+    found = await _subscription_of(
+        ctx,
+        subscription_id,
+        meta,
+        text(invoice, "customer"),
+        first_invoice=str(invoice["id"]) if first else None,
+    )
     if found is None:
+        await _unknown_subscription_paid(ctx, invoice, subscription_id, meta)
         return
     subscription, tenant = found
-    currency = str(invoice.get("currency") or "").upper()
+    if subscription.duplicate_of is not None:
+        await _duplicate_paid(ctx, invoice, subscription, tenant, meta)
+        return
     plan = await PlanRepository(ctx.session).find(subscription.plan)
-    if plan is None or currency != subscription.currency:
+    problem = await _amount_problem(ctx, invoice, subscription)
+    if plan is None or problem is not None:
         await ctx.alert(
-            "payment_mismatch",
+            "amount_mismatch",
             tenant,
-            f"Subscription invoice {invoice['id']} of {tenant.slug} NOT credited: plan "
-            f"{subscription.plan!r}, invoice currency {currency or '?'}, expected "
-            f"{subscription.currency}.",
+            f"Subscription invoice {invoice['id']} of {tenant.slug} NOT credited: "
+            f"{problem or f'plan {subscription.plan!r} is gone'}. Check it in the Stripe "
+            "dashboard.",
         )
         return
     payment = await _invoice_payment(ctx, invoice, subscription, meta)
     payment.tokens = plan.tokens_included
     payment.stripe_payment_intent = (
-        _invoice_payment_intent(invoice) or payment.stripe_payment_intent
+        await _invoice_payment_intent(ctx, invoice) or payment.stripe_payment_intent
     )
     entry = await LedgerRepository(ctx.session).post(
         tenant.id,
@@ -161,6 +272,77 @@ async def on_invoice_paid(ctx: EffectContext, invoice: StripeObject) -> None:
     )
 
 
+async def _amount_problem(
+    ctx: EffectContext, invoice: StripeObject, subscription: Subscription
+) -> str | None:
+    """Why a paid invoice does not pay this subscription's period: it must be the price the
+    subscription was sold at (its Checkout row; the plan's price if that row is gone), in its
+    currency. We never prorate or discount, so anything else is not a period we sold."""
+    currency = str(invoice.get("currency") or "").upper()
+    paid = number(invoice, "amount_paid")
+    checkout = await PaymentRepository(ctx.session).subscription_checkout(
+        subscription.stripe_subscription_id
+    )
+    if checkout is not None:
+        expected, expected_currency = checkout.amount_micros, checkout.currency.upper()
+    else:
+        plan = await PlanRepository(ctx.session).find(subscription.plan)
+        if plan is None:
+            return f"plan {subscription.plan!r} is gone"
+        expected, expected_currency = plan.price_micros, plan.currency.upper()
+    wanted = price_label(expected, expected_currency)
+    if paid is None or not currency:
+        return f"Stripe reported no amount, expected {wanted}"
+    if currency != expected_currency or from_minor(paid, currency) != expected:
+        got = price_label(from_minor(paid, currency), currency)
+        return f"Stripe reported {got} paid for the {subscription.plan} plan, expected {wanted}"
+    return None
+
+
+async def _unknown_subscription_paid(
+    ctx: EffectContext, invoice: StripeObject, subscription_id: str, meta: Mapping[str, str]
+) -> None:
+    """A paid invoice of a subscription we did not start: metadata naming one of our tenants
+    is not proof of a sale (anyone with the account's key can write it), so admins look."""
+    if not meta.get("tenant") and not meta.get("plan"):
+        return  # another product on the same Stripe account
+    tenant = await TenantRepository(ctx.session).find(meta.get("tenant", ""))
+    await ctx.alert(
+        "subscription_unknown",
+        tenant,
+        f"Stripe invoice {invoice['id']} paid subscription {subscription_id} naming tenant "
+        f"{meta.get('tenant', '?')!r}, plan {meta.get('plan', '?')!r}, but no subscription "
+        "Checkout of ours started it: nothing was granted. Check it in the Stripe dashboard.",
+    )
+
+
+async def _duplicate_paid(
+    ctx: EffectContext,
+    invoice: StripeObject,
+    subscription: Subscription,
+    tenant: Tenant,
+    meta: Mapping[str, str],
+) -> None:
+    """A paid invoice of a subscription cancelled as a duplicate grants nothing; its first one
+    is refunded if that could not be done when the duplicate was found."""
+    checkout = await _checkout_row(ctx, subscription.stripe_subscription_id, meta)
+    if checkout is not None and invoice.get("billing_reason") == "subscription_create":
+        checkout.stripe_payment_intent = (
+            await _invoice_payment_intent(ctx, invoice) or checkout.stripe_payment_intent
+        )
+        refund = await refund_duplicate(ctx, tenant, checkout, str(invoice["id"]))
+        if refund is not None:
+            log.info("duplicate subscription %s refunded (%s)", checkout.item, refund)
+        return
+    await ctx.alert(
+        "duplicate_subscription",
+        tenant,
+        f"Invoice {invoice['id']} was paid for {subscription.stripe_subscription_id}, a second "
+        f"subscription of {tenant.slug} cancelled as a duplicate: nothing granted. Refund it "
+        "in the Stripe dashboard.",
+    )
+
+
 async def _invoice_payment(
     ctx: EffectContext, invoice: StripeObject, subscription: Subscription, meta: Mapping[str, str]
 ) -> Payment:
@@ -173,6 +355,8 @@ async def _invoice_payment(
     amount = from_minor(number(invoice, "amount_paid") or 0, currency)
     if (
         first is not None
+        and first.kind == "subscription"
+        and first.tenant_id == subscription.tenant_id
         and invoice.get("billing_reason") == "subscription_create"
         and first.stripe_invoice_id is None
     ):
@@ -245,6 +429,8 @@ async def on_subscription_deleted(ctx: EffectContext, stripe_subscription: Strip
     if found is None:
         return
     subscription, tenant = found
+    if subscription.status == "canceled":
+        return  # ended here already (a duplicate we cancelled): told then
     subscription.status, subscription.canceled_at = "canceled", ctx.now
     subscription.updated_at = ctx.now
     other = await SubscriptionRepository(ctx.session).current(tenant.id)

@@ -22,7 +22,7 @@ from billing.checkout_events import (
     refund_key,
     session_key,
 )
-from billing.effects import EffectContext, Route, by_object
+from billing.effects import EffectContext, Route, StripeApi, by_object
 from billing.notices import Notice
 from billing.subscription_events import (
     failed_invoice_key,
@@ -76,7 +76,9 @@ class StripeWebhook:
         *,
         clock: Clock,
         tolerance: int = SIGNATURE_TOLERANCE,
+        api: StripeApi | None = None,
     ) -> None:
+        self._api = api
         self._sessions = sessions
         self._secret = secret
         self._clock = clock
@@ -119,7 +121,7 @@ class StripeWebhook:
             if not claimed:
                 log.info("Stripe %s %s: %s already applied", event_type, event_id, key)
                 return WebhookResult("duplicate", event_id, event_type)
-            ctx = EffectContext(session, now, event_id, event_type)
+            ctx = EffectContext(session, now, event_id, event_type, api=self._api)
             await route.apply(ctx, obj)
         log.info("Stripe %s %s applied (%s)", event_type, event_id, key)
         return WebhookResult("processed", event_id, event_type, tuple(ctx.notices))

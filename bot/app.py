@@ -18,6 +18,7 @@ from assistants.providers.factory import build_provider_clients
 from assistants.types import ProviderClient
 from billing.catalog import seed_catalog
 from billing.checkout import CheckoutService, ReturnUrls
+from billing.effects import StripeApi
 from billing.invoice_generation import MonthlyInvoicing
 from billing.invoice_views import Issuer
 from billing.invoices import InvoiceConfig, InvoiceService
@@ -120,6 +121,7 @@ def _build_payments(
 ) -> list[Callable[[], Awaitable[None]]]:
     """The Stripe client (built once, only when configured) behind checkout and the webhook."""
     closers: list[Callable[[], Awaitable[None]]] = []
+    api: StripeApi | None = None
     key = secret_value(settings.stripe_secret_key)
     if key is not None and settings.public_base_url:
         from billing.stripe_client import StripeCheckout, build_stripe_client
@@ -127,7 +129,7 @@ def _build_payments(
         client, http = build_stripe_client(
             key, api_base=settings.stripe_api_base, timeout_seconds=settings.stripe_timeout_seconds
         )
-        stripe = StripeCheckout(client, http)
+        stripe = api = StripeCheckout(client, http)
         closers.append(stripe.aclose)
         deps.checkout = CheckoutService(
             sessions, stripe, ReturnUrls.under(settings.public_base_url), clock=clock
@@ -137,7 +139,7 @@ def _build_payments(
     if webhook_secret is not None:
         from billing.webhook import StripeWebhook
 
-        deps.stripe_webhook = StripeWebhook(sessions, webhook_secret, clock=clock)
+        deps.stripe_webhook = StripeWebhook(sessions, webhook_secret, clock=clock, api=api)
     return closers
 
 

@@ -623,6 +623,10 @@ class Subscription(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     canceled_at: Mapped[datetime | None]
+    #: Set on a second subscription paid while this tenant already had one (two /subscribe
+    #: links both paid): the id of that first subscription. It was cancelled and refunded at
+    #: once and never grants tokens.
+    duplicate_of: Mapped[int | None]
 
 
 class StripeEffect(Base):

@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Payment, StripeEffect, Subscription
+from storage.models import Payment, StripeEffect, Subscription, Tenant
 
 PAYMENT_STATUSES = ("pending", "paid", "refunded", "expired", "failed")
 
@@ -36,6 +36,14 @@ class PaymentRepository:
 
     async def by_invoice(self, invoice_id: str) -> Payment | None:
         return await self._one(select(Payment).where(Payment.stripe_invoice_id == invoice_id))
+
+    async def subscription_checkout(self, stripe_subscription_id: str) -> Payment | None:
+        """The Checkout row that sold a subscription (its first period)."""
+        query = select(Payment).where(
+            Payment.stripe_subscription_id == stripe_subscription_id,
+            Payment.kind == "subscription",
+        )
+        return await self._one(query.order_by(Payment.id))
 
     async def pending_urls(self, payment_ids: set[int]) -> dict[int, str]:
         """Payment id → its Checkout URL, for those still waiting to be paid."""
@@ -102,6 +110,22 @@ class SubscriptionRepository:
             .with_for_update()
         )
         return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def of_customer(self, stripe_customer_id: str) -> Subscription | None:
+        """The newest subscription of a Stripe customer."""
+        query = (
+            select(Subscription)
+            .where(Subscription.stripe_customer_id == stripe_customer_id)
+            .order_by(Subscription.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def lock_tenant(self, tenant_id: int) -> None:
+        """Hold the tenant's row until commit: a tenant's new subscriptions are started one at
+        a time (SQLite has a single writer anyway)."""
+        query = select(Tenant.id).where(Tenant.id == tenant_id).with_for_update()
+        await self.session.execute(query)
 
     async def current(self, tenant_id: int) -> Subscription | None:
         """The tenant's subscription that is not canceled (the newest, should there be two)."""

@@ -15,7 +15,12 @@ Endpoints
     ``POST /v1/checkout/sessions`` (validated: mode, line items with ``price_data``, recurring
     prices only in subscription mode), ``GET /v1/checkout/sessions/<id>``,
     ``POST /v1/checkout/sessions/<id>/expire``, ``GET /v1/account`` (the key's account, for
-    ``switchboard doctor``). Session URLs look like Stripe's
+    ``switchboard doctor``), ``DELETE /v1/subscriptions/<id>`` (cancel now),
+    ``POST /v1/refunds`` (by ``payment_intent`` or ``charge``; at most what is left to refund),
+    ``GET /v1/invoice_payments?invoice=…`` (how an invoice was paid: since API 2025-03-31 an
+    invoice no longer carries ``payment_intent``, and its ``payments`` list is includable, so
+    never in a webhook's payload). Every paid session and subscription invoice has a payment
+    intent and a charge (``charges``), which refunds move. Session URLs look like Stripe's
     (``https://checkout.stripe.com/c/pay/cs_test_…``); nobody opens them: tests "pay" with the
     controls below.
 
@@ -28,9 +33,11 @@ Webhooks
     Builders return the events Stripe would send, in its current shapes, and update the fake's
     state: :meth:`completed`, :meth:`async_succeeded`, :meth:`async_failed`, :meth:`expired`,
     :meth:`invoice_paid`, :meth:`invoice_failed`, :meth:`subscription_deleted`,
-    :meth:`refunded`. :meth:`deliver` POSTs an event to every URL in ``webhook_urls`` at once,
-    signed like Stripe (``Stripe-Signature: t=<ts>,v1=<HMAC-SHA256(secret, "<ts>.<body>")>``),
-    and returns the HTTP statuses; ``secret``, ``timestamp``, ``tamper`` forge bad ones.
+    :meth:`refunded` (a session's charge), :meth:`charge_refunded` (any charge; also the event
+    of a refund made through the API). :meth:`deliver` POSTs an event to every URL in
+    ``webhook_urls`` at once, signed like Stripe
+    (``Stripe-Signature: t=<ts>,v1=<HMAC-SHA256(secret, "<ts>.<body>")>``), and returns the HTTP
+    statuses; ``secret``, ``timestamp``, ``tamper`` forge bad ones.
     :meth:`pay` is "the customer paid": ``completed`` (and, for a subscription, the first
     ``invoice.paid``) delivered.
 """
@@ -109,6 +116,10 @@ class FakeStripeServer:
         self.requests: list[StripeRequest] = []
         self.sessions: dict[str, FakeSession] = {}
         self.subscriptions: dict[str, JSON] = {}
+        self.charges: dict[str, JSON] = {}
+        self.refunds: list[JSON] = []
+        #: Invoice id → its ``invoice_payment`` object (one paid attempt per invoice here).
+        self.invoice_payments: dict[str, JSON] = {}
         self.webhook_urls: list[str] = []
         self.deliveries: list[tuple[str, str, int]] = []  # (event id, url, status)
         self._idempotent: dict[str, tuple[JSON, int, JSON]] = {}
@@ -126,6 +137,9 @@ class FakeStripeServer:
         app.router.add_get("/v1/checkout/sessions/{id}", self._retrieve_session)
         app.router.add_post("/v1/checkout/sessions/{id}/expire", self._expire_session)
         app.router.add_get("/v1/account", self._account)
+        app.router.add_delete("/v1/subscriptions/{id}", self._cancel_subscription)
+        app.router.add_post("/v1/refunds", self._create_refund)
+        app.router.add_get("/v1/invoice_payments", self._list_invoice_payments)
         app.router.add_route("*", "/v1/{rest:.*}", self._unknown)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -281,6 +295,102 @@ class FakeStripeServer:
 
         return await self._handle(request, account)
 
+    async def _cancel_subscription(self, request: web.Request) -> web.Response:
+        def cancel(r: web.Request, _params: JSON) -> JSON:
+            subscription_id = r.match_info["id"]
+            subscription = self.subscriptions.get(subscription_id)
+            if subscription is None:
+                raise StripeApiError(
+                    404, f"No such subscription: '{subscription_id}'", code="resource_missing"
+                )
+            if subscription["status"] == "canceled":
+                raise StripeApiError(
+                    404,
+                    f"No such subscription: '{subscription_id}'",  # Stripe's answer once canceled
+                    code="resource_missing",
+                )
+            subscription["status"] = "canceled"
+            subscription["canceled_at"] = int(time.time())
+            return _public_subscription(subscription)
+
+        return await self._handle(request, cancel)
+
+    async def _create_refund(self, request: web.Request) -> web.Response:
+        return await self._handle(request, self._new_refund)
+
+    def _new_refund(self, _request: web.Request, params: JSON) -> JSON:
+        charge = self._refundable_charge(params)
+        left = charge["amount"] - charge["amount_refunded"]
+        if left <= 0:
+            raise StripeApiError(
+                400,
+                f"Charge {charge['id']} has already been refunded.",
+                code="charge_already_refunded",
+            )
+        amount = params.get("amount")
+        if amount is None:
+            amount = left
+        elif not str(amount).isdigit() or int(amount) <= 0:
+            raise StripeApiError(400, "Invalid positive integer", param="amount")
+        amount = int(amount)
+        if amount > left:
+            raise StripeApiError(
+                400,
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+                param="amount",
+                code="amount_too_large",
+            )
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        refund: JSON = {
+            "id": self._id("re"),
+            "object": "refund",
+            "amount": amount,
+            "charge": charge["id"],
+            "payment_intent": charge["payment_intent"],
+            "currency": charge["currency"],
+            "status": "succeeded",
+            "reason": params.get("reason"),
+            "metadata": params.get("metadata") or {},
+            "created": int(time.time()),
+        }
+        self.refunds.append(refund)
+        return refund
+
+    def _refundable_charge(self, params: JSON) -> JSON:
+        charge_id, intent = params.get("charge"), params.get("payment_intent")
+        if not charge_id and not intent:
+            raise StripeApiError(
+                400, "One of `charge` or `payment_intent` is required.", code="parameter_missing"
+            )
+        for charge in self.charges.values():
+            if charge["id"] == charge_id or (intent and charge["payment_intent"] == intent):
+                return charge
+        param = "charge" if charge_id else "payment_intent"
+        missing = f"No such {param}: '{charge_id or intent}'"
+        raise StripeApiError(404, missing, code="resource_missing", param=param)
+
+    async def _list_invoice_payments(self, request: web.Request) -> web.Response:
+        def listing(_r: web.Request, params: JSON) -> JSON:
+            wanted_invoice = params.get("invoice")
+            wanted_intent = (params.get("payment") or {}).get("payment_intent")
+            wanted_status = params.get("status")
+            found = [
+                item
+                for item in self.invoice_payments.values()
+                if (not wanted_invoice or item["invoice"] == wanted_invoice)
+                and (not wanted_intent or item["payment"]["payment_intent"] == wanted_intent)
+                and (not wanted_status or item["status"] == wanted_status)
+            ]
+            return {
+                "object": "list",
+                "url": "/v1/invoice_payments",
+                "has_more": False,
+                "data": found,
+            }
+
+        return await self._handle(request, listing)
+
     async def _unknown(self, request: web.Request) -> web.Response:
         def missing(r: web.Request, _params: JSON) -> JSON:
             raise StripeApiError(404, f"Unrecognized request URL ({r.method}: {r.path}).")
@@ -407,6 +517,7 @@ class FakeStripeServer:
                 "payment_intent": session["payment_intent"],
                 "metadata": dict(fake.payment_intent_metadata),
             }
+            self.charges[fake.charge["id"]] = fake.charge
         elif session["subscription"] is None:
             customer = session["customer"] or self._id("cus")
             subscription_id = self._id("sub")
@@ -424,6 +535,8 @@ class FakeStripeServer:
                 "first_invoice": session["invoice"],
                 "attempts": 0,
             }
+            if paid:  # the first invoice was paid by the checkout
+                self._pay_invoice(session["invoice"], session["amount_total"], session["currency"])
         return self.event("checkout.session.completed", session)
 
     def async_succeeded(self, session_id: str) -> JSON:
@@ -441,15 +554,63 @@ class FakeStripeServer:
         session["status"] = "expired"
         return self.event("checkout.session.expired", session)
 
-    def _invoice(self, subscription_id: str, *, first: bool, paid: bool) -> JSON:
+    def _pay_invoice(self, invoice_id: str, amount: int, currency: str) -> JSON:
+        """The payment intent and charge that paid ``invoice_id`` (made once)."""
+        if invoice_id not in self.invoice_payments:
+            intent = self._id("pi")
+            charge: JSON = {
+                "id": self._id("ch"),
+                "object": "charge",
+                "amount": amount,
+                "amount_captured": amount,
+                "amount_refunded": 0,
+                "refunded": False,
+                "currency": currency,
+                "payment_intent": intent,
+                "metadata": {},  # subscription metadata is not copied onto invoice charges
+            }
+            self.charges[charge["id"]] = charge
+            self.invoice_payments[invoice_id] = {
+                "id": self._id("inpay"),
+                "object": "invoice_payment",
+                "invoice": invoice_id,
+                "amount_paid": amount,
+                "amount_requested": amount,
+                "currency": currency,
+                "is_default": True,
+                "status": "paid",
+                "payment": {"type": "payment_intent", "payment_intent": intent},
+            }
+        return self.invoice_payments[invoice_id]
+
+    def invoice_charge(self, invoice_id: str) -> JSON:
+        """The charge that paid a subscription invoice."""
+        intent = self.invoice_payments[invoice_id]["payment"]["payment_intent"]
+        return next(c for c in self.charges.values() if c["payment_intent"] == intent)
+
+    def _invoice(
+        self,
+        subscription_id: str,
+        *,
+        first: bool,
+        paid: bool,
+        amount_paid: int | None = None,
+        currency: str | None = None,
+        invoice_id: str | None = None,
+    ) -> JSON:
         subscription = self.subscriptions[subscription_id]
-        invoice_id = subscription["first_invoice"] if first else self._id("in")
-        amount = subscription["amount"]
+        invoice_id = invoice_id or (subscription["first_invoice"] if first else self._id("in"))
+        amount = subscription["amount"] if amount_paid is None else amount_paid
+        currency = currency or subscription["currency"]
+        if paid:
+            self._pay_invoice(invoice_id, amount, currency)
+        # No ``payment_intent`` (removed in 2025-03-31) and no ``payments`` (includable: only
+        # on retrieval with ``expand``, never in an event).
         return {
             "id": invoice_id,
             "object": "invoice",
             "customer": subscription["customer"],
-            "currency": subscription["currency"],
+            "currency": currency,
             "amount_due": amount,
             "amount_paid": amount if paid else 0,
             "attempt_count": subscription["attempts"],
@@ -462,21 +623,29 @@ class FakeStripeServer:
                     "metadata": subscription["metadata"],
                 },
             },
-            "payments": {
-                "object": "list",
-                "data": [
-                    {
-                        "object": "invoice_payment",
-                        "payment": {"type": "payment_intent", "payment_intent": self._id("pi")},
-                    }
-                ],
-            },
         }
 
-    def invoice_paid(self, subscription_id: str, *, first: bool = False) -> JSON:
-        """A period of the subscription paid: the first one, or a renewal."""
+    def invoice_paid(
+        self,
+        subscription_id: str,
+        *,
+        first: bool = False,
+        amount_paid: int | None = None,
+        currency: str | None = None,
+        invoice_id: str | None = None,
+    ) -> JSON:
+        """A period of the subscription paid: the first one, or a renewal (``invoice_id``
+        repeats one; ``amount_paid``, ``currency`` make it other than the subscription's)."""
         self.subscriptions[subscription_id]["attempts"] = 1
-        return self.event("invoice.paid", self._invoice(subscription_id, first=first, paid=True))
+        invoice = self._invoice(
+            subscription_id,
+            first=first,
+            paid=True,
+            amount_paid=amount_paid,
+            currency=currency,
+            invoice_id=invoice_id,
+        )
+        return self.event("invoice.paid", invoice)
 
     def invoice_failed(self, subscription_id: str) -> JSON:
         subscription = self.subscriptions[subscription_id]
@@ -488,14 +657,19 @@ class FakeStripeServer:
     def subscription_deleted(self, subscription_id: str) -> JSON:
         subscription = self.subscriptions[subscription_id]
         subscription["status"] = "canceled"
-        public = {k: v for k, v in subscription.items() if k not in ("first_invoice", "attempts")}
-        return self.event("customer.subscription.deleted", public)
+        return self.event("customer.subscription.deleted", _public_subscription(subscription))
 
     def refunded(self, session_id: str, amount: int | None = None) -> JSON:
         """``amount`` more (minor units; all that is left by default) refunded on the session's
         charge."""
         charge = self._session(session_id).charge
         assert charge is not None, "nothing paid to refund"
+        return self.charge_refunded(charge["id"], amount)
+
+    def charge_refunded(self, charge_id: str, amount: int | None = None) -> JSON:
+        """``amount`` more refunded on a charge (0: the event of refunds already made, say
+        through ``POST /v1/refunds``)."""
+        charge = self.charges[charge_id]
         left = charge["amount"] - charge["amount_refunded"]
         charge["amount_refunded"] += left if amount is None else min(amount, left)
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
@@ -552,6 +726,11 @@ class FakeStripeServer:
         if subscription is not None:
             statuses += await self.deliver(self.invoice_paid(subscription, first=True))
         return statuses
+
+
+def _public_subscription(subscription: JSON) -> JSON:
+    """The subscription as the API shows it (without the fake's bookkeeping)."""
+    return {k: v for k, v in subscription.items() if k not in ("first_invoice", "attempts")}
 
 
 def _mask(key: str) -> str:
