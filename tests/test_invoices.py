@@ -39,6 +39,9 @@ NOV = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 async def _postpaid(app: object, slug: str = "acme") -> None:
     await tenant_with_tokens(app, slug, tokens=0)  # type: ignore[arg-type]
     await admin(app, "tenant", "plan", slug, "postpaid")  # type: ignore[arg-type]
+    async with app.deps.sessions.begin() as session:  # type: ignore[attr-defined]
+        # A customer since before the months billed here (none is billed before it existed).
+        (await TenantRepository(session).get(slug)).created_at = datetime(2026, 1, 5, tzinfo=UTC)
 
 
 async def _usage(app: object, slug: str, model: str, day: date, cost_usd: str, tin: int) -> None:

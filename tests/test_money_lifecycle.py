@@ -5,18 +5,29 @@ Stripe, and its signed webhooks."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bot.app import App
-from storage.models import Alert, AuditLog, Tenant
-from tests.conftest import admin, bind_console, say, tenant_with_tokens
+from core.errors import SwitchboardError
+from storage.models import Alert, AuditLog, Invoice, Tenant
+from storage.repositories.rollups import RollupRepository, UsageDelta
+from storage.repositories.tenants import TenantRepository
+from tests.conftest import AppFactory, admin, bind_console, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 from tests.test_payments import Shop, ShopFactory, open_shop, stripe_api
 
 __all__ = ["open_shop", "stripe_api"]
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
 
 
 async def _set_tenant(app: App, slug: str, **values: object) -> None:
@@ -194,3 +205,109 @@ async def test_cancelling_a_draft_calls_stripe_for_nothing(open_shop: ShopFactor
     before = len(shop.stripe.requests)
     await admin(shop.app, "invoice", "cancel", number)
     assert len(shop.stripe.requests) == before
+
+
+# -- 2. a month Stripe collected is not invoiced again ------------------------------------------
+
+
+async def _usage(app: App, slug: str, day: date, charged: int, cost_usd: str) -> None:
+    async with app.deps.sessions.begin() as session:
+        tenant = await TenantRepository(session).get(slug)
+        await RollupRepository(session).record(
+            UsageDelta(day, tenant.id, 0, "openai", "gpt-4o", "USD", True,
+                       input_tokens=charged // 2, output_tokens=charged - charged // 2,
+                       charged_tokens=charged, cost_micros=int(float(cost_usd) * 1_000_000))
+        )  # fmt: skip
+
+
+async def _invoices(app: App) -> int:
+    async with app.deps.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(Invoice)) or 0)
+
+
+async def test_stripe_subscriber_month_has_no_plan_line_only_usage_beyond_included(
+    open_shop: ShopFactory,
+) -> None:
+    clock = Clock(datetime(2026, 11, 10, 12, tzinfo=UTC))
+    shop = await open_shop(clock=clock)
+    app, stripe = shop.app, shop.stripe
+    for slug in ("acme", "manual"):
+        await tenant_with_tokens(app, slug, tokens=0)
+        await _set_tenant(app, slug, created_at=datetime(2026, 10, 1, tzinfo=UTC))
+    await bind_console(app)
+    [button] = (await say(app, "/subscribe pro")).buttons
+    assert await stripe.pay(stripe.session_for_url(button.url)["id"]) == [200, 200]
+    assert (await admin(app, "tenant", "show", "acme")).data["plan"] == "pro"
+    # Put on the pro plan by an admin, no Stripe: invoiced for it as before.
+    await admin(app, "tenant", "plan", "manual", "pro")
+
+    clock.at = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
+    await shop.service.invoice_jobs.tick()  # what `switchboard run` does on the 1st
+    [manual] = (await admin(app, "invoice", "list", "manual")).data
+    assert [line["description"] for line in manual["lines"]] == ["Pro plan, November 2026"]
+    assert (await admin(app, "invoice", "list", "acme")).data == []  # Stripe collected 29.00
+    nothing = await admin(app, "invoice", "generate", "acme", "--period", "2026-11")
+    assert nothing.data == [] and nothing.text == "Nothing to invoice for 2026-11."
+
+    # December: 1,000,000 tokens beyond the 5,000,000 included, and only that is invoiced.
+    await _usage(app, "acme", date(2026, 12, 3), 6_000_000, "12")
+    clock.at = datetime(2027, 1, 1, 0, 5, tzinfo=UTC)
+    [doc] = (await admin(app, "invoice", "generate", "acme", "--period", "2026-12")).data
+    [line] = doc["lines"]
+    assert line["description"].startswith("Usage beyond the 5,000,000 included tokens")
+    assert line["amount"] == "2.00"  # a sixth of the month's 12.00
+
+
+async def test_subscription_ended_before_the_month_is_not_stripe_paid(
+    open_shop: ShopFactory,
+) -> None:
+    clock = Clock(datetime(2026, 10, 10, tzinfo=UTC))
+    shop = await open_shop(clock=clock)
+    app, stripe = shop.app, shop.stripe
+    await tenant_with_tokens(app, tokens=0)
+    await _set_tenant(app, "acme", created_at=datetime(2026, 9, 1, tzinfo=UTC))
+    await bind_console(app)
+    [button] = (await say(app, "/subscribe pro")).buttons
+    session = stripe.session_for_url(button.url)
+    assert await stripe.pay(session["id"]) == [200, 200]
+    clock.at = datetime(2026, 10, 25, tzinfo=UTC)
+    subscription = stripe.sessions[session["id"]].data["subscription"]
+    assert await stripe.deliver(stripe.subscription_deleted(subscription)) == [200]
+    await admin(app, "tenant", "plan", "acme", "pro")  # then invoiced by hand from November
+
+    clock.at = datetime(2026, 12, 2, tzinfo=UTC)
+    october = await admin(app, "invoice", "generate", "acme", "--period", "2026-10")
+    assert october.data == []  # Stripe's month
+    [november] = (await admin(app, "invoice", "generate", "acme", "--period", "2026-11")).data
+    assert [x["description"] for x in november["lines"]] == ["Pro plan, November 2026"]
+
+
+# -- 7. no invoice for a month before the tenant existed ---------------------------------------
+
+
+async def test_no_invoice_before_the_tenant_existed_and_a_full_base_fee_from_mid_month(
+    make_app: AppFactory,
+) -> None:
+    clock = Clock(datetime(2026, 12, 15, tzinfo=UTC))
+    app = await make_app(clock=clock)
+    await admin(app, "plan", "set", "postpaid", "--base-fee", "10")
+    for slug, created in (("newpp", date(2026, 12, 3)), ("mid", date(2026, 11, 20))):
+        await tenant_with_tokens(app, slug, tokens=0)
+        await admin(app, "tenant", "plan", slug, "postpaid")
+        await _set_tenant(app, slug, created_at=datetime.combine(created, datetime.min.time(), UTC))
+
+    with pytest.raises(SwitchboardError) as refused:
+        await admin(app, "invoice", "generate", "newpp", "--period", "2026-11")
+    assert refused.value.user_message == (
+        "newpp was created on 2026-12-03, after 2026-11: there is nothing to invoice for that "
+        "month."
+    )
+    assert await _invoices(app) == 0
+    everyone = (await admin(app, "invoice", "generate", "--all", "--period", "2026-11")).data
+    assert [d["tenant"] for d in everyone] == ["mid"]
+    [line] = everyone[0]["lines"]  # created on the 20th: the whole month's base fee
+    assert (line["description"], line["amount"]) == ("Postpaid base fee, November 2026", "10.00")
+
+    clock.at = datetime(2027, 1, 2, tzinfo=UTC)
+    [december] = (await admin(app, "invoice", "generate", "newpp", "--period", "2026-12")).data
+    assert [x["amount"] for x in december["lines"]] == ["10.00"]
