@@ -27,6 +27,9 @@ from admin_commands.csv_safe import safe_cell
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.reports import billing_amount, describe, period_of
 from admin_commands.values import slug
+from billing.amounts import amount_str
+from billing.invoice_math import rate_of
+from billing.invoice_views import quantity_json
 from core.envelope import OutboundFile
 from core.money import from_micros
 from core.period import Period
@@ -126,6 +129,43 @@ LIBRARY = _Kind(
     ExportRepository.library,
     _plain_cells,
 )
+
+
+def _invoice_cells(ctx: CommandContext, row: Row) -> list[Any]:
+    """Amounts in the invoice's currency with its decimals, as ``/invoice show --json``."""
+    (number, tenant, status, issued, due, paid, currency, position, description, quantity,
+     unit_price, amount, subtotal, vat_rate, vat, total) = row  # fmt: skip
+    return [
+        number, tenant, status, issued, due, paid, currency, position, description,
+        quantity_json(quantity), amount_str(unit_price, currency), amount_str(amount, currency),
+        amount_str(subtotal, currency), str(rate_of(vat_rate)), amount_str(vat, currency),
+        amount_str(total, currency),
+    ]  # fmt: skip
+
+
+INVOICES = _Kind(
+    "invoices",
+    (
+        "number",
+        "tenant",
+        "status",
+        "issued_at",
+        "due_at",
+        "paid_at",
+        "currency",
+        "line",
+        "description",
+        "quantity",
+        "unit_price",
+        "amount",
+        "subtotal",
+        "vat_rate",
+        "vat",
+        "total",
+    ),
+    ExportRepository.invoice_lines,
+    _invoice_cells,
+)
 LEDGER = _Kind(
     "ledger",
     ("created_at", "tenant", "kind", "tokens", "balance_after", "reference", "note", "actor"),
@@ -138,6 +178,12 @@ LEDGER = _Kind(
 async def export_usage(ctx: CommandContext) -> CommandResult:
     """Every finished provider call as CSV: tokens, cost, latency (the figures behind /stats)."""
     return await _export(ctx, USAGE)
+
+
+@commands.command("export invoices", permission="stats.read", arguments=ARGUMENTS)
+async def export_invoices(ctx: CommandContext) -> CommandResult:
+    """Invoices issued in the period as CSV, a row per line (the figures behind /stats billing)."""
+    return await _export(ctx, INVOICES)
 
 
 @commands.command("export library", permission="content.export", arguments=ARGUMENTS)

@@ -1,26 +1,19 @@
-"""``/stats billing [PERIOD]`` and ``/export invoices [SLUG] [--period YYYY-MM]``.
+"""``/stats billing [PERIOD]``: invoices issued in the period (drafts left out: nothing was
+billed yet) and revenue paid in it, summed by the database, however many invoices there are.
 
-Both count invoices issued in the period (drafts left out: nothing was billed yet); revenue is
-what was paid in the period. The CSV has a row per invoice line, so its per-invoice totals add up
-to the figures of ``/stats billing``.
+``/export invoices`` (in ``admin_commands/exports.py``) has a row per invoice line, so its
+per-invoice totals add up to these figures.
 """
 
 from __future__ import annotations
 
-import asyncio
-import csv
-import io
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
-from admin_commands.csv_safe import safe_cell
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.values import slug
 from billing.amounts import amount_str
-from billing.invoice_views import InvoiceView
-from core.envelope import OutboundFile
 from core.period import Period, parse_period
+from storage.repositories.invoices import InvoiceRepository
 
 commands = CommandGroup()
 READ = "stats.read"
@@ -53,26 +46,25 @@ async def billing(ctx: CommandContext) -> CommandResult:
     """Invoicing for a period: revenue paid, paid and unpaid counts, overdue, average invoice."""
     period = _period(ctx, ctx.args.period)
     since, until = _instants(period)
-    invoices = ctx.deps.invoices
-    issued = [
-        v for v in await invoices.search(since=since, until=until) if v.invoice.status != "draft"
-    ]
-    paid_in_period = await invoices.paid_between(since, until)
+    async with ctx.deps.sessions() as session:
+        invoices = InvoiceRepository(session)
+        issued = await invoices.issued_by_status(since, until)
+        revenue = await invoices.paid_total(since, until)
     currency = ctx.deps.config.billing_currency
-    billed = [v for v in issued if v.invoice.status != "cancelled"]
-    overdue = [v for v in billed if v.invoice.status == "overdue"]
-    revenue = sum(v.invoice.total_micros for v in paid_in_period)
-    average = sum(v.invoice.total_micros for v in billed) // len(billed) if billed else 0
+    billed = {s: v for s, v in issued.items() if s not in ("draft", "cancelled")}
+    count = sum(n for n, _ in billed.values())
+    average = sum(total for _, total in billed.values()) // count if count else 0
+    overdue_count, overdue_total = billed.get("overdue", (0, 0))
     data: dict[str, Any] = {
         "period": {"from": period.start.isoformat(), "to": period.end.isoformat()},
         "currency": currency,
         "revenue": amount_str(revenue, currency),
-        "invoices": len(billed),
-        "paid": sum(v.invoice.status == "paid" for v in billed),
-        "unpaid": sum(v.invoice.status in ("sent", "overdue") for v in billed),
-        "overdue": len(overdue),
-        "overdue_amount": amount_str(sum(v.invoice.total_micros for v in overdue), currency),
-        "cancelled": len(issued) - len(billed),
+        "invoices": count,
+        "paid": billed.get("paid", (0, 0))[0],
+        "unpaid": billed.get("sent", (0, 0))[0] + overdue_count,
+        "overdue": overdue_count,
+        "overdue_amount": amount_str(overdue_total, currency),
+        "cancelled": issued.get("cancelled", (0, 0))[0],
         "average_invoice": amount_str(average, currency),
     }
     text = "\n".join(
@@ -85,58 +77,3 @@ async def billing(ctx: CommandContext) -> CommandResult:
         ]
     )
     return CommandResult(text, data=data)
-
-
-@commands.command(
-    "export invoices",
-    permission=READ,
-    arguments=[
-        Arg("slug", nargs="?", type=slug),
-        Arg("--period", metavar="YYYY-MM"),
-        Arg("--out", metavar="FILE", help="from the shell: write the CSV to FILE"),
-    ],
-)
-async def export(ctx: CommandContext) -> CommandResult:
-    """Invoices as CSV, a row per line: a file in chat; from the shell stdout or --out FILE."""
-    shell = ctx.caller.channel == "shell"
-    if ctx.args.out and not shell:
-        raise ctx.usage_error("--out FILE is for the shell; in chat the CSV comes as a file.")
-    since = until = None
-    label = "all"
-    if ctx.args.period:
-        period = _period(ctx, ctx.args.period)
-        since, until = _instants(period)
-        label = period.label
-    found = await ctx.deps.invoices.search(slug=ctx.args.slug, since=since, until=until)
-    rows = [row for view in reversed(found) for row in csv_rows(view)]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
-    writer.writeheader()
-    writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in rows)
-    content = buffer.getvalue()
-    name = f"invoices-{ctx.args.slug or 'all'}-{label}.csv"
-    data = {"invoices": len(found), "rows": len(rows), "file": ctx.args.out or name}
-    if shell:
-        if ctx.args.out:
-            await asyncio.to_thread(Path(ctx.args.out).write_text, content, encoding="utf-8")
-            return CommandResult(f"{len(rows)} rows written to {ctx.args.out}.", data=data)
-        return CommandResult(content.rstrip("\n"), data=data | {"csv": content})
-    summary = f"{len(found)} invoices, {len(rows)} lines."
-    return CommandResult(
-        summary, data=data, files=[OutboundFile(name, content.encode(), "text/csv")]
-    )
-
-
-def csv_rows(view: InvoiceView) -> list[dict[str, Any]]:
-    doc = view.to_json()
-    head = {k: doc[k] or "" for k in ("number", "tenant", "status", "issued_at", "due_at",
-                                      "paid_at", "currency", "subtotal", "vat_rate", "vat",
-                                      "total")}  # fmt: skip
-    return [
-        head
-        | {
-            "line": n,
-            **{k: line[k] for k in ("description", "quantity", "unit_price", "amount")},
-        }
-        for n, line in enumerate(doc["lines"], start=1)
-    ]

@@ -71,7 +71,9 @@ async def test_invoice_export_and_tenant_stats(make_app: AppFactory) -> None:
         await admin(app, "tenant", "create", f"t{n:02d}", "--name", f"Tenant {n}")
     await admin(app, "invoice", "new", "evil", "12.50", "@SUM(A1:A9)", "consulting")
 
-    exported = (await admin(app, "export", "invoices")).data["csv"]
+    result = await admin(app, "export", "invoices")
+    assert result.output is not None and result.output.path is not None
+    exported = result.output.path.read_text(encoding="utf-8")
     [row] = csv.DictReader(io.StringIO(exported))
     assert row["description"] == "'@SUM(A1:A9) consulting" and row["amount"] == "12.50"
 

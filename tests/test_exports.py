@@ -277,3 +277,26 @@ async def test_from_the_shell_to_stdout_or_a_file(
     code, out = await _shell(shell_env, "--json", "export", "usage", "--period", "13")
     assert code == 1 and "Usage: /export usage" in json.loads(out)["error"]
     assert _leftovers() == before
+
+
+async def test_invoice_export_is_streamed_a_row_per_line(app: App) -> None:
+    await admin(app, "tenant", "create", "acme", "--name", "Acme")
+    numbers = []
+    for n in range(4):
+        doc = (await admin(app, "invoice", "new", "acme", f"{n + 1},50", "Work")).data
+        await admin(app, "invoice", "line", doc["number"], "2", "Extra", "--qty", "1,5")
+        numbers.append(doc["number"])
+
+    result = await admin(app, "export", "invoices", "acme")
+    assert result.output is not None and result.output.path is not None, "a file, not memory"
+    rows = list(csv.DictReader(io.StringIO(result.output.path.read_text(encoding="utf-8"))))
+    assert [(r["number"], r["line"]) for r in rows] == [
+        (number, line) for number in numbers for line in ("1", "2")
+    ]
+    assert (rows[0]["amount"], rows[1]["quantity"], rows[1]["amount"]) == ("1.50", "1.5", "3.00")
+    assert rows[0]["total"] == "5.40"  # (1.50 + 3.00) + 20 % VAT
+
+    async with app.deps.sessions() as session:
+        repo = ExportRepository(session, batch_rows=3)
+        batches = [list(b) async for b in repo.invoice_lines(ExportFilter())]
+    assert [len(b) for b in batches] == [3, 3, 2]

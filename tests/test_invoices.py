@@ -184,7 +184,9 @@ async def test_export_csv_matches_billing_stats(make_app: AppFactory) -> None:
     await app.deps.invoices.sweep_overdue()
 
     stats = (await admin(app, "stats", "billing", "2026-11")).data
-    exported = (await admin(app, "export", "invoices", "--period", "2026-11")).data["csv"]
+    result = await admin(app, "export", "invoices", "--period", "2026-11")
+    assert result.output is not None and result.output.path is not None
+    exported = result.output.path.read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert len(rows) == 8
     totals = {r["number"]: (r["status"], Decimal(r["total"])) for r in rows}

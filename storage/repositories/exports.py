@@ -3,7 +3,8 @@
 Each export is one query read through ``AsyncSession.stream`` with ``yield_per``: PostgreSQL
 (asyncpg) reads it through a server-side cursor and SQLite fetches it chunk by chunk, so however
 many rows match, only one batch is in memory at a time. Rows are plain tuples of columns (no ORM
-objects), in the order of the ``*_COLUMNS`` names.
+objects); the command that writes each export names its columns
+(``admin_commands/exports.py``).
 """
 
 from __future__ import annotations
@@ -16,55 +17,17 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Assistant, ContentItem, LedgerEntry, Tenant, UsageEvent
+from storage.models import (
+    Assistant,
+    ContentItem,
+    Invoice,
+    InvoiceLine,
+    LedgerEntry,
+    Tenant,
+    UsageEvent,
+)
 
 BATCH_ROWS = 1_000
-
-USAGE_COLUMNS = (
-    "created_at",
-    "tenant",
-    "assistant",
-    "provider",
-    "model",
-    "kind",
-    "status",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "charged_tokens",
-    "overdraft_tokens",
-    "cost_micros",
-    "cost_currency",
-    "priced",
-    "latency_ms",
-    "idempotency_key",
-    "cache_write_tokens",
-    "estimated",
-    "usage_report",
-)
-LIBRARY_COLUMNS = (
-    "id",
-    "tenant",
-    "created_at",
-    "kind",
-    "title",
-    "assistant",
-    "archived",
-    "mime_type",
-    "media_path",
-    "text",
-)
-LEDGER_COLUMNS = (
-    "created_at",
-    "tenant",
-    "kind",
-    "tokens",
-    "balance_after",
-    "reference",
-    "note",
-    "actor",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +98,33 @@ class ExportRepository:
         return self._stream(
             query, ContentItem.tenant_id, ContentItem.created_at, ContentItem.id, where
         )
+
+    def invoice_lines(self, where: ExportFilter) -> AsyncIterator[Sequence[tuple[Any, ...]]]:
+        """Every line of every invoice issued in the window (a row per line), oldest first."""
+        query = (
+            select(
+                Invoice.number,
+                Tenant.slug,
+                Invoice.status,
+                Invoice.issued_at,
+                Invoice.due_at,
+                Invoice.paid_at,
+                Invoice.currency,
+                InvoiceLine.position,
+                InvoiceLine.description,
+                InvoiceLine.quantity,
+                InvoiceLine.unit_price_micros,
+                InvoiceLine.amount_micros,
+                Invoice.subtotal_micros,
+                Invoice.vat_rate_ppm,
+                Invoice.vat_micros,
+                Invoice.total_micros,
+            )
+            .join(Tenant, Tenant.id == Invoice.tenant_id)
+            .join(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
+        )
+        # Ordered by (issued_at, invoice id) and then, as the last key, the line's id.
+        return self._stream(query, Invoice.tenant_id, Invoice.issued_at, InvoiceLine.id, where)
 
     def ledger(self, where: ExportFilter) -> AsyncIterator[Sequence[tuple[Any, ...]]]:
         query = select(

@@ -155,6 +155,28 @@ class InvoiceRepository:
         )
         return list((await self.session.execute(query)).scalars())
 
+    async def issued_by_status(
+        self, since: datetime, until: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """``{status: (invoices, total_micros)}`` of the invoices issued in ``[since, until)``,
+        summed by the database."""
+        query = (
+            select(Invoice.status, func.count(), func.coalesce(func.sum(Invoice.total_micros), 0))
+            .where(Invoice.issued_at >= since, Invoice.issued_at < until)
+            .group_by(Invoice.status)
+        )
+        return {
+            status: (int(count), int(total))
+            for status, count, total in (await self.session.execute(query)).all()
+        }
+
+    async def paid_total(self, since: datetime, until: datetime) -> int:
+        """The total of the invoices paid in ``[since, until)``, in micro-units."""
+        query = select(func.coalesce(func.sum(Invoice.total_micros), 0)).where(
+            Invoice.status == "paid", Invoice.paid_at >= since, Invoice.paid_at < until
+        )
+        return int((await self.session.execute(query)).scalar_one())
+
     async def paid_between(self, since: datetime, until: datetime) -> list[Invoice]:
         query = select(Invoice).where(
             Invoice.status == "paid", Invoice.paid_at >= since, Invoice.paid_at < until
