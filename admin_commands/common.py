@@ -11,7 +11,7 @@ from admin_commands.registry import Caller, CommandContext
 from admin_commands.roles import minimum_role
 from core.envelope import ChatAddress
 from core.errors import PermissionDenied
-from core.money import from_micros, to_micros
+from core.money import from_micros
 from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.tenants import TenantRepository
@@ -57,10 +57,6 @@ async def audit(
         after,
         tenant_id=tenant.id if tenant is not None else None,
     )
-
-
-def usd_to_billing_micros(ctx: CommandContext, usd_micros: int) -> int:
-    return to_micros(from_micros(usd_micros) * ctx.deps.config.usd_to_billing_rate)
 
 
 def money_str(micros: int) -> str:

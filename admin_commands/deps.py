@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from billing.conversion import CostConversion
 from core.clock import Clock
 from storage.db import Sessions
 
@@ -29,6 +30,10 @@ class CommandConfig:
     default_provider: str | None = None
     default_model: str | None = None
     trial_days: int = 14
+
+    @property
+    def conversion(self) -> CostConversion:
+        return CostConversion(self.billing_currency, self.usd_to_billing_rate)
 
 
 class NoticeDelivery(Protocol):

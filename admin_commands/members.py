@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from admin_commands.common import audit, money_str, target_tenant, usd_to_billing_micros
+from admin_commands.common import audit, money_str, target_tenant
 from admin_commands.payments import payment_json, payment_line
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.roles import minimum_role
 from admin_commands.values import slug
 from core.clock import month_start
 from core.errors import ConflictError, NotFoundError, UsageError
+from core.money import to_micros
 from storage.repositories.assistants import AssistantRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.payments import PaymentRepository
@@ -169,7 +170,7 @@ async def usage(ctx: CommandContext) -> CommandResult:
         totals = await repo.totals(tenant.id, month_start(deps.clock()))
         events = await repo.recent(tenant.id, limit=20)
         payments = await PaymentRepository(session).list(tenant_id=tenant.id, limit=PAYMENTS_SHOWN)
-    cost = usd_to_billing_micros(ctx, totals.cost_micros)
+    cost = to_micros(deps.config.conversion.amount(totals.costs))
     currency = deps.config.billing_currency
     text = (
         f"{tenant.name}: {tenant.token_balance:,} tokens left"

@@ -10,13 +10,11 @@ from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from admin_commands.registry import CommandContext
-from core.money import from_micros
 from core.period import Period, parse_period
 from storage.repositories.rollups import Sums
 
 #: Costs are shown to the hundredth of a cent: a single call often costs less than a cent.
 _PLACES = Decimal("0.0001")
-_MICROS = Decimal(1_000_000)
 
 
 def period_of(ctx: CommandContext, raw: str | None = None) -> Period:
@@ -36,28 +34,13 @@ def describe(period: Period) -> str:
 
 
 def billing_amount(ctx: CommandContext, currency: str, micros: int) -> Decimal:
-    """An amount in the billing currency: USD provider prices at ``USD_TO_BILLING_RATE``,
-    amounts already in the billing currency as they are; others are not convertible (0)."""
-    config = ctx.deps.config
-    amount = from_micros(micros)
-    if currency == config.billing_currency:
-        return amount
-    if currency == "USD":
-        return amount * config.usd_to_billing_rate
-    return Decimal(0)
+    """An amount in the billing currency (see :mod:`billing.conversion`)."""
+    return ctx.deps.config.conversion.amount({currency: micros})
 
 
 def cost(ctx: CommandContext, sums: Sums) -> Decimal:
-    """The cost of ``sums`` in the billing currency, as :func:`billing_amount` would sum it.
-
-    Computed on the micro-units and divided once: per-tenant tables call this ten thousand
-    times, and :func:`from_micros` per currency was most of their Python time.
-    """
-    config = ctx.deps.config
-    micros = Decimal(sums.cost.get(config.billing_currency, 0))
-    if config.billing_currency != "USD":
-        micros += Decimal(sums.cost.get("USD", 0)) * config.usd_to_billing_rate
-    return micros / _MICROS
+    """The cost of ``sums`` in the billing currency (see :mod:`billing.conversion`)."""
+    return ctx.deps.config.conversion.amount(sums.cost)
 
 
 def decimal_str(amount: Decimal) -> str:

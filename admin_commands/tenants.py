@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from admin_commands.common import audit, money_str, tenant_summary, usd_to_billing_micros
+from admin_commands.common import audit, money_str, tenant_summary
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import email, name, plan_slug, quota, slug
 from core.clock import month_start
+from core.money import to_micros
 from storage.repositories.catalog import PlanRepository
 from storage.repositories.payments import SubscriptionRepository
 from storage.repositories.tenants import TENANT_STATUSES, InviteRepository, TenantRepository
@@ -106,7 +107,7 @@ async def show(ctx: CommandContext) -> CommandResult:
     async with deps.sessions() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
         totals = await UsageRepository(session).totals(tenant.id, month_start(deps.clock()))
-    cost = usd_to_billing_micros(ctx, totals.cost_micros)
+    cost = to_micros(deps.config.conversion.amount(totals.costs))
     currency = deps.config.billing_currency
     data = tenant_summary(tenant)
     data["usage"] = {

@@ -178,11 +178,7 @@ class MonthlyInvoicing:
 
     def _cost_micros(self, sums: Sums) -> int:
         """The cost in the billing currency (USD provider prices at ``USD_TO_BILLING_RATE``)."""
-        currency = self._config.currency
-        micros = Decimal(sums.cost.get(currency, 0))
-        if currency != "USD":
-            micros += Decimal(sums.cost.get("USD", 0)) * self._config.usd_to_billing_rate
-        return int(micros)
+        return int(self._config.conversion.micros(sums.cost))
 
 
 def _invoiced(plan: Plan | None) -> bool:

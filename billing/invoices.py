@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.amounts import amount_str
+from billing.conversion import CostConversion
 from billing.effects import becomes_customer
 from billing.invoice_math import line_amount, totals
 from billing.invoice_views import InvoiceView, Issuer
@@ -40,6 +41,10 @@ class InvoiceConfig:
     usd_to_billing_rate: Decimal = Decimal("1")
     due_days: int = 30
     issuer: Issuer = field(default_factory=Issuer)
+
+    @property
+    def conversion(self) -> CostConversion:
+        return CostConversion(self.currency, self.usd_to_billing_rate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,18 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Insert, Select, Table, bindparam, case, func, select, union_all
+from sqlalchemy import (
+    Insert,
+    Numeric,
+    Select,
+    Table,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -337,8 +348,9 @@ class RollupRepository:
         rows = self._tenant_rows(period, today, None)
         if rows is None:
             return {}
-        rate = float(usd_rate) if currency != "USD" else 0.0
-        # Ranking only: the amounts shown are recomputed exactly (Decimal) from the sums.
+        # Ranking only: the amounts shown are converted from the sums by billing.conversion.
+        # The rate is bound as an exact decimal, as that module applies it.
+        rate = literal(usd_rate if currency != "USD" else Decimal(0), Numeric(30, 12))
         billed = func.sum(
             case(
                 (rows.c.cost_currency == currency, rows.c.cost_micros),

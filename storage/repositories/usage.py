@@ -19,7 +19,8 @@ class UsageTotals:
     output_tokens: int
     reasoning_tokens: int
     charged_tokens: int
-    cost_micros: int
+    #: Cost in micro-units per currency (provider prices in USD, ``model_prices`` in theirs).
+    costs: dict[str, int]
 
 
 class UsageRepository:
@@ -102,14 +103,29 @@ class UsageRepository:
             func.coalesce(func.sum(UsageEvent.output_tokens), 0),
             func.coalesce(func.sum(UsageEvent.reasoning_tokens), 0),
             func.coalesce(func.sum(UsageEvent.charged_tokens), 0),
-            func.coalesce(func.sum(UsageEvent.cost_micros), 0),
         ).where(UsageEvent.status.in_(("settled", "failed")))
+        costs = select(UsageEvent.cost_currency, func.sum(UsageEvent.cost_micros)).where(
+            UsageEvent.status == "settled"
+        )
         if tenant_id is not None:
             query = query.where(UsageEvent.tenant_id == tenant_id)
+            costs = costs.where(UsageEvent.tenant_id == tenant_id)
         if since is not None:
             query = query.where(UsageEvent.created_at >= since)
+            costs = costs.where(UsageEvent.created_at >= since)
         row = (await self.session.execute(query)).one()
-        return UsageTotals(*(int(v) for v in row))
+        by_currency = await self.session.execute(costs.group_by(UsageEvent.cost_currency))
+        calls, failures, inputs, cached, outputs, reasoning, charged = (int(v) for v in row)
+        return UsageTotals(
+            calls,
+            failures,
+            inputs,
+            cached,
+            outputs,
+            reasoning,
+            charged,
+            costs={currency: int(micros or 0) for currency, micros in by_currency.all()},
+        )
 
     async def recent(self, tenant_id: int, limit: int = 20) -> list[UsageEvent]:
         query = (
