@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import ColumnElement, func, select
@@ -40,11 +40,18 @@ class Alert:
     detail: str
     #: What the alert is about within its kind and tenant (the model), when that matters.
     subject: str = ""
+    #: For an alert about an event (a failed payment), the day it happened: it is pushed once,
+    #: not every day it stays in the list. Alerts about a state (a quota) have none.
+    occurred: date | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
         """Two alerts with one key are the same alert (it is pushed once a day)."""
         return (self.kind, self.tenant or "", self.subject)
+
+    def push_day(self, today: date) -> date:
+        """The day its push is recorded under: the event's day, else today."""
+        return self.occurred or today
 
     def as_json(self) -> dict[str, str | None]:
         return {"kind": self.kind, "tenant": self.tenant, "detail": self.detail}
@@ -261,15 +268,36 @@ async def failed_payments(session: AsyncSession, now: datetime) -> list[Alert]:
     """Payments that went wrong recently: a failed renewal, an amount that did not match, a
     refund of something never credited (recorded by the Stripe webhook as they happen)."""
     query = (
-        select(PaymentAlert.kind, PaymentAlert.detail, PaymentAlert.id, Tenant.slug)
+        select(
+            PaymentAlert.kind,
+            PaymentAlert.detail,
+            PaymentAlert.id,
+            PaymentAlert.created_at,
+            Tenant.slug,
+        )
         .outerjoin(Tenant, Tenant.id == PaymentAlert.tenant_id)
         .where(PaymentAlert.created_at >= now - RECENT)
         .order_by(PaymentAlert.id)
     )
     return [
-        Alert("failed_payment", slug, f"{kind.replace('_', ' ')}: {detail}", subject=str(alert_id))
-        for kind, detail, alert_id, slug in (await session.execute(query)).all()
+        Alert(
+            "failed_payment",
+            slug,
+            payment_alert_text(kind, detail),
+            subject=payment_alert_subject(alert_id),
+            occurred=at.date(),
+        )
+        for kind, detail, alert_id, at, slug in (await session.execute(query)).all()
     ]
+
+
+def payment_alert_text(kind: str, detail: str) -> str:
+    """``amount mismatch: …``: how a recorded payment alert reads, pushed or listed."""
+    return f"{kind.replace('_', ' ')}: {detail}"
+
+
+def payment_alert_subject(alert_id: int) -> str:
+    return str(alert_id)
 
 
 async def overdue_invoices(session: AsyncSession, now: datetime) -> list[Alert]:

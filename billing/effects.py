@@ -10,10 +10,12 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.alerts import payment_alert_subject, payment_alert_text
 from billing.notices import Notice, address_of, admin_addresses
 from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.alerts import AlertRepository
+from storage.repositories.sent_alerts import SentAlertRepository
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +57,19 @@ class EffectContext:
             self.notices.append(Notice(address, text))
 
     async def alert(self, kind: str, tenant: Tenant | None, detail: str) -> None:
-        """Record an alert and tell the admins at once: money is involved."""
+        """Record an alert and tell the admins at once: money is involved.
+
+        It is recorded as pushed, too, so the daily push does not send it a second time.
+        """
         log.warning("billing alert %s: %s", kind, detail)
-        await AlertRepository(self.session).add(
+        recorded = await AlertRepository(self.session).add(
             kind, detail, now=self.now, tenant_id=tenant.id if tenant else None
         )
+        text = payment_alert_text(kind, detail)
         for address in await admin_addresses(self.session):
-            self.notices.append(Notice(address, detail))
+            self.notices.append(Notice(address, text[:1].upper() + text[1:]))
+        key = ("failed_payment", tenant.slug if tenant else "", payment_alert_subject(recorded.id))
+        await SentAlertRepository(self.session).record_new(self.now.date(), [key], self.now)
 
     async def paid_by(self, tenant: Tenant, what: str) -> None:
         """``tenant`` paid for ``what`` through Stripe: see :func:`becomes_customer`."""

@@ -413,7 +413,7 @@ async def on_invoice_failed(ctx: EffectContext, invoice: StripeObject) -> None:
     await ctx.alert(
         "payment_failed",
         tenant,
-        f"Payment failed: {tenant.slug}'s {name} plan, {amount} (invoice {invoice['id']}, "
+        f"{tenant.slug}'s {name} plan, {amount} (invoice {invoice['id']}, "
         f"attempt {number(invoice, 'attempt_count') or 1}). The subscription is past due.",
     )
 

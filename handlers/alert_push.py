@@ -108,8 +108,8 @@ class DailyAlerts:
             admins = await AdminRepository(session).list()
         try:
             async with self._sessions.begin() as session:
-                recorded = await SentAlertRepository(session).record_new(
-                    now.date(), [a.key for a in found], now
+                recorded = await SentAlertRepository(session).record_new_on(
+                    [(a.push_day(now.date()), a.key) for a in found], now
                 )
         except IntegrityError:
             # Only when a lease ran out under a slow push: the other process sends them.

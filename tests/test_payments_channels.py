@@ -12,7 +12,7 @@ import pytest
 
 from bot.channels import build_channels
 from bot.service import ServiceRunner
-from tests.conftest import AppFactory, tenant_with_tokens
+from tests.conftest import AppFactory, admin, tenant_with_tokens
 from tests.fakes.slack_server import (
     FakeSlackServer,
     command_body,
@@ -62,6 +62,7 @@ async def test_telegram_buy_button_payment_and_failed_renewal_notices(
             TELEGRAM_BOT_TOKEN=fake.token,
             TELEGRAM_API_BASE=fake.base_url,
             SUPERADMINS=f"telegram:{ADMIN}",
+            ALERTS_HOUR="0",
         )
         try:
             code = await tenant_with_tokens(service.app, tokens=START)
@@ -101,6 +102,12 @@ async def test_telegram_buy_button_payment_and_failed_renewal_notices(
             assert fake.bot_texts(ADMIN)[-1].startswith(
                 "Payment failed: acme's Pro plan, 29.00 EUR"
             )
+            # Told at once, so the daily push does not tell it again; /alerts still lists it.
+            [listed] = (await admin(service.app, "alerts")).data
+            assert listed["detail"].startswith("payment failed: acme's Pro plan")
+            daily = ServiceRunner(service.app, [])
+            assert await daily.alerts.push_due(service.notifiers) == []
+            assert len(fake.bot_texts(ADMIN)) == 1
         finally:
             await service.stop()
 

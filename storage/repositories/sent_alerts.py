@@ -21,22 +21,29 @@ class SentAlertRepository:
     async def record_new(
         self, day: date, keys: Iterable[AlertKey], now: datetime
     ) -> list[AlertKey]:
-        """Record the keys not yet sent on ``day`` and return them (in the given order).
+        """Record the keys not yet sent on ``day`` and return them (in the given order)."""
+        return await self.record_new_on([(day, key) for key in keys], now)
+
+    async def record_new_on(
+        self, pushes: Iterable[tuple[date, AlertKey]], now: datetime
+    ) -> list[AlertKey]:
+        """Record each ``(day, key)`` not yet recorded and return their keys (in order).
 
         The unique key makes a second recorder of the same alert fail with ``IntegrityError``
         at the flush, so whoever commits first is the one that sends.
         """
-        wanted = list(dict.fromkeys(keys))
+        wanted = list(dict.fromkeys(pushes))
         if not wanted:
             return []
-        query = select(SentAlert.kind, SentAlert.tenant, SentAlert.subject).where(
-            SentAlert.day == day
+        days = {day for day, _ in wanted}
+        query = select(SentAlert.day, SentAlert.kind, SentAlert.tenant, SentAlert.subject).where(
+            SentAlert.day.in_(days)
         )
-        sent = {(k, t, s) for k, t, s in (await self.session.execute(query)).all()}
-        new = [key for key in wanted if key not in sent]
+        sent = {(d, (k, t, s)) for d, k, t, s in (await self.session.execute(query)).all()}
+        new = [push for push in wanted if push not in sent]
         self.session.add_all(
             SentAlert(day=day, kind=kind, tenant=tenant, subject=subject, sent_at=now)
-            for kind, tenant, subject in new
+            for day, (kind, tenant, subject) in new
         )
         await self.session.flush()
-        return new
+        return [key for _, key in new]
