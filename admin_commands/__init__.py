@@ -16,6 +16,7 @@ from admin_commands import (
     members,
     payments,
     stats,
+    subscriptions,
     tenants,
     tokens,
 )
@@ -28,6 +29,7 @@ def build_registry() -> CommandRegistry:
     for module in (
         members,
         payments,
+        subscriptions,
         invoices,
         library,
         tenants,

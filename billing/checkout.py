@@ -14,11 +14,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from billing.amounts import price_label, to_minor
+from billing.subscription_state import SubscriptionState
 from core.clock import Clock
 from core.envelope import ChatAddress
 from core.errors import PaymentUnavailable
 from storage.db import Sessions
-from storage.models import Pack, Payment, Plan, Tenant
+from storage.models import Pack, Payment, Plan, Subscription, Tenant
 from storage.repositories.catalog import PackRepository
 from storage.repositories.payments import PaymentRepository
 
@@ -40,12 +41,18 @@ class ReturnUrls:
 
     success: str
     cancel: str
+    #: Where the Billing Portal's "return" link goes.
+    portal: str = ""
 
     @classmethod
     def under(cls, public_base_url: str) -> ReturnUrls:
         base = public_base_url.rstrip("/")
         # {CHECKOUT_SESSION_ID} is filled in by Stripe.
-        return cls(f"{base}/paid?session_id={{CHECKOUT_SESSION_ID}}", f"{base}/paid?cancelled=1")
+        return cls(
+            f"{base}/paid?session_id={{CHECKOUT_SESSION_ID}}",
+            f"{base}/paid?cancelled=1",
+            f"{base}/paid?portal=1",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +175,32 @@ class CheckoutService:
             ):
                 return _link(payment, pack.name, payment.url, payment.stripe_session_id)
         return None
+
+    async def cancel_at_period_end(
+        self, subscription: Subscription, *, cancel: bool = True
+    ) -> SubscriptionState:
+        """Ask Stripe to end ``subscription`` when its paid period ends (or not to)."""
+        # The same request retried is one change; a later one (after the portal undid it, say)
+        # must reach Stripe, so the key moves with our copy's last update.
+        version = int(subscription.updated_at.timestamp() * 1000)
+        key = f"switchboard-cancel-{subscription.stripe_subscription_id}-{int(cancel)}-{version}"
+        return await self._stripe.set_cancel_at_period_end(
+            subscription.stripe_subscription_id, cancel, idempotency_key=key
+        )
+
+    async def subscription_state(self, subscription: Subscription) -> SubscriptionState:
+        return await self._stripe.subscription(subscription.stripe_subscription_id)
+
+    async def portal_url(self, subscription: Subscription) -> str:
+        """A Billing Portal link for the subscription's customer (card, invoices, plan)."""
+        if not subscription.stripe_customer_id:
+            raise PaymentUnavailable(
+                "subscription has no Stripe customer",
+                user_message="This subscription has no Stripe customer to manage yet.",
+            )
+        return await self._stripe.portal_url(
+            subscription.stripe_customer_id, self._urls.portal or self._urls.cancel
+        )
 
     async def expire(self, session_id: str) -> str:
         """Close an open Checkout Session (an invoice cancelled or paid by hand); its status

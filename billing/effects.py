@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.alerts import payment_alert_subject, payment_alert_text
 from billing.notices import Notice, address_of, admin_addresses
+from billing.subscription_state import SubscriptionState
 from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.alerts import AlertRepository
@@ -37,6 +38,8 @@ class StripeApi(Protocol):
     ) -> str: ...
 
     async def invoice_payment_intent(self, invoice_id: str) -> str | None: ...
+
+    async def subscription(self, subscription_id: str) -> SubscriptionState: ...
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import stripe
 
+from billing.subscription_state import SubscriptionState, subscription_state
 from core.errors import PaymentUnavailable
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,38 @@ class StripeCheckout:
             if isinstance(found, str) and found:
                 return found
         return None
+
+    async def set_cancel_at_period_end(
+        self, subscription_id: str, cancel: bool, *, idempotency_key: str
+    ) -> SubscriptionState:
+        """Cancel ``subscription_id`` at the end of its paid period (or undo that)."""
+        try:
+            subscription = await self._client.v1.subscriptions.update_async(
+                subscription_id,
+                {"cancel_at_period_end": cancel},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _unavailable(exc) from None
+        return subscription_state(subscription.to_dict())
+
+    async def subscription(self, subscription_id: str) -> SubscriptionState:
+        """The subscription as Stripe has it now (events may arrive late or out of order)."""
+        try:
+            subscription = await self._client.v1.subscriptions.retrieve_async(subscription_id)
+        except stripe.StripeError as exc:
+            raise _unavailable(exc) from None
+        return subscription_state(subscription.to_dict())
+
+    async def portal_url(self, customer_id: str, return_url: str) -> str:
+        """A Stripe Billing Portal session for the customer: change the card, see invoices."""
+        try:
+            portal = await self._client.v1.billing_portal.sessions.create_async(
+                {"customer": customer_id, "return_url": return_url}
+            )
+        except stripe.StripeError as exc:
+            raise _unavailable(exc) from None
+        return str(portal.url)
 
     async def aclose(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 
 from billing.amounts import from_minor, price_label
 from billing.effects import EffectContext, StripeObject, metadata, number, text
 from billing.notices import Notice, tenant_addresses
+from billing.subscription_state import SubscriptionState, subscription_state
 from storage.models import Payment, Subscription, Tenant
 from storage.repositories.catalog import PlanRepository
 from storage.repositories.ledger import LedgerRepository
@@ -441,3 +443,69 @@ async def on_subscription_deleted(ctx: EffectContext, stripe_subscription: Strip
         f"Your {subscription.plan} subscription has ended; your tokens stay yours. "
         "Top up with /buy when you need more.",
     )
+
+
+#: Stripe's subscription statuses as ours: it runs, it waits for a payment, or it is over.
+_STATUS = {
+    "active": "active",
+    "trialing": "active",
+    "past_due": "past_due",
+    "unpaid": "past_due",
+    "incomplete": "past_due",
+    "paused": "past_due",
+    "canceled": "canceled",
+    "incomplete_expired": "canceled",
+}
+
+
+def updated_key(event_type: str, stripe_subscription: StripeObject) -> str:
+    """One effect per state reported: a redelivered event is a duplicate, a later change is
+    not (the state applied is read from Stripe, so their order does not matter)."""
+    state = subscription_state(stripe_subscription)
+    end = state.current_period_end.isoformat() if state.current_period_end else ""
+    return (
+        f"{event_type}:{stripe_subscription['id']}:{state.status}:"
+        f"{int(state.cancel_at_period_end)}:{end}"
+    )
+
+
+async def on_subscription_updated(ctx: EffectContext, stripe_subscription: StripeObject) -> None:
+    """Keep our copy in step: status, the period's end, and a cancellation at that end (from
+    ``/subscription cancel`` or the Billing Portal). The ending itself comes as
+    ``customer.subscription.deleted``."""
+    subscription_id = str(stripe_subscription["id"])
+    found = await SubscriptionRepository(ctx.session).find(subscription_id)
+    if found is None or found.status == "canceled":
+        return  # not ours, or over (a later update of an ended one changes nothing)
+    state = subscription_state(stripe_subscription)
+    if ctx.api is not None:
+        # Events arrive late and out of order: what Stripe has now is what we keep.
+        state = await ctx.api.subscription(subscription_id)
+    was_cancelling = found.cancel_at_period_end
+    apply_state(found, state, ctx.now)
+    if found.cancel_at_period_end != was_cancelling:
+        ctx.tell(found.reply_to, cancellation_text(found))
+
+
+def apply_state(subscription: Subscription, state: SubscriptionState, now: datetime) -> None:
+    """Stripe's reported state onto our row (an ended row stays ended)."""
+    status = _STATUS.get(state.status)
+    if status is not None and subscription.status != "canceled":
+        subscription.status = status
+    subscription.cancel_at_period_end = state.cancel_at_period_end
+    if state.current_period_end is not None:
+        subscription.current_period_end = state.current_period_end
+    subscription.updated_at = now
+
+
+def cancellation_text(subscription: Subscription) -> str:
+    """What the tenant is told when a cancellation at the period's end is set or undone."""
+    plan = subscription.plan
+    end = subscription.current_period_end
+    until = f" on {end:%Y-%m-%d}" if end else " at the end of the paid period"
+    if subscription.cancel_at_period_end:
+        return (
+            f"Your {plan} plan will not renew: it ends{until}, and its tokens stay yours. "
+            "/subscription shows it."
+        )
+    return f"Your {plan} plan renews again{until}."

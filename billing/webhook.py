@@ -29,6 +29,8 @@ from billing.subscription_events import (
     on_invoice_failed,
     on_invoice_paid,
     on_subscription_deleted,
+    on_subscription_updated,
+    updated_key,
 )
 from core.clock import Clock
 from storage.db import Sessions
@@ -49,6 +51,7 @@ ROUTES: dict[str, Route] = {
     "checkout.session.expired": Route(by_object, on_session_expired),
     "invoice.paid": Route(by_object, on_invoice_paid),
     "invoice.payment_failed": Route(failed_invoice_key, on_invoice_failed),
+    "customer.subscription.updated": Route(updated_key, on_subscription_updated),
     "customer.subscription.deleted": Route(by_object, on_subscription_deleted),
     "charge.refunded": Route(refund_key, on_charge_refunded),
 }

@@ -54,6 +54,8 @@ async def paid_page(request: web.Request) -> web.Response:
     credits the payment, and the chat is told when it has."""
     if request.query.get("cancelled"):
         title, body = "Payment cancelled", "Nothing was charged. You can go back to the chat."
+    elif request.query.get("portal"):
+        title, body = "Billing settings saved", "You can go back to the chat."
     else:
         title, body = (
             "Payment received",

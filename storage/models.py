@@ -623,6 +623,12 @@ class Subscription(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     canceled_at: Mapped[datetime | None]
+    #: When the paid period ends: the subscription renews then, or ends if cancelled.
+    current_period_end: Mapped[datetime | None]
+    #: Cancelled by the tenant (``/subscription cancel``): it runs to the period end, then ends.
+    cancel_at_period_end: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     #: Set on a second subscription paid while this tenant already had one (two /subscribe
     #: links both paid): the id of that first subscription. It was cancelled and refunded at
     #: once and never grants tokens.

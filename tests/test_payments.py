@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -665,3 +666,83 @@ async def test_repeated_buy_reuses_the_chats_open_links(shop: Shop) -> None:
     # Another chat of the tenant gets links of its own.
     other = await say(app, "/buy", user="u2")
     assert not {b.url for b in other.buttons} & {b.url for b in first.buttons}
+
+
+# -- a subscription the tenant manages -------------------------------------------------------------
+
+
+async def test_members_see_cancel_and_manage_their_subscription(shop: Shop) -> None:
+    app, stripe = shop.app, shop.stripe
+    await bind_console(app)
+    none = await say(app, "/subscription")
+    assert none.texts == ["Acme has no subscription. /subscribe PLAN starts one."]
+    link = await say(app, "/subscribe pro")
+    session_id = stripe.session_for_url(link.buttons[0].url)["id"]
+    assert await stripe.pay(session_id) == [200, 200]
+    sub_id = stripe.sessions[session_id].data["subscription"]
+    period_end = stripe.subscriptions[sub_id]["items"]["data"][0]["current_period_end"]
+    day = datetime.fromtimestamp(period_end, UTC).strftime("%Y-%m-%d")
+
+    shown = await say(app, "/subscription")
+    assert shown.texts == [f"Acme: pro plan, active; renews on {day}."]
+
+    cancelled = await say(app, "/subscription cancel")
+    assert cancelled.texts[0].startswith(f"Your pro plan will not renew: it ends on {day}")
+    assert stripe.subscriptions[sub_id]["cancel_at_period_end"] is True, "asked of Stripe"
+    # Stripe's event of that change is applied once, and changes nothing more.
+    event = stripe.subscription_updated(sub_id)
+    for _ in range(2):
+        assert await stripe.deliver(event) == [200]
+    again = (await admin(app, "subscription", "acme")).data["subscription"]
+    assert again == {
+        "plan": "pro",
+        "status": "active",
+        "current_period_end": datetime.fromtimestamp(period_end, UTC).isoformat(),
+        "cancel_at_period_end": True,
+    }
+    async with app.deps.sessions() as session:
+        [audited] = (
+            (
+                await session.execute(
+                    select(AuditLog).where(AuditLog.action == "subscription.cancel")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert audited.after == {"cancel_at_period_end": True}
+
+    # Undone in the Billing Portal: the event says so, the chat is told.
+    portal = await say(app, "/subscription portal")
+    assert portal.buttons[0].url.startswith("https://billing.stripe.com/p/session/")
+    assert stripe.portal_sessions[-1]["return_url"] == f"{PUBLIC_URL}/paid?portal=1"
+    stripe.subscriptions[sub_id]["cancel_at_period_end"] = False
+    assert await stripe.deliver(stripe.subscription_updated(sub_id)) == [200]
+    assert (await say(app, "/subscription")).texts == [f"Acme: pro plan, active; renews on {day}."]
+
+
+async def test_a_late_update_event_applies_what_stripe_has_now(shop: Shop) -> None:
+    app, stripe = shop.app, shop.stripe
+    subscribed = (await admin(app, "subscribe", "pro", "--tenant", "acme")).data
+    assert await stripe.pay(subscribed["session_id"]) == [200, 200]
+    sub_id = stripe.sessions[subscribed["session_id"]].data["subscription"]
+    stripe.subscriptions[sub_id]["cancel_at_period_end"] = True
+    cancelling = stripe.subscription_updated(sub_id)
+    stripe.subscriptions[sub_id]["cancel_at_period_end"] = False
+    undone = stripe.subscription_updated(sub_id)
+
+    # Delivered newest first: the older event must not win.
+    assert await stripe.deliver(undone) == [200]
+    assert await stripe.deliver(cancelling) == [200]
+
+    shown = (await admin(app, "subscription", "acme")).data["subscription"]
+    assert shown["cancel_at_period_end"] is False
+
+
+async def test_only_admins_cancel_another_tenants_subscription(shop: Shop) -> None:
+    app = shop.app
+    await admin(app, "admin", "add", "console:watcher", "viewer")
+    refused = await say(app, "/subscription acme cancel", user="watcher", scope_key="x")
+    assert refused.texts == ["Permission denied: /subscription SLUG needs the admin role."]
+    shown = await say(app, "/subscription acme", user="watcher", scope_key="x")
+    assert shown.texts == ["Acme has no subscription. /subscribe PLAN starts one."]

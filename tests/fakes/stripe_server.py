@@ -15,7 +15,9 @@ Endpoints
     ``POST /v1/checkout/sessions`` (validated: mode, line items with ``price_data``, recurring
     prices only in subscription mode), ``GET /v1/checkout/sessions/<id>``,
     ``POST /v1/checkout/sessions/<id>/expire``, ``GET /v1/account`` (the key's account, for
-    ``switchboard doctor``), ``DELETE /v1/subscriptions/<id>`` (cancel now),
+    ``switchboard doctor``), ``DELETE /v1/subscriptions/<id>`` (cancel now), ``GET`` and
+    ``POST /v1/subscriptions/<id>`` (retrieve; ``cancel_at_period_end``; the billing period is
+    on the items, as since API 2025-03-31), ``POST /v1/billing_portal/sessions``,
     ``POST /v1/refunds`` (by ``payment_intent`` or ``charge``; at most what is left to refund),
     ``GET /v1/invoice_payments?invoice=…`` (how an invoice was paid: since API 2025-03-31 an
     invoice no longer carries ``payment_intent``, and its ``payments`` list is includable, so
@@ -62,6 +64,8 @@ JSON = dict[str, Any]
 API_KEY = "sk_test_fake_4eC39HqLyjWDarjtT1zdp7dc"
 WEBHOOK_SECRET = "whsec_test_fake_secret"
 API_VERSION = "2026-10-28.endive"
+#: A subscription's billing period (a month, near enough).
+PERIOD_SECONDS = 30 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,8 @@ class FakeStripeServer:
         self.requests: list[StripeRequest] = []
         self.sessions: dict[str, FakeSession] = {}
         self.subscriptions: dict[str, JSON] = {}
+        #: Billing Portal sessions asked for (their parameters).
+        self.portal_sessions: list[JSON] = []
         self.charges: dict[str, JSON] = {}
         self.refunds: list[JSON] = []
         #: Invoice id → its ``invoice_payment`` object (one paid attempt per invoice here).
@@ -138,6 +144,9 @@ class FakeStripeServer:
         app.router.add_post("/v1/checkout/sessions/{id}/expire", self._expire_session)
         app.router.add_get("/v1/account", self._account)
         app.router.add_delete("/v1/subscriptions/{id}", self._cancel_subscription)
+        app.router.add_get("/v1/subscriptions/{id}", self._retrieve_subscription)
+        app.router.add_post("/v1/subscriptions/{id}", self._update_subscription)
+        app.router.add_post("/v1/billing_portal/sessions", self._create_portal_session)
         app.router.add_post("/v1/refunds", self._create_refund)
         app.router.add_get("/v1/invoice_payments", self._list_invoice_payments)
         app.router.add_route("*", "/v1/{rest:.*}", self._unknown)
@@ -294,6 +303,63 @@ class FakeStripeServer:
             }
 
         return await self._handle(request, account)
+
+    def _live_subscription(self, subscription_id: str) -> JSON:
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is None:
+            raise StripeApiError(
+                404, f"No such subscription: '{subscription_id}'", code="resource_missing"
+            )
+        return subscription
+
+    async def _retrieve_subscription(self, request: web.Request) -> web.Response:
+        def retrieve(r: web.Request, _params: JSON) -> JSON:
+            return _public_subscription(self._live_subscription(r.match_info["id"]))
+
+        return await self._handle(request, retrieve)
+
+    async def _update_subscription(self, request: web.Request) -> web.Response:
+        def update(r: web.Request, params: JSON) -> JSON:
+            subscription = self._live_subscription(r.match_info["id"])
+            if subscription["status"] == "canceled":
+                raise StripeApiError(
+                    400,
+                    "A canceled subscription can only update its cancellation_details and "
+                    "metadata.",
+                )
+            if "cancel_at_period_end" in params:
+                value = params["cancel_at_period_end"]
+                if value not in ("true", "false"):
+                    raise StripeApiError(
+                        400, f"Invalid boolean: {value}", param="cancel_at_period_end"
+                    )
+                subscription["cancel_at_period_end"] = value == "true"
+            return _public_subscription(subscription)
+
+        return await self._handle(request, update)
+
+    async def _create_portal_session(self, request: web.Request) -> web.Response:
+        def create(_r: web.Request, params: JSON) -> JSON:
+            customer = params.get("customer")
+            if not customer:
+                raise StripeApiError(400, "Missing required param: customer.", param="customer")
+            if customer not in {s["customer"] for s in self.subscriptions.values()}:
+                raise StripeApiError(
+                    400, f"No such customer: '{customer}'", param="customer",
+                    code="resource_missing",
+                )  # fmt: skip
+            portal_id = self._id("bps")
+            self.portal_sessions.append(params)
+            return {
+                "id": portal_id,
+                "object": "billing_portal.session",
+                "customer": customer,
+                "return_url": params.get("return_url"),
+                "url": f"https://billing.stripe.com/p/session/{portal_id}",
+                "livemode": False,
+            }
+
+        return await self._handle(request, create)
 
     async def _cancel_subscription(self, request: web.Request) -> web.Response:
         def cancel(r: web.Request, _params: JSON) -> JSON:
@@ -534,6 +600,19 @@ class FakeStripeServer:
                 "amount": session["amount_total"],
                 "first_invoice": session["invoice"],
                 "attempts": 0,
+                "cancel_at_period_end": False,
+                # Since API 2025-03-31 the billing period is on the subscription's items.
+                "items": {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": self._id("si"),
+                            "object": "subscription_item",
+                            "current_period_start": int(time.time()),
+                            "current_period_end": int(time.time()) + PERIOD_SECONDS,
+                        }
+                    ],
+                },
             }
             if paid:  # the first invoice was paid by the checkout
                 self._pay_invoice(session["invoice"], session["amount_total"], session["currency"])
@@ -653,6 +732,12 @@ class FakeStripeServer:
         subscription["status"] = "past_due"
         invoice = self._invoice(subscription_id, first=False, paid=False)
         return self.event("invoice.payment_failed", invoice)
+
+    def subscription_updated(self, subscription_id: str) -> JSON:
+        """``customer.subscription.updated`` with the subscription as it is now (change it
+        first through the API or by hand)."""
+        subscription = self.subscriptions[subscription_id]
+        return self.event("customer.subscription.updated", _public_subscription(subscription))
 
     def subscription_deleted(self, subscription_id: str) -> JSON:
         subscription = self.subscriptions[subscription_id]

@@ -1,0 +1,170 @@
+"""``/subscription [cancel|portal]``: a tenant manages its own Stripe subscription.
+
+Members see their plan, its status and the end of the paid period, cancel it at that end
+(through Stripe, so nothing more is charged; the tokens already granted stay), and get a Stripe
+Billing Portal link to change the card. Platform admins do the same for any tenant with
+``/subscription SLUG [cancel]`` or ``--tenant``. Stripe's ``customer.subscription.updated``
+event keeps our copy in step whichever way a change was made (see
+:mod:`billing.subscription_events`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from admin_commands.common import audit, target_tenant
+from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
+from admin_commands.roles import minimum_role
+from admin_commands.values import slug
+from billing.checkout import CheckoutService
+from billing.subscription_events import apply_state, cancellation_text
+from core.envelope import LinkButton
+from core.errors import PaymentUnavailable, PermissionDenied, SwitchboardError
+from storage.models import Subscription, Tenant
+from storage.repositories.payments import SubscriptionRepository
+from storage.repositories.tenants import TenantRepository
+
+commands = CommandGroup()
+
+NOT_CONFIGURED = "Payments are not set up on this service yet. Please ask your administrator."
+#: Changing a tenant's subscription from outside it is a billing action.
+WRITE = "billing.write"
+
+
+@commands.command(
+    "subscription",
+    audience="member",
+    unbound_ok=True,
+    arguments=[Arg("slug", nargs="?", type=slug), Arg("action", nargs="?", choices=["cancel"])],
+)
+async def subscription(ctx: CommandContext) -> CommandResult:
+    """Your subscription: plan, status, and when it renews or ends."""
+    if ctx.args.slug is None:
+        tenant = await _tenant(ctx)
+    else:
+        permission = WRITE if ctx.args.action == "cancel" else "stats.read"
+        if not ctx.caller.can(permission):
+            raise PermissionDenied(minimum_role(permission), "/subscription SLUG")
+        async with ctx.deps.sessions() as session:
+            tenant = await TenantRepository(session).get(ctx.args.slug)
+    if ctx.args.action == "cancel":
+        return await _cancel(ctx, tenant)
+    current = await _current(ctx, tenant)
+    if current is None:
+        return CommandResult(
+            f"{tenant.name} has no subscription. /subscribe PLAN starts one.",
+            data={"tenant": tenant.slug, "subscription": None},
+        )
+    current = await _refreshed(ctx, current)
+    return CommandResult(_describe(tenant, current), data=_json(tenant, current))
+
+
+@commands.command(
+    "subscription cancel", audience="member", unbound_ok=True, arguments=[Arg("--tenant")]
+)
+async def cancel(ctx: CommandContext) -> CommandResult:
+    """Cancel your subscription at the end of the paid period (no further charge)."""
+    return await _cancel(ctx, await _tenant(ctx))
+
+
+@commands.command(
+    "subscription portal", audience="member", unbound_ok=True, arguments=[Arg("--tenant")]
+)
+async def portal(ctx: CommandContext) -> CommandResult:
+    """A Stripe link to change your card and see your subscription's invoices."""
+    tenant = await _tenant(ctx)
+    current = await _current(ctx, tenant)
+    if current is None:
+        raise SwitchboardError(
+            f"{tenant.slug} has no subscription",
+            user_message=f"{tenant.name} has no subscription to manage.",
+        )
+    url = await _checkout(ctx).portal_url(current)
+    return CommandResult(
+        "Manage your subscription (card, invoices) with the link.",
+        data={"tenant": tenant.slug, "url": url},
+        buttons=[LinkButton("Manage subscription", url)],
+    )
+
+
+async def _cancel(ctx: CommandContext, tenant: Tenant) -> CommandResult:
+    current = await _current(ctx, tenant)
+    if current is None:
+        raise SwitchboardError(
+            f"{tenant.slug} has no subscription",
+            user_message=f"{tenant.name} has no subscription to cancel.",
+        )
+    if current.cancel_at_period_end:
+        return CommandResult(cancellation_text(current), data=_json(tenant, current))
+    state = await _checkout(ctx).cancel_at_period_end(current)
+    before = {"cancel_at_period_end": False}
+    async with ctx.deps.sessions.begin() as session:
+        row = await SubscriptionRepository(session).find(current.stripe_subscription_id)
+        assert row is not None
+        apply_state(row, state, ctx.deps.clock())
+        await audit(
+            session,
+            ctx,
+            "subscription.cancel",
+            row.stripe_subscription_id,
+            before,
+            {"cancel_at_period_end": row.cancel_at_period_end},
+            tenant=tenant,
+        )
+    return CommandResult(cancellation_text(row), data=_json(tenant, row))
+
+
+async def _tenant(ctx: CommandContext) -> Tenant:
+    async with ctx.deps.sessions() as session:
+        return await target_tenant(ctx, session, permission=WRITE)
+
+
+async def _current(ctx: CommandContext, tenant: Tenant) -> Subscription | None:
+    async with ctx.deps.sessions() as session:
+        return await SubscriptionRepository(session).current(tenant.id)
+
+
+async def _refreshed(ctx: CommandContext, current: Subscription) -> Subscription:
+    """With the period's end from Stripe when we have not heard it yet."""
+    if current.current_period_end is not None or ctx.deps.checkout is None:
+        return current
+    try:
+        state = await ctx.deps.checkout.subscription_state(current)
+    except PaymentUnavailable:
+        return current  # shown without the date; nothing is wrong with the subscription
+    async with ctx.deps.sessions.begin() as session:
+        row = await SubscriptionRepository(session).find(current.stripe_subscription_id)
+        assert row is not None
+        apply_state(row, state, ctx.deps.clock())
+    return row
+
+
+def _checkout(ctx: CommandContext) -> CheckoutService:
+    if ctx.deps.checkout is None:
+        raise PaymentUnavailable("Stripe is not configured", user_message=NOT_CONFIGURED)
+    return ctx.deps.checkout
+
+
+def _describe(tenant: Tenant, current: Subscription) -> str:
+    end = current.current_period_end
+    when = f"{end:%Y-%m-%d}" if end else "the end of the paid period"
+    if current.cancel_at_period_end:
+        next_step = f"ends on {when} (cancelled; no further charge)"
+    elif current.status == "past_due":
+        next_step = "the last payment failed; Stripe tries again (/subscription portal)"
+    else:
+        next_step = f"renews on {when}"
+    return f"{tenant.name}: {current.plan} plan, {current.status}; {next_step}."
+
+
+def _json(tenant: Tenant, current: Subscription) -> dict[str, Any]:
+    end = current.current_period_end
+    return {
+        "tenant": tenant.slug,
+        "subscription": {
+            "plan": current.plan,
+            "status": current.status,
+            "current_period_end": end.isoformat() if end else None,
+            "cancel_at_period_end": current.cancel_at_period_end,
+        },
+    }
