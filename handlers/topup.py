@@ -3,9 +3,8 @@ over, answered with a payment link per pack and the ``/subscribe`` commands of t
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from billing.amounts import price_label
+from billing.checkout import LINK_REUSE
 from core.envelope import ChatAddress, LinkButton
 from core.errors import InsufficientTokens, PaymentUnavailable, SwitchboardError, TenantUnavailable
 from handlers.context import Handler, TurnContext
@@ -13,8 +12,6 @@ from storage.models import Tenant
 from storage.repositories.catalog import PlanRepository
 from storage.repositories.payments import SubscriptionRepository
 
-#: A chat refused again within this time gets the same unpaid links, not new sessions.
-REUSE_LINKS_WITHIN = timedelta(hours=1)
 #: The reason :class:`~handlers.middlewares.TenantStatusMiddleware` gives for an ended trial.
 TRIAL_ENDED = "trial ended"
 
@@ -51,7 +48,7 @@ async def _offer(ctx: TurnContext, exc: SwitchboardError) -> None:
             tenant,
             reply_to=ChatAddress.of(ctx.message),
             actor=f"{ctx.message.channel}:{ctx.message.user_id}",
-            reuse_within=REUSE_LINKS_WITHIN,
+            reuse_within=LINK_REUSE,
         )
     except PaymentUnavailable as problem:
         exc.user_message = f"{exc.user_message}\n{problem.user_message}"
