@@ -109,7 +109,8 @@ async def on_session_completed(ctx: EffectContext, session: StripeObject) -> Non
     )
     ctx.tell(
         payment.reply_to,
-        f"Payment received: +{payment.tokens:,} tokens, balance {entry.balance_after:,}.",
+        tenant_id=payment.tenant_id,
+        text=f"Payment received: +{payment.tokens:,} tokens, balance {entry.balance_after:,}.",
     )
     # A partial refund Stripe delivered before this completion: taken back now it is credited.
     await take_back_refunded(ctx, payment, full=False)
@@ -139,7 +140,8 @@ async def on_session_failed(ctx: EffectContext, session: StripeObject) -> None:
     payment.status, payment.error, payment.closed_at = "failed", "payment failed", ctx.now
     ctx.tell(
         payment.reply_to,
-        f"Your payment for {payment.item} did not go through; nothing was charged or added. "
+        tenant_id=payment.tenant_id,
+        text=f"Your payment for {payment.item} did not go through; nothing was charged or added. "
         "You can try again with /buy.",
     )
 
@@ -259,6 +261,7 @@ async def take_back_refunded(ctx: EffectContext, payment: Payment, *, full: bool
     )
     ctx.tell(
         payment.reply_to,
-        f"Refund processed: -{taken:,} tokens, balance {entry.balance_after:,}.",
+        tenant_id=payment.tenant_id,
+        text=f"Refund processed: -{taken:,} tokens, balance {entry.balance_after:,}.",
     )
     return taken

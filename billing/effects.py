@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.alerts import payment_alert_subject, payment_alert_text
-from billing.notices import Notice, address_of, admin_addresses
+from billing.notices import Notice, address_of, admin_addresses, still_the_tenants
 from billing.subscription_state import SubscriptionState
 from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
@@ -51,13 +51,31 @@ class EffectContext:
     event_id: str
     event_type: str
     notices: list[Notice] = field(default_factory=list)
+    #: What :meth:`tell` said, with the tenant it is about, until :meth:`settle_told`.
+    _told: list[tuple[Notice, int]] = field(default_factory=list)
     #: The Stripe API, when a secret key is configured (webhooks alone need only the secret).
     api: StripeApi | None = None
 
-    def tell(self, stored_address: dict[str, Any] | None, text: str) -> None:
+    def tell(self, stored_address: dict[str, Any] | None, text: str, *, tenant_id: int) -> None:
+        """Tell the chat that asked (for a link, a subscription) about tenant ``tenant_id``'s
+        payment, if it still may hear it: see :meth:`settle_told`."""
         address = address_of(stored_address)
         if address is not None:
-            self.notices.append(Notice(address, text))
+            self._told.append((Notice(address, text), tenant_id))
+
+    async def settle_told(self) -> None:
+        """Keep what :meth:`tell` said only for chats that are the tenant's now (a chat moved to
+        another tenant since it asked must not hear this one's balance) or a platform admin's
+        own chat (``/buy --tenant``); run before the effect's transaction ends."""
+        admins = {(a.channel, a.chat_key) for a in await admin_addresses(self.session)}
+        for notice, tenant_id in self._told:
+            address = notice.address
+            mine = await still_the_tenants(self.session, tenant_id, [address])
+            if mine or (address.channel, address.chat_key) in admins:
+                self.notices.append(notice)
+            else:
+                log.info("not telling %s: no longer a chat of tenant %s", address, tenant_id)
+        self._told.clear()
 
     async def alert(self, kind: str, tenant: Tenant | None, detail: str) -> None:
         """Record an alert and tell the admins at once: money is involved.

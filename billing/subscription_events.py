@@ -110,7 +110,8 @@ async def _undo_duplicate(
     )
     ctx.tell(
         checkout.reply_to,
-        f"This organisation already subscribes to the {other.plan} plan, so the second "
+        tenant_id=checkout.tenant_id,
+        text=f"This organisation already subscribes to the {other.plan} plan, so the second "
         f"subscription ({checkout.item}) was cancelled and its payment of {price} is refunded; "
         "nothing was added.",
     )
@@ -269,7 +270,8 @@ async def on_invoice_paid(ctx: EffectContext, invoice: StripeObject) -> None:
         tenant.plan = subscription.plan
     ctx.tell(
         subscription.reply_to,
-        f"Payment received: {plan.name} plan, +{plan.tokens_included:,} tokens, "
+        tenant_id=subscription.tenant_id,
+        text=f"Payment received: {plan.name} plan, +{plan.tokens_included:,} tokens, "
         f"balance {entry.balance_after:,}.",
     )
 
@@ -440,7 +442,8 @@ async def on_subscription_deleted(ctx: EffectContext, stripe_subscription: Strip
         tenant.plan = FALLBACK_PLAN
     ctx.tell(
         subscription.reply_to,
-        f"Your {subscription.plan} subscription has ended; your tokens stay yours. "
+        tenant_id=subscription.tenant_id,
+        text=f"Your {subscription.plan} subscription has ended; your tokens stay yours. "
         "Top up with /buy when you need more.",
     )
 
@@ -484,7 +487,7 @@ async def on_subscription_updated(ctx: EffectContext, stripe_subscription: Strip
     was_cancelling = found.cancel_at_period_end
     apply_state(found, state, ctx.now)
     if found.cancel_at_period_end != was_cancelling:
-        ctx.tell(found.reply_to, cancellation_text(found))
+        ctx.tell(found.reply_to, cancellation_text(found), tenant_id=found.tenant_id)
 
 
 def apply_state(subscription: Subscription, state: SubscriptionState, now: datetime) -> None:

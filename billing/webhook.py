@@ -126,6 +126,7 @@ class StripeWebhook:
                 return WebhookResult("duplicate", event_id, event_type)
             ctx = EffectContext(session, now, event_id, event_type, api=self._api)
             await route.apply(ctx, obj)
+            await ctx.settle_told()
         log.info("Stripe %s %s applied (%s)", event_type, event_id, key)
         return WebhookResult("processed", event_id, event_type, tuple(ctx.notices))
 

@@ -34,14 +34,16 @@ async def test_invoices_go_to_the_tenants_chats_at_send_time(make_app: AppFactor
             app, build_channels(app.settings, app.deps, app.pipeline, app.registry)
         )
         await service.start()
+        stripe.webhook_urls.append(f"http://127.0.0.1:{service.port}/stripe/webhook")
         try:
             acme = await tenant_with_tokens(app, "acme", tokens=0)
             globex = await tenant_with_tokens(app, "globex", tokens=0)
             await fake.send_update(fake.private_message(OWNER, f"/start {acme}"))
             await fake.wait_for_bot_messages(OWNER)
             # A group of acme asks for a payment link; so does a platform admin, for acme.
-            await fake.send_update(fake.group_message(GROUP, MEMBER, f"/start {acme}"))
-            await fake.wait_for_bot_messages(GROUP)
+            again = (await admin(app, "tenant", "invite", "acme")).data["invite_code"]
+            await fake.send_update(fake.group_message(GROUP, MEMBER, f"/start {again}"))
+            assert "linked to Acme" in (await fake.wait_for_bot_messages(GROUP))[-1].text
             await fake.send_update(fake.group_message(GROUP, MEMBER, "/buy starter"))
             await fake.wait_for_bot_messages(GROUP, 2)
             await fake.send_update(fake.private_message(STAFF, "/buy starter --tenant acme"))
@@ -59,5 +61,17 @@ async def test_invoices_go_to_the_tenants_chats_at_send_time(make_app: AppFactor
             await fake.wait_for(lambda: bool(fake.calls_to("sendDocument", chat_id=OWNER)))
             assert fake.calls_to("sendDocument", chat_id=GROUP) == []
             assert fake.calls_to("sendDocument", chat_id=STAFF) == []
+
+            # The links are paid now: the admin who asked is told; the moved group is not
+            # (it would learn acme's balance).
+            group_link, staff_link = [
+                sid for sid, s in stripe.sessions.items() if s.data["metadata"].get("pack")
+            ]
+            told = len(fake.bot_texts(GROUP))
+            assert await stripe.pay(staff_link) == [200]
+            await fake.wait_for(lambda: "Payment received" in fake.bot_texts(STAFF)[-1])
+            assert await stripe.pay(group_link) == [200]
+            assert await admin(app, "ledger", "verify")
+            assert len(fake.bot_texts(GROUP)) == told
         finally:
             await service.stop()
