@@ -14,9 +14,12 @@ from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandRe
 from billing.amounts import amount_str
 from core.period import Period, parse_period
 from storage.repositories.invoices import InvoiceRepository
+from storage.states import InvoiceStatus
 
 commands = CommandGroup()
 READ = "stats.read"
+#: Issued invoices that bill nothing: a draft is not sent, a cancelled one is void.
+_UNBILLED: tuple[InvoiceStatus, ...] = ("draft", "cancelled")
 CSV_FIELDS = (
     "number", "tenant", "status", "issued_at", "due_at", "paid_at", "currency", "line",
     "description", "quantity", "unit_price", "amount", "subtotal", "vat_rate", "vat", "total",
@@ -51,7 +54,7 @@ async def billing(ctx: CommandContext) -> CommandResult:
         issued = await invoices.issued_by_status(since, until)
         revenue = await invoices.paid_total(since, until)
     currency = ctx.deps.config.billing_currency
-    billed = {s: v for s, v in issued.items() if s not in ("draft", "cancelled")}
+    billed = {s: v for s, v in issued.items() if s not in _UNBILLED}
     count = sum(n for n, _ in billed.values())
     average = sum(total for _, total in billed.values()) // count if count else 0
     overdue_count, overdue_total = billed.get("overdue", (0, 0))

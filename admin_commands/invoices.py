@@ -25,8 +25,9 @@ from billing.notices import Notice
 from core.envelope import LinkButton, OutboundFile
 from core.money import to_micros
 from core.period import month_bounds, parse_period
-from storage.repositories.invoices import INVOICE_STATUSES, InvoiceRepository
+from storage.repositories.invoices import InvoiceRepository
 from storage.repositories.tenants import TenantRepository
+from storage.states import INVOICE_STATUSES
 
 commands = CommandGroup()
 WRITE = "invoices.write"

@@ -37,7 +37,8 @@ from core.period import Period
 from storage.models import Assistant, Member, Tenant
 from storage.repositories.payments import revenue_micros
 from storage.repositories.rollups import RollupRepository, Sums
-from storage.repositories.tenants import TENANT_STATUSES, TenantRepository
+from storage.repositories.tenants import TenantRepository
+from storage.states import TENANT_STATUSES
 
 READ = "stats.read"
 #: Rows shown in chat before the rest goes to an attached CSV.

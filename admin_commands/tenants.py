@@ -13,8 +13,9 @@ from core.clock import month_start
 from core.money import to_micros
 from storage.repositories.catalog import PlanRepository
 from storage.repositories.payments import SubscriptionRepository
-from storage.repositories.tenants import TENANT_STATUSES, InviteRepository, TenantRepository
+from storage.repositories.tenants import InviteRepository, TenantRepository
 from storage.repositories.usage import UsageRepository
+from storage.states import TENANT_STATUSES, TenantStatus
 
 WRITE = "tenants.write"
 commands = CommandGroup()
@@ -131,7 +132,7 @@ async def show(ctx: CommandContext) -> CommandResult:
     return CommandResult(text, data=data)
 
 
-async def _set_status(ctx: CommandContext, status: str) -> CommandResult:
+async def _set_status(ctx: CommandContext, status: TenantStatus) -> CommandResult:
     async with ctx.deps.sessions.begin() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
         before = tenant.status

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.money import from_micros
 from storage.models import Alert as PaymentAlert
 from storage.models import Invoice, LedgerEntry, Tenant, UsageEvent, UsageMonthlyTenant
+from storage.states import INVOICE_UNPAID, LedgerKind
 
 #: A postpaid tenant is flagged once it has used this share of its monthly quota.
 QUOTA_PERCENT = 80
@@ -29,7 +30,7 @@ TRIAL_WARNING = timedelta(days=3)
 #: How far back the alerts about single calls (unpriced, overdraft) look.
 RECENT = timedelta(days=7)
 #: Ledger entries that top a balance up.
-TOP_UPS = ("grant", "purchase")
+TOP_UPS: tuple[LedgerKind, ...] = ("grant", "purchase")
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +306,7 @@ async def overdue_invoices(session: AsyncSession, now: datetime) -> list[Alert]:
     query = (
         select(Invoice.number, Invoice.total_micros, Invoice.currency, Invoice.due_at, Tenant.slug)
         .join(Tenant, Tenant.id == Invoice.tenant_id)
-        .where(Invoice.status.in_(("sent", "overdue")), Invoice.due_at < now)
+        .where(Invoice.status.in_(INVOICE_UNPAID), Invoice.due_at < now)
         .order_by(Invoice.due_at)
     )
     return [

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.money import to_micros
 from storage.models import Pack, Plan
 from storage.repositories.catalog import PackRepository, PlanRepository
+from storage.states import PlanKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class PackSpec:
 class PlanSpec:
     slug: str
     name: str
-    kind: str
+    kind: PlanKind
     price: Decimal = Decimal(0)
     tokens_included: int = 0
     markup: Decimal = Decimal(1)

@@ -22,6 +22,7 @@ from storage.db import Sessions
 from storage.models import Pack, Payment, Plan, Subscription, Tenant
 from storage.repositories.catalog import PackRepository
 from storage.repositories.payments import PaymentRepository
+from storage.states import PaymentKind
 
 if TYPE_CHECKING:  # the SDK is imported only when Stripe is configured
     from billing.stripe_client import StripeCheckout
@@ -32,7 +33,11 @@ if TYPE_CHECKING:  # the SDK is imported only when Stripe is configured
 LINK_REUSE = timedelta(hours=1)
 
 #: The metadata key naming what a session buys.
-_METADATA_KEY = {"pack": "pack", "subscription": "plan", "invoice": "invoice"}
+_METADATA_KEY: dict[PaymentKind, str] = {
+    "pack": "pack",
+    "subscription": "plan",
+    "invoice": "invoice",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,8 @@ class ReturnUrls:
 @dataclass(frozen=True, slots=True)
 class CheckoutLink:
     payment_id: int
-    kind: str  # pack|subscription
+    #: ``pack``, ``subscription`` or ``invoice`` (a renewal is charged by Stripe: no link).
+    kind: PaymentKind
     item: str
     name: str
     tokens: int

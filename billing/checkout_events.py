@@ -18,11 +18,9 @@ from storage.models import Payment, Tenant
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
 from storage.repositories.tenants import TenantRepository
+from storage.states import PAYMENT_CREDITABLE, PAYMENT_RECEIVED
 
 log = logging.getLogger(__name__)
-
-#: Statuses a paid session may still move out of (a lost create answer marks a row failed).
-_CREDITABLE = frozenset({"pending", "failed", "expired"})
 
 
 def session_key(event_type: str, obj: StripeObject) -> str:
@@ -66,7 +64,7 @@ async def on_session_completed(ctx: EffectContext, session: StripeObject) -> Non
     payment = await session_payment(ctx, session)
     if payment is None or session.get("payment_status") not in ("paid", "no_payment_required"):
         return
-    if payment.status not in _CREDITABLE:
+    if payment.status not in PAYMENT_CREDITABLE:
         return
     tenant = await TenantRepository(ctx.session).by_id(payment.tenant_id)
     problem = _mismatch(payment, tenant, session)
@@ -171,7 +169,7 @@ async def on_charge_refunded(ctx: EffectContext, charge: StripeObject) -> None:
     payment.refunded_micros = max(payment.refunded_micros, from_minor(refunded, currency))
     if full:
         payment.refunded_micros = max(payment.refunded_micros, payment.amount_micros)
-    if payment.status not in ("paid", "refunded") or payment.paid_at is None:
+    if payment.status not in PAYMENT_RECEIVED or payment.paid_at is None:
         if full:  # nothing credited, and now nothing ever will be
             payment.status, payment.closed_at = "refunded", ctx.now
         return

@@ -14,6 +14,7 @@ from billing.notices import Notice
 from storage.models import Payment, Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.invoices import InvoiceRepository
+from storage.states import INVOICE_CLOSED
 
 
 async def invoice_paid(ctx: EffectContext, payment: Payment, tenant: Tenant) -> None:
@@ -25,7 +26,7 @@ async def invoice_paid(ctx: EffectContext, payment: Payment, tenant: Tenant) -> 
             f"{tenant.slug} for invoice {payment.item}, which is not one of theirs here.",
         )  # fmt: skip
         return
-    if invoice.status in ("paid", "cancelled"):
+    if invoice.status in INVOICE_CLOSED:
         # Paid by hand meanwhile, or cancelled after the link went out: money to give back.
         await ctx.alert(
             "invoice_paid_twice", tenant,

@@ -34,8 +34,9 @@ from storage.repositories.catalog import PlanRepository
 from storage.repositories.invoices import InvoiceRepository
 from storage.repositories.rollups import RollupRepository, Sums
 from storage.repositories.tenants import TenantRepository
+from storage.states import PlanKind
 
-INVOICED_KINDS = ("postpaid", "subscription")
+INVOICED_KINDS: tuple[PlanKind, ...] = ("postpaid", "subscription")
 #: Tenants invoiced per transaction: short enough that the year's counter row is not held long.
 CHUNK = 200
 

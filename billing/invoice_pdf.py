@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from billing.invoice_views import InvoiceView, Issuer
+from storage.states import INVOICE_CLOSED
 
 if TYPE_CHECKING:
     from fpdf import FPDF
@@ -45,7 +46,7 @@ def render_invoice(view: InvoiceView, issuer: Issuer, font_path: Path | None = N
     pdf.set_font(FONT, "B", 18)
     pdf.cell(0, 10, f"Invoice {inv.number}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, "", 10)
-    if inv.status in ("paid", "cancelled"):
+    if inv.status in INVOICE_CLOSED:
         pdf.cell(0, 6, inv.status.upper(), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(2)
 

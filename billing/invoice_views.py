@@ -12,6 +12,7 @@ from billing.amounts import amount_str, price_label
 from billing.invoice_math import rate_of
 from core.money import from_micros
 from storage.models import Invoice, InvoiceLine, Tenant
+from storage.states import INVOICE_UNPAID
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,7 @@ class InvoiceView:
 
     @property
     def payable(self) -> bool:
-        return self.invoice.status in ("sent", "overdue")
+        return self.invoice.status in INVOICE_UNPAID
 
     def money(self, micros: int) -> str:
         return price_label(micros, self.invoice.currency)

@@ -27,6 +27,7 @@ from storage.repositories.alerts import AlertRepository
 from storage.repositories.invoices import InvoiceRepository
 from storage.repositories.payments import PaymentRepository
 from storage.repositories.tenants import TenantRepository
+from storage.states import INVOICE_CLOSED, InvoiceStatus
 
 if TYPE_CHECKING:
     from billing.checkout import CheckoutService
@@ -212,7 +213,7 @@ class InvoiceService:
     async def mark_paid(self, number: str, *, actor: str, note: str = "") -> InvoiceView:
         async with self._sessions.begin() as session:
             invoice = await InvoiceRepository(session).get(number, lock=True)
-            if invoice.status in ("paid", "cancelled"):
+            if invoice.status in INVOICE_CLOSED:
                 raise InvoiceStateError(f"{invoice.number} is {invoice.status}: not payable.")
             before = snapshot(invoice)
             now = self._clock()
@@ -237,7 +238,7 @@ class InvoiceService:
     async def cancel(self, number: str, *, actor: str) -> InvoiceView:
         async with self._sessions.begin() as session:
             invoice = await InvoiceRepository(session).get(number, lock=True)
-            if invoice.status in ("paid", "cancelled"):
+            if invoice.status in INVOICE_CLOSED:
                 raise InvoiceStateError(
                     f"{invoice.number} is {invoice.status} and cannot be cancelled."
                 )
@@ -305,7 +306,7 @@ class InvoiceService:
         sent again as it is) and make sure it has a pay link."""
         async with self._sessions.begin() as session:
             invoice = await InvoiceRepository(session).get(number, lock=True)
-            if invoice.status in ("paid", "cancelled"):
+            if invoice.status in INVOICE_CLOSED:
                 raise InvoiceStateError(f"{invoice.number} is {invoice.status}: nothing to send.")
             if invoice.total_micros <= 0:
                 raise InvoiceStateError(f"{invoice.number} totals nothing: add a line first.")
@@ -379,7 +380,7 @@ class InvoiceService:
         self,
         *,
         slug: str | None = None,
-        status: str | None = None,
+        status: InvoiceStatus | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,

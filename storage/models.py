@@ -29,6 +29,17 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from storage.states import (
+    ClaimState,
+    InvoiceStatus,
+    LedgerKind,
+    PaymentKind,
+    PaymentStatus,
+    PlanKind,
+    TenantStatus,
+    UsageStatus,
+)
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -101,7 +112,7 @@ class Tenant(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
-    status: Mapped[str] = mapped_column(String(16), default="trial")  # trial|active|suspended
+    status: Mapped[TenantStatus] = mapped_column(String(16), default="trial")
     plan: Mapped[str] = mapped_column(String(16), default="prepaid")  # a plans.slug
     monthly_token_quota: Mapped[int | None]
     trial_ends_at: Mapped[datetime | None]
@@ -320,7 +331,7 @@ class UsageEvent(Base):
     provider: Mapped[str] = mapped_column(String(16))
     model: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16), default="chat")  # chat|transcription|image
-    status: Mapped[str] = mapped_column(String(16))  # reserved|settled|failed|released
+    status: Mapped[UsageStatus] = mapped_column(String(16))
     reserved_tokens: Mapped[int] = mapped_column(default=0)
     input_tokens: Mapped[int] = mapped_column(default=0)
     cached_input_tokens: Mapped[int] = mapped_column(default=0)
@@ -359,7 +370,7 @@ class LedgerEntry(Base):
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # grant|purchase|usage|refund|adjustment
+    kind: Mapped[LedgerKind] = mapped_column(String(16))
     tokens: Mapped[int]
     balance_after: Mapped[int]
     reference: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -421,7 +432,7 @@ class ProcessedUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16))
     update_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    state: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
+    state: Mapped[ClaimState] = mapped_column(String(16), default="done", server_default="done")
     holder: Mapped[str | None] = mapped_column(String(120))
     lease_expires_at: Mapped[datetime | None]
     #: Where to write if the turn is cut short (the channel's own address of the chat).
@@ -560,7 +571,7 @@ class Plan(Base):
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     slug: Mapped[str] = mapped_column(String(16), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))  # prepaid|postpaid|subscription
+    kind: Mapped[PlanKind] = mapped_column(String(16))
     price_micros: Mapped[int] = mapped_column(default=0)
     currency: Mapped[str] = mapped_column(String(3))
     tokens_included: Mapped[int] = mapped_column(default=0)
@@ -574,21 +585,22 @@ class Plan(Base):
 class Payment(Base):
     """Money coming in: a Checkout Session we created (written before Stripe is called), or a
     subscription renewal Stripe charged. ``pending`` → ``paid`` → ``refunded``, or ``expired`` /
-    ``failed``."""
+    ``failed`` (:data:`~storage.states.PaymentStatus`); its kind is a pack, a subscription's
+    first period, a renewal or an invoice (:data:`~storage.states.PaymentKind`)."""
 
     __tablename__ = "payments"
     __table_args__ = (Index("ix_payments_tenant_time", "tenant_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # pack|subscription|renewal
-    #: The pack or plan slug bought.
+    kind: Mapped[PaymentKind] = mapped_column(String(16))
+    #: The pack or plan slug bought, or the number of the invoice paid.
     item: Mapped[str] = mapped_column(String(64))
     #: Tokens this payment buys (a pack) or grants (a subscription period).
     tokens: Mapped[int]
     amount_micros: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[PaymentStatus] = mapped_column(String(16), default="pending")
     #: Sent with the Stripe create call, so a retried request never makes a second session.
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -617,6 +629,8 @@ class Subscription(Base):
     plan: Mapped[str] = mapped_column(String(16))
     stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
+    #: A :data:`~storage.states.SubscriptionStatus`; typed ``str`` until the webhook's map of
+    #: Stripe's statuses to ours (billing.subscription_events ``_STATUS``) is typed too.
     status: Mapped[str] = mapped_column(String(16))
     currency: Mapped[str] = mapped_column(String(3))
     reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -695,7 +709,7 @@ class Invoice(Base):
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
     number: Mapped[str] = mapped_column(String(16), unique=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="draft")
+    status: Mapped[InvoiceStatus] = mapped_column(String(16), default="draft")
     currency: Mapped[str] = mapped_column(String(3))
     vat_rate_ppm: Mapped[int]
     subtotal_micros: Mapped[int] = mapped_column(default=0)

@@ -8,8 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFoundError
 from storage.models import Pack, Plan
-
-PLAN_KINDS = ("prepaid", "postpaid", "subscription")
+from storage.states import PLAN_KINDS, PlanKind
 
 
 class PackRepository:
@@ -51,7 +50,7 @@ class PlanRepository:
             raise NotFoundError("plan", slug)
         return plan
 
-    async def list(self, *, kind: str | None = None, active_only: bool = False) -> list[Plan]:
+    async def list(self, *, kind: PlanKind | None = None, active_only: bool = False) -> list[Plan]:
         kind_order = case({k: i for i, k in enumerate(PLAN_KINDS)}, value=Plan.kind, else_=9)
         query = select(Plan).order_by(kind_order, Plan.price_micros, Plan.slug)
         if kind is not None:

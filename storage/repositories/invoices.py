@@ -12,10 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFoundError
 from storage.models import Invoice, InvoiceCounter, InvoiceLine
-
-INVOICE_STATUSES = ("draft", "sent", "paid", "overdue", "cancelled")
-#: Statuses whose total is still owed.
-UNPAID = ("sent", "overdue")
+from storage.states import InvoiceStatus
 
 
 def invoice_number(year: int, seq: int) -> str:
@@ -127,7 +124,7 @@ class InvoiceRepository:
         self,
         *,
         tenant_id: int | None = None,
-        status: str | None = None,
+        status: InvoiceStatus | None = None,
         issued_since: datetime | None = None,
         issued_until: datetime | None = None,
         limit: int | None = None,
@@ -157,7 +154,7 @@ class InvoiceRepository:
 
     async def issued_by_status(
         self, since: datetime, until: datetime
-    ) -> dict[str, tuple[int, int]]:
+    ) -> dict[InvoiceStatus, tuple[int, int]]:
         """``{status: (invoices, total_micros)}`` of the invoices issued in ``[since, until)``,
         summed by the database."""
         query = (

@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import ConflictError, NotFoundError
 from core.limits import MAX_BALANCE
 from storage.models import LedgerEntry, Tenant
-
-LEDGER_KINDS = ("grant", "purchase", "usage", "refund", "adjustment")
+from storage.states import LEDGER_KINDS, LedgerKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +30,7 @@ class LedgerRepository:
     async def post(
         self,
         tenant_id: int,
-        kind: str,
+        kind: LedgerKind,
         tokens: int,
         *,
         now: datetime,

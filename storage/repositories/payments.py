@@ -9,8 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Payment, StripeEffect, Subscription, Tenant
-
-PAYMENT_STATUSES = ("pending", "paid", "refunded", "expired", "failed")
+from storage.states import PAYMENT_RECEIVED, PaymentKind, PaymentStatus
+from storage.states import PAYMENT_STATUSES as PAYMENT_STATUSES
 
 
 class PaymentRepository:
@@ -79,8 +79,8 @@ class PaymentRepository:
         self,
         *,
         tenant_id: int | None = None,
-        status: str | None = None,
-        kind: str | None = None,
+        status: PaymentStatus | None = None,
+        kind: PaymentKind | None = None,
         item: str | None = None,
         since: datetime | None = None,
         limit: int = 50,
@@ -185,6 +185,6 @@ async def revenue_micros(
         Payment.paid_at >= since,
         Payment.paid_at < until,
         Payment.currency == currency,
-        Payment.status.in_(("paid", "refunded")),
+        Payment.status.in_(PAYMENT_RECEIVED),
     )
     return int((await session.execute(query)).scalar_one())

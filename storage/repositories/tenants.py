@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import ConflictError, NotFoundError
 from storage.models import ChannelBinding, Invite, Member, Tenant
+from storage.states import TenantStatus
 
 INVITE_TTL = timedelta(days=7)
 #: Activity timestamps are refreshed at most this often (saves a write on every message).
 ACTIVITY_RESOLUTION = timedelta(minutes=1)
-TENANT_STATUSES = ("trial", "active", "suspended")
 PLANS = ("prepaid", "postpaid")
 
 
@@ -82,7 +82,7 @@ class TenantRepository:
         await self.session.refresh(tenant)
         return tenant
 
-    async def list(self, status: str | None = None) -> list[Tenant]:
+    async def list(self, status: TenantStatus | None = None) -> list[Tenant]:
         query = select(Tenant).order_by(Tenant.slug)
         if status:
             query = query.where(Tenant.status == status)

@@ -15,9 +15,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ProcessedUpdate
+from storage.states import ClaimState
 
 #: States in which a claim's turn did not finish: a redelivery may take it over.
-UNFINISHED = ("processing", "abandoned")
+UNFINISHED: tuple[ClaimState, ...] = ("processing", "abandoned")
 
 
 class UpdateClaimRepository:

@@ -3,11 +3,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ModelPrice, Tenant, UsageEvent
+from storage.states import UsageStatus
+
+#: How a reservation ends (it leaves ``reserved`` once).
+Outcome = Literal["settled", "failed", "released"]
+#: Calls that reached the provider (counted in totals; a released one never did).
+CALLED: tuple[UsageStatus, ...] = ("settled", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +67,7 @@ class UsageRepository:
         await self.session.flush()
         return event
 
-    async def claim_reserved(self, event_id: int, status: str, now: datetime) -> bool:
+    async def claim_reserved(self, event_id: int, status: Outcome, now: datetime) -> bool:
         """Move a reservation out of ``reserved`` exactly once; False if someone else did."""
         result = await self.session.execute(
             update(UsageEvent)
@@ -70,7 +77,7 @@ class UsageRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def finish(
-        self, event_id: int, status: str, now: datetime, values: Mapping[str, object]
+        self, event_id: int, status: Outcome, now: datetime, values: Mapping[str, object]
     ) -> bool:
         """Like :meth:`claim_reserved`, writing the call's outcome in the same statement."""
         result = await self.session.execute(
@@ -103,7 +110,7 @@ class UsageRepository:
             func.coalesce(func.sum(UsageEvent.output_tokens), 0),
             func.coalesce(func.sum(UsageEvent.reasoning_tokens), 0),
             func.coalesce(func.sum(UsageEvent.charged_tokens), 0),
-        ).where(UsageEvent.status.in_(("settled", "failed")))
+        ).where(UsageEvent.status.in_(CALLED))
         costs = select(UsageEvent.cost_currency, func.sum(UsageEvent.cost_micros)).where(
             UsageEvent.status == "settled"
         )
@@ -149,7 +156,7 @@ class UsageRepository:
             UsageEvent.assistant_id == assistant_id,
             UsageEvent.created_at >= since,
             UsageEvent.created_at < until,
-            UsageEvent.status.in_(("settled", "failed")),
+            UsageEvent.status.in_(CALLED),
             UsageEvent.latency_ms.is_not(None),
         )
         count = int(
