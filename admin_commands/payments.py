@@ -13,12 +13,9 @@ from core.envelope import LinkButton
 from core.errors import PaymentUnavailable, SwitchboardError
 from storage.models import Payment, Tenant
 from storage.repositories.catalog import PackRepository, PlanRepository
-from storage.repositories.payments import (
-    PAYMENT_STATUSES,
-    PaymentRepository,
-    SubscriptionRepository,
-)
+from storage.repositories.payments import PaymentRepository, SubscriptionRepository
 from storage.repositories.tenants import TenantRepository
+from storage.states import PAYMENT_STATUSES
 
 commands = CommandGroup()
 

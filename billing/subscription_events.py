@@ -21,6 +21,7 @@ from storage.repositories.catalog import PlanRepository
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
 from storage.repositories.tenants import TenantRepository
+from storage.states import PAYMENT_CREDITABLE, SubscriptionStatus
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +367,7 @@ async def _invoice_payment(
     ):
         first.stripe_invoice_id = str(invoice["id"])
         first.stripe_subscription_id = subscription.stripe_subscription_id
-        if first.status in ("pending", "failed", "expired"):
+        if first.status in PAYMENT_CREDITABLE:
             first.status, first.paid_at, first.error = "paid", ctx.now, None
         return first
     return await payments.add(
@@ -449,7 +450,7 @@ async def on_subscription_deleted(ctx: EffectContext, stripe_subscription: Strip
 
 
 #: Stripe's subscription statuses as ours: it runs, it waits for a payment, or it is over.
-_STATUS = {
+_STATUS: dict[str, SubscriptionStatus] = {
     "active": "active",
     "trialing": "active",
     "past_due": "past_due",

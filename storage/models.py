@@ -36,6 +36,7 @@ from storage.states import (
     PaymentKind,
     PaymentStatus,
     PlanKind,
+    SubscriptionStatus,
     TenantStatus,
     UsageStatus,
 )
@@ -629,9 +630,7 @@ class Subscription(Base):
     plan: Mapped[str] = mapped_column(String(16))
     stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
-    #: A :data:`~storage.states.SubscriptionStatus`; typed ``str`` until the webhook's map of
-    #: Stripe's statuses to ours (billing.subscription_events ``_STATUS``) is typed too.
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[SubscriptionStatus] = mapped_column(String(16))
     currency: Mapped[str] = mapped_column(String(3))
     reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
