@@ -26,6 +26,7 @@ from storage.models import (
     Tenant,
     UsageEvent,
 )
+from storage.repositories.usage import CALLED
 
 BATCH_ROWS = 1_000
 
@@ -72,7 +73,7 @@ class ExportRepository:
             )
             .join(Tenant, Tenant.id == UsageEvent.tenant_id)
             .outerjoin(Assistant, Assistant.id == UsageEvent.assistant_id)
-            .where(UsageEvent.status.in_(("settled", "failed")))
+            .where(UsageEvent.status.in_(CALLED))
         )
         return self._stream(
             query, UsageEvent.tenant_id, UsageEvent.created_at, UsageEvent.id, where
