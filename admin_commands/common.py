@@ -76,6 +76,10 @@ def tenant_summary(tenant: Tenant) -> dict[str, Any]:
         "trial_ends_at": tenant.trial_ends_at.isoformat() if tenant.trial_ends_at else None,
         "billing_currency": tenant.billing_currency,
         "vat_rate": str(Decimal(tenant.vat_rate_ppm) / 1_000_000),
+        "address": tenant.address,
+        "country": tenant.country,
+        "vat_id": tenant.vat_id,
+        "language": tenant.language,
         "created_at": tenant.created_at.isoformat(),
         "last_activity_at": tenant.last_activity_at.isoformat()
         if tenant.last_activity_at

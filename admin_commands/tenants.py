@@ -1,16 +1,33 @@
 """Tenant provisioning, status and terms: ``/tenant create|list|show|suspend|activate``,
-``/tenant plan`` and ``/tenant quota``."""
+``/tenant plan``, ``/tenant quota`` and the billing details ``/tenant set``."""
 
 from __future__ import annotations
 
+import argparse
+import re
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from admin_commands.common import audit, money_str, tenant_summary
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.values import email, name, plan_slug, quota, slug
+from admin_commands.values import (
+    currency,
+    email,
+    name,
+    one_of,
+    plan_slug,
+    quota,
+    shown,
+    slug,
+    text_of,
+    typed_decimal,
+)
+from billing.invoice_math import ppm_of, rate_of
 from core.clock import month_start
 from core.money import to_micros
+from storage.models import Tenant
 from storage.repositories.catalog import PlanRepository
 from storage.repositories.payments import SubscriptionRepository
 from storage.repositories.tenants import InviteRepository, TenantRepository
@@ -128,8 +145,21 @@ async def show(ctx: CommandContext) -> CommandResult:
         f"This month: {totals.calls} calls, {totals.input_tokens:,} in / "
         f"{totals.output_tokens:,} out, cost {money_str(cost)} {currency}\n"
         f"VAT {Decimal(tenant.vat_rate_ppm) / 10_000}% · currency {tenant.billing_currency}"
+        + _billing_line(tenant)
     )
     return CommandResult(text, data=data)
+
+
+def _billing_line(tenant: Tenant) -> str:
+    """The buyer details an invoice prints, when any is set."""
+    parts = [
+        (tenant.address or "").replace("\n", ", "),
+        tenant.country or "",
+        f"VAT ID {tenant.vat_id}" if tenant.vat_id else "",
+        f"language {tenant.language}" if tenant.language else "",
+    ]
+    shown_parts = [p for p in parts if p]
+    return ("\nBilling: " + " · ".join(shown_parts)) if shown_parts else ""
 
 
 async def _set_status(ctx: CommandContext, status: TenantStatus) -> CommandResult:
@@ -240,3 +270,151 @@ async def quota_(ctx: CommandContext) -> CommandResult:
         f"Tenant {tenant.slug} monthly quota: {shown}.{note}",
         data={"slug": tenant.slug, "monthly_token_quota": tenant.monthly_token_quota},
     )
+
+
+# -- billing details: the invoice's buyer (DESIGN §8 "Tenant billing details") ---------------------
+
+#: Languages documents are written in.
+LANGUAGES = ("en", "fr", "de")
+#: What clears an optional detail (``--vat-id none``).
+CLEAR = frozenset({"none", "-"})
+#: A postal address: a few lines (``tenants.address`` is TEXT; this keeps it to an address).
+MAX_ADDRESS_CHARS = 500
+#: An EU VAT ID: two letters of country, then 2 to 13 letters or digits (``DE123456789``).
+VAT_ID_RE = re.compile(r"^[A-Z]{2}[A-Z0-9]{2,13}$")
+#: CLDR codes of regions that are not countries (``ZZ`` unknown, ``EU``, ``UN``...).
+_NOT_COUNTRIES = frozenset({"ZZ", "EU", "EZ", "UN", "QO", "XA", "XB"})
+
+
+def _clearable(parse: Callable[[str], str]) -> Callable[[str], str]:
+    """``parse``, except that ``none`` or ``-`` gives ``""`` (the detail is removed)."""
+
+    def wrapped(raw: str) -> str:
+        return "" if raw.strip().lower() in CLEAR else parse(raw)
+
+    return wrapped
+
+
+def country(raw: str) -> str:
+    """An ISO 3166 alpha-2 country code (``FR``, ``de`` → ``DE``)."""
+    from babel import Locale
+
+    code = raw.strip().upper()
+    if not (len(code) == 2 and code.isascii() and code.isalpha()):
+        raise argparse.ArgumentTypeError(f"{shown(raw)} is not a country code like FR or DE")
+    if code in _NOT_COUNTRIES or code not in Locale("en").territories:
+        raise argparse.ArgumentTypeError(f"{shown(raw)} is not an ISO 3166 country code")
+    return code
+
+
+def vat_id(raw: str) -> str:
+    """A VAT ID as written on invoices: ``DE 123 456 789`` → ``DE123456789``."""
+    value = re.sub(r"[\s.\-]", "", raw).upper()
+    if not VAT_ID_RE.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{shown(raw)} is not a VAT ID: two letters of country, then 2 to 13 letters or "
+            "digits, like DE123456789"
+        )
+    return value
+
+
+def vat_rate(raw: str) -> Decimal:
+    """A VAT rate from 0 to 1 (``0.20``, ``0,055``) or a percentage (``20%``, ``5.5 %``)."""
+    text = raw.strip()
+    percent = text.endswith("%")
+    number = typed_decimal(
+        text.removesuffix("%").strip(),
+        what="a VAT rate",
+        places=4 if percent else 6,
+        example="0.20, 0,055 or 20%",
+    )
+    rate = number / 100 if percent else number
+    if rate > 1:
+        raise argparse.ArgumentTypeError(f"{shown(raw)} must be from 0 to 1 (or 0% to 100%)")
+    return rate
+
+
+def billing_currency(raw: str) -> str:
+    """An ISO 4217 currency code Babel knows (``eur`` → ``EUR``)."""
+    from babel.numbers import list_currencies
+
+    code = currency(raw)
+    if code not in list_currencies():
+        raise argparse.ArgumentTypeError(f"{shown(raw)} is not an ISO 4217 currency code")
+    return code
+
+
+address = text_of(MAX_ADDRESS_CHARS)
+language = one_of(LANGUAGES)
+
+
+def billing_details(tenant: Tenant) -> dict[str, Any]:
+    """What ``/tenant set`` changes, as the audit log keeps it before and after."""
+    return {
+        "name": tenant.name,
+        "email": tenant.email,
+        "address": tenant.address,
+        "country": tenant.country,
+        "vat_id": tenant.vat_id,
+        "vat_rate": str(rate_of(tenant.vat_rate_ppm)),
+        "currency": tenant.billing_currency,
+        "language": tenant.language,
+    }
+
+
+@commands.command(
+    "tenant set",
+    permission=WRITE,
+    arguments=[
+        Arg("slug", type=slug),
+        Arg("--name", type=name),
+        Arg("--email", type=_clearable(email)),
+        Arg("--address", type=_clearable(address)),
+        Arg("--country", type=_clearable(country)),
+        Arg("--vat-id", type=_clearable(vat_id)),
+        Arg("--vat-rate", type=vat_rate),
+        Arg("--currency", type=billing_currency),
+        Arg("--language", type=_clearable(language)),
+    ],
+)
+async def set_(ctx: CommandContext) -> CommandResult:
+    """Set a tenant's billing details (what is not given is unchanged; none removes one)."""
+    args = ctx.args
+    given = {
+        key: getattr(args, key)
+        for key in ("name", "email", "address", "country", "vat_id", "vat_rate", "currency",
+                    "language")
+        if getattr(args, key) is not None
+    }  # fmt: skip
+    if not given:
+        raise ctx.usage_error("Give at least one detail to set.")
+    async with ctx.deps.sessions.begin() as session:
+        tenant = await TenantRepository(session).get(args.slug)
+        before = billing_details(tenant)
+        _apply(tenant, given)
+        after = billing_details(tenant)
+        await audit(session, ctx, "tenant.set", tenant.slug, before, after, tenant=tenant)
+    changed = [key for key in after if after[key] != before[key]]
+    text = (
+        f"Tenant {tenant.slug}: "
+        + (", ".join(f"{key} {_shown(after[key])}" for key in changed) if changed else "unchanged")
+        + "."
+    )
+    return CommandResult(text, data=tenant_summary(tenant) | {"changed": changed})
+
+
+def _apply(tenant: Tenant, given: dict[str, Any]) -> None:
+    for key in ("name", "address", "country", "vat_id", "language", "email"):
+        if key in given:
+            setattr(tenant, key, given[key] or None)
+    if "vat_rate" in given:
+        tenant.vat_rate_ppm = ppm_of(given["vat_rate"])
+    if "currency" in given:
+        tenant.billing_currency = given["currency"]
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "removed"
+    text = str(value).replace("\n", ", ")
+    return text if len(text) <= 60 else text[:59] + "…"

@@ -80,3 +80,44 @@ def totals(line_amounts: Iterable[int], vat_rate_ppm: int, currency: str) -> Tot
 def scaled(micros: int, factor_ppm: int, currency: str) -> int:
     """``micros`` × a ppm factor (a plan's markup), rounded to the minor unit."""
     return round_to_minor(Decimal(micros) * factor_ppm / PPM / MICROS_PER_UNIT, currency)
+
+
+# -- VAT: who pays it (EU reverse charge) -------------------------------------------------------
+
+#: The EU member states (ISO 3166 alpha-2), between which B2B services are reverse-charged.
+EU_COUNTRIES = frozenset(
+    {
+        "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+        "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+    }
+)  # fmt: skip
+#: VAT numbers whose prefix is not the ISO code: Greece's start with EL.
+_VAT_PREFIX_COUNTRY = {"EL": "GR"}
+
+
+def vat_id_country(vat_id: str | None) -> str | None:
+    """The ISO country of a VAT ID (``DE123456789`` → ``DE``, ``EL…`` → ``GR``)."""
+    if not vat_id or len(vat_id) < 2:
+        return None
+    prefix = vat_id[:2].upper()
+    return _VAT_PREFIX_COUNTRY.get(prefix, prefix)
+
+
+def reverse_charge(buyer_vat_id: str | None, issuer_country: str) -> bool:
+    """True when the buyer, not the issuer, accounts for the VAT (Directive 2006/112/EC art.
+    196): the issuer is in the EU and the buyer has a VAT ID of another EU member state. No
+    issuer country configured: never (the rule cannot be applied without it)."""
+    buyer = vat_id_country(buyer_vat_id)
+    return (
+        issuer_country in EU_COUNTRIES
+        and buyer is not None
+        and buyer in EU_COUNTRIES
+        and buyer != issuer_country
+    )
+
+
+def vat_rate_ppm_for(
+    tenant_vat_rate_ppm: int, buyer_vat_id: str | None, issuer_country: str
+) -> int:
+    """The VAT rate to invoice a buyer at: 0 under reverse charge, else the tenant's rate."""
+    return 0 if reverse_charge(buyer_vat_id, issuer_country) else tenant_vat_rate_ppm

@@ -17,11 +17,17 @@ from storage.states import INVOICE_UNPAID
 
 @dataclass(frozen=True, slots=True)
 class Issuer:
-    """Who issues the invoices (``COMPANY_NAME``, ``COMPANY_ADDRESS``, ``COMPANY_VAT_ID``)."""
+    """Who issues the invoices and on what terms (``COMPANY_NAME``, ``COMPANY_ADDRESS``,
+    ``COMPANY_VAT_ID``, ``COMPANY_COUNTRY``, ``COMPANY_LEGAL_ID``, ``COMPANY_BANK``,
+    ``INVOICE_PAYMENT_TERMS``)."""
 
     name: str = ""
     address: str = ""
     vat_id: str = ""
+    country: str = ""
+    legal_id: str = ""
+    bank: str = ""
+    payment_terms: str = ""
 
 
 @dataclass(frozen=True, slots=True)

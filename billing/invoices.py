@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.amounts import amount_str
 from billing.conversion import CostConversion
 from billing.effects import becomes_customer
-from billing.invoice_math import line_amount, totals
+from billing.invoice_math import line_amount, totals, vat_rate_ppm_for
 from billing.invoice_views import InvoiceView, Issuer
 from core.clock import Clock
 from core.errors import PaymentUnavailable, SwitchboardError
@@ -104,11 +104,12 @@ async def insert_invoice(
     currency: str,
     period: str | None = None,
     notes: str = "",
+    issuer_country: str = "",
 ) -> Invoice:
     """A draft with the year's next number, in ``session``'s transaction (audited there)."""
     [invoice] = await insert_invoices(
         session, [(tenant, specs)], now=now, actor=actor, period=period, notes=notes,
-        currency=currency,
+        currency=currency, issuer_country=issuer_country,
     )  # fmt: skip
     return invoice
 
@@ -122,9 +123,12 @@ async def insert_invoices(
     currency: str | None = None,
     period: str | None = None,
     notes: str = "",
+    issuer_country: str = "",
 ) -> list[Invoice]:
     """Drafts numbered in one block of the year's counter, in ``session``'s transaction (each
-    audited there). ``currency`` None: each tenant's billing currency."""
+    audited there). ``currency`` None: each tenant's billing currency. VAT at the tenant's rate,
+    or none under reverse charge from ``issuer_country`` (a draft's is settled again when it
+    is sent: :func:`settle_draft`)."""
     invoices = InvoiceRepository(session)
     numbers = await invoices.next_numbers(now.year, len(items))
     made: list[tuple[Invoice, Sequence[InvoiceLine]]] = []
@@ -137,7 +141,7 @@ async def insert_invoices(
             tenant_id=tenant.id,
             status="draft",
             currency=billed_in,
-            vat_rate_ppm=tenant.vat_rate_ppm,
+            vat_rate_ppm=vat_rate_ppm_for(tenant.vat_rate_ppm, tenant.vat_id, issuer_country),
             period=period,
             notes=notes,
             issued_at=now,
@@ -187,6 +191,7 @@ class InvoiceService:
             invoice = await insert_invoice(
                 session, tenant, specs, now=self._clock(), actor=actor,
                 currency=tenant.billing_currency, notes=notes,
+                issuer_country=self.config.issuer.country,
             )  # fmt: skip
             number = invoice.number
         return await self.view(number)
@@ -313,6 +318,9 @@ class InvoiceService:
             before = snapshot(invoice)
             now = self._clock()
             if invoice.status == "draft":
+                await settle_draft(
+                    session, invoice, now=now, issuer_country=self.config.issuer.country
+                )
                 invoice.status, invoice.due_at = "sent", now + timedelta(days=self.config.due_days)
             invoice.sent_at = now
             await AuditRepository(session).record(
@@ -392,6 +400,20 @@ class InvoiceService:
                 limit=limit,
             )  # fmt: skip
             return await views(session, found)
+
+
+async def settle_draft(
+    session: AsyncSession, invoice: Invoice, *, now: datetime, issuer_country: str
+) -> None:
+    """What a draft becomes as it is issued (DESIGN §8): its issue date is the day it is sent,
+    and its VAT follows the tenant's billing details as they are then (its rate, or none under
+    reverse charge), the totals recomputed from the lines (VAT once on the subtotal)."""
+    invoice.issued_at = now
+    tenant = await TenantRepository(session).by_id(invoice.tenant_id)
+    rate = vat_rate_ppm_for(tenant.vat_rate_ppm, tenant.vat_id, issuer_country)
+    if rate != invoice.vat_rate_ppm:
+        invoice.vat_rate_ppm = rate
+        apply_totals(invoice, (await InvoiceRepository(session).lines([invoice.id]))[invoice.id])
 
 
 async def views(session: AsyncSession, invoices: Sequence[Invoice]) -> list[InvoiceView]:

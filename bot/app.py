@@ -87,7 +87,15 @@ def build_app(
         vat_rate=settings.vat_rate,
         usd_to_billing_rate=settings.usd_to_billing_rate,
         due_days=settings.invoice_due_days,
-        issuer=Issuer(settings.company_name, settings.company_address, settings.company_vat_id),
+        issuer=Issuer(
+            name=settings.company_name,
+            address=settings.company_address,
+            vat_id=settings.company_vat_id,
+            country=settings.company_country,
+            legal_id=settings.company_legal_id,
+            bank=settings.company_bank,
+            payment_terms=settings.invoice_payment_terms,
+        ),
     )
     deps = Deps(
         sessions=sessions,

@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     company_name: str = ""
     company_address: str = ""
     company_vat_id: str = ""
+    #: ISO 3166 alpha-2 country of the issuer (``FR``): a buyer with a VAT ID of another EU
+    #: country is invoiced without VAT (reverse charge).
+    company_country: str = ""
+    #: The issuer's legal registration (SIREN/RCS, HRB...), printed on every invoice.
+    company_legal_id: str = ""
+    #: Bank details (IBAN, BIC) printed on every invoice.
+    company_bank: str = ""
+    #: Payment terms printed on every invoice (late-payment interest, fixed indemnity...).
+    invoice_payment_terms: str = ""
     invoice_due_days: int = Field(default=30, ge=0)
 
     # Operational knobs (not part of the public contract, documented in .env.example).
@@ -86,6 +95,20 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_currency(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("company_country")
+    @classmethod
+    def _country_code(cls, value: str) -> str:
+        code = value.strip().upper()
+        if code and not (len(code) == 2 and code.isascii() and code.isalpha()):
+            raise ValueError("an ISO 3166 alpha-2 country code such as FR or DE")
+        return code
+
+    @field_validator("company_legal_id", "company_bank", "invoice_payment_terms")
+    @classmethod
+    def _line_breaks(cls, value: str) -> str:
+        # One .env line holds several printed lines: "\n" written literally is a line break.
+        return value.replace("\\n", "\n").strip()
 
     # -- derived views -------------------------------------------------------------------------
 

@@ -125,6 +125,15 @@ class Tenant(Base):
     last_activity_at: Mapped[datetime | None]
     #: The last library item number given in this tenant (items are numbered per tenant).
     library_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The invoice's buyer (DESIGN §8 "Tenant billing details"), set with /tenant set.
+    #: Postal address, as printed (several lines).
+    address: Mapped[str | None] = mapped_column(Text)
+    #: ISO 3166 alpha-2 country code (``FR``); decides reverse charge with ``vat_id``.
+    country: Mapped[str | None] = mapped_column(String(2))
+    #: EU VAT identification number (``DE123456789``), country prefix included.
+    vat_id: Mapped[str | None] = mapped_column(String(16))
+    #: Language of its documents (``en``, ``fr``, ``de``); None: the default language.
+    language: Mapped[str | None] = mapped_column(String(2))
 
 
 class Invite(Base):
