@@ -104,7 +104,7 @@ class Settings(BaseSettings):
             raise ValueError("an ISO 3166 alpha-2 country code such as FR or DE")
         return code
 
-    @field_validator("company_legal_id", "company_bank", "invoice_payment_terms")
+    @field_validator("company_address", "company_legal_id", "company_bank", "invoice_payment_terms")
     @classmethod
     def _line_breaks(cls, value: str) -> str:
         # One .env line holds several printed lines: "\n" written literally is a line break.
