@@ -32,14 +32,16 @@ from storage.states import INVOICE_STATUSES
 commands = CommandGroup()
 WRITE = "invoices.write"
 READ = "stats.read"
-_NUMBER = re.compile(r"^INV-(\d{4})-(\d{4,})$", re.IGNORECASE)
+_NUMBER = re.compile(r"^(INV|CN)-(\d{4})-(\d{4,})$", re.IGNORECASE)
 
 
 def invoice_number(raw: str) -> str:
-    """``INV-2026-0001`` (any case)."""
+    """``INV-2026-0001``, or a credit note's ``CN-2026-0001`` (any case)."""
     value = raw.strip().upper()
     if not _NUMBER.match(value):
-        raise argparse.ArgumentTypeError(f"{raw!r} is not an invoice number like INV-2026-0001")
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not an invoice number like INV-2026-0001 (or a credit note's CN-2026-0001)"
+        )
     return value
 
 
@@ -100,7 +102,7 @@ async def _pdf(ctx: CommandContext, view: InvoiceView) -> OutboundFile:
         pdf_file_name(view),
         data,
         "application/pdf",
-        caption=f"Invoice {view.number}: {view.money(view.invoice.total_micros)}",
+        caption=f"{view.title}: {view.money(view.invoice.total_micros)}",
     )
 
 
@@ -156,7 +158,9 @@ async def paid(ctx: CommandContext) -> CommandResult:
 async def cancel(ctx: CommandContext) -> CommandResult:
     """Cancel an invoice; it keeps its number."""
     view = await ctx.deps.invoices.cancel(ctx.args.number, actor=ctx.caller.actor)
-    return _result(view, f"Cancelled {view.summary()}.{_link_left_open(view)}")
+    notes = await ctx.deps.invoices.credit_notes_of(view.number)
+    credited = "".join(f"\nCredit note {n.summary()} issued." for n in notes)
+    return _result(view, f"Cancelled {view.summary()}.{credited}{_link_left_open(view)}")
 
 
 def _link_left_open(view: InvoiceView) -> str:

@@ -13,6 +13,7 @@ import logging
 from billing.amounts import from_minor, price_label
 from billing.effects import EffectContext, StripeObject, metadata, number, text
 from billing.invoice_events import invoice_paid, invoice_refunded
+from billing.invoices import credit_refund, issue_receipt, receipt_description
 from billing.subscription_events import start_subscription
 from storage.models import Payment, Tenant
 from storage.repositories.ledger import LedgerRepository
@@ -105,13 +106,19 @@ async def on_session_completed(ctx: EffectContext, session: StripeObject) -> Non
         note=f"pack {payment.item} ({price_label(payment.amount_micros, payment.currency)})",
         actor="stripe",
     )
+    # Every sale has one invoice, made with the credit it records (so exactly once as well).
+    receipt = await issue_receipt(
+        ctx.session, tenant, payment, receipt_description(payment), now=ctx.now
+    )
     ctx.tell(
         payment.reply_to,
         tenant_id=payment.tenant_id,
-        text=f"Payment received: +{payment.tokens:,} tokens, balance {entry.balance_after:,}.",
+        text=f"Payment received: +{payment.tokens:,} tokens, balance {entry.balance_after:,}. "
+        f"Receipt {receipt.number}.",
     )
     # A partial refund Stripe delivered before this completion: taken back now it is credited.
     await take_back_refunded(ctx, payment, full=False)
+    await credit_refund(ctx.session, payment, now=ctx.now)
 
 
 def _mismatch(payment: Payment, tenant: Tenant, session: StripeObject) -> str | None:
@@ -179,6 +186,7 @@ async def on_charge_refunded(ctx: EffectContext, charge: StripeObject) -> None:
         await invoice_refunded(ctx, payment, price_label(payment.refunded_micros, currency))
         return
     taken = await take_back_refunded(ctx, payment, full=full)
+    await credit_refund(ctx.session, payment, now=ctx.now)  # the receipt's credit note
     if taken and payment.kind in ("subscription", "renewal"):
         tenant = await TenantRepository(ctx.session).by_id(payment.tenant_id)
         await ctx.alert(

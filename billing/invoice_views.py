@@ -36,10 +36,19 @@ class InvoiceView:
     lines: tuple[InvoiceLine, ...]
     tenant: Tenant
     pay_url: str | None = None
+    #: The number of the invoice a credit note credits.
+    credits: str | None = None
 
     @property
     def number(self) -> str:
         return self.invoice.number
+
+    @property
+    def title(self) -> str:
+        """``Invoice INV-2026-0001``, or ``Credit note CN-2026-0001 for INV-2026-0001``."""
+        if self.invoice.kind == "credit_note":
+            return f"Credit note {self.invoice.number} for {self.credits or '?'}"
+        return f"Invoice {self.invoice.number}"
 
     @property
     def payable(self) -> bool:
@@ -67,6 +76,8 @@ class InvoiceView:
 
         return {
             "number": inv.number,
+            "kind": inv.kind,
+            "credits": self.credits,
             "tenant": self.tenant.slug,
             "status": inv.status,
             "currency": inv.currency,
@@ -106,7 +117,7 @@ class InvoiceView:
     def text(self) -> str:
         inv = self.invoice
         rows = [
-            f"Invoice {inv.number} to {self.tenant.name} ({self.tenant.slug}): {inv.status}",
+            f"{self.title} to {self.tenant.name} ({self.tenant.slug}): {inv.status}",
             f"Issued {inv.issued_at:%Y-%m-%d}"
             + (f", due {inv.due_at:%Y-%m-%d}" if inv.due_at else "")
             + (f", paid {inv.paid_at:%Y-%m-%d}" if inv.paid_at else ""),

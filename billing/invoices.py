@@ -13,13 +13,21 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.amounts import amount_str
+from billing.amounts import amount_str, minor_places, price_label
 from billing.conversion import CostConversion
 from billing.effects import becomes_customer
-from billing.invoice_math import line_amount, totals, vat_rate_ppm_for
+from billing.invoice_math import (
+    PPM,
+    Totals,
+    line_amount,
+    round_to_minor,
+    totals,
+    vat_rate_ppm_for,
+)
 from billing.invoice_views import InvoiceView, Issuer
 from core.clock import Clock
 from core.errors import PaymentUnavailable, SwitchboardError
+from core.money import MICROS_PER_UNIT, from_micros
 from storage.db import Sessions
 from storage.models import Invoice, InvoiceLine, Payment, Tenant
 from storage.repositories.admins import AuditRepository
@@ -27,7 +35,7 @@ from storage.repositories.alerts import AlertRepository
 from storage.repositories.invoices import InvoiceRepository
 from storage.repositories.payments import PaymentRepository
 from storage.repositories.tenants import TenantRepository
-from storage.states import INVOICE_CLOSED, InvoiceStatus
+from storage.states import INVOICE_CLOSED, INVOICE_UNPAID, InvoiceStatus
 
 if TYPE_CHECKING:
     from billing.checkout import CheckoutService
@@ -248,7 +256,9 @@ class InvoiceService:
                     f"{invoice.number} is {invoice.status} and cannot be cancelled."
                 )
             before = snapshot(invoice)
-            invoice.status, invoice.cancelled_at = "cancelled", self._clock()
+            now = self._clock()
+            issued = invoice.status in INVOICE_UNPAID
+            invoice.status, invoice.cancelled_at = "cancelled", now
             await AuditRepository(session).record(
                 actor,
                 "invoice.cancel",
@@ -257,6 +267,11 @@ class InvoiceService:
                 snapshot(invoice),
                 tenant_id=invoice.tenant_id,
             )
+            if issued:  # the customer has it: only a credit note takes it back (a draft: no)
+                await issue_credit_note(
+                    session, invoice, invoice.total_micros, now=now, actor=actor,
+                    reason="invoice cancelled",
+                )  # fmt: skip
         await self._close_pay_links(invoice, "cancelled")
         return await self.view(number)
 
@@ -379,6 +394,13 @@ class InvoiceService:
             found = await InvoiceRepository(session).by_numbers(numbers)
             return await views(session, found)
 
+    async def credit_notes_of(self, number: str) -> list[InvoiceView]:
+        """The credit notes that credit invoice ``number``, oldest first."""
+        async with self._sessions() as session:
+            invoice = await InvoiceRepository(session).get(number)
+            found = await InvoiceRepository(session).credit_notes_of(invoice.id)
+            return await views(session, found)
+
     async def view(self, number: str) -> InvoiceView:
         async with self._sessions() as session:
             invoice = await InvoiceRepository(session).get(number)
@@ -422,12 +444,16 @@ async def views(session: AsyncSession, invoices: Sequence[Invoice]) -> list[Invo
     tenants = await TenantRepository(session).by_ids({i.tenant_id for i in invoices})
     payment_ids = {i.payment_id for i in invoices if i.payment_id is not None}
     urls = await PaymentRepository(session).pending_urls(payment_ids)
+    credited = await InvoiceRepository(session).numbers_of(
+        [i.credits_invoice_id for i in invoices if i.credits_invoice_id is not None]
+    )
     return [
         InvoiceView(
             invoice,
             tuple(lines[invoice.id]),
             tenants[invoice.tenant_id],
             urls.get(invoice.payment_id) if invoice.payment_id is not None else None,
+            credited.get(invoice.credits_invoice_id) if invoice.credits_invoice_id else None,
         )
         for invoice in invoices
     ]
@@ -435,3 +461,155 @@ async def views(session: AsyncSession, invoices: Sequence[Invoice]) -> list[Invo
 
 def _append(notes: str, note: str) -> str:
     return f"{notes}\n{note}" if notes else note
+
+
+# -- receipts and credit notes (DESIGN §8 "Every sale has exactly one invoice", "Credit notes") --
+
+
+def split_gross(gross_micros: int, vat_rate_ppm: int, currency: str) -> Totals:
+    """A VAT-inclusive amount (a pack's or plan's price) as net + VAT = ``gross_micros`` exactly.
+
+    The net is gross / (1 + rate) rounded half-up to the minor unit and the VAT is what is
+    left, so the total is always what was charged, to the cent. Of the net amounts next to
+    that one, the first whose VAT computed the invoices' way (once on the net, rounded) is
+    exactly what is left is taken, so the receipt obeys the same rule as every invoice
+    whenever some net can; when none can, the VAT is still within one minor unit of
+    net × rate. A negative amount (a credit note) splits as the mirror of the positive one.
+    """
+    if gross_micros < 0:
+        mirror = split_gross(-gross_micros, vat_rate_ppm, currency)
+        return Totals(-mirror.subtotal_micros, -mirror.vat_micros, -mirror.total_micros)
+    exact = from_micros(gross_micros) * PPM / (PPM + vat_rate_ppm)
+    nearest = round_to_minor(exact, currency)
+    step = MICROS_PER_UNIT // 10 ** minor_places(currency)
+    for net in (nearest, nearest - step, nearest + step):
+        if 0 <= net <= gross_micros and totals([net], vat_rate_ppm, currency).total_micros == (
+            gross_micros
+        ):
+            return Totals(net, gross_micros - net, gross_micros)
+    return Totals(nearest, gross_micros - nearest, gross_micros)
+
+
+def receipt_description(payment: Payment, plan_name: str | None = None) -> str:
+    """The receipt's one line: what the payment bought."""
+    if payment.kind == "pack":
+        return f"Token pack {payment.item}: {payment.tokens:,} tokens"
+    name = plan_name or payment.item
+    return f"{name} plan: one month's subscription, {payment.tokens:,} tokens included"
+
+
+async def issue_receipt(
+    session: AsyncSession,
+    tenant: Tenant,
+    payment: Payment,
+    description: str,
+    *,
+    now: datetime,
+    actor: str = "stripe",
+) -> Invoice:
+    """The ``paid`` invoice of a sale Stripe collected (a pack, a subscription period), in the
+    INV sequence, issued and paid at ``now``, its total what ``payment`` charged with the VAT
+    split out at the tenant's rate (:func:`split_gross`), in ``session``'s transaction (the
+    one that credits the payment). A payment already receipted keeps its one receipt."""
+    invoices = InvoiceRepository(session)
+    existing = await invoices.receipt_of(payment.id)
+    if existing is not None:
+        return existing
+    [number] = await invoices.next_numbers(now.year, 1)
+    found = split_gross(payment.amount_micros, tenant.vat_rate_ppm, payment.currency)
+    invoice = Invoice(
+        number=number, tenant_id=tenant.id, kind="invoice", status="paid",
+        currency=payment.currency, vat_rate_ppm=tenant.vat_rate_ppm,
+        subtotal_micros=found.subtotal_micros, vat_micros=found.vat_micros,
+        total_micros=found.total_micros, notes="", issued_at=now, paid_at=now,
+        payment_id=payment.id, created_by=actor,
+    )  # fmt: skip
+    line = InvoiceLine(
+        description=description, quantity=Decimal(1),
+        unit_price_micros=found.subtotal_micros, amount_micros=found.subtotal_micros,
+    )  # fmt: skip
+    await invoices.add(invoice, [line])
+    await AuditRepository(session).record(
+        actor, "invoice.receipt", number, None,
+        snapshot(invoice) | {"tenant": tenant.slug, "payment": payment.id},
+        tenant_id=tenant.id,
+    )  # fmt: skip
+    return invoice
+
+
+async def issue_credit_note(
+    session: AsyncSession,
+    invoice: Invoice,
+    amount_micros: int,
+    *,
+    now: datetime,
+    actor: str,
+    reason: str,
+    payment_id: int | None = None,
+) -> Invoice:
+    """A credit note ``CN-YYYY-NNNN`` (its own sequence) crediting ``amount_micros`` (gross,
+    positive) of ``invoice``: its total is −``amount_micros`` exactly. Crediting all of an
+    invoice not credited before mirrors its lines and totals; a part (a partial refund) is one
+    line with the VAT split out at the invoice's rate. ``paid`` (settled) when issued."""
+    invoices = InvoiceRepository(session)
+    whole = amount_micros == invoice.total_micros and await invoices.credited(invoice.id) == 0
+    [number] = await invoices.next_numbers(now.year, 1, "credit_note")
+    if whole:
+        found = Totals(-invoice.subtotal_micros, -invoice.vat_micros, -invoice.total_micros)
+        lines = [
+            InvoiceLine(
+                description=line.description,
+                quantity=line.quantity,
+                unit_price_micros=-line.unit_price_micros,
+                amount_micros=-line.amount_micros,
+            )
+            for line in (await invoices.lines([invoice.id]))[invoice.id]
+        ]
+    else:
+        found = split_gross(-amount_micros, invoice.vat_rate_ppm, invoice.currency)
+        lines = [
+            InvoiceLine(
+                description=f"{reason} (part of invoice {invoice.number})",
+                quantity=Decimal(1),
+                unit_price_micros=found.subtotal_micros,
+                amount_micros=found.subtotal_micros,
+            )
+        ]
+    note = Invoice(
+        number=number, tenant_id=invoice.tenant_id, kind="credit_note", status="paid",
+        currency=invoice.currency, vat_rate_ppm=invoice.vat_rate_ppm,
+        subtotal_micros=found.subtotal_micros, vat_micros=found.vat_micros,
+        total_micros=found.total_micros, notes=f"Credits invoice {invoice.number}: {reason}.",
+        issued_at=now, paid_at=now, payment_id=payment_id, credits_invoice_id=invoice.id,
+        created_by=actor,
+    )  # fmt: skip
+    await invoices.add(note, lines)
+    await AuditRepository(session).record(
+        actor, "invoice.credit_note", number, None,
+        snapshot(note) | {"credits": invoice.number, "reason": reason},
+        tenant_id=invoice.tenant_id,
+    )  # fmt: skip
+    return note
+
+
+async def credit_refund(
+    session: AsyncSession, payment: Payment, *, now: datetime
+) -> Invoice | None:
+    """The credit note for what ``payment.refunded_micros`` refunds of the payment's receipt
+    beyond what earlier credit notes credited (a partial refund: its increment), or None when
+    there is nothing new to credit or no receipt. Called with the payment row locked, in the
+    transaction of the refund's effect, so each increment is credited once."""
+    invoices = InvoiceRepository(session)
+    receipt = await invoices.receipt_of(payment.id)
+    if receipt is None:
+        return None
+    receipt = await invoices.by_id(receipt.id, lock=True) or receipt
+    refunded = min(payment.refunded_micros, receipt.total_micros)
+    increment = refunded - await invoices.credited(receipt.id)
+    if increment <= 0:
+        return None
+    return await issue_credit_note(
+        session, receipt, increment, now=now, actor="stripe",
+        reason=f"refund through Stripe of {price_label(increment, receipt.currency)}",
+        payment_id=payment.id,
+    )  # fmt: skip

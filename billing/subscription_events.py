@@ -14,6 +14,7 @@ from datetime import datetime
 
 from billing.amounts import from_minor, price_label
 from billing.effects import EffectContext, StripeObject, metadata, number, text
+from billing.invoices import issue_receipt, receipt_description
 from billing.notices import Notice, tenant_addresses
 from billing.subscription_state import SubscriptionState, subscription_state
 from storage.models import Payment, Subscription, Tenant
@@ -266,6 +267,10 @@ async def on_invoice_paid(ctx: EffectContext, invoice: StripeObject) -> None:
         actor="stripe",
     )
     await ctx.paid_by(tenant, f"{plan.slug} plan, Stripe invoice {invoice['id']}")
+    # The period's invoice, with the grant it records: once per Stripe invoice, as the grant.
+    receipt = await issue_receipt(
+        ctx.session, tenant, payment, receipt_description(payment, plan.name), now=ctx.now
+    )
     if subscription.status != "canceled":
         subscription.status, subscription.updated_at = "active", ctx.now
         tenant.plan = subscription.plan
@@ -273,7 +278,7 @@ async def on_invoice_paid(ctx: EffectContext, invoice: StripeObject) -> None:
         subscription.reply_to,
         tenant_id=subscription.tenant_id,
         text=f"Payment received: {plan.name} plan, +{plan.tokens_included:,} tokens, "
-        f"balance {entry.balance_after:,}.",
+        f"balance {entry.balance_after:,}. Receipt {receipt.number}.",
     )
 
 

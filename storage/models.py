@@ -31,6 +31,7 @@ from sqlalchemy.types import TypeDecorator
 
 from storage.states import (
     ClaimState,
+    InvoiceKind,
     InvoiceStatus,
     LedgerKind,
     PaymentKind,
@@ -701,11 +702,26 @@ class InvoiceCounter(Base):
     last: Mapped[int] = mapped_column(default=0)
 
 
+class CreditNoteCounter(Base):
+    """The last credit note number (``CN-YYYY-NNNN``) given in a calendar year: their own
+    gapless sequence, bumped like :class:`InvoiceCounter`."""
+
+    __tablename__ = "credit_note_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(default=0)
+
+
 class Invoice(Base):
     """``INV-YYYY-NNNN`` to a tenant: ``draft`` → ``sent`` → ``paid``, ``overdue`` (sent and past
     due) or ``cancelled`` (keeps its number). Money in micro-units of ``currency``; ``period`` is
     the month (``YYYY-MM``) a monthly invoice covers, unique per tenant so generating it twice
-    gives the same invoice."""
+    gives the same invoice.
+
+    A receipt (a pack or subscription period Stripe collected) is an invoice created ``paid``
+    whose ``payment_id`` is the payment it records. A ``credit_note`` (``CN-YYYY-NNNN``) credits
+    ``credits_invoice_id`` with negative amounts; it is ``paid`` (settled) when issued, and its
+    ``payment_id`` is the refunded payment when a refund issued it."""
 
     __tablename__ = "invoices"
     __table_args__ = (
@@ -730,9 +746,17 @@ class Invoice(Base):
     due_at: Mapped[datetime | None]
     paid_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
-    #: The Checkout Session row its pay link belongs to (created once, reused on every send).
+    #: The Checkout Session row its pay link belongs to (created once, reused on every send);
+    #: of a receipt, the payment it records; of a refund's credit note, the refunded payment.
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", ondelete="SET NULL"))
     created_by: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[InvoiceKind] = mapped_column(
+        String(16), default="invoice", server_default="invoice"
+    )
+    #: The invoice a credit note credits.
+    credits_invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoices.id", ondelete="RESTRICT"), index=True
+    )
 
 
 class InvoiceLine(Base):

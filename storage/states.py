@@ -32,6 +32,9 @@ INVOICE_STATUSES: tuple[InvoiceStatus, ...] = get_args(InvoiceStatus)
 INVOICE_UNPAID: tuple[InvoiceStatus, ...] = ("sent", "overdue")
 #: Invoices that are settled one way or the other: no longer payable, sendable or changed.
 INVOICE_CLOSED: tuple[InvoiceStatus, ...] = ("paid", "cancelled")
+#: An ``invoice`` (``INV-``, receipts too) or a ``credit_note`` (``CN-``) crediting one.
+InvoiceKind = Literal["invoice", "credit_note"]
+INVOICE_KINDS: tuple[InvoiceKind, ...] = get_args(InvoiceKind)
 
 #: Our copy of a Stripe subscription: it runs, it waits for a payment, or it is over.
 SubscriptionStatus = Literal["active", "past_due", "canceled"]
@@ -65,6 +68,7 @@ COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
     ("payments", "status"): PAYMENT_STATUSES,
     ("payments", "kind"): PAYMENT_KINDS,
     ("invoices", "status"): INVOICE_STATUSES,
+    ("invoices", "kind"): INVOICE_KINDS,
     ("subscriptions", "status"): SUBSCRIPTION_STATUSES,
     ("usage_events", "status"): USAGE_STATUSES,
     ("ledger_entries", "kind"): LEDGER_KINDS,

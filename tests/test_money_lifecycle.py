@@ -245,7 +245,9 @@ async def test_stripe_subscriber_month_has_no_plan_line_only_usage_beyond_includ
     await shop.service.invoice_jobs.tick()  # what `switchboard run` does on the 1st
     [manual] = (await admin(app, "invoice", "list", "manual")).data
     assert [line["description"] for line in manual["lines"]] == ["Pro plan, November 2026"]
-    assert (await admin(app, "invoice", "list", "acme")).data == []  # Stripe collected 29.00
+    # Stripe collected 29.00: its receipt is the month's only invoice, no plan line billed.
+    [receipt] = (await admin(app, "invoice", "list", "acme")).data
+    assert (receipt["status"], receipt["total"], receipt["period"]) == ("paid", "29.00", None)
     nothing = await admin(app, "invoice", "generate", "acme", "--period", "2026-11")
     assert nothing.data == [] and nothing.text == "Nothing to invoice for 2026-11."
 

@@ -4,6 +4,7 @@ real channel adapters run by ``bot.service`` against the fake Bot API, Slack and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -78,8 +79,10 @@ async def test_telegram_buy_button_payment_and_failed_renewal_notices(
 
             assert await stripe_api.pay(session["id"]) == [200]
             await fake.wait_for_bot_messages(USER, 3)
-            assert fake.bot_texts(USER)[-1] == (
-                "Payment received: +2,000,000 tokens, balance 2,100,000."
+            assert re.fullmatch(
+                r"Payment received: \+2,000,000 tokens, balance 2,100,000\. "
+                r"Receipt INV-\d{4}-0001\.",
+                fake.bot_texts(USER)[-1],
             )
 
             await fake.send_update(fake.private_message(USER, "/subscribe pro"))
@@ -88,8 +91,10 @@ async def test_telegram_buy_button_payment_and_failed_renewal_notices(
             subscribed = stripe_api.session_for_url(button["url"])
             assert await stripe_api.pay(subscribed["id"]) == [200, 200]
             await fake.wait_for_bot_messages(USER, 5)
-            assert fake.bot_texts(USER)[-1] == (
-                "Payment received: Pro plan, +5,000,000 tokens, balance 7,100,000."
+            assert re.fullmatch(
+                r"Payment received: Pro plan, \+5,000,000 tokens, balance 7,100,000\. "
+                r"Receipt INV-\d{4}-0002\.",
+                fake.bot_texts(USER)[-1],
             )
 
             subscription = stripe_api.sessions[subscribed["id"]].data["subscription"]
@@ -184,8 +189,8 @@ async def test_slack_buy_buttons_ephemeral_in_channels_and_notices_in_direct_mes
         await service.app.deps.outbox.drain(10)
         told = {m.channel: m.text for m in slack.messages}
         # Asked in the direct message: told there. Asked in #general: told privately.
-        assert told["D0001"] == "Payment received: +2,000,000 tokens, balance 2,100,000."
-        assert told["U0001"] == "Payment received: +500,000 tokens, balance 2,600,000."
+        assert told["D0001"].startswith("Payment received: +2,000,000 tokens, balance 2,100,000.")
+        assert told["U0001"].startswith("Payment received: +500,000 tokens, balance 2,600,000.")
         assert not any(m.channel == "C0001" for m in slack.messages)
     finally:
         await service.stop()

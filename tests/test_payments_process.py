@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -66,8 +67,10 @@ async def test_switchboard_run_sells_a_pack_in_telegram(
 
             assert await stripe_api.pay(session["id"]) == [200]
             await telegram.wait_for_bot_messages(USER, 3)
-            assert telegram.bot_texts(USER)[-1] == (
-                "Payment received: +2,000,000 tokens, balance 2,000,000."
+            assert re.fullmatch(
+                r"Payment received: \+2,000,000 tokens, balance 2,000,000\. "
+                r"Receipt INV-\d{4}-0001\.",
+                telegram.bot_texts(USER)[-1],
             )
             code, out, err = await _run(["admin", "--json", "tenant", "show", "acme"], env)
             assert code == 0, err

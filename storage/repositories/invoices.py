@@ -11,12 +11,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFoundError
-from storage.models import Invoice, InvoiceCounter, InvoiceLine
-from storage.states import InvoiceStatus
+from storage.models import CreditNoteCounter, Invoice, InvoiceCounter, InvoiceLine
+from storage.states import InvoiceKind, InvoiceStatus
+
+#: Each kind's number prefix and the per-year counter its numbers come from.
+_SEQUENCES: dict[InvoiceKind, tuple[str, type[InvoiceCounter] | type[CreditNoteCounter]]] = {
+    "invoice": ("INV", InvoiceCounter),
+    "credit_note": ("CN", CreditNoteCounter),
+}
 
 
-def invoice_number(year: int, seq: int) -> str:
-    return f"INV-{year}-{seq:04d}"
+def invoice_number(year: int, seq: int, kind: InvoiceKind = "invoice") -> str:
+    return f"{_SEQUENCES[kind][0]}-{year}-{seq:04d}"
 
 
 class InvoiceRepository:
@@ -27,8 +33,9 @@ class InvoiceRepository:
         [number] = await self.next_numbers(year, 1)
         return number
 
-    async def next_numbers(self, year: int, count: int) -> list[str]:
-        """The year's next number, taken in the caller's transaction.
+    async def next_numbers(self, year: int, count: int, kind: InvoiceKind = "invoice") -> list[str]:
+        """The year's next numbers of ``kind`` (invoices and credit notes each have their own
+        sequence), taken in the caller's transaction.
 
         The counter row is created if missing (``ON CONFLICT DO NOTHING``, so two processes
         creating the year's first invoice both succeed) and bumped with ``UPDATE ... RETURNING``:
@@ -38,18 +45,19 @@ class InvoiceRepository:
         insert = (
             pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         )
+        counter = _SEQUENCES[kind][1]
         await self.session.execute(
-            insert(InvoiceCounter).values(year=year, last=0).on_conflict_do_nothing()
+            insert(counter).values(year=year, last=0).on_conflict_do_nothing()
         )
         seq = (
             await self.session.execute(
-                update(InvoiceCounter)
-                .where(InvoiceCounter.year == year)
-                .values(last=InvoiceCounter.last + count)
-                .returning(InvoiceCounter.last)
+                update(counter)
+                .where(counter.year == year)
+                .values(last=counter.last + count)
+                .returning(counter.last)
             )
         ).scalar_one()
-        return [invoice_number(year, n) for n in range(int(seq) - count + 1, int(seq) + 1)]
+        return [invoice_number(year, n, kind) for n in range(int(seq) - count + 1, int(seq) + 1)]
 
     async def add(self, invoice: Invoice, lines: Sequence[InvoiceLine]) -> Invoice:
         await self.add_many([(invoice, lines)])
@@ -94,6 +102,34 @@ class InvoiceRepository:
     async def by_id(self, invoice_id: int, *, lock: bool = False) -> Invoice | None:
         query = select(Invoice).where(Invoice.id == invoice_id)
         return await self._one(query.with_for_update() if lock else query)
+
+    async def receipt_of(self, payment_id: int) -> Invoice | None:
+        """The invoice that records ``payment_id`` as paid (a receipt), if it has one."""
+        return await self._one(
+            select(Invoice).where(Invoice.payment_id == payment_id, Invoice.kind == "invoice")
+        )
+
+    async def credited(self, invoice_id: int) -> int:
+        """How much the credit notes of ``invoice_id`` credit in all (a positive amount)."""
+        query = select(func.coalesce(func.sum(Invoice.total_micros), 0)).where(
+            Invoice.credits_invoice_id == invoice_id, Invoice.kind == "credit_note"
+        )
+        return -int((await self.session.execute(query)).scalar_one())
+
+    async def credit_notes_of(self, invoice_id: int) -> list[Invoice]:
+        query = (
+            select(Invoice)
+            .where(Invoice.credits_invoice_id == invoice_id, Invoice.kind == "credit_note")
+            .order_by(Invoice.id)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def numbers_of(self, invoice_ids: Sequence[int]) -> dict[int, str]:
+        """Invoice id → number (the invoices credit notes credit)."""
+        if not invoice_ids:
+            return {}
+        query = select(Invoice.id, Invoice.number).where(Invoice.id.in_(invoice_ids))
+        return {int(i): str(n) for i, n in (await self.session.execute(query)).all()}
 
     async def numbers_for_period(self, period: str) -> dict[int, str]:
         """Tenant id → number of the invoices already made for ``period``."""
@@ -159,7 +195,7 @@ class InvoiceRepository:
         summed by the database."""
         query = (
             select(Invoice.status, func.count(), func.coalesce(func.sum(Invoice.total_micros), 0))
-            .where(Invoice.issued_at >= since, Invoice.issued_at < until)
+            .where(Invoice.issued_at >= since, Invoice.issued_at < until, Invoice.kind == "invoice")
             .group_by(Invoice.status)
         )
         return {
@@ -168,9 +204,14 @@ class InvoiceRepository:
         }
 
     async def paid_total(self, since: datetime, until: datetime) -> int:
-        """The total of the invoices paid in ``[since, until)``, in micro-units."""
+        """The total of the invoices paid in ``[since, until)``, less the refunds made in it
+        (credit notes that carry the refunded payment; one for a cancelled unpaid invoice takes
+        back nothing that was counted), in micro-units."""
         query = select(func.coalesce(func.sum(Invoice.total_micros), 0)).where(
-            Invoice.status == "paid", Invoice.paid_at >= since, Invoice.paid_at < until
+            Invoice.status == "paid",
+            Invoice.paid_at >= since,
+            Invoice.paid_at < until,
+            (Invoice.kind == "invoice") | Invoice.payment_id.is_not(None),
         )
         return int((await self.session.execute(query)).scalar_one())
 
