@@ -108,8 +108,9 @@ async def on_session_completed(ctx: EffectContext, session: StripeObject) -> Non
     )
     # Every sale has one invoice, made with the credit it records (so exactly once as well).
     receipt = await issue_receipt(
-        ctx.session, tenant, payment, receipt_description(payment), now=ctx.now
-    )
+        ctx.session, tenant, payment, receipt_description(payment), now=ctx.now,
+        issuer_country=ctx.issuer_country,
+    )  # fmt: skip
     ctx.tell(
         payment.reply_to,
         tenant_id=payment.tenant_id,

@@ -55,6 +55,8 @@ class EffectContext:
     _told: list[tuple[Notice, int]] = field(default_factory=list)
     #: The Stripe API, when a secret key is configured (webhooks alone need only the secret).
     api: StripeApi | None = None
+    #: ``COMPANY_COUNTRY``: receipts apply reverse charge from it, as invoices do.
+    issuer_country: str = ""
 
     def tell(self, stored_address: dict[str, Any] | None, text: str, *, tenant_id: int) -> None:
         """Tell the chat that asked (for a link, a subscription) about tenant ``tenant_id``'s

@@ -37,6 +37,9 @@ class Labels:
     bank: str
     pay_online: str
     statuses: dict[str, str] = field(default_factory=dict)
+    credit_note: str = "Credit note"
+    #: Followed by the number of the invoice a credit note credits.
+    credits: str = "Credits invoice"
 
 
 _LABELS = {
@@ -57,6 +60,7 @@ _LABELS = {
         total="Total TTC", reverse_charge="Autoliquidation", notes="Notes",
         payment_terms="Conditions de paiement", bank="Coordonnées bancaires",
         pay_online="Payer en ligne :", statuses={"paid": "Payée", "cancelled": "Annulée"},
+        credit_note="Avoir", credits="Avoir sur la facture",
     ),
     "de": Labels(
         invoice="Rechnung", draft="ENTWURF", seller="Verkäufer", buyer="Rechnungsempfänger",
@@ -67,6 +71,7 @@ _LABELS = {
         reverse_charge="Steuerschuldnerschaft des Leistungsempfängers", notes="Hinweise",
         payment_terms="Zahlungsbedingungen", bank="Bankverbindung", pay_online="Online bezahlen:",
         statuses={"paid": "Bezahlt", "cancelled": "Storniert"},
+        credit_note="Rechnungskorrektur", credits="Korrektur der Rechnung",
     ),
 }  # fmt: skip
 

@@ -110,6 +110,12 @@ class _Document:
             view.tenant.vat_id, issuer.country
         )
 
+    @property
+    def title(self) -> str:
+        """``Invoice INV-…``, or ``Credit note CN-…`` (in the document's language)."""
+        kind = self.labels.credit_note if self.inv.kind == "credit_note" else self.labels.invoice
+        return f"{kind} {self.inv.number}"
+
     def text(self, value: str) -> str:
         return printable(value, self.covered)
 
@@ -170,7 +176,7 @@ def render_invoice(view: InvoiceView, issuer: Issuer, font_path: Path | None = N
     font = font_path or default_font_path()
     doc = _Document(view, issuer, font)
     pdf = FPDF(format="A4")
-    pdf.set_title(f"{doc.labels.invoice} {view.number}")
+    pdf.set_title(doc.title)
     pdf.set_creator("Switchboard")
     pdf.set_lang(doc.language)
     bold = font.with_name("DejaVuSans-Bold.ttf")
@@ -208,12 +214,15 @@ def _header(pdf: FPDF, doc: _Document) -> None:
     from fpdf.enums import XPos, YPos
 
     pdf.set_font(FONT, "B", 18)
-    title = f"{doc.labels.invoice} {doc.inv.number}"
+    title = doc.title
     if doc.draft:
         title += f" ({doc.labels.draft})"
     pdf.cell(0, 10, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, "", 10)
-    if doc.inv.status in INVOICE_CLOSED:
+    if doc.inv.kind == "credit_note":  # names what it credits, instead of a status
+        pdf.cell(0, 6, f"{doc.labels.credits} {doc.view.credits or ''}", new_x=XPos.LMARGIN,
+                 new_y=YPos.NEXT)  # fmt: skip
+    elif doc.inv.status in INVOICE_CLOSED:
         status = doc.labels.statuses.get(doc.inv.status, doc.inv.status)
         pdf.cell(0, 6, status.upper(), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(2)

@@ -506,20 +506,23 @@ async def issue_receipt(
     *,
     now: datetime,
     actor: str = "stripe",
+    issuer_country: str = "",
 ) -> Invoice:
     """The ``paid`` invoice of a sale Stripe collected (a pack, a subscription period), in the
     INV sequence, issued and paid at ``now``, its total what ``payment`` charged with the VAT
-    split out at the tenant's rate (:func:`split_gross`), in ``session``'s transaction (the
-    one that credits the payment). A payment already receipted keeps its one receipt."""
+    split out at the tenant's rate (:func:`split_gross`; none under reverse charge from
+    ``issuer_country``, as for every invoice), in ``session``'s transaction (the one that
+    credits the payment). A payment already receipted keeps its one receipt."""
     invoices = InvoiceRepository(session)
     existing = await invoices.receipt_of(payment.id)
     if existing is not None:
         return existing
     [number] = await invoices.next_numbers(now.year, 1)
-    found = split_gross(payment.amount_micros, tenant.vat_rate_ppm, payment.currency)
+    rate = vat_rate_ppm_for(tenant.vat_rate_ppm, tenant.vat_id, issuer_country)
+    found = split_gross(payment.amount_micros, rate, payment.currency)
     invoice = Invoice(
         number=number, tenant_id=tenant.id, kind="invoice", status="paid",
-        currency=payment.currency, vat_rate_ppm=tenant.vat_rate_ppm,
+        currency=payment.currency, vat_rate_ppm=rate,
         subtotal_micros=found.subtotal_micros, vat_micros=found.vat_micros,
         total_micros=found.total_micros, notes="", issued_at=now, paid_at=now,
         payment_id=payment.id, created_by=actor,

@@ -269,8 +269,9 @@ async def on_invoice_paid(ctx: EffectContext, invoice: StripeObject) -> None:
     await ctx.paid_by(tenant, f"{plan.slug} plan, Stripe invoice {invoice['id']}")
     # The period's invoice, with the grant it records: once per Stripe invoice, as the grant.
     receipt = await issue_receipt(
-        ctx.session, tenant, payment, receipt_description(payment, plan.name), now=ctx.now
-    )
+        ctx.session, tenant, payment, receipt_description(payment, plan.name), now=ctx.now,
+        issuer_country=ctx.issuer_country,
+    )  # fmt: skip
     if subscription.status != "canceled":
         subscription.status, subscription.updated_at = "active", ctx.now
         tenant.plan = subscription.plan

@@ -80,8 +80,10 @@ class StripeWebhook:
         clock: Clock,
         tolerance: int = SIGNATURE_TOLERANCE,
         api: StripeApi | None = None,
+        issuer_country: str = "",
     ) -> None:
         self._api = api
+        self._issuer_country = issuer_country
         self._sessions = sessions
         self._secret = secret
         self._clock = clock
@@ -124,7 +126,10 @@ class StripeWebhook:
             if not claimed:
                 log.info("Stripe %s %s: %s already applied", event_type, event_id, key)
                 return WebhookResult("duplicate", event_id, event_type)
-            ctx = EffectContext(session, now, event_id, event_type, api=self._api)
+            ctx = EffectContext(
+                session, now, event_id, event_type, api=self._api,
+                issuer_country=self._issuer_country,
+            )  # fmt: skip
             await route.apply(ctx, obj)
             await ctx.settle_told()
         log.info("Stripe %s %s applied (%s)", event_type, event_id, key)

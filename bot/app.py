@@ -147,7 +147,10 @@ def _build_payments(
     if webhook_secret is not None:
         from billing.webhook import StripeWebhook
 
-        deps.stripe_webhook = StripeWebhook(sessions, webhook_secret, clock=clock, api=api)
+        deps.stripe_webhook = StripeWebhook(
+            sessions, webhook_secret, clock=clock, api=api,
+            issuer_country=deps.invoices.config.issuer.country,
+        )  # fmt: skip
     return closers
 
 

@@ -6,6 +6,7 @@ Driven through the real webhook with events signed by the fake Stripe."""
 
 from __future__ import annotations
 
+import io
 import re
 from decimal import Decimal
 from typing import Any
@@ -13,15 +14,17 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pypdf import PdfReader
 
 from billing.invoice_math import PPM, line_amount, totals
 from billing.invoices import InvoiceStateError, split_gross
 from core.money import MICROS_PER_UNIT
 from storage.models import Invoice
-from tests.conftest import admin, bind_console, say
+from tests.conftest import admin, bind_console, say, tenant_with_tokens
 from tests.test_payments import (  # noqa: F401  (fixtures, used by name)
     START,
     Shop,
+    ShopFactory,
     count,
     open_shop,
     shop,
@@ -77,6 +80,23 @@ async def test_a_pack_bought_makes_one_paid_invoice_equal_to_the_charge(shop: Sh
     assert shown.files and shown.files[0].data.startswith(b"%PDF")
     # The monthly run does not bill it again: a prepaid tenant has no monthly invoice.
     assert await shop.ledger_ok()
+
+
+async def test_a_reverse_charged_buyer_gets_a_receipt_without_vat(open_shop: ShopFactory) -> None:
+    """A French issuer selling a pack to a German company with a VAT ID: the buyer accounts for
+    the VAT, so the receipt carries none and its net is all that was charged."""
+    shop = await open_shop(COMPANY_COUNTRY="FR")
+    await tenant_with_tokens(shop.app, "gmbh", tokens=0)
+    await admin(shop.app, "tenant", "set", "gmbh", "--country", "DE", "--vat-id", "DE123456789")
+    session_id = (await shop.buy("pro", "gmbh"))["session_id"]
+    assert await shop.stripe.pay(session_id) == [200]
+    [receipt] = await documents(shop, "gmbh")
+    assert (receipt["subtotal"], receipt["vat_rate"], receipt["vat"], receipt["total"]) == (
+        "15.00",
+        "0.00",
+        "0.00",
+        "15.00",
+    )
 
 
 async def test_members_see_their_receipts_with_invoices(shop: Shop) -> None:
@@ -140,7 +160,12 @@ async def test_refunds_make_credit_notes_once_per_increment(shop: Shop) -> None:
 
     shown = await admin(shop.app, "invoice", "show", notes[0]["number"].lower())
     assert shown.text.startswith(f"Credit note {notes[0]['number']} for {receipt['number']}")
-    assert shown.data["kind"] == "credit_note" and shown.files
+    assert shown.data["kind"] == "credit_note"
+    printed = "".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(shown.files[0].data)).pages
+    )
+    assert f"Credit note {notes[0]['number']}" in printed
+    assert f"Credits invoice {receipt['number']}" in printed
 
 
 async def test_a_subscription_period_refunded_gets_a_credit_note(shop: Shop) -> None:
