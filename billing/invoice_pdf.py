@@ -171,11 +171,11 @@ class _Document:
 
 
 def render_invoice(view: InvoiceView, issuer: Issuer, font_path: Path | None = None) -> bytes:
-    from fpdf import FPDF
+    from billing.pdf_document import InvoicePDF
 
     font = font_path or default_font_path()
     doc = _Document(view, issuer, font)
-    pdf = FPDF(format="A4")
+    pdf = InvoicePDF(format="A4")
     pdf.set_title(doc.title)
     pdf.set_creator("Switchboard")
     pdf.set_lang(doc.language)
@@ -253,11 +253,8 @@ def _parties(pdf: FPDF, doc: _Document) -> None:
         pdf.set_font(FONT, "B", 10)
         pdf.cell(90, 6, title, new_x=XPos.LEFT, new_y=YPos.NEXT)
         pdf.set_font(FONT, "", 10)
-        # One call per line: fpdf2 (2.8) garbles the lines after a fallback-font run when
-        # one multi_cell holds several lines.
-        for row in body.splitlines():
-            pdf.set_x(x)
-            pdf.multi_cell(90, 5, doc.text(row), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_x(x)
+        pdf.multi_cell(90, 5, doc.text(body), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         bottoms.append(pdf.get_y())
     pdf.set_y(max(bottoms) + 4)
 
@@ -285,7 +282,7 @@ def _dates(pdf: FPDF, doc: _Document) -> None:
     pdf.ln(3)
 
 
-WIDTHS = (95, 20, 35, 35)
+WIDTHS = (85, 20, 45, 35)
 
 
 def _lines(pdf: FPDF, doc: _Document) -> None:
