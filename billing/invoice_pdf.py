@@ -101,7 +101,7 @@ class _Document:
         self.view = view
         self.issuer = issuer
         self.inv = view.invoice
-        self.language = view.tenant.language or "en"
+        self.language = view.tenant.language or issuer.language
         self.labels: Labels = labels_for(self.language)
         self.fonts = (font, cjk_font_path(), emoji_font_path())
         self.covered = _covered(self.fonts)

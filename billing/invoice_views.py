@@ -19,7 +19,8 @@ from storage.states import INVOICE_UNPAID
 class Issuer:
     """Who issues the invoices and on what terms (``COMPANY_NAME``, ``COMPANY_ADDRESS``,
     ``COMPANY_VAT_ID``, ``COMPANY_COUNTRY``, ``COMPANY_LEGAL_ID``, ``COMPANY_BANK``,
-    ``INVOICE_PAYMENT_TERMS``)."""
+    ``INVOICE_PAYMENT_TERMS``), and the language of its documents for a tenant that chose none
+    (``DEFAULT_LANGUAGE``)."""
 
     name: str = ""
     address: str = ""
@@ -28,6 +29,7 @@ class Issuer:
     legal_id: str = ""
     bank: str = ""
     payment_terms: str = ""
+    language: str = "en"
 
 
 @dataclass(frozen=True, slots=True)

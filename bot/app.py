@@ -95,6 +95,7 @@ def build_app(
             legal_id=settings.company_legal_id,
             bank=settings.company_bank,
             payment_terms=settings.invoice_payment_terms,
+            language=settings.default_language,
         ),
     )
     deps = Deps(

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     #: Payment terms printed on every invoice (late-payment interest, fixed indemnity...).
     invoice_payment_terms: str = ""
     invoice_due_days: int = Field(default=30, ge=0)
+    #: Language of documents (and, as they gain translations, replies) for a tenant that chose
+    #: none (``/tenant set SLUG --language``).
+    default_language: Literal["en", "fr", "de"] = "en"
 
     # Operational knobs (not part of the public contract, documented in .env.example).
     provider_timeout_seconds: float = Field(default=120.0, gt=0)

@@ -240,3 +240,14 @@ async def test_a_draft_says_draft_and_has_no_issue_date(make_app: AppFactory) ->
     text = _text(pdf)
     assert "DRAFT" in text
     assert "Issue date" not in text and "December 3, 2026" not in text
+
+
+async def test_a_tenant_without_a_language_gets_the_default_language(make_app: AppFactory) -> None:
+    app = await make_app(clock=Clock(DEC_3), DEFAULT_LANGUAGE="de", **ISSUER)
+    await _buyer(app, "stumm", "Stumm GmbH", "--country", "AT")
+    number, pdf = await _issued(app, "stumm")
+    text = _text(pdf)
+    assert f"Rechnung {number}" in text and "Rechnungsdatum" in text
+    await admin(app, "tenant", "set", "stumm", "--language", "en")
+    english = render_invoice(await app.deps.invoices.view(number), app.deps.invoices.config.issuer)
+    assert f"Invoice {number}" in _text(english), "the tenant's own choice wins"
