@@ -41,6 +41,10 @@ class NoticeDelivery(Protocol):
         """Write to a chat outside of a turn; False when it could not be reached."""
         ...
 
+    def reaches(self, channel: str) -> bool:
+        """Whether this process can deliver to ``channel`` at all."""
+        ...
+
 
 class CommandDeps(Protocol):
     @property

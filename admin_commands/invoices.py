@@ -20,9 +20,10 @@ from billing.invoice_chats import tenant_chats
 from billing.invoice_math import line_amount
 from billing.invoice_pdf import pdf_file_name, render_invoice
 from billing.invoice_views import InvoiceView
-from billing.invoices import LineSpec
+from billing.invoices import LineSpec, check_sendable
 from billing.notices import Notice
-from core.envelope import LinkButton, OutboundFile
+from core.envelope import EMAIL_CHANNEL, ChatAddress, LinkButton, OutboundFile
+from core.errors import SwitchboardError
 from core.money import to_micros
 from core.period import month_bounds, parse_period
 from storage.repositories.invoices import InvoiceRepository
@@ -124,25 +125,64 @@ async def line(ctx: CommandContext) -> CommandResult:
 
 @commands.command("invoice send", permission=WRITE, arguments=[NUMBER])
 async def send(ctx: CommandContext) -> CommandResult:
-    """Send an invoice (PDF and pay link) into every chat of its tenant; due in INVOICE_DUE_DAYS."""
-    view = await ctx.deps.invoices.send(ctx.args.number, actor=ctx.caller.actor)
-    document = await _pdf(ctx, view)
+    """Send an invoice (PDF and pay link) to every chat of its tenant and its e-mail; due in
+    INVOICE_DUE_DAYS. It is sent only if one of them got it."""
+    number = ctx.args.number
     async with ctx.deps.sessions() as session:
-        chats = await tenant_chats(session, view.tenant.id)
-    buttons = (
-        (LinkButton(f"Pay {view.money(view.invoice.total_micros)}", view.pay_url),)
-        if view.pay_url
-        else ()
+        invoice = await InvoiceRepository(session).get(number)
+        check_sendable(invoice)  # a closed invoice is refused as such, before its recipients
+        tenant = await TenantRepository(session).by_id(invoice.tenant_id)
+        recipients = await tenant_chats(session, tenant.id)
+    outbox = ctx.deps.outbox
+    if tenant.email and outbox.reaches(EMAIL_CHANNEL):
+        recipients.append(ChatAddress(EMAIL_CHANNEL, tenant.email))
+    if not recipients:
+        raise SwitchboardError(
+            f"{number} has no recipient",
+            user_message=f"{number} was not sent: {tenant.slug} has no chat linked and no "
+            "e-mail to send it to (link a chat with /start CODE, or set an e-mail with "
+            f"/tenant set {tenant.slug} --email ADDRESS and SMTP_URL). Nothing was changed.",
+        )
+    reachable = [r for r in recipients if outbox.reaches(r.channel)]
+    if not reachable:
+        channels = ", ".join(sorted({r.channel for r in recipients}))
+        raise SwitchboardError(
+            f"{number}: no recipient reachable from this process",
+            user_message=f"{number} was not sent: its {len(recipients)} recipient(s) are on "
+            f"{channels}, which this process does not serve (run it from a chat, or while "
+            "`switchboard run` serves that channel). Nothing was changed.",
+        )
+    sent: list[OutboundFile] = []
+    delivered: list[int] = []
+
+    async def deliver(view: InvoiceView) -> int:
+        document = await _pdf(ctx, view)
+        sent.append(document)
+        buttons = (
+            (LinkButton(f"Pay {view.money(view.invoice.total_micros)}", view.pay_url),)
+            if view.pay_url
+            else ()
+        )
+        due = f", due {view.invoice.due_at:%Y-%m-%d}" if view.invoice.due_at else ""
+        issuer = ctx.deps.invoices.config.issuer.name or "us"
+        text = f"Invoice {view.number} from {issuer}: {view.money(view.invoice.total_micros)}{due}."
+        reached = 0
+        for address in reachable:
+            reached += await outbox.deliver(Notice(address, text, buttons, (document,)))
+        delivered.append(reached)
+        return reached
+
+    view = await ctx.deps.invoices.send(number, actor=ctx.caller.actor, deliver=deliver)
+    reached = delivered[-1]
+    no_link = (
+        ""
+        if view.pay_url or not view.payable or ctx.deps.checkout is None
+        else (" No pay link: Stripe did not answer; the PDF carries the bank details.")
     )
-    due = f", due {view.invoice.due_at:%Y-%m-%d}" if view.invoice.due_at else ""
-    message = f"Invoice {view.number} from {ctx.deps.invoices.config.issuer.name or 'us'}: " + (
-        f"{view.money(view.invoice.total_micros)}{due}."
+    result = _result(
+        view, f"Sent {view.summary()} to {reached} of {len(recipients)} recipient(s).{no_link}"
     )
-    reached = 0
-    for address in chats:
-        reached += await ctx.deps.outbox.deliver(Notice(address, message, buttons, (document,)))
-    result = _result(view, f"Sent {view.summary()} to {reached} of {len(chats)} chat(s).")
-    result.files = [document]
+    result.files = sent[-1:]
     return result
 
 

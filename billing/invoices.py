@@ -4,7 +4,7 @@ marked paid, cancelled, swept to overdue. Every change is audited in its own tra
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -70,6 +70,47 @@ class InvoiceStateError(SwitchboardError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, user_message=message)
+
+
+def check_sendable(invoice: Invoice) -> None:
+    """Refuse to send an invoice that is closed or bills nothing."""
+    if invoice.status in INVOICE_CLOSED:
+        raise InvoiceStateError(f"{invoice.number} is {invoice.status}: nothing to send.")
+    if invoice.total_micros <= 0:
+        raise InvoiceStateError(f"{invoice.number} totals nothing: add a line first.")
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsent:
+    """What sending changes on an invoice, kept to put it back if no delivery succeeds."""
+
+    status: InvoiceStatus
+    due_at: datetime | None
+    sent_at: datetime | None
+    issued_at: datetime
+    vat_rate_ppm: int
+    subtotal_micros: int
+    vat_micros: int
+    total_micros: int
+
+    @classmethod
+    def of(cls, invoice: Invoice) -> _Unsent:
+        return cls(
+            invoice.status,
+            invoice.due_at,
+            invoice.sent_at,
+            invoice.issued_at,
+            invoice.vat_rate_ppm,
+            invoice.subtotal_micros,
+            invoice.vat_micros,
+            invoice.total_micros,
+        )
+
+    def restore(self, invoice: Invoice) -> None:
+        invoice.status, invoice.due_at, invoice.sent_at = self.status, self.due_at, self.sent_at
+        invoice.issued_at, invoice.vat_rate_ppm = self.issued_at, self.vat_rate_ppm
+        invoice.subtotal_micros, invoice.vat_micros = self.subtotal_micros, self.vat_micros
+        invoice.total_micros = self.total_micros
 
 
 def snapshot(invoice: Invoice) -> dict[str, Any]:
@@ -321,16 +362,26 @@ class InvoiceService:
                 .values(status="expired", closed_at=self._clock())
             )
 
-    async def send(self, number: str, *, actor: str) -> InvoiceView:
+    async def send(
+        self,
+        number: str,
+        *,
+        actor: str,
+        deliver: Callable[[InvoiceView], Awaitable[int]] | None = None,
+    ) -> InvoiceView:
         """Mark ``number`` sent (a draft becomes due in ``due_days``; a sent or overdue one is
-        sent again as it is) and make sure it has a pay link."""
+        sent again as it is) and make sure it has a pay link.
+
+        With ``deliver`` (which puts the invoice into its recipients' chats and returns how many
+        it reached), the invoice is sent only if a delivery succeeded: when none did, it is put
+        back as it was and :class:`InvoiceStateError` says so. Stripe failing to make the pay
+        link then does not stop the delivery: the PDF carries the bank details.
+        """
         async with self._sessions.begin() as session:
             invoice = await InvoiceRepository(session).get(number, lock=True)
-            if invoice.status in INVOICE_CLOSED:
-                raise InvoiceStateError(f"{invoice.number} is {invoice.status}: nothing to send.")
-            if invoice.total_micros <= 0:
-                raise InvoiceStateError(f"{invoice.number} totals nothing: add a line first.")
+            check_sendable(invoice)
             before = snapshot(invoice)
+            previous = _Unsent.of(invoice)
             now = self._clock()
             if invoice.status == "draft":
                 await settle_draft(
@@ -346,8 +397,39 @@ class InvoiceService:
                 snapshot(invoice),
                 tenant_id=invoice.tenant_id,
             )
-        await self.ensure_pay_link(number, actor=actor)
-        return await self.view(number)
+        if deliver is None:
+            await self.ensure_pay_link(number, actor=actor)
+            return await self.view(number)
+        try:
+            await self.ensure_pay_link(number, actor=actor)
+        except PaymentUnavailable as exc:
+            log.warning("no pay link for %s (%s): sent without one", number, exc.reason)
+        view = await self.view(number)
+        if await deliver(view):
+            return view
+        await self._unsend(number, previous, sent_at=now, actor=actor)
+        raise InvoiceStateError(
+            f"{number} reached none of its recipients, so it was not sent: it is as it was."
+        )
+
+    async def _unsend(
+        self, number: str, previous: _Unsent, *, sent_at: datetime, actor: str
+    ) -> None:
+        """Put back what :meth:`send` changed, unless the invoice changed again since."""
+        async with self._sessions.begin() as session:
+            invoice = await InvoiceRepository(session).get(number, lock=True)
+            if invoice.sent_at != sent_at:
+                return
+            before = snapshot(invoice)
+            previous.restore(invoice)
+            await AuditRepository(session).record(
+                actor,
+                "invoice.send_undone",
+                invoice.number,
+                before,
+                snapshot(invoice),
+                tenant_id=invoice.tenant_id,
+            )
 
     async def ensure_pay_link(self, number: str, *, actor: str) -> str | None:
         """The invoice's Checkout Session URL: created once for its total, then reused."""

@@ -25,6 +25,7 @@ from billing.invoices import InvoiceConfig, InvoiceService
 from billing.metering import Metering
 from bot.settings import Settings, secret_value
 from core.clock import Clock, system_clock
+from core.errors import ConfigurationError
 from handlers.deps import Deps, TurnConfig
 from handlers.metrics import Metrics
 from handlers.pipeline import Pipeline, build_pipeline
@@ -121,8 +122,26 @@ def build_app(
         monthly_invoicing=MonthlyInvoicing(sessions, invoice_config, clock=clock),
     )
     closers = _build_payments(settings, deps, sessions, clock)
+    _build_mail(settings, deps)
     registry = build_registry()
     return App(settings, engine, deps, registry, build_pipeline(deps, registry), closers)
+
+
+def _build_mail(settings: Settings, deps: Deps) -> None:
+    """E-mail, when ``SMTP_URL`` is set: any process can send it (the shell too)."""
+    url = secret_value(settings.smtp_url)
+    if url is None:
+        return
+    from handlers.mail import CHANNEL, SmtpMailer, SmtpServer
+
+    try:
+        server = SmtpServer.parse(url)
+    except ValueError as exc:
+        raise ConfigurationError([str(exc)]) from None
+    sender = settings.smtp_from or (settings.company_name and f"billing@{server.host}") or ""
+    deps.outbox.register(
+        CHANNEL, SmtpMailer(server, sender or f"switchboard@{server.host}").sink_for
+    )
 
 
 def _build_payments(

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     #: Language of documents (and, as they gain translations, replies) for a tenant that chose
     #: none (``/tenant set SLUG --language``).
     default_language: Literal["en", "fr", "de"] = "en"
+    #: ``smtp://user:pass@host:587`` (STARTTLS) or ``smtps://…:465``: invoices and receipts are
+    #: e-mailed to tenants' addresses too.
+    smtp_url: SecretStr | None = None
+    smtp_from: str = ""
 
     # Operational knobs (not part of the public contract, documented in .env.example).
     provider_timeout_seconds: float = Field(default=120.0, gt=0)

@@ -122,6 +122,10 @@ class LinkButton:
     url: str
 
 
+#: The channel of an e-mail address: a ``ChatAddress("email", "ops@acme.test")``.
+EMAIL_CHANNEL = "email"
+
+
 @dataclass(frozen=True, slots=True)
 class ChatAddress:
     """Where to write to a chat outside of a turn (a payment landed, a renewal failed).

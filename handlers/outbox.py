@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from billing.notices import Notice
-from core.envelope import ChatAddress, ReplySink
+from core.envelope import ChatAddress, LinkButton, OutboundFile
 from handlers.background import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
-SinkFactory = Callable[[ChatAddress], ReplySink]
+
+class NoticeSink(Protocol):
+    """What a notice is written to: a chat's reply sink, or an e-mail being composed."""
+
+    async def send_file(self, file: OutboundFile) -> None: ...
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def send_buttons(self, text: str, buttons: Sequence[LinkButton]) -> None: ...
+
+
+SinkFactory = Callable[[ChatAddress], NoticeSink]
 
 
 class Outbox:
@@ -27,6 +39,10 @@ class Outbox:
 
     def register(self, channel: str, sink_for: SinkFactory) -> None:
         self._channels[channel] = sink_for
+
+    def reaches(self, channel: str) -> bool:
+        """Whether this process can deliver to ``channel`` (it serves it, or it is e-mail)."""
+        return channel in self._channels
 
     @property
     def accepting(self) -> bool:

@@ -278,7 +278,7 @@ async def test_failed_payments_and_overdue_invoices(make_app: AppFactory) -> Non
         )
     created = await admin(app, "invoice", "new", "acme", "120", "Consulting")
     number = created.data["number"]
-    await admin(app, "invoice", "send", number)
+    await app.deps.invoices.send(number, actor="test")
 
     kinds = {(a["kind"], a["tenant"]) for a in (await admin(app, "alerts")).data}
     assert ("failed_payment", "beta") in kinds

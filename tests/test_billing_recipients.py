@@ -57,7 +57,7 @@ async def test_invoices_go_to_the_tenants_chats_at_send_time(make_app: AppFactor
             ]
             sent = await admin(app, "invoice", "send", number)
 
-            assert "to 1 of 1 chat" in sent.text, sent.text
+            assert "to 1 of 1 recipient" in sent.text, sent.text
             await fake.wait_for(lambda: bool(fake.calls_to("sendDocument", chat_id=OWNER)))
             assert fake.calls_to("sendDocument", chat_id=GROUP) == []
             assert fake.calls_to("sendDocument", chat_id=STAFF) == []

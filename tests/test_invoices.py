@@ -114,8 +114,8 @@ async def test_manual_invoice_lifecycle_overdue_cancel_and_refusals(make_app: Ap
     line = await admin(app, "invoice", "line", number, "99.99", "Setup", "é", "€")
     assert line.data["subtotal"] == "100.49" and line.data["total"] == "120.59"
 
-    sent = await admin(app, "invoice", "send", number)
-    assert sent.data["status"] == "sent" and sent.data["due_at"].startswith("2026-11-17")
+    sent = (await app.deps.invoices.send(number, actor="test")).to_json()
+    assert sent["status"] == "sent" and sent["due_at"].startswith("2026-11-17")
     with pytest.raises(SwitchboardError, match="only be added to a draft"):
         await admin(app, "invoice", "line", number, "5", "Late")
     assert await _count(app, InvoiceLine) == 2
@@ -176,7 +176,7 @@ async def test_export_csv_matches_billing_stats(make_app: AppFactory) -> None:
     for slug, price in (("acme", "10"), ("acme", "20.5"), ("zeta", "7.77"), ("zeta", "3")):
         doc = (await admin(app, "invoice", "new", slug, price, "Work", "--qty", "2")).data
         await admin(app, "invoice", "line", doc["number"], "1.01", "Extra")
-        await admin(app, "invoice", "send", doc["number"])
+        await app.deps.invoices.send(doc["number"], actor="test")
         numbers.append(doc["number"])
     await admin(app, "invoice", "paid", numbers[0])
     await admin(app, "invoice", "paid", numbers[2], "wire")
@@ -244,7 +244,7 @@ async def test_send_to_telegram_pdf_pay_button_paid_once_then_refund(
             doc = (await admin(app, "invoice", "new", "acme", "100", "Consulting €")).data
             number = doc["number"]
             sent = await admin(app, "invoice", "send", number)
-            assert sent.text.startswith(f"Sent {number}") and "to 1 of 1 chat" in sent.text
+            assert sent.text.startswith(f"Sent {number}") and "to 1 of 1 recipient" in sent.text
 
             await fake.wait_for(lambda: bool(fake.calls_to("sendDocument", chat_id=user)))
             (document,) = fake.calls_to("sendDocument", chat_id=user)
