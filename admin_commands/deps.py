@@ -14,10 +14,10 @@ from core.clock import Clock
 from storage.db import Sessions
 
 if TYPE_CHECKING:
-    from billing.checkout import CheckoutService
-    from billing.invoice_generation import MonthlyInvoicing
-    from billing.invoices import InvoiceService
+    from billing.invoicing.monthly import MonthlyInvoicing
+    from billing.invoicing.service import InvoiceService
     from billing.notices import Notice
+    from billing.stripe.checkout import CheckoutService
 
 
 @dataclass(frozen=True, slots=True)

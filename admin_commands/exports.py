@@ -28,8 +28,8 @@ from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandRe
 from admin_commands.reports import billing_amount, describe, period_of
 from admin_commands.values import slug
 from billing.amounts import amount_str
-from billing.invoice_math import rate_of
-from billing.invoice_views import quantity_json
+from billing.invoicing.arithmetic import rate_of
+from billing.invoicing.views import quantity_json
 from core.envelope import OutboundFile
 from core.money import from_micros
 from core.period import Period

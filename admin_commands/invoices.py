@@ -1,7 +1,7 @@
 """``/invoice ...`` for admins and ``/invoices`` for members (DESIGN §8 "Invoices").
 
-Every change goes through :class:`billing.invoices.InvoiceService`, which audits it; ``--json``
-of any of these commands is the invoice document (a list of them for ``list`` and
+Every change goes through :class:`billing.invoicing.service.InvoiceService`, which audits it;
+``--json`` of any of these commands is the invoice document (a list of them for ``list`` and
 ``generate``).
 """
 
@@ -16,11 +16,11 @@ from admin_commands.common import target_tenant
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import positive_amount, positive_int, quantity, slug, text_of
 from billing.amounts import minor_places
-from billing.invoice_chats import tenant_chats
-from billing.invoice_math import line_amount
-from billing.invoice_pdf import pdf_file_name, render_invoice
-from billing.invoice_views import InvoiceView
-from billing.invoices import LineSpec, check_sendable
+from billing.invoicing.arithmetic import line_amount
+from billing.invoicing.pdf import pdf_file_name, render_invoice
+from billing.invoicing.recipients import tenant_chats
+from billing.invoicing.service import LineSpec, check_sendable
+from billing.invoicing.views import InvoiceView
 from billing.notices import Notice
 from core.envelope import EMAIL_CHANNEL, ChatAddress, LinkButton, OutboundFile
 from core.errors import SwitchboardError

@@ -8,7 +8,7 @@ from admin_commands.common import reply_address, target_tenant
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import plan_slug, positive_int, slug
 from billing.amounts import amount_str, price_label
-from billing.checkout import LINK_REUSE, CheckoutLink, CheckoutService
+from billing.stripe.checkout import LINK_REUSE, CheckoutLink, CheckoutService
 from core.envelope import LinkButton
 from core.errors import PaymentUnavailable, SwitchboardError
 from storage.models import Payment, Tenant

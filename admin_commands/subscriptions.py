@@ -5,7 +5,7 @@ Members see their plan, its status and the end of the paid period, cancel it at 
 Billing Portal link to change the card. Platform admins do the same for any tenant with
 ``/subscription SLUG [cancel]`` or ``--tenant``. Stripe's ``customer.subscription.updated``
 event keeps our copy in step whichever way a change was made (see
-:mod:`billing.subscription_events`).
+:mod:`billing.stripe.subscription_events`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from admin_commands.common import audit, target_tenant
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.roles import minimum_role
 from admin_commands.values import slug
-from billing.checkout import CheckoutService
-from billing.subscription_events import apply_state, cancellation_text
+from billing.stripe.checkout import CheckoutService
+from billing.stripe.subscription_events import apply_state, cancellation_text
 from core.envelope import LinkButton
 from core.errors import PaymentUnavailable, PermissionDenied, SwitchboardError
 from storage.models import Subscription, Tenant

@@ -24,7 +24,7 @@ from admin_commands.values import (
     text_of,
     typed_decimal,
 )
-from billing.invoice_math import ppm_of, rate_of
+from billing.invoicing.arithmetic import ppm_of, rate_of
 from core.clock import month_start
 from core.money import to_micros
 from storage.models import Tenant

@@ -17,12 +17,12 @@ from assistants.pricing import Pricer
 from assistants.providers.factory import build_provider_clients
 from assistants.types import ProviderClient
 from billing.catalog import seed_catalog
-from billing.checkout import CheckoutService, ReturnUrls
-from billing.effects import StripeApi
-from billing.invoice_generation import MonthlyInvoicing
-from billing.invoice_views import Issuer
-from billing.invoices import InvoiceConfig, InvoiceService
+from billing.invoicing.monthly import MonthlyInvoicing
+from billing.invoicing.service import InvoiceConfig, InvoiceService
+from billing.invoicing.views import Issuer
 from billing.metering import Metering
+from billing.stripe.checkout import CheckoutService, ReturnUrls
+from billing.stripe.effects import StripeApi
 from bot.settings import Settings, secret_value
 from core.clock import Clock, system_clock
 from core.errors import ConfigurationError
@@ -152,7 +152,7 @@ def _build_payments(
     api: StripeApi | None = None
     key = secret_value(settings.stripe_secret_key)
     if key is not None and settings.public_base_url:
-        from billing.stripe_client import StripeCheckout, build_stripe_client
+        from billing.stripe.client import StripeCheckout, build_stripe_client
 
         client, http = build_stripe_client(
             key, api_base=settings.stripe_api_base, timeout_seconds=settings.stripe_timeout_seconds
@@ -165,7 +165,7 @@ def _build_payments(
         deps.invoices.attach_checkout(deps.checkout)
     webhook_secret = secret_value(settings.stripe_webhook_secret)
     if webhook_secret is not None:
-        from billing.webhook import StripeWebhook
+        from billing.stripe.webhook import StripeWebhook
 
         deps.stripe_webhook = StripeWebhook(
             sessions, webhook_secret, clock=clock, api=api,

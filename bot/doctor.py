@@ -189,7 +189,7 @@ class Doctor:
         key = self._settings.stripe_secret_key
         if key is None:
             return Finding("skip", "stripe", "not configured")
-        from billing.stripe_client import build_stripe_client
+        from billing.stripe.client import build_stripe_client
 
         client, http = build_stripe_client(
             key.get_secret_value(),

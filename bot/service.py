@@ -11,7 +11,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from assistants.pricing import warm_up_prices
-from billing.invoice_jobs import InvoiceJobs
+from billing.invoicing.jobs import InvoiceJobs
 from bot.app import App, prepare_database
 from bot.channels import Channel, build_channels
 from bot.http import build_web_app

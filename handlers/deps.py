@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from admin_commands.deps import CommandConfig
 from assistants.pricing import Pricer
 from assistants.types import ProviderClient
-from billing.invoice_generation import MonthlyInvoicing
-from billing.invoices import InvoiceService
+from billing.invoicing.monthly import MonthlyInvoicing
+from billing.invoicing.service import InvoiceService
 from billing.metering import Metering
 from core.clock import Clock
 from handlers.metrics import Metrics
@@ -20,8 +20,8 @@ from handlers.outbox import Outbox
 from storage.db import Sessions
 
 if TYPE_CHECKING:  # the Stripe SDK is imported only when payments are configured
-    from billing.checkout import CheckoutService
-    from billing.webhook import StripeWebhook
+    from billing.stripe.checkout import CheckoutService
+    from billing.stripe.webhook import StripeWebhook
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from functools import partial
 
 from aiohttp import web
 
-from billing.webhook import InvalidWebhook, StripeWebhook
+from billing.stripe.webhook import InvalidWebhook, StripeWebhook
 from handlers.deps import Deps
 from handlers.outbox import Outbox
 

@@ -4,7 +4,7 @@ over, answered with a payment link per pack and the ``/subscribe`` commands of t
 from __future__ import annotations
 
 from billing.amounts import price_label
-from billing.checkout import LINK_REUSE
+from billing.stripe.checkout import LINK_REUSE
 from core.envelope import ChatAddress, LinkButton
 from core.errors import InsufficientTokens, PaymentUnavailable, SwitchboardError, TenantUnavailable
 from handlers.context import Handler, TurnContext

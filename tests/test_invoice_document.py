@@ -13,7 +13,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from billing.invoice_pdf import render_invoice
+from billing.invoicing.pdf import render_invoice
 from bot.app import App
 from core.errors import UsageError
 from storage.models import AuditLog

@@ -196,7 +196,7 @@ async def test_a_second_subscription_whose_invoice_comes_first_is_undone_too(sho
 
 async def test_fake_stripe_refuses_refunds_and_cancels_as_stripe_does(shop: Shop) -> None:
 
-    from billing.stripe_client import build_stripe_client
+    from billing.stripe.client import build_stripe_client
 
     fake = shop.stripe
     client, http = build_stripe_client(fake.api_key, api_base=fake.base_url, timeout_seconds=2)

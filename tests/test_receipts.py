@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
-from billing.invoice_math import PPM, line_amount, totals
-from billing.invoices import InvoiceStateError, split_gross
+from billing.invoicing.arithmetic import PPM, line_amount, totals
+from billing.invoicing.service import InvoiceStateError, split_gross
 from core.money import MICROS_PER_UNIT
 from storage.models import Invoice
 from tests.conftest import admin, bind_console, say, tenant_with_tokens
@@ -279,8 +279,8 @@ def test_a_receipt_splits_any_charge_into_net_and_vat_that_add_up(
 def test_credit_notes_of_partial_refunds_add_up_to_minus_what_was_refunded(
     charged: int, parts: list[int], rate: int
 ) -> None:
-    """As :func:`billing.invoices.credit_refund` credits: each increment of Stripe's running
-    refunded total (capped at the charge) is split on its own."""
+    """As :func:`billing.invoicing.service.credit_refund` credits: each increment of Stripe's
+    running refunded total (capped at the charge) is split on its own."""
     weights = sum(parts)
     running, refunded, notes = 0, 0, []
     for part in parts:

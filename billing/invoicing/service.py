@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.amounts import amount_str, minor_places, price_label
 from billing.conversion import CostConversion
-from billing.effects import becomes_customer
-from billing.invoice_math import (
+from billing.invoicing.arithmetic import (
     PPM,
     Totals,
     line_amount,
@@ -24,7 +23,8 @@ from billing.invoice_math import (
     totals,
     vat_rate_ppm_for,
 )
-from billing.invoice_views import InvoiceView, Issuer
+from billing.invoicing.views import InvoiceView, Issuer
+from billing.stripe.effects import becomes_customer
 from core.clock import Clock
 from core.errors import PaymentUnavailable, SwitchboardError
 from core.money import MICROS_PER_UNIT, from_micros
@@ -38,7 +38,7 @@ from storage.repositories.tenants import TenantRepository
 from storage.states import INVOICE_CLOSED, INVOICE_UNPAID, InvoiceStatus
 
 if TYPE_CHECKING:
-    from billing.checkout import CheckoutService
+    from billing.stripe.checkout import CheckoutService
 
 log = logging.getLogger(__name__)
 

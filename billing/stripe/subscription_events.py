@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from billing.amounts import from_minor, price_label
-from billing.effects import EffectContext, StripeObject, metadata, number, text
-from billing.invoices import issue_receipt, receipt_description
+from billing.invoicing.service import issue_receipt, receipt_description
 from billing.notices import Notice, tenant_addresses
-from billing.subscription_state import SubscriptionState, subscription_state
+from billing.stripe.effects import EffectContext, StripeObject, metadata, number, text
+from billing.stripe.subscription_state import SubscriptionState, subscription_state
 from storage.models import Payment, Subscription, Tenant
 from storage.repositories.catalog import PlanRepository
 from storage.repositories.ledger import LedgerRepository

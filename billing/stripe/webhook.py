@@ -14,7 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from billing.checkout_events import (
+from billing.notices import Notice
+from billing.stripe.checkout_events import (
     on_charge_refunded,
     on_session_completed,
     on_session_expired,
@@ -22,9 +23,8 @@ from billing.checkout_events import (
     refund_key,
     session_key,
 )
-from billing.effects import EffectContext, Route, StripeApi, by_object
-from billing.notices import Notice
-from billing.subscription_events import (
+from billing.stripe.effects import EffectContext, Route, StripeApi, by_object
+from billing.stripe.subscription_events import (
     failed_invoice_key,
     on_invoice_failed,
     on_invoice_paid,

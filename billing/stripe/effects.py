@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.alerts import payment_alert_subject, payment_alert_text
 from billing.notices import Notice, address_of, admin_addresses, still_the_tenants
-from billing.subscription_state import SubscriptionState
+from billing.stripe.subscription_state import SubscriptionState
 from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.alerts import AlertRepository
@@ -24,7 +24,7 @@ StripeObject = Mapping[str, Any]
 
 
 class StripeApi(Protocol):
-    """What webhook effects ask of the Stripe API (:class:`billing.stripe_client.StripeCheckout`).
+    """What webhook effects ask of the Stripe API (:class:`billing.stripe.client.StripeCheckout`).
 
     Called inside the effect's transaction, with idempotency keys derived from the Stripe
     objects: a call that fails rolls the effect back and Stripe's retry of the event makes it

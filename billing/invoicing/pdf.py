@@ -26,9 +26,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from billing.invoice_labels import Labels, labels_for
-from billing.invoice_math import reverse_charge
-from billing.invoice_views import InvoiceView, Issuer
+from billing.invoicing.arithmetic import reverse_charge
+from billing.invoicing.labels import Labels, labels_for
+from billing.invoicing.views import InvoiceView, Issuer
 from core.money import from_micros
 from storage.states import INVOICE_CLOSED
 
@@ -171,7 +171,7 @@ class _Document:
 
 
 def render_invoice(view: InvoiceView, issuer: Issuer, font_path: Path | None = None) -> bytes:
-    from billing.pdf_document import InvoicePDF
+    from billing.invoicing.pdf_document import InvoicePDF
 
     font = font_path or default_font_path()
     doc = _Document(view, issuer, font)

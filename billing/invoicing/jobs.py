@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from billing.invoice_generation import MonthlyInvoicing, last_month
-from billing.invoices import InvoiceService
+from billing.invoicing.monthly import MonthlyInvoicing, last_month
+from billing.invoicing.service import InvoiceService
 from core.clock import Clock
 from core.period import Period, month_bounds
 from storage.repositories.jobs import JobClaims

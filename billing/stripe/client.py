@@ -17,7 +17,7 @@ from typing import Any
 
 import stripe
 
-from billing.subscription_state import SubscriptionState, subscription_state
+from billing.stripe.subscription_state import SubscriptionState, subscription_state
 from core.errors import PaymentUnavailable
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing.amounts import amount_str, price_label
-from billing.invoice_math import rate_of
+from billing.invoicing.arithmetic import rate_of
 from core.money import from_micros
 from storage.models import Invoice, InvoiceLine, Tenant
 from storage.states import INVOICE_UNPAID

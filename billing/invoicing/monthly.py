@@ -22,8 +22,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.invoice_math import scaled
-from billing.invoices import InvoiceConfig, LineSpec, insert_invoices
+from billing.invoicing.arithmetic import scaled
+from billing.invoicing.service import InvoiceConfig, LineSpec, insert_invoices
 from core.clock import Clock
 from core.errors import SwitchboardError
 from core.money import to_micros

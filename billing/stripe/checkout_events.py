@@ -1,7 +1,7 @@
 """Effects of Checkout Session and charge events: a pack credited, a subscription started, a
 session closed, a refund taken back.
 
-Each runs inside the transaction that records its effect key (see :mod:`billing.webhook`), so
+Each runs inside the transaction that records its effect key (see :mod:`billing.stripe.webhook`), so
 it is applied once however often, in whatever order, and by however many processes the event
 is received.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 
 from billing.amounts import from_minor, price_label
-from billing.effects import EffectContext, StripeObject, metadata, number, text
-from billing.invoice_events import invoice_paid, invoice_refunded
-from billing.invoices import credit_refund, issue_receipt, receipt_description
-from billing.subscription_events import start_subscription
+from billing.invoicing.payment_events import invoice_paid, invoice_refunded
+from billing.invoicing.service import credit_refund, issue_receipt, receipt_description
+from billing.stripe.effects import EffectContext, StripeObject, metadata, number, text
+from billing.stripe.subscription_events import start_subscription
 from storage.models import Payment, Tenant
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from billing.amounts import price_label, to_minor
-from billing.subscription_state import SubscriptionState
+from billing.stripe.subscription_state import SubscriptionState
 from core.clock import Clock
 from core.envelope import ChatAddress
 from core.errors import PaymentUnavailable
@@ -25,7 +25,7 @@ from storage.repositories.payments import PaymentRepository
 from storage.states import PaymentKind
 
 if TYPE_CHECKING:  # the SDK is imported only when Stripe is configured
-    from billing.stripe_client import StripeCheckout
+    from billing.stripe.client import StripeCheckout
 
 
 #: An unpaid pack link asked for again by the same chat within this time is given again rather
@@ -147,7 +147,7 @@ class CheckoutService:
         self, tenant: Tenant, number: str, amount_micros: int, currency: str, *, actor: str
     ) -> CheckoutLink:
         """A Checkout Session (mode ``payment``) for an invoice's total; paying it marks the
-        invoice paid (see :mod:`billing.checkout_events`)."""
+        invoice paid (see :mod:`billing.stripe.checkout_events`)."""
         payment = Payment(
             tenant_id=tenant.id,
             kind="invoice",

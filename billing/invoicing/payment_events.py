@@ -1,16 +1,16 @@
 """Webhook effects on invoices: their Checkout Session paid, or its charge refunded.
 
-Called from :mod:`billing.checkout_events` inside the transaction that records the effect, so
+Called from :mod:`billing.stripe.checkout_events` inside the transaction that records the effect, so
 an invoice is marked paid once however often Stripe delivers the event.
 """
 
 from __future__ import annotations
 
 from billing.amounts import price_label
-from billing.effects import EffectContext
-from billing.invoice_chats import tenant_chats
-from billing.invoices import snapshot
+from billing.invoicing.recipients import tenant_chats
+from billing.invoicing.service import snapshot
 from billing.notices import Notice
+from billing.stripe.effects import EffectContext
 from storage.models import Payment, Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.invoices import InvoiceRepository

@@ -1,0 +1,1 @@
+"""Invoices: numbering, VAT, the monthly run, credit notes, the document and who gets it."""

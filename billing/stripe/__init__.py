@@ -1,0 +1,1 @@
+"""Stripe: Checkout links, the webhook and what each of its events does."""
