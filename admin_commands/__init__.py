@@ -17,6 +17,7 @@ from admin_commands import (
     payments,
     stats,
     subscriptions,
+    tenant_members,
     tenants,
     tokens,
 )
@@ -33,6 +34,7 @@ def build_registry() -> CommandRegistry:
         invoices,
         library,
         tenants,
+        tenant_members,
         tokens,
         catalog,
         admins,

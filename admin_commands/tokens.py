@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from admin_commands.common import audit
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.values import note, positive_int, slug
+from admin_commands.values import note, positive_int, signed_tokens, slug
+from core.errors import ConflictError
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.tenants import TenantRepository
 
@@ -17,7 +18,7 @@ commands = CommandGroup()
     arguments=[
         Arg("slug", type=slug),
         Arg("amount", type=positive_int, metavar="N"),
-        Arg("reason", nargs="*"),
+        Arg("reason", nargs="*", default=[], metavar="REASON"),
     ],
 )
 async def grant(ctx: CommandContext) -> CommandResult:
@@ -44,6 +45,66 @@ async def grant(ctx: CommandContext) -> CommandResult:
         data={
             "slug": tenant.slug,
             "granted": amount,
+            "token_balance": entry.balance_after,
+            "ledger_entry": entry.id,
+        },
+    )
+
+
+#: The one plan billed after use; every other balance (packs, subscription periods) was paid
+#: for in advance, and an adjustment keeps it at or above zero.
+_BILLED_AFTER = "postpaid"
+
+
+@commands.command(
+    "tokens adjust",
+    permission="tokens.grant",
+    arguments=[
+        Arg("slug", type=slug),
+        Arg("amount", type=signed_tokens, metavar="±N"),
+        Arg("reason", nargs="+"),
+        Arg("--allow-negative", action="store_true"),
+    ],
+)
+async def adjust(ctx: CommandContext) -> CommandResult:
+    """Correct a tenant's balance up or down (a signed ledger adjustment, with its reason)."""
+    amount: int = ctx.args.amount
+    reason = ctx.convert("Argument REASON", note, " ".join(ctx.args.reason))
+    if not reason:
+        raise ctx.usage_error("Give the reason for the adjustment.")
+    deps = ctx.deps
+    async with deps.sessions.begin() as session:
+        tenant = await TenantRepository(session).get(ctx.args.slug)
+        floor = 0 if tenant.plan != _BILLED_AFTER and not ctx.args.allow_negative else None
+        try:
+            entry = await LedgerRepository(session).post(
+                tenant.id, "adjustment", amount, now=deps.clock(), note=reason,
+                actor=ctx.caller.actor, floor=floor,
+            )  # fmt: skip
+        except ConflictError as exc:
+            if floor is None:
+                raise
+            raise ConflictError(
+                str(exc),
+                user_message=f"{exc.user_message} A prepaid balance stays at 0 or above: "
+                "add --allow-negative to go below.",
+            ) from None
+        await audit(
+            session,
+            ctx,
+            "tokens.adjust",
+            tenant.slug,
+            {"token_balance": entry.balance_after - amount},
+            {"token_balance": entry.balance_after, "adjustment": amount, "reason": reason},
+            tenant=tenant,
+        )
+    return CommandResult(
+        f"Adjusted {tenant.slug} by {amount:+,} tokens ({reason}); balance "
+        f"{entry.balance_after - amount:,} → {entry.balance_after:,}.",
+        data={
+            "slug": tenant.slug,
+            "adjusted": amount,
+            "reason": reason,
             "token_balance": entry.balance_after,
             "ledger_entry": entry.id,
         },

@@ -178,14 +178,47 @@ def email(raw: str) -> str:
     return value
 
 
+#: A Slack identity as ``SUPERADMINS`` and ``/admin`` write it: ``T0001/U0001``.
+_SLACK_ID_RE = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+$")
+
+
 def identity(raw: str) -> tuple[str, str]:
-    """``CHANNEL:ID`` as ``(channel, id)``."""
+    """``CHANNEL:ID`` as ``(channel, id)``: a Telegram id is a number, a Slack one
+    ``TEAM/USER`` (``T0001/U0001``)."""
     if len(raw) > MAX_IDENTITY_CHARS:
         raise argparse.ArgumentTypeError(f"at most {MAX_IDENTITY_CHARS} characters")
     try:
-        return parse_identity(raw)
+        channel, ident = parse_identity(raw)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if channel == "telegram" and not re.fullmatch(r"[0-9]+", ident):
+        raise argparse.ArgumentTypeError(
+            f"{shown(raw)}: a Telegram id is a number, like telegram:12345"
+        )
+    if channel == "slack" and not _SLACK_ID_RE.match(ident):
+        raise argparse.ArgumentTypeError(
+            f"{shown(raw)}: a Slack id is TEAM/USER, like slack:T0001/U0001"
+        )
+    return channel, ident
+
+
+def signed_tokens(raw: str) -> int:
+    """A change of a token balance: ``+500``, ``-500`` (or ``500``), never 0."""
+    text = raw.strip()
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    if text[:1] in "+-" and len(text) - len(digits) > 1:
+        raise argparse.ArgumentTypeError(f"{shown(raw)} is not a signed number like -500 or +500")
+    try:
+        size = whole_number(digits, 0, MAX_TOKENS)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{shown(raw)} is not a number of tokens from -{MAX_TOKENS:,} to +{MAX_TOKENS:,}, "
+            "like -500 or +500"
+        ) from None
+    if size == 0:
+        raise argparse.ArgumentTypeError("0 changes nothing: give a signed number like -500")
+    return sign * size
 
 
 # -- billing: prices, currencies, plans ---------------------------------------------------------

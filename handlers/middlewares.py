@@ -36,6 +36,7 @@ UNBOUND_EXPLANATION = (
     "This chat is not linked to an organisation yet. "
     "Send /start CODE with the invite code your administrator gave you."
 )
+BLOCKED_EXPLANATION = "Your access to this organisation is blocked. Ask its administrator."
 #: Commands an unbound chat may run; everything else gets the explanation.
 _UNBOUND_COMMANDS = {"start", "help", "join"}
 
@@ -220,6 +221,10 @@ class IdentifyMiddleware:
                         ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now
                     )
                     TenantRepository(session).touch(ctx.tenant, now)
+        if ctx.member is not None and ctx.member.blocked_at is not None and not ctx.admin_role:
+            ctx.outcome = "blocked"  # /tenant block: no command, no assistant call
+            await ctx.sink.send_text(BLOCKED_EXPLANATION)
+            return
         if ctx.tenant is None and ctx.admin_role is None and not _is_unbound_command(msg.text):
             ctx.outcome = "unbound"
             await ctx.sink.send_text(UNBOUND_EXPLANATION)

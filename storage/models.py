@@ -177,6 +177,8 @@ class Member(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None]
+    #: Set by ``/tenant block``: the member's messages are refused (no LLM call) until unblocked.
+    blocked_at: Mapped[datetime | None]
 
 
 class PlatformAdmin(Base):

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import ConflictError, NotFoundError
@@ -38,12 +38,14 @@ class LedgerRepository:
         note: str = "",
         actor: str | None = None,
         release_reserved: int = 0,
+        floor: int | None = None,
     ) -> LedgerEntry:
         """Change the balance by ``tokens`` (and optionally release a reservation) atomically.
 
         A balance that would leave ±:data:`~core.limits.MAX_BALANCE` is refused with a
         :class:`ConflictError` and nothing is written: the bound is part of the ``UPDATE``'s
-        condition, so it holds however many processes post at once.
+        condition, so it holds however many processes post at once. ``floor`` is a lower bound
+        kept the same way (``/tokens adjust`` keeps a prepaid balance at or above 0).
         """
         if kind not in LEDGER_KINDS:
             raise ValueError(f"unknown ledger kind {kind!r}")
@@ -52,10 +54,13 @@ class LedgerRepository:
             # overflow computing the sum (an error on PostgreSQL, a float on SQLite).
             await self._refuse(tenant_id, tokens)
         resulting = Tenant.token_balance + tokens
+        bounds: list[ColumnElement[bool]] = [resulting.between(-MAX_BALANCE, MAX_BALANCE)]
+        if floor is not None:
+            bounds.append(resulting >= floor)
         balance = (
             await self.session.execute(
                 update(Tenant)
-                .where(Tenant.id == tenant_id, resulting.between(-MAX_BALANCE, MAX_BALANCE))
+                .where(Tenant.id == tenant_id, *bounds)
                 .values(
                     token_balance=resulting,
                     tokens_reserved=Tenant.tokens_reserved - release_reserved,
@@ -64,7 +69,7 @@ class LedgerRepository:
             )
         ).scalar_one_or_none()
         if balance is None:
-            await self._refuse(tenant_id, tokens)
+            await self._refuse(tenant_id, tokens, floor)
         entry = LedgerEntry(
             tenant_id=tenant_id,
             kind=kind,
@@ -79,13 +84,21 @@ class LedgerRepository:
         await self.session.flush()
         return entry
 
-    async def _refuse(self, tenant_id: int, tokens: int) -> NoReturn:
-        """Why the update matched no row: no such tenant, or a balance beyond the bound."""
+    async def _refuse(self, tenant_id: int, tokens: int, floor: int | None = None) -> NoReturn:
+        """Why the update matched no row: no such tenant, or a balance beyond a bound."""
         balance = (
             await self.session.execute(select(Tenant.token_balance).where(Tenant.id == tenant_id))
         ).scalar_one_or_none()
         if balance is None:
             raise NotFoundError("tenant", str(tenant_id))
+        if floor is not None and abs(tokens) <= 2 * MAX_BALANCE and balance + tokens < floor:
+            raise ConflictError(
+                f"tenant {tenant_id}: balance {balance} + {tokens} below {floor}",
+                user_message=(
+                    f"Refused: that would take the token balance from {int(balance):,} to "
+                    f"{int(balance) + tokens:,}, below {floor:,}. Nothing was changed."
+                ),
+            )
         raise ConflictError(
             f"tenant {tenant_id}: balance {balance} + {tokens} leaves ±{MAX_BALANCE}",
             user_message=(

@@ -183,6 +183,23 @@ class BindingRepository:
             )
         await self.session.flush()
 
+    async def unlink(self, tenant_id: int, channel: str, scope_key: str) -> ChannelBinding | None:
+        """Remove the tenant's binding of that chat; the removed binding, or None if it had
+        none (``/tenant unlink``)."""
+        binding = (
+            await self.session.execute(
+                select(ChannelBinding).where(
+                    ChannelBinding.tenant_id == tenant_id,
+                    ChannelBinding.channel == channel,
+                    ChannelBinding.scope_key == scope_key,
+                )
+            )
+        ).scalar_one_or_none()
+        if binding is not None:
+            await self.session.delete(binding)
+            await self.session.flush()
+        return binding
+
 
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -191,6 +208,12 @@ class MemberRepository:
     async def of_tenant(self, tenant_id: int, *, channel: str) -> list[Member]:
         query = select(Member).where(Member.tenant_id == tenant_id, Member.channel == channel)
         return list((await self.session.execute(query.order_by(Member.id))).scalars())
+
+    async def all_of_tenant(self, tenant_id: int) -> list[Member]:
+        """Every member of the tenant on every channel, most recently seen first."""
+        query = select(Member).where(Member.tenant_id == tenant_id)
+        order = (Member.last_seen_at.is_(None), Member.last_seen_at.desc(), Member.id)
+        return list((await self.session.execute(query.order_by(*order))).scalars())
 
     async def find(self, tenant_id: int, channel: str, external_id: str) -> Member | None:
         query = select(Member).where(
