@@ -7,6 +7,7 @@
     python3 tasks.py test-pg    the suite on a throw-away PostgreSQL cluster (Debian pg_virtualenv)
     python3 tasks.py lint       ruff and mypy
     python3 tasks.py bench      the pipeline benchmark
+    python3 tasks.py i18n       extract messages, update locale/*/switchboard.po, compile .mo
 
 Extra arguments after `test` go to pytest. Standard library only: this runs before anything is
 installed.
@@ -60,7 +61,7 @@ def install() -> None:
 
 def main(argv: list[str]) -> int:
     task, rest = (argv[0], argv[1:]) if argv else ("help", [])
-    if task not in {"install", "run", "test", "test-pg", "lint", "bench"}:
+    if task not in {"install", "run", "test", "test-pg", "lint", "bench", "i18n"}:
         print(__doc__)
         return 0 if task in {"help", "-h", "--help"} else 2
     install()
@@ -80,6 +81,8 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT) or subprocess.call(
             [str(BIN / "mypy")], cwd=ROOT
         )
+    if task == "i18n":
+        return subprocess.call([str(PYTHON), "-m", "core.i18n_catalogs"], cwd=ROOT)
     return subprocess.call([str(PYTHON), "bench/pipeline_bench.py", *rest], cwd=ROOT)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from billing.conversion import CostConversion
 from core.clock import Clock
+from core.i18n import Translators
 from storage.db import Sessions
 
 if TYPE_CHECKING:
@@ -80,4 +81,9 @@ class CommandDeps(Protocol):
     @property
     def outbox(self) -> NoticeDelivery:
         """The running channels' way into chats (invoices sent to a tenant's chats)."""
+        ...
+
+    @property
+    def translators(self) -> Translators:
+        """Replies in the caller's language: ``ctx.deps.translators.get(ctx.caller.language)``."""
         ...

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,6 +27,7 @@ from billing.stripe.effects import StripeApi
 from bot.settings import Settings, secret_value
 from core.clock import Clock, system_clock
 from core.errors import ConfigurationError
+from core.i18n import Translators
 from handlers.deps import Deps, TurnConfig
 from handlers.metrics import Metrics
 from handlers.pipeline import Pipeline, build_pipeline
@@ -34,6 +36,9 @@ from storage.db import Sessions, create_engine, create_session_factory
 from storage.repositories.admins import AdminRepository
 
 log = logging.getLogger(__name__)
+
+#: The gettext catalogs (``python3 tasks.py i18n`` keeps them in step with the code).
+LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
 
 
 @dataclass(slots=True)
@@ -72,6 +77,7 @@ def build_app(
             anthropic_base_url=settings.anthropic_base_url,
             timeout=settings.provider_timeout_seconds,
         )
+    translators = Translators(LOCALE_DIR, default=settings.default_language)
     pricer = Pricer()
     metering = Metering(
         sessions,
@@ -97,6 +103,7 @@ def build_app(
             bank=settings.company_bank,
             payment_terms=settings.invoice_payment_terms,
             language=settings.default_language,
+            translators=translators,
         ),
     )
     deps = Deps(
@@ -120,6 +127,7 @@ def build_app(
         media_dir=settings.media_dir,
         invoices=InvoiceService(sessions, invoice_config, clock=clock),
         monthly_invoicing=MonthlyInvoicing(sessions, invoice_config, clock=clock),
+        translators=translators,
     )
     closers = _build_payments(settings, deps, sessions, clock)
     _build_mail(settings, deps)

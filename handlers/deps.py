@@ -15,6 +15,7 @@ from billing.invoicing.monthly import MonthlyInvoicing
 from billing.invoicing.service import InvoiceService
 from billing.metering import Metering
 from core.clock import Clock
+from core.i18n import Translators
 from handlers.metrics import Metrics
 from handlers.outbox import Outbox
 from storage.db import Sessions
@@ -56,6 +57,8 @@ class Deps:
     media_dir: Path
     invoices: InvoiceService
     monthly_invoicing: MonthlyInvoicing
+    #: The message catalogs of every language (replies in the caller's language).
+    translators: Translators
     #: Bot usernames learnt at channel start-up (e.g. ``{"telegram": "acme_bot"}``), for links.
     bot_usernames: dict[str, str] = field(default_factory=dict)
     #: Stripe Checkout links (``/buy``, ``/subscribe``); None when Stripe is not configured.

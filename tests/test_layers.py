@@ -19,7 +19,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     package: frozenset(ORDER[:index]) for index, package in enumerate(ORDER)
 }
 #: What ``core`` may import besides the standard library.
-CORE_THIRD_PARTY = frozenset({"pydantic", "typing_extensions"})
+#: Babel: the message catalogs and number, currency and date formats (core.i18n).
+CORE_THIRD_PARTY = frozenset({"pydantic", "typing_extensions", "babel"})
 
 
 def _modules(root: Path = ROOT) -> Iterator[tuple[str, Path]]:

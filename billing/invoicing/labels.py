@@ -1,4 +1,6 @@
-"""What an invoice document says, in each language it is written in (en, fr, de).
+"""What an invoice document says, in the language it is written in, from the message catalog
+(``locale/``, context ``invoice``: a document's labels are translated apart from chat replies,
+as "Total" reads "Total TTC" on a French invoice).
 
 The reverse-charge mentions are the ones each country's tax administration expects:
 "Reverse charge", "Autoliquidation" (CGI art. 283-2), "Steuerschuldnerschaft des
@@ -7,10 +9,12 @@ Leistungsempfängers" (UStG §14a).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-#: Languages a document can be written in; anything else falls back to English.
-LANGUAGES = ("en", "fr", "de")
+from core.i18n import Translator
+
+#: The gettext context of a document's labels.
+CONTEXT = "invoice"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,45 +40,40 @@ class Labels:
     payment_terms: str
     bank: str
     pay_online: str
-    statuses: dict[str, str] = field(default_factory=dict)
-    credit_note: str = "Credit note"
+    #: A closed invoice's status, printed above its parties (``paid``, ``cancelled``).
+    statuses: dict[str, str]
+    credit_note: str
     #: Followed by the number of the invoice a credit note credits.
-    credits: str = "Credits invoice"
+    credits: str
 
 
-_LABELS = {
-    "en": Labels(
-        invoice="Invoice", draft="DRAFT", seller="Seller", buyer="Bill to", vat_id="VAT ID",
-        issue_date="Issue date", supply_period="Supply period", due_date="Due date",
-        paid_on="Paid on", description="Description", quantity="Qty",
-        unit_price="Unit price (net)", amount="Amount (net)", subtotal="Subtotal (net)",
-        vat="VAT", total="Total", reverse_charge="Reverse charge", notes="Notes",
-        payment_terms="Payment terms", bank="Bank details", pay_online="Pay online:",
-        statuses={"paid": "Paid", "cancelled": "Cancelled"},
-    ),
-    "fr": Labels(
-        invoice="Facture", draft="BROUILLON", seller="Vendeur", buyer="Client",
-        vat_id="N° TVA", issue_date="Date d'émission", supply_period="Période de prestation",
-        due_date="Échéance", paid_on="Payée le", description="Désignation", quantity="Qté",
-        unit_price="Prix unitaire HT", amount="Montant HT", subtotal="Total HT", vat="TVA",
-        total="Total TTC", reverse_charge="Autoliquidation", notes="Notes",
-        payment_terms="Conditions de paiement", bank="Coordonnées bancaires",
-        pay_online="Payer en ligne :", statuses={"paid": "Payée", "cancelled": "Annulée"},
-        credit_note="Avoir", credits="Avoir sur la facture",
-    ),
-    "de": Labels(
-        invoice="Rechnung", draft="ENTWURF", seller="Verkäufer", buyer="Rechnungsempfänger",
-        vat_id="USt-IdNr.", issue_date="Rechnungsdatum", supply_period="Leistungszeitraum",
-        due_date="Fällig am", paid_on="Bezahlt am", description="Beschreibung",
-        quantity="Menge", unit_price="Einzelpreis (netto)", amount="Betrag (netto)",
-        subtotal="Zwischensumme (netto)", vat="USt.", total="Gesamtbetrag",
-        reverse_charge="Steuerschuldnerschaft des Leistungsempfängers", notes="Hinweise",
-        payment_terms="Zahlungsbedingungen", bank="Bankverbindung", pay_online="Online bezahlen:",
-        statuses={"paid": "Bezahlt", "cancelled": "Storniert"},
-        credit_note="Rechnungskorrektur", credits="Korrektur der Rechnung",
-    ),
-}  # fmt: skip
-
-
-def labels_for(language: str | None) -> Labels:
-    return _LABELS.get(language or "en", _LABELS["en"])
+def labels_for(t: Translator) -> Labels:
+    return Labels(
+        invoice=t.pgettext("invoice", "Invoice"),
+        draft=t.pgettext("invoice", "DRAFT"),
+        seller=t.pgettext("invoice", "Seller"),
+        buyer=t.pgettext("invoice", "Bill to"),
+        vat_id=t.pgettext("invoice", "VAT ID"),
+        issue_date=t.pgettext("invoice", "Issue date"),
+        supply_period=t.pgettext("invoice", "Supply period"),
+        due_date=t.pgettext("invoice", "Due date"),
+        paid_on=t.pgettext("invoice", "Paid on"),
+        description=t.pgettext("invoice", "Description"),
+        quantity=t.pgettext("invoice", "Qty"),
+        unit_price=t.pgettext("invoice", "Unit price (net)"),
+        amount=t.pgettext("invoice", "Amount (net)"),
+        subtotal=t.pgettext("invoice", "Subtotal (net)"),
+        vat=t.pgettext("invoice", "VAT"),
+        total=t.pgettext("invoice", "Total"),
+        reverse_charge=t.pgettext("invoice", "Reverse charge"),
+        notes=t.pgettext("invoice", "Notes"),
+        payment_terms=t.pgettext("invoice", "Payment terms"),
+        bank=t.pgettext("invoice", "Bank details"),
+        pay_online=t.pgettext("invoice", "Pay online:"),
+        statuses={
+            "paid": t.pgettext("invoice", "Paid"),
+            "cancelled": t.pgettext("invoice", "Cancelled"),
+        },
+        credit_note=t.pgettext("invoice", "Credit note"),
+        credits=t.pgettext("invoice", "Credits invoice"),
+    )

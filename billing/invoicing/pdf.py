@@ -3,8 +3,9 @@ art. 226): issuer and buyer blocks (names, addresses, countries, VAT IDs, the is
 id), number, issue date (none on a draft, which is marked DRAFT across the page), supply
 period, lines with quantity, net unit price and amount, VAT rate and amount, total, payment
 terms, bank details and pay link; under reverse charge no VAT, the mention in the document's
-language and both VAT IDs. Written in the tenant's language (en, fr, de) with its number,
-currency and date formats (Babel).
+language and both VAT IDs. Written in the tenant's language (en, fr, de; else
+``DEFAULT_LANGUAGE``): labels from the message catalog (:mod:`billing.invoicing.labels`), that
+language's number, currency and date formats (Babel, :class:`core.i18n.Translator`).
 
 Any script prints: text is set in DejaVu Sans (matplotlib's font: Latin, Greek, Cyrillic,
 Arabic, Hebrew...), shaped by HarfBuzz (Arabic joined and right to left), with Noto Sans CJK
@@ -101,8 +102,9 @@ class _Document:
         self.view = view
         self.issuer = issuer
         self.inv = view.invoice
-        self.language = view.tenant.language or issuer.language
-        self.labels: Labels = labels_for(self.language)
+        self.t = issuer.translator(view.tenant.language)
+        self.language = self.t.language
+        self.labels: Labels = labels_for(self.t)
         self.fonts = (font, cjk_font_path(), emoji_font_path())
         self.covered = _covered(self.fonts)
         self.draft = self.inv.status == "draft"
@@ -120,49 +122,29 @@ class _Document:
         return printable(value, self.covered)
 
     def money(self, micros: int) -> str:
-        from babel.numbers import format_currency
-
-        return str(
-            format_currency(
-                from_micros(micros), self.inv.currency, format="#,##0.00 ¤¤",
-                locale=self.language, currency_digits=True,
-            )
-        )  # fmt: skip
+        return self.t.money(from_micros(micros), self.inv.currency)
 
     def unit_price(self, micros: int) -> str:
         """A unit price as given (``0.333 EUR``): only amounts are rounded."""
-        from babel.numbers import format_decimal
-
         exact = from_micros(micros)
         if exact == exact.quantize(Decimal("0.01")):
             return self.money(micros)
-        number = format_decimal(exact, format="#,##0.00####", locale=self.language)
-        return f"{number} {self.inv.currency}"
+        return f"{self.t.number(exact, '#,##0.00####')} {self.inv.currency}"
 
     def number(self, value: Decimal) -> str:
-        from babel.numbers import format_decimal
-
-        return str(format_decimal(value, format="#,##0.######", locale=self.language))
+        return self.t.number(value)
 
     def date(self, at: datetime | date) -> str:
-        from babel.dates import format_date
-
-        return str(format_date(at, format="long", locale=self.language))
+        return self.t.date(at)
 
     def country(self, code: str | None) -> str:
-        from babel import Locale
-
-        if not code:
-            return ""
-        return str(Locale.parse(self.language).territories.get(code, code))
+        return self.t.country(code) if code else ""
 
     def supply_period(self) -> str:
         """The month the invoice covers, else the day of supply (its issue date)."""
-        from babel.dates import format_date
-
         if self.inv.period:
             year, month = (int(part) for part in self.inv.period.split("-"))
-            return str(format_date(date(year, month, 1), format="LLLL y", locale=self.language))
+            return self.t.month(year, month)
         return "" if self.draft else self.date(self.inv.issued_at)
 
     def vat_label(self) -> str:

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from billing.amounts import amount_str, price_label
 from billing.invoicing.arithmetic import rate_of
+from core.i18n import Translator, Translators
 from core.money import from_micros
 from storage.models import Invoice, InvoiceLine, Tenant
 from storage.states import INVOICE_UNPAID
@@ -30,6 +31,14 @@ class Issuer:
     bank: str = ""
     payment_terms: str = ""
     language: str = "en"
+    #: The message catalogs documents are written with (built once by the composition root).
+    translators: Translators | None = field(default=None, compare=False, repr=False)
+
+    def translator(self, language: str | None) -> Translator:
+        """The translator of a tenant's documents: its language, else the issuer's."""
+        if self.translators is None:
+            raise RuntimeError("Issuer built without translators (see bot.app)")
+        return self.translators.get(language or self.language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,41 @@ class InvoiceView:
         if self.invoice.kind == "credit_note":
             return f"Credit note {self.invoice.number} for {self.credits or '?'}"
         return f"Invoice {self.invoice.number}"
+
+    def document_title(self, t: Translator) -> str:
+        """The title the PDF has, in its language: ``Facture INV-…``, ``Avoir CN-…``."""
+        if self.invoice.kind == "credit_note":
+            return f"{t.pgettext('invoice', 'Credit note')} {self.invoice.number}"
+        return f"{t.pgettext('invoice', 'Invoice')} {self.invoice.number}"
+
+    def caption(self, t: Translator) -> str:
+        """The PDF's caption in a chat: ``Facture INV-2026-0001 : 120,00 EUR``."""
+        total = t.money(from_micros(self.invoice.total_micros), self.invoice.currency)
+        return t("{document}: {total}", document=self.document_title(t), total=total)
+
+    def delivery_text(self, t: Translator, issuer: str) -> str:
+        """The message a tenant's chats and e-mail get with the PDF, in its language."""
+        inv = self.invoice
+        total = t.money(from_micros(inv.total_micros), inv.currency)
+        if inv.kind == "credit_note":
+            return t(
+                "Credit note {number} from {issuer} for invoice {credits}: {total}.",
+                number=inv.number, issuer=issuer, credits=self.credits or "?", total=total,
+            )  # fmt: skip
+        if inv.status == "paid":
+            return t(
+                "Receipt: invoice {number} from {issuer}, {total}, paid. Thank you.",
+                number=inv.number, issuer=issuer, total=total,
+            )  # fmt: skip
+        if inv.due_at:
+            return t(
+                "Invoice {number} from {issuer}: {total}, due {date}.",
+                number=inv.number, issuer=issuer, total=total, date=t.date(inv.due_at),
+            )  # fmt: skip
+        return t(
+            "Invoice {number} from {issuer}: {total}.", number=inv.number, issuer=issuer,
+            total=total,
+        )  # fmt: skip
 
     @property
     def payable(self) -> bool:
