@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.values import identity, slug, whole_number
+from admin_commands.values import MAX_IDENTITY_CHARS, shown, slug, whole_number
 from storage.models import AuditLog
 from storage.repositories.admins import AuditRepository
 from storage.repositories.tenants import TenantRepository
@@ -25,8 +26,14 @@ def _limit(raw: str) -> int:
 
 
 def _actor(raw: str) -> str:
-    channel, ident = identity(raw)
-    return f"{channel}:{ident}"
+    """An actor as the audit shows it: ``telegram:12345``, ``shell:alice``, ``scheduler``..."""
+    value = raw.strip()
+    if not value or len(value) > MAX_IDENTITY_CHARS or any(c.isspace() for c in value):
+        raise argparse.ArgumentTypeError(
+            f"{shown(raw)} is not an actor as /audit shows one, like telegram:12345, "
+            "shell:alice or scheduler"
+        )
+    return value
 
 
 @commands.command(
@@ -34,7 +41,7 @@ def _actor(raw: str) -> str:
     permission=READ,
     arguments=[
         Arg("slug", nargs="?", type=slug),
-        Arg("--actor", type=_actor, metavar="CHANNEL:ID"),
+        Arg("--actor", type=_actor, metavar="ACTOR"),
         Arg("--limit", type=_limit, default=DEFAULT_LIMIT, metavar="N"),
     ],
 )

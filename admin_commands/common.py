@@ -16,9 +16,6 @@ from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.tenants import TenantRepository
 
-#: The ``channel`` of ``switchboard admin`` callers: there is no chat to write back to.
-SHELL_CHANNEL = "shell"
-
 
 async def target_tenant(
     ctx: CommandContext, session: AsyncSession, *, permission: str = "stats.read"
@@ -89,7 +86,7 @@ def tenant_summary(tenant: Tenant) -> dict[str, Any]:
 
 def reply_address(caller: Caller) -> ChatAddress | None:
     """The caller's chat, to be told when a payment lands; None from the shell."""
-    if caller.channel == SHELL_CHANNEL:
+    if caller.in_shell:  # there is no chat to write back to
         return None
     return ChatAddress(
         channel=caller.channel,

@@ -283,7 +283,9 @@ def _last_month(year: int, month_no: int) -> str:
     return f"{first:%Y-%m}"
 
 
-@commands.command("invoices", audience="member", arguments=[Arg("--tenant", type=slug)])
+@commands.command(
+    "invoices", audience="member", unbound_ok=True, arguments=[Arg("--tenant", type=slug)]
+)
 async def member_invoices(ctx: CommandContext) -> CommandResult:
     """Your organisation's invoices, with a pay button for each unpaid one."""
     async with ctx.deps.sessions() as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from admin_commands.registry import Caller
+from admin_commands.registry import SHELL_CHANNEL, Caller
 from bot.app import App, build_app, prepare_database
 from bot.settings import Settings, load_settings
 from core.envelope import OutboundFile
@@ -26,8 +27,16 @@ from storage import migrate
 from storage.models import Tenant
 from storage.repositories.tenants import BindingRepository, TenantRepository
 
-SHELL_ACTOR = Caller(channel="shell", user_id="admin", role="super_admin")
 log = logging.getLogger(__name__)
+
+
+def shell_caller() -> Caller:
+    """``switchboard admin`` runs as super admin, audited as ``shell:<OS user>``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor the password database
+        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return Caller(channel=SHELL_CHANNEL, user_id=user or "unknown", role="super_admin")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -170,7 +179,7 @@ async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:
     if not words:
         words = ["help"]
     try:
-        result = await app.registry.dispatch(words, SHELL_ACTOR, app.deps)
+        result = await app.registry.dispatch(words, shell_caller(), app.deps)
     except SwitchboardError as exc:
         return _refused(exc.user_message, as_json, out)
     except SQLAlchemyError as exc:

@@ -69,10 +69,10 @@ async def test_audit_shows_who_did_what_to_which_tenant(history: App) -> None:
 
 
 async def test_bad_filters_are_refused(history: App) -> None:
-    for words in (["--limit", "0"], ["--limit", "201"], ["--actor", "nobody"], ["Not A Slug"]):
+    for words in (["--limit", "0"], ["--limit", "201"], ["--actor", "two words"], ["Not A Slug"]):
         with pytest.raises(UsageError) as refused:
             await admin(history, "audit", *words)
-        assert "Usage: /audit [--actor CHANNEL:ID] [--limit N] [SLUG]" in refused.value.user_message
+        assert "Usage: /audit [--actor ACTOR] [--limit N] [SLUG]" in refused.value.user_message
     with pytest.raises(NotFoundError):
         await admin(history, "audit", "nosuch")
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from admin_commands.registry import Caller
 from bot.app import App
-from core.errors import PermissionDenied, UsageError
+from core.errors import PermissionDenied, SwitchboardError, UsageError
 from storage.models import AuditLog, Invite
 from tests.conftest import admin, bind_console, say, tenant_with_tokens
 
@@ -101,9 +101,17 @@ async def test_help_shows_only_what_the_caller_may_run(app: App) -> None:
     assert {"tenant create", "admin add", "ledger verify"} <= names(super_help)
 
 
-async def test_unknown_command_gets_help(app: App) -> None:
-    result = await admin(app, "definitely-not-a-command")
-    assert result.text.startswith("Commands:")
+async def test_an_unknown_command_says_so(app: App) -> None:
+    with pytest.raises(SwitchboardError) as shell:
+        await admin(app, "frobnicate")
+    assert shell.value.user_message == (
+        "Unknown command 'frobnicate'. Run `switchboard admin help` for the commands you can run."
+    )
+    await tenant_with_tokens(app)
+    await bind_console(app)
+    sink = await say(app, "/foo")
+    assert sink.texts == ["Unknown command 'foo'. Send /help for the commands you can run."]
+    assert (await admin(app)).text.startswith("Commands:")  # nothing typed: the help
 
 
 async def test_admin_actions_are_audited(app: App) -> None:
