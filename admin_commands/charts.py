@@ -87,3 +87,21 @@ def ranked_bars(title: str, labels: Sequence[str], values: Sequence[Decimal], un
     axis.set_xlim(right=max(numbers, default=0) * 1.25 or 1)
     axis.set_title(title)
     return _png(figure)
+
+
+def monthly_revenue(
+    title: str, months: Sequence[str], revenue: Sequence[Decimal], unit: str
+) -> bytes:
+    """Revenue per month as bars, each labelled with its amount."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(WIDTH, HEIGHT))
+    axis = figure.add_subplot()
+    positions = list(range(len(months)))
+    bars = axis.bar(positions, [float(r) for r in revenue], color=INPUT_COLOUR)
+    axis.bar_label(bars, labels=[f"{r:,}" for r in revenue], padding=2, fontsize=8)
+    axis.set_xticks(positions, list(months))
+    axis.set_ylabel(unit)
+    axis.set_ylim(0, float(max(revenue, default=0)) * 1.2 or 1)
+    axis.set_title(title)
+    return _png(figure)

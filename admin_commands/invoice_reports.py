@@ -7,17 +7,27 @@ per-invoice totals add up to these figures.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
-from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from billing.amounts import amount_str
-from core.period import Period, parse_period
+from admin_commands import business_figures as figures
+from admin_commands import charts
+from admin_commands.registry import CommandContext, CommandGroup, CommandResult
+from admin_commands.stats import CHART, PERIOD, chart_files
+from billing.amounts import amount_str, minor_places
+from core.money import from_micros
+from core.period import Period, month_bounds, parse_period
+from storage.repositories.business import BusinessRepository
 from storage.repositories.invoices import InvoiceRepository
 from storage.states import InvoiceStatus
 
 commands = CommandGroup()
 READ = "stats.read"
+#: Months of revenue in the chart and in ``revenue_by_month``.
+MONTHS_CHARTED = 12
+#: Months of invoices a postpaid tenant's average monthly invoice is taken over.
+AVERAGE_MONTHS = 3
 #: Issued invoices that bill nothing: a draft is not sent, a cancelled one is void.
 _UNBILLED: tuple[InvoiceStatus, ...] = ("draft", "cancelled")
 CSV_FIELDS = (
@@ -43,40 +53,111 @@ def _instants(period: Period) -> tuple[datetime, datetime]:
 @commands.command(
     "stats billing",
     permission=READ,
-    arguments=[Arg("period", nargs="?", default="30d", metavar="7d|30d|90d|YYYY-MM")],
+    arguments=[PERIOD, CHART],
 )
 async def billing(ctx: CommandContext) -> CommandResult:
-    """Invoicing for a period: revenue paid, paid and unpaid counts, overdue, average invoice."""
+    """Invoicing and business figures for a period: revenue, paid and unpaid, overdue, average
+    invoice, MRR, ARR, new and churned tenants, churn rate, ARPU, revenue by pack and plan."""
     period = _period(ctx, ctx.args.period)
     since, until = _instants(period)
+    months = _last_months(period.end, MONTHS_CHARTED)
     async with ctx.deps.sessions() as session:
         invoices = InvoiceRepository(session)
         issued = await invoices.issued_by_status(since, until)
         revenue = await invoices.paid_total(since, until)
+        monthly = [await invoices.paid_total(*_month_instants(m)) for m in months]
+        business = BusinessRepository(session)
+        subscriptions = await business.subscription_prices()
+        postpaid = await business.postpaid_invoice_totals(
+            _month_instants(months[-AVERAGE_MONTHS])[0], until
+        )
+        new_tenants = await business.tenants_created(since, until)
+        at_start = await business.tenants_created(None, since)
+        churned = len(await business.churned(since, until))
+        customers = await business.customers(until)
+        by_item = await business.revenue_by_item(since, until)
     currency = ctx.deps.config.billing_currency
     billed = {s: v for s, v in issued.items() if s not in _UNBILLED}
     count = sum(n for n, _ in billed.values())
     average = sum(total for _, total in billed.values()) // count if count else 0
     overdue_count, overdue_total = billed.get("overdue", (0, 0))
+    mrr = figures.monthly_recurring(
+        [price for _, price in subscriptions],
+        [figures.average(totals) for totals in postpaid.values()],
+    )
+    rate = figures.churn_rate(churned, at_start)
+
+    def money(micros: int) -> str:
+        return amount_str(micros, currency)
+
     data: dict[str, Any] = {
         "period": {"from": period.start.isoformat(), "to": period.end.isoformat()},
         "currency": currency,
-        "revenue": amount_str(revenue, currency),
+        "revenue": money(revenue),
         "invoices": count,
         "paid": billed.get("paid", (0, 0))[0],
         "unpaid": billed.get("sent", (0, 0))[0] + overdue_count,
         "overdue": overdue_count,
-        "overdue_amount": amount_str(overdue_total, currency),
+        "overdue_amount": money(overdue_total),
         "cancelled": issued.get("cancelled", (0, 0))[0],
-        "average_invoice": amount_str(average, currency),
+        "average_invoice": money(average),
+        "mrr": money(mrr),
+        "arr": money(figures.annual_recurring(mrr)),
+        "active_subscriptions": len(subscriptions),
+        "postpaid_tenants_billed": len(postpaid),
+        "new_tenants": new_tenants,
+        "churned_tenants": churned,
+        "tenants_at_start": at_start,
+        "churn_rate": str(rate) if rate is not None else None,
+        "customers": customers,
+        "arpu": money(figures.per_customer(revenue, customers)),
+        "revenue_by_pack": {name: money(v) for kind, name, v in by_item if kind == "pack"},
+        "revenue_by_plan": {name: money(v) for kind, name, v in by_item if kind == "plan"},
+        "revenue_by_month": {m: money(v) for m, v in zip(months, monthly, strict=True)},
     }
-    text = "\n".join(
-        [
-            f"Billing {period.start} to {period.end}",
-            f"Revenue paid: {data['revenue']} {currency}",
-            f"Invoices issued: {data['invoices']} (paid {data['paid']}, unpaid {data['unpaid']})",
-            f"Overdue: {data['overdue']} for {data['overdue_amount']} {currency}",
-            f"Average invoice: {data['average_invoice']} {currency}",
-        ]
+    lines = [
+        f"Billing {period.start} to {period.end}",
+        f"Revenue paid: {data['revenue']} {currency}",
+        f"Invoices issued: {data['invoices']} (paid {data['paid']}, unpaid {data['unpaid']})",
+        f"Overdue: {data['overdue']} for {data['overdue_amount']} {currency}",
+        f"Average invoice: {data['average_invoice']} {currency}",
+        f"MRR: {data['mrr']} {currency} · ARR: {data['arr']} {currency} "
+        f"({len(subscriptions)} subscriptions, {len(postpaid)} postpaid tenants)",
+        f"Tenants: {new_tenants} new, {churned} churned of {at_start} at the start "
+        f"(churn rate {figures.percent(rate)})",
+        f"ARPU: {data['arpu']} {currency} over {customers} customers",
+        _breakdown("Revenue by pack", data["revenue_by_pack"], currency),
+        _breakdown("Revenue by plan", data["revenue_by_plan"], currency),
+    ]
+    places = Decimal(1).scaleb(-minor_places(currency))
+    files = await chart_files(
+        ctx,
+        f"revenue-{period.end:%Y-%m}.png",
+        charts.monthly_revenue,
+        f"Revenue per month ({currency})",
+        months,
+        [from_micros(v).quantize(places) for v in monthly],
+        currency,
     )
-    return CommandResult(text, data=data)
+    return CommandResult("\n".join(lines), data=data, files=files)
+
+
+def _breakdown(title: str, amounts: dict[str, str], currency: str) -> str:
+    if not amounts:
+        return f"{title}: none"
+    return f"{title}: " + ", ".join(f"{name} {value} {currency}" for name, value in amounts.items())
+
+
+def _last_months(end: date, count: int) -> list[str]:
+    """``YYYY-MM`` of the ``count`` months ending with ``end``'s, oldest first."""
+    year, month = end.year, end.month
+    found = []
+    for _ in range(count):
+        found.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return found[::-1]
+
+
+def _month_instants(label: str) -> tuple[datetime, datetime]:
+    first, last = month_bounds(int(label[:4]), int(label[5:]))
+    return _instants(Period(first, last, label))

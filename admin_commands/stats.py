@@ -108,7 +108,7 @@ async def overview(ctx: CommandContext) -> CommandResult:
         f"Tokens and cost per day, {_describe(period)}: "
         f"{total.input_tokens + total.output_tokens:,} tokens, {_decimal(cost)} {currency}"
     )
-    files = await _chart(
+    files = await chart_files(
         ctx, "stats.png", charts.daily_usage, *_daily_args(ctx, title, series, currency)
     )
     return _result(ctx, text, data, files)
@@ -200,7 +200,7 @@ async def tenant(ctx: CommandContext) -> CommandResult:
         ],
     }
     title = f"{found.name}, {_describe(period)}: {_decimal(cost)} {currency}"
-    files = await _chart(
+    files = await chart_files(
         ctx,
         f"stats-{found.slug}.png",
         charts.daily_usage,
@@ -230,7 +230,7 @@ async def models(ctx: CommandContext) -> CommandResult:
         for (p, m), s in rows
     ]
     lines = [f"Models, {_describe(period)}", "", *(_table(header, table) or ["No usage."])]
-    files = await _chart(
+    files = await chart_files(
         ctx,
         "stats-models.png",
         charts.ranked_bars,
@@ -322,7 +322,7 @@ async def top(ctx: CommandContext) -> CommandResult:
     ]
     lines = [f"Top {TOP} tenants by cost, {_describe(period)}", ""]
     lines += _table(header, table) or ["No usage."]
-    files = await _chart(
+    files = await chart_files(
         ctx,
         "stats-top.png",
         charts.ranked_bars,
@@ -417,7 +417,7 @@ def _daily_args(
     )
 
 
-async def _chart(
+async def chart_files(
     ctx: CommandContext, name: str, render: Callable[..., bytes], *args: Any
 ) -> list[OutboundFile]:
     """Render off the event loop. From the shell a chart is drawn only for ``--chart FILE``."""
