@@ -12,6 +12,7 @@ from admin_commands import (
     exports,
     invoice_reports,
     invoices,
+    language,
     library,
     members,
     payments,
@@ -29,6 +30,7 @@ def build_registry() -> CommandRegistry:
     registry = CommandRegistry()
     for module in (
         members,
+        language,
         payments,
         subscriptions,
         invoices,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from admin_commands.common import audit, money_str, target_tenant
+from admin_commands.language import translator
 from admin_commands.payments import payment_json, payment_line
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.roles import minimum_role
 from admin_commands.values import slug
 from core.clock import month_start
 from core.errors import ConflictError, NotFoundError, UsageError
-from core.money import to_micros
+from core.i18n import N_, lazy
+from core.money import from_micros, to_micros
 from storage.repositories.assistants import AssistantRepository
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.payments import PaymentRepository
@@ -31,15 +33,18 @@ async def start(ctx: CommandContext) -> CommandResult:
     """Link this chat to your organisation with an invite code."""
     code: str | None = ctx.args.code
     caller = ctx.caller
+    t = translator(ctx)
     if not code:
         if caller.tenant is not None:
             return CommandResult(
-                f"Hello! This chat uses {caller.tenant.name}'s assistants. "
-                "Just write a message, or see /help."
+                t(
+                    "Hello! This chat uses the assistants of {name}. "
+                    "Just write a message, or see /help.",
+                    name=caller.tenant.name,
+                )
             )
-        raise ctx.usage_error("Send the invite code you were given.")
+        raise UsageError(ctx.command.usage, lazy("Send the invite code you were given."))
     deps = ctx.deps
-    where = "This chat" if caller.is_private else "This group"
     scope = f"{caller.channel}:{caller.scope_key}"
     async with deps.sessions.begin() as session:
         invites = InviteRepository(session)
@@ -50,20 +55,32 @@ async def start(ctx: CommandContext) -> CommandResult:
         if current is not None and current.id == invite.tenant_id:
             # Often the very code used here, sent again: nothing to do, and a code not yet
             # used stays good for another chat.
+            already = (
+                t("This chat is already linked to {name}.", name=current.name)
+                if caller.is_private
+                else t("This group is already linked to {name}.", name=current.name)
+            )
             return CommandResult(
-                f"{where} is already linked to {current.name}.",
+                already,
                 data={"tenant": current.slug, "scope": caller.scope_key, "already_linked": True},
             )
         if current is not None and not caller.can(REBIND_PERMISSION):
             # Anyone in a group may hold another tenant's code; moving the group would hand
             # its members that tenant's library and balance.
+            refusal = (
+                N_(
+                    "This chat is already linked to {name}. Only a platform admin ({role} role) "
+                    "can link it to another organisation; the invite code was not used."
+                )
+                if caller.is_private
+                else N_(
+                    "This group is already linked to {name}. Only a platform admin ({role} "
+                    "role) can link it to another organisation; the invite code was not used."
+                )
+            )
             raise ConflictError(
                 f"{scope} is bound to {current.slug}; rebinding refused",
-                user_message=(
-                    f"{where} is already linked to {current.name}. Only a platform admin "
-                    f"({minimum_role(REBIND_PERMISSION)} role) can link it to another "
-                    "organisation; the invite code was not used."
-                ),
+                user_message=lazy(refusal, name=current.name, role=minimum_role(REBIND_PERMISSION)),
             )
         tenant = await invites.redeem(code, now=deps.clock(), used_by=caller.actor)
         await bindings.bind(tenant, caller.channel, caller.scope_key)
@@ -81,10 +98,23 @@ async def start(ctx: CommandContext) -> CommandResult:
                 {"tenant": tenant.slug},
                 tenant=tenant,
             )
-    moved = f" (moved from {current.name})" if current is not None else ""
+    if current is None:
+        linked = (
+            t("Welcome! This chat is now linked to {name}.", name=tenant.name)
+            if caller.is_private
+            else t("Welcome! This group is now linked to {name}.", name=tenant.name)
+        )
+    else:
+        linked = (
+            t("Welcome! This chat is now linked to {name} (moved from {old}).",
+              name=tenant.name, old=current.name)
+            if caller.is_private
+            else t("Welcome! This group is now linked to {name} (moved from {old}).",
+                   name=tenant.name, old=current.name)
+        )  # fmt: skip
+    welcome = [linked, t("Write a message to talk to your assistant, or see /help.")]
     return CommandResult(
-        f"Welcome! {where} is now linked to {tenant.name}{moved}. "
-        "Write a message to talk to your assistant, or see /help.",
+        " ".join(welcome),
         data={"tenant": tenant.slug, "scope": caller.scope_key},
     )
 
@@ -93,7 +123,7 @@ async def start(ctx: CommandContext) -> CommandResult:
 async def help_(ctx: CommandContext) -> CommandResult:
     """Show the commands you can run."""
     visible = [c for c in ctx.registry if c.visible_to(ctx.caller)]
-    lines = ["Commands:"]
+    lines = [translator(ctx).gettext("Commands:")]
     lines += [f"{c.usage} — {c.summary}" for c in visible]
     return CommandResult(
         "\n".join(lines),
@@ -105,14 +135,16 @@ async def help_(ctx: CommandContext) -> CommandResult:
 async def assistants(ctx: CommandContext) -> CommandResult:
     """List the assistants this chat may use."""
     caller = ctx.caller
+    t = translator(ctx)
     async with ctx.deps.sessions() as session:
         available = await AssistantRepository(session).available_to(ctx.tenant.id)
         preferred = await ConversationRepository(session).preferred_assistant(
             ctx.tenant.id, caller.channel, caller.chat_key
         )
-    lines = ["Assistants (pick one with /use SLUG):"]
+    lines = [t("Assistants (pick one with /use SLUG):")]
+    current = " " + t("(current)")
     for a in available:
-        mark = " (current)" if a.assistant.id == preferred else ""
+        mark = current if a.assistant.id == preferred else ""
         lines.append(f"• {a.slug} — {a.display_name}: {a.assistant.description}{mark}")
     return CommandResult(
         "\n".join(lines),
@@ -139,12 +171,16 @@ async def use(ctx: CommandContext) -> CommandResult:
             chosen = await AssistantRepository(session).resolve(ctx.tenant.id, ctx.args.slug)
         except NotFoundError:
             raise UsageError(
-                ctx.command.usage, f"No assistant '{ctx.args.slug}' here; see /assistants."
+                ctx.command.usage,
+                lazy("No assistant '{slug}' here; see /assistants.", slug=ctx.args.slug),
             ) from None
         await ConversationRepository(session).set_preferred_assistant(
             ctx.tenant.id, caller.channel, caller.chat_key, chosen.assistant.id, deps.clock()
         )
-    return CommandResult(f"Now talking to {chosen.display_name}.", data={"assistant": chosen.slug})
+    return CommandResult(
+        translator(ctx).gettext("Now talking to {name}.", name=chosen.display_name),
+        data={"assistant": chosen.slug},
+    )
 
 
 @commands.command("new", audience="member")
@@ -155,7 +191,9 @@ async def new(ctx: CommandContext) -> CommandResult:
         closed = await ConversationRepository(session).close(
             ctx.tenant.id, caller.channel, caller.chat_key, caller.thread_key, ctx.deps.clock()
         )
-    return CommandResult("Started a new conversation.", data={"closed": closed})
+    return CommandResult(
+        translator(ctx).gettext("Started a new conversation."), data={"closed": closed}
+    )
 
 
 @commands.command(
@@ -172,14 +210,27 @@ async def usage(ctx: CommandContext) -> CommandResult:
         payments = await PaymentRepository(session).list(tenant_id=tenant.id, limit=PAYMENTS_SHOWN)
     cost = to_micros(deps.config.conversion.amount(totals.costs))
     currency = deps.config.billing_currency
-    text = (
-        f"{tenant.name}: {tenant.token_balance:,} tokens left"
-        f" ({tenant.tokens_reserved:,} in use).\n"
-        f"This month: {totals.calls} calls, {totals.input_tokens:,} in / "
-        f"{totals.output_tokens:,} out tokens, cost {money_str(cost)} {currency}."
+    t = translator(ctx)
+    text = "\n".join(
+        (
+            t(
+                "{tenant}: {balance} tokens left ({reserved} in use).",
+                tenant=tenant.name,
+                balance=t.number(tenant.token_balance),
+                reserved=t.number(tenant.tokens_reserved),
+            ),
+            t(
+                "This month: {calls}, {input} in / {output} out tokens, cost {cost} {currency}.",
+                calls=t.ngettext("{n} call", "{n} calls", totals.calls),
+                input=t.number(totals.input_tokens),
+                output=t.number(totals.output_tokens),
+                cost=t.number(from_micros(cost)),
+                currency=currency,
+            ),
+        )
     )
     if payments:
-        text += "\nRecent payments:\n" + "\n".join(payment_line(p) for p in payments)
+        text += "\n" + t("Recent payments:") + "\n" + "\n".join(payment_line(p) for p in payments)
     return CommandResult(
         text,
         data={

@@ -44,6 +44,9 @@ class InboundMessage:
     #: A dedup key unique within the channel (Telegram update_id, Slack event_id).
     update_key: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    #: The sender's app language as the channel reports it (Telegram's ``language_code``,
+    #: ``fr-CA``); "" when it says none (Slack).
+    language_code: str = ""
 
     def __post_init__(self) -> None:
         # Whatever a channel delivers, nothing past the adapter carries text the database

@@ -37,10 +37,14 @@ class SwitchboardError(Exception):
             self.user_message = user_message
 
     def localized(self, t: Translator) -> str:
-        """What the chat sees, in ``t``'s language."""
-        if self.message is not None:
-            return t.text(self.message)
-        return t(self.user_message)
+        """What the chat sees, in ``t``'s language. What a middleware appended to
+        ``user_message`` after the error was raised (a top-up offer) follows the translation."""
+        if self.message is None:
+            return t(self.user_message)
+        english = str(self.message)
+        if not self.user_message.startswith(english):
+            return self.user_message  # replaced since: shown as it now is
+        return t.text(self.message) + self.user_message[len(english) :]
 
 
 class ConfigurationError(SwitchboardError):

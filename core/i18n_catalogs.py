@@ -106,9 +106,13 @@ def compile_all(locale_dir: Path) -> None:
 
 
 def _translated(catalog: Catalog) -> Iterator[tuple[Any, Any]]:
+    # Plural forms come as lists from a .mo and as tuples from a .po: compared as tuples.
     for message in catalog:
         if message.id and message.string and not message.fuzzy:
-            yield (message.id, message.context), message.string
+            msgid, string = message.id, message.string
+            if not isinstance(msgid, str):
+                msgid, string = tuple(msgid), tuple(string)
+            yield (msgid, message.context), string
 
 
 def untranslated(template: Catalog, catalog: Catalog) -> list[str]:

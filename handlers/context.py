@@ -10,6 +10,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.envelope import InboundMessage, ReplySink
+from core.i18n import Translator
 from handlers.deps import Deps
 from storage.models import Member, Tenant
 from storage.repositories.updates import UpdateClaimRepository
@@ -49,6 +50,16 @@ class TurnContext:
     attempt: str = ""
     #: Set by ``DedupMiddleware`` when the update has a key.
     claim: UpdateClaim | None = None
+    #: The reader's language, resolved by ``IdentifyMiddleware`` (DESIGN §9); "" before that.
+    language: str = ""
+
+    @property
+    def t(self) -> Translator:
+        """The reader's translator: ``ctx.t("Hello {name}.", name=...)``. Before the member is
+        known, the chat client's language (else ``DEFAULT_LANGUAGE``)."""
+        translators = self.deps.translators
+        client = self.message.language_code
+        return translators.get(self.language or translators.resolve(chosen=None, client=client))
 
     def call_key(self, kind: str) -> str:
         """The idempotency key of this turn's ``kind`` provider call (``chat``, ...): stable for

@@ -16,6 +16,7 @@ from admin_commands.registry import Caller, CommandRegistry, split_command_line
 from billing.holders import is_dead_local_holder
 from core.envelope import InboundMessage
 from core.errors import SwitchboardError, TenantUnavailable
+from core.i18n import N_, Text, lazy
 from handlers.context import Handler, TurnContext, UpdateClaim
 from handlers.topup import TRIAL_ENDED
 from storage.db import retry_transient
@@ -32,11 +33,12 @@ from storage.repositories.updates import UpdateClaimRepository
 
 log = logging.getLogger(__name__)
 
-UNBOUND_EXPLANATION = (
+# Marked here, translated when sent (``ctx.t(UNBOUND_EXPLANATION)``).
+UNBOUND_EXPLANATION = N_(
     "This chat is not linked to an organisation yet. "
     "Send /start CODE with the invite code your administrator gave you."
 )
-BLOCKED_EXPLANATION = "Your access to this organisation is blocked. Ask its administrator."
+BLOCKED_EXPLANATION = N_("Your access to this organisation is blocked. Ask its administrator.")
 #: Commands an unbound chat may run; everything else gets the explanation.
 _UNBOUND_COMMANDS = {"start", "help", "join"}
 
@@ -51,16 +53,18 @@ class ErrorMiddleware:
         except SwitchboardError as exc:
             ctx.outcome = f"refused:{type(exc).__name__}"
             ctx.deps.metrics.errors.labels(type(exc).__name__).inc()
-            log.info("turn refused: %s", exc)
+            # Refusals are answers (a usage line, a permission): not worth a line each at INFO.
+            log.debug("turn refused: %s", exc)
+            text = exc.localized(ctx.t)
             if exc.buttons:
-                await ctx.sink.send_buttons(exc.user_message, exc.buttons)
+                await ctx.sink.send_buttons(text, exc.buttons)
             else:
-                await ctx.sink.send_text(exc.user_message)
+                await ctx.sink.send_text(text)
         except Exception:
             ctx.outcome = "error"
             ctx.deps.metrics.errors.labels("unexpected").inc()
             log.exception("unexpected error handling %s message", ctx.message.channel)
-            await ctx.sink.send_text(SwitchboardError.user_message)
+            await ctx.sink.send_text(ctx.t(SwitchboardError.user_message))
 
 
 class ChatOrderMiddleware:
@@ -221,13 +225,18 @@ class IdentifyMiddleware:
                         ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now
                     )
                     TenantRepository(session).touch(ctx.tenant, now)
+        ctx.language = ctx.deps.translators.resolve(
+            chosen=ctx.member.language if ctx.member is not None else None,
+            client=msg.language_code,
+            tenant=ctx.tenant.language if ctx.tenant is not None else None,
+        )
         if ctx.member is not None and ctx.member.blocked_at is not None and not ctx.admin_role:
             ctx.outcome = "blocked"  # /tenant block: no command, no assistant call
-            await ctx.sink.send_text(BLOCKED_EXPLANATION)
+            await ctx.sink.send_text(ctx.t(BLOCKED_EXPLANATION))
             return
         if ctx.tenant is None and ctx.admin_role is None and not _is_unbound_command(msg.text):
             ctx.outcome = "unbound"
-            await ctx.sink.send_text(UNBOUND_EXPLANATION)
+            await ctx.sink.send_text(ctx.t(UNBOUND_EXPLANATION))
             return
         await call_next(ctx)
 
@@ -260,6 +269,7 @@ class CommandMiddleware:
             scope_key=msg.scope_key,
             is_private=msg.is_private,
             user_name=msg.user_name,
+            language=ctx.language,
         )
         result = await self._registry.dispatch(split_command_line(text), caller, ctx.deps)
         ctx.outcome = "command"
@@ -282,13 +292,13 @@ class TenantStatusMiddleware:
         tenant = ctx.tenant
         if tenant is None:
             ctx.outcome = "unbound"
-            await ctx.sink.send_text(UNBOUND_EXPLANATION)
+            await ctx.sink.send_text(ctx.t(UNBOUND_EXPLANATION))
             return
         if tenant.status == "suspended":
             raise TenantUnavailable(
                 tenant.slug,
                 "suspended",
-                "This organisation's access is suspended. Please contact your provider.",
+                lazy("This organisation's access is suspended. Please contact your provider."),
             )
         if (
             tenant.status == "trial"
@@ -299,12 +309,14 @@ class TenantStatusMiddleware:
         await call_next(ctx)
 
 
-def _trial_ended(ctx: TurnContext, tenant: Tenant) -> str:
+def _trial_ended(ctx: TurnContext, tenant: Tenant) -> Text:
     """Where payments are taken, the way on is to pay (the top-up offer adds the links);
     otherwise, and for a postpaid tenant (invoiced, nothing to buy), it is the provider."""
     if ctx.deps.checkout is not None and tenant.plan != "postpaid":
-        return "Your trial has ended. To continue, buy tokens with /buy or subscribe to a plan."
-    return "Your trial has ended. Please contact your provider to continue."
+        return lazy(
+            "Your trial has ended. To continue, buy tokens with /buy or subscribe to a plan."
+        )
+    return lazy("Your trial has ended. Please contact your provider to continue.")
 
 
 class RateLimitMiddleware:
@@ -331,7 +343,7 @@ class RateLimitMiddleware:
         if len(window) >= self._limit:
             ctx.outcome = "rate_limited"
             await ctx.sink.send_text(
-                "You are sending messages too fast. Please wait a minute and try again."
+                ctx.t("You are sending messages too fast. Please wait a minute and try again.")
             )
             return
         window.append(now)

@@ -179,6 +179,9 @@ class Member(Base):
     last_seen_at: Mapped[datetime | None]
     #: Set by ``/tenant block``: the member's messages are refused (no LLM call) until unblocked.
     blocked_at: Mapped[datetime | None]
+    #: Chosen with ``/language`` (``en``, ``fr``, ``de``); None: the chat client's language,
+    #: else the tenant's, else ``DEFAULT_LANGUAGE``.
+    language: Mapped[str | None] = mapped_column(String(2))
 
 
 class PlatformAdmin(Base):

@@ -87,6 +87,7 @@ def to_envelope(
         is_private=private,
         update_key=str(update_id),
         attachments=attachments,
+        language_code=user.language_code or "",
     )
 
 
