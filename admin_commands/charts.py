@@ -23,8 +23,26 @@ WIDTH, HEIGHT, DPI = 9.0, 4.8, 100
 INPUT_COLOUR, OUTPUT_COLOUR, COST_COLOUR = "#4C72B0", "#8FB0DE", "#DD8452"
 
 
+#: Decimal places of costs, in tables and on charts alike (``admin_commands.reports``).
+COST_PLACES = 4
+#: The smallest cost axis: ticks of a tenth of a cent rather than 0.00016.
+_MIN_COST_AXIS = 0.0005
+
+
 def _thousands(value: float, _position: int) -> str:
     return f"{value:,.0f}"
+
+
+def _money_tick(value: float, _position: int) -> str:
+    """A cost tick with 2 to 4 decimals: ``0.50``, ``0.0002``."""
+    text = f"{value:,.{COST_PLACES}f}"
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.rstrip('0').ljust(2, '0')}"
+
+
+def cost_label(value: Decimal) -> str:
+    """A cost printed by a bar, as tables print it (4 decimals)."""
+    return f"{value.quantize(Decimal(1).scaleb(-COST_PLACES)):,}"
 
 
 def _png(figure: Figure) -> bytes:
@@ -43,8 +61,20 @@ def daily_usage(
     currency: str,
 ) -> bytes:
     """Input and output tokens as stacked bars per day, cost per day as a line on its own axis."""
+    return _png(daily_usage_figure(title, days, input_tokens, output_tokens, cost, currency))
+
+
+def daily_usage_figure(
+    title: str,
+    days: Sequence[date],
+    input_tokens: Sequence[int],
+    output_tokens: Sequence[int],
+    cost: Sequence[Decimal],
+    currency: str,
+) -> Figure:
+    """The figure :func:`daily_usage` draws."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     figure = Figure(figsize=(WIDTH, HEIGHT))
     tokens_axis = figure.add_subplot()
@@ -59,34 +89,60 @@ def daily_usage(
     tokens_axis.set_ylim(0, tallest * 1.3 or 1)
     tokens_axis.set_ylabel("tokens")
     step = max(1, len(days) // 10)
-    tokens_axis.set_xticks(positions[::step], [d.strftime("%d %b") for d in days[::step]])
+    # Count the ticks back from the last day, so the axis always names the last bar.
+    ticked = positions[::-1][::step][::-1]
+    tokens_axis.set_xticks(ticked, [days[i].strftime("%d %b") for i in ticked])
+    tokens_axis.set_xlim(-0.6, len(days) - 0.4)
     cost_axis = tokens_axis.twinx()
-    cost_axis.plot(positions, [float(c) for c in cost], color=COST_COLOUR, marker=".", label="cost")
+    # Steps, not a slope: a day's cost is that day's, so an idle day before a busy one stays
+    # flat instead of ramping up.
+    cost_axis.plot(
+        positions,
+        [float(c) for c in cost],
+        color=COST_COLOUR,
+        marker=".",
+        drawstyle="steps-mid",
+        label="cost",
+    )
     cost_axis.set_ylabel(f"cost ({currency})")
-    cost_axis.set_ylim(0, float(max(cost, default=0)) * 1.3 or 1)
+    cost_axis.set_ylim(0, max(float(max(cost, default=0)) * 1.3, _MIN_COST_AXIS))
+    cost_axis.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10]))
+    cost_axis.yaxis.set_major_formatter(FuncFormatter(_money_tick))
     handles = tokens_axis.get_legend_handles_labels()
     cost_handles = cost_axis.get_legend_handles_labels()
     tokens_axis.legend(
         handles[0] + cost_handles[0], handles[1] + cost_handles[1], loc="upper left", ncols=3
     )
     tokens_axis.set_title(title)
-    return _png(figure)
+    return figure
 
 
 def ranked_bars(title: str, labels: Sequence[str], values: Sequence[Decimal], unit: str) -> bytes:
     """Horizontal bars, largest on top, each labelled with its value."""
+    return _png(ranked_bars_figure(title, labels, values, unit))
+
+
+def ranked_bars_figure(
+    title: str, labels: Sequence[str], values: Sequence[Decimal], unit: str
+) -> Figure:
+    """The figure :func:`ranked_bars` draws."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(WIDTH, max(2.5, 0.45 * len(labels) + 1.2)))
     axis = figure.add_subplot()
     order = list(range(len(labels)))[::-1]
     numbers = [float(values[i]) for i in order]
-    bars = axis.barh([labels[i] for i in order], numbers, color=COST_COLOUR)
-    axis.bar_label(bars, labels=[f"{values[i]:,} {unit}" for i in order], padding=3, fontsize=8)
+    # Positions, then the labels as tick text: labels that read as numbers or dates would
+    # otherwise make matplotlib log about "categorical units".
+    bars = axis.barh(range(len(order)), numbers, color=COST_COLOUR)
+    axis.set_yticks(range(len(order)), [labels[i] for i in order])
+    axis.bar_label(
+        bars, labels=[f"{cost_label(values[i])} {unit}" for i in order], padding=3, fontsize=8
+    )
     axis.set_xlabel(unit)
     axis.set_xlim(right=max(numbers, default=0) * 1.25 or 1)
     axis.set_title(title)
-    return _png(figure)
+    return figure
 
 
 def monthly_revenue(

@@ -14,10 +14,11 @@ from typing import Any
 from admin_commands import business_figures as figures
 from admin_commands import charts
 from admin_commands.registry import CommandContext, CommandGroup, CommandResult
+from admin_commands.reports import count_of, period_of
 from admin_commands.stats import CHART, PERIOD, chart_files
 from billing.amounts import amount_str, minor_places
 from core.money import from_micros
-from core.period import Period, month_bounds, parse_period
+from core.period import Period, month_bounds
 from storage.repositories.business import BusinessRepository
 from storage.repositories.invoices import InvoiceRepository
 from storage.states import InvoiceStatus
@@ -36,13 +37,6 @@ CSV_FIELDS = (
 )  # fmt: skip
 
 
-def _period(ctx: CommandContext, raw: str) -> Period:
-    try:
-        return parse_period(raw, ctx.deps.clock().date())
-    except ValueError as exc:
-        raise ctx.usage_error(str(exc).capitalize() + ".") from None
-
-
 def _instants(period: Period) -> tuple[datetime, datetime]:
     return (
         datetime.combine(period.start, time(), tzinfo=UTC),
@@ -58,7 +52,7 @@ def _instants(period: Period) -> tuple[datetime, datetime]:
 async def billing(ctx: CommandContext) -> CommandResult:
     """Invoicing and business figures for a period: revenue, paid and unpaid, overdue, average
     invoice, MRR, ARR, new and churned tenants, churn rate, ARPU, revenue by pack and plan."""
-    period = _period(ctx, ctx.args.period)
+    period = period_of(ctx)
     since, until = _instants(period)
     months = _last_months(period.end, MONTHS_CHARTED)
     async with ctx.deps.sessions() as session:
@@ -122,10 +116,11 @@ async def billing(ctx: CommandContext) -> CommandResult:
         f"Overdue: {data['overdue']} for {data['overdue_amount']} {currency}",
         f"Average invoice: {data['average_invoice']} {currency}",
         f"MRR: {data['mrr']} {currency} · ARR: {data['arr']} {currency} "
-        f"({len(subscriptions)} subscriptions, {len(postpaid)} postpaid tenants)",
+        f"({count_of(len(subscriptions), 'subscription')}, "
+        f"{count_of(len(postpaid), 'postpaid tenant')})",
         f"Tenants: {new_tenants} new, {churned} churned of {at_start} at the start "
         f"(churn rate {figures.percent(rate)})",
-        f"ARPU: {data['arpu']} {currency} over {customers} customers",
+        f"ARPU: {data['arpu']} {currency} over {count_of(customers, 'customer')}",
         _breakdown("Revenue by pack", data["revenue_by_pack"], currency),
         _breakdown("Revenue by plan", data["revenue_by_plan"], currency),
     ]

@@ -112,7 +112,7 @@ async def new(ctx: CommandContext) -> CommandResult:
     """Issue a draft invoice to a tenant with one line (add more with /invoice line)."""
     spec = _spec(ctx, await _currency(ctx, slug=ctx.args.slug))
     view = await ctx.deps.invoices.create(ctx.args.slug, [spec], actor=ctx.caller.actor)
-    return _result(view, f"Created draft {view.summary()}.\n{view.text()}")
+    return _result(view, f"Created {view.summary()}.\n{view.text()}")
 
 
 @commands.command("invoice line", permission=WRITE, arguments=[NUMBER, *LINE])

@@ -209,13 +209,41 @@ class Command:
 
     def parse(self, argv: Sequence[str]) -> argparse.Namespace:
         try:
-            return self._parser.parse_args(list(argv))
+            return self._parser.parse_args(self._attach_values(argv))
         except argparse.ArgumentError as exc:
             self._parser.error(str(exc))
 
     def usage_for(self, caller: Caller) -> str:
         """The usage line as ``caller`` may use it: members do not see ``--tenant``."""
         return self.usage if caller.role is not None else self.member_usage
+
+    def _attach_values(self, argv: Sequence[str]) -> list[str]:
+        """``--name -2+3`` → ``--name=-2+3``: a value after an option that takes one is that
+        option's value, even when it starts with ``-`` (argparse would read it as an option)."""
+        takes_value = {
+            option
+            for action in self._parser._actions
+            if action.nargs is None and action.option_strings
+            for option in action.option_strings
+        }
+        words = list(argv)
+        joined: list[str] = []
+        index = 0
+        while index < len(words):
+            word = words[index]
+            following = words[index + 1] if index + 1 < len(words) else None
+            if (
+                word in takes_value
+                and following is not None
+                and following.startswith("-")
+                and following not in self._parser._option_string_actions
+            ):
+                joined.append(f"{word}={following}")
+                index += 2
+                continue
+            joined.append(word)
+            index += 1
+        return joined
 
     def visible_to(self, caller: Caller) -> bool:
         """Whether ``caller`` can run it from where they are (``/help`` lists only those)."""

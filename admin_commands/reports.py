@@ -6,6 +6,7 @@ same figure is written the same way everywhere (a CSV re-read matches the chat r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -13,6 +14,8 @@ from admin_commands.registry import CommandContext
 from core.period import Period, parse_period
 from storage.repositories.rollups import Sums
 
+#: The first year ``core.period.parse_period`` takes a month of.
+FIRST_YEAR = 2000
 #: Costs are shown to the hundredth of a cent: a single call often costs less than a cent.
 _PLACES = Decimal("0.0001")
 
@@ -21,10 +24,21 @@ def period_of(ctx: CommandContext, raw: str | None = None) -> Period:
     """The command's ``period`` argument (or ``raw``) as a :class:`Period`; a usage error
     naming the problem otherwise."""
     text = ctx.args.period if raw is None else raw
+    early = re.fullmatch(r"\s*(\d{4})-(\d{2})\s*", text)
+    if early and int(early[1]) < FIRST_YEAR:
+        raise ctx.usage_error(
+            f"{text.strip()!r} is too early: reports cover months from {FIRST_YEAR}-01 on."
+        )
     try:
         return parse_period(text, ctx.deps.clock().date())
     except ValueError as exc:
-        raise ctx.usage_error(str(exc).capitalize() + ".") from None
+        message = str(exc)
+        raise ctx.usage_error(message[:1].upper() + message[1:] + ".") from None
+
+
+def count_of(count: int, one: str, many: str | None = None) -> str:
+    """``1 call``, ``2 calls``, ``1,200 calls``."""
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
 
 
 def describe(period: Period) -> str:

@@ -25,6 +25,7 @@ from admin_commands.csv_safe import safe_row
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.reports import code_block as _code_block
 from admin_commands.reports import cost as _cost
+from admin_commands.reports import count_of
 from admin_commands.reports import decimal_str as _decimal
 from admin_commands.reports import describe as _describe
 from admin_commands.reports import pairs as _pairs
@@ -114,7 +115,7 @@ async def overview(ctx: CommandContext) -> CommandResult:
     return _result(ctx, text, data, files)
 
 
-@commands.command("stats tenants", permission=READ, arguments=[PERIOD])
+@commands.command("stats tenants", permission=READ, arguments=[PERIOD, CHART])
 async def tenants(ctx: CommandContext) -> CommandResult:
     """Every tenant: status, library items, tokens, cost and last activity (CSV when long)."""
     period = _period(ctx)
@@ -144,7 +145,17 @@ async def tenants(ctx: CommandContext) -> CommandResult:
     if len(rows) > TABLE_ROWS:
         lines.append(f"… {len(rows) - TABLE_ROWS:,} more in tenants.csv")
         files.append(_csv("tenants.csv", rows))
-    return CommandResult(_code_block(lines), data=rows, files=files)
+    charted = rows[:TOP]
+    files += await chart_files(
+        ctx,
+        "stats-tenants.png",
+        charts.ranked_bars,
+        f"Cost by tenant, {_describe(period)}",
+        [str(r["name"])[:24] for r in charted],
+        [Decimal(str(r["cost"])) for r in charted],
+        currency,
+    )
+    return _result(ctx, _code_block(lines), rows, files)
 
 
 @commands.command(
@@ -168,7 +179,7 @@ async def tenant(ctx: CommandContext) -> CommandResult:
     lines = [
         f"{found.name} ({found.slug}), {_describe(period)}",
         f"{found.status}, {found.plan}, balance {found.token_balance:,} tokens",
-        f"{total.turns:,} turns ({total.failed:,} failed), "
+        f"{count_of(total.turns, 'turn')} ({total.failed:,} failed), "
         f"{total.input_tokens:,} in / {total.output_tokens:,} out, {_decimal(cost)} {currency}",
         "",
         *_table(
@@ -244,7 +255,7 @@ async def models(ctx: CommandContext) -> CommandResult:
     )
 
 
-@commands.command("stats assistants", permission=READ, arguments=[PERIOD])
+@commands.command("stats assistants", permission=READ, arguments=[PERIOD, CHART])
 async def assistants(ctx: CommandContext) -> CommandResult:
     """Per assistant: uses, tenants, tokens, cost, mean latency, success rate."""
     period = _period(ctx)
@@ -280,7 +291,16 @@ async def assistants(ctx: CommandContext) -> CommandResult:
         for r in rows
     ]
     lines = [f"Assistants, {_describe(period)}", "", *(_table(header, table) or ["No usage."])]
-    return CommandResult(_code_block(lines), data=rows)
+    files = await chart_files(
+        ctx,
+        "stats-assistants.png",
+        charts.ranked_bars,
+        f"Cost by assistant, {_describe(period)}",
+        [str(r["assistant"]) for r in rows[:TOP]],
+        [Decimal(str(r["cost"])) for r in rows[:TOP]],
+        currency,
+    )
+    return _result(ctx, _code_block(lines), rows, files)
 
 
 @commands.command("stats top", permission=READ, arguments=[PERIOD, CHART])
@@ -327,7 +347,7 @@ async def top(ctx: CommandContext) -> CommandResult:
         "stats-top.png",
         charts.ranked_bars,
         f"Top {TOP} tenants by cost, {_describe(period)}",
-        [str(r["slug"]) for r in rows],
+        [str(r["name"])[:24] for r in rows],
         [Decimal(str(r["cost"])) for r in rows],
         currency,
     )

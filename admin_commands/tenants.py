@@ -12,6 +12,7 @@ from typing import Any
 
 from admin_commands.common import audit, money_str, tenant_summary
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
+from admin_commands.reports import count_of
 from admin_commands.values import (
     currency,
     email,
@@ -142,7 +143,8 @@ async def show(ctx: CommandContext) -> CommandResult:
     text = (
         f"{tenant.name} ({tenant.slug}) — {tenant.status}, {tenant.plan}\n"
         f"Balance: {tenant.token_balance:,} tokens ({tenant.tokens_reserved:,} reserved)\n"
-        f"This month: {totals.calls} calls, {totals.input_tokens:,} in / "
+        f"This month: {count_of(totals.calls, 'call')}, "
+        f"{totals.input_tokens:,} in / "
         f"{totals.output_tokens:,} out, cost {money_str(cost)} {currency}\n"
         f"VAT {Decimal(tenant.vat_rate_ppm) / 10_000}% · currency {tenant.billing_currency}"
         + _billing_line(tenant)

@@ -22,7 +22,7 @@ from bot.app import App, build_app, prepare_database
 from bot.settings import Settings, load_settings
 from core.envelope import OutboundFile
 from core.errors import ConfigurationError, SwitchboardError, UsageError
-from handlers.console import CHANNEL, ConsoleSink, console_scope, run_console
+from handlers.console import CHANNEL, ConsoleSink, console_scope, plain_text, run_console
 from storage import migrate
 from storage.models import Tenant
 from storage.repositories.tenants import BindingRepository, TenantRepository
@@ -43,7 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switchboard", description="Chat-first AI assistant service."
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="how much to log on stderr (default INFO)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, seed and serve every configured channel")
     sub.add_parser("migrate", help="apply database migrations (Alembic upgrade head)")
@@ -71,17 +77,15 @@ def main(
 ) -> int:
     args = _parser().parse_args(argv)
     out = stdout or sys.stdout
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.log_level)
     try:
         settings = load_settings(environ)
         return asyncio.run(_dispatch(args, settings, stdin or sys.stdin, out))
     except ConfigurationError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
+        for hint in _hints(args.command, exc.problems):
+            print(f"hint: {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -92,6 +96,39 @@ def main(
         return 1
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Libraries that log every request or drawing step at INFO: below WARNING only when debugging.
+_CHATTY = ("httpx", "httpx2", "httpcore", "httpcore2", "matplotlib", "PIL", "aiosmtplib")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if level != "DEBUG":
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _hints(command: str, problems: Sequence[str]) -> list[str]:
+    """What a newcomer does next when ``switchboard run`` (or ``chat``) lacks its settings."""
+    if command not in ("run", "chat") or not any("configured" in p for p in problems):
+        return []
+    env_file = Path(".env")
+    return [
+        (
+            "the settings come from the environment or a .env file: "
+            + ("edit .env" if env_file.exists() else "copy .env.example to .env")
+            + " and fill in what is missing (docs/configuration.md lists every variable)."
+        ),
+        "to try it without a chat channel, set only a provider, then: "
+        "switchboard admin tenant create demo --name Demo && "
+        "switchboard admin tokens grant demo 100000 && switchboard chat --tenant demo",
+    ]
+
+
 async def _dispatch(
     args: argparse.Namespace, settings: Settings, stdin: TextIO, out: TextIO
 ) -> int:
@@ -99,6 +136,14 @@ async def _dispatch(
         problems = settings.service_problems()
         if problems:
             raise ConfigurationError(problems)
+    if args.command == "chat" and not settings.configured_providers:
+        # Every message would end in "No assistant is enabled": say what is missing instead.
+        raise ConfigurationError(
+            [
+                "No LLM provider configured: set OPENAI_API_KEY / OPENAI_BASE_URL or "
+                "ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL."
+            ]
+        )
     app = build_app(settings)
     try:
         if args.command == "migrate":
@@ -199,7 +244,7 @@ async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:
             print(result.text, file=sys.stderr)
             _copy_text(result.output, out)
         else:
-            print(result.text, file=out)
+            print(plain_text(result.text), file=out)
             for button in result.buttons:
                 print(f"  {button.label}: {button.url}", file=out)
         for file in files:

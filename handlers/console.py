@@ -18,6 +18,12 @@ def console_scope(tenant_slug: str) -> str:
     return f"tenant:{tenant_slug}"
 
 
+def plain_text(text: str) -> str:
+    """A chat reply for a terminal: the Markdown code fences around tables go (a terminal
+    shows them as they are, and its font is fixed-width anyway)."""
+    return "\n".join(line for line in text.split("\n") if line.strip() != "```")
+
+
 class ConsoleSink:
     """Writes streamed deltas as they arrive and saves files under ``files_dir``."""
 
@@ -26,7 +32,7 @@ class ConsoleSink:
         self._save_file = save_file
 
     async def send_text(self, text: str) -> None:
-        self._write(text + "\n")
+        self._write(plain_text(text) + "\n")
 
     async def send_buttons(self, text: str, buttons: Sequence[LinkButton]) -> None:
         """A terminal has no buttons: each link on its own line, to open or copy."""

@@ -136,7 +136,7 @@ async def test_business_figures_in_chat_with_the_chart(make_app: AppFactory) -> 
     await admin(app, "admin", "add", "console:boss", "viewer")
     sink = await say(app, "/stats billing 2026-11", user="boss")
     [text] = sink.texts
-    assert "MRR: 79.50 EUR · ARR: 954.00 EUR (1 subscriptions, 1 postpaid tenants)" in text
+    assert "MRR: 79.50 EUR · ARR: 954.00 EUR (1 subscription, 1 postpaid tenant)" in text
     assert "Tenants: 1 new, 2 churned of 4 at the start (churn rate 50.00 %)" in text
     assert "Revenue by pack: pro 30.00 EUR, starter 0.00 EUR" in text
     [chart] = sink.files
