@@ -7,6 +7,7 @@
     python3 tasks.py test-pg    the suite on a throw-away PostgreSQL cluster (Debian pg_virtualenv)
     python3 tasks.py lint       ruff and mypy
     python3 tasks.py bench      the pipeline benchmark
+    python3 tasks.py docs       regenerate docs/commands.md and docs/configuration.md
     python3 tasks.py i18n       extract messages, update locale/*/switchboard.po, compile .mo
 
 Extra arguments after `test` go to pytest. Standard library only: this runs before anything is
@@ -71,6 +72,8 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(BIN / "switchboard"), "run", *rest], cwd=ROOT)
     if task == "test":
         return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
+    if task == "docs":
+        return subprocess.call([str(PYTHON), "-m", "bot.docs", *rest], cwd=ROOT)
     if task == "test-pg":
         pytest = " ".join([f'"{PYTHON}"', "-m", "pytest", *rest])
         script = f'TEST_DATABASE_URL="{PG_URL}" {pytest}'
