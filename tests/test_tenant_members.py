@@ -16,6 +16,7 @@ from core.errors import SwitchboardError
 from tests.conftest import admin, bind_console, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 from tests.test_cli import _env, _run
+from tests.test_telegram import ADMIN_ID, USER, Start, bind_private, start, telegram  # noqa: F401 (fixtures)
 
 
 async def _refusal(app: App, *words: str) -> str:
@@ -168,3 +169,57 @@ async def test_console_commands_from_the_shell(
     assert code == 1 and "below 0" in json.loads(out)["error"]
     code, out, err = await _run(["admin", "tenant", "unlink", "acme", "console:tenant:acme"], env)
     assert code == 0, err
+
+
+async def test_a_leaked_invite_answered_from_telegram(
+    start: Start,  # noqa: F811 (the fixture)
+    llm: FakeLLMServer,
+) -> None:
+    """A stranger used the tenant's invite: the admin sees them, blocks them, unlinks the chat;
+    the rest of the tenant goes on."""
+    run = await start(SUPERADMINS=f"telegram:{ADMIN_ID}")
+    fake = run.fake
+    await bind_private(run)  # USER's private chat linked to acme
+    await fake.send_update(fake.private_message(USER, "hello"))
+    await fake.wait_for_bot_messages(USER, 2)
+    calls = len(llm.requests)
+
+    async def ask(text: str, replies: int) -> str:
+        await fake.send_update(fake.private_message(ADMIN_ID, text))
+        await fake.wait_for_bot_messages(ADMIN_ID, replies)
+        return fake.bot_texts(ADMIN_ID)[-1] or ""
+
+    listed = await ask("/tenant members acme", 1)
+    assert f"telegram:{USER}" in listed and f"telegram:user:{USER} · linked" in listed
+    assert await ask(f"/tenant block acme telegram:{USER}", 2) == (
+        f"Blocked telegram:{USER} in acme."
+    )
+    await fake.send_update(fake.private_message(USER, "still there?"))
+    await fake.wait_for_bot_messages(USER, 3)
+    assert fake.bot_texts(USER)[-1] == (
+        "Your access to this organisation is blocked. Ask its administrator."
+    )
+    assert len(llm.requests) == calls
+    assert await ask(f"/tenant unlink acme telegram:user:{USER}", 3) == (
+        f"Unlinked telegram:user:{USER} from acme."
+    )
+    await fake.send_update(fake.private_message(USER, "hello?"))
+    await fake.wait_for_bot_messages(USER, 4)
+    assert "not linked to an organisation" in (fake.bot_texts(USER)[-1] or "")
+    assert len(llm.requests) == calls
+    actions = await _audit_actions(run.app)
+    assert ("tenant.block", f"telegram:{USER}") in actions
+    assert ("tenant.unlink", f"telegram:user:{USER}") in actions
+
+
+async def test_tokens_adjust_from_the_console_chat(app: App) -> None:
+    await tenant_with_tokens(app, tokens=1_000)
+    await bind_console(app)
+    await admin(app, "admin", "add", "console:boss", "admin")
+    sink = await say(app, "/tokens adjust acme -250 duplicate grant", user="boss")
+    assert sink.texts == ["Adjusted acme by -250 tokens (duplicate grant); balance 1,000 → 750."]
+    refused = await say(app, "/tokens adjust acme -751 oops", user="boss")
+    assert "below 0. Nothing was changed." in refused.texts[0]
+    member = await say(app, "/tokens adjust acme +1000000 free", user="alice")
+    assert member.texts[0].startswith("Permission denied")
+    assert (await admin(app, "tenant", "show", "acme")).data["token_balance"] == 750
