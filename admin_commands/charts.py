@@ -156,7 +156,8 @@ def monthly_revenue(
     positions = list(range(len(months)))
     bars = axis.bar(positions, [float(r) for r in revenue], color=INPUT_COLOUR)
     axis.bar_label(bars, labels=[f"{r:,}" for r in revenue], padding=2, fontsize=8)
-    axis.set_xticks(positions, list(months))
+    # "Nov 26" rather than "2026-11": twelve of them fit side by side.
+    axis.set_xticks(positions, [date.fromisoformat(m + "-01").strftime("%b %y") for m in months])
     axis.set_ylabel(unit)
     axis.set_ylim(0, float(max(revenue, default=0)) * 1.2 or 1)
     axis.set_title(title)
