@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
@@ -45,6 +46,23 @@ def _create_venv() -> None:
         _call(sys.executable, "-m", "virtualenv", "--quiet", VENV)
 
 
+def _serve(args: list[str]) -> int:
+    """Run ``args`` until it exits. Ctrl-C reaches it too (same terminal): wait for its graceful
+    shutdown instead of leaving a traceback, and pass the interrupt on if it did not get it."""
+    child = subprocess.Popen(args, cwd=ROOT)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        try:
+            return child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGINT)
+            return child.wait()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            child.kill()
+            return 130
+
+
 def install() -> None:
     """Create .venv and install the project with its dev tools, once per pyproject change."""
     # Checked at run time on purpose: this file may be started by an older interpreter.
@@ -69,7 +87,7 @@ def main(argv: list[str]) -> int:
     if task == "install":
         return 0
     if task == "run":
-        return subprocess.call([str(BIN / "switchboard"), "run", *rest], cwd=ROOT)
+        return _serve([str(BIN / "switchboard"), "run", *rest])
     if task == "test":
         return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
     if task == "docs":
