@@ -3,7 +3,7 @@ nothing above it: the composition root hands over an object with these attribute
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +17,6 @@ from storage.db import Sessions
 if TYPE_CHECKING:
     from billing.invoicing.monthly import MonthlyInvoicing
     from billing.invoicing.service import InvoiceService
-    from billing.notices import Notice
     from billing.stripe.checkout import CheckoutService
 
 
@@ -37,9 +36,29 @@ class CommandConfig:
         return CostConversion(self.billing_currency, self.usd_to_billing_rate)
 
 
-class NoticeDelivery(Protocol):
-    async def deliver(self, notice: Notice) -> bool:
-        """Write to a chat outside of a turn; False when it could not be reached."""
+class DeliveryReport(Protocol):
+    """What an attempt to deliver outbox rows did (``handlers.outbox.Delivered``)."""
+
+    @property
+    def sent(self) -> int: ...
+
+    @property
+    def failed(self) -> int:
+        """Attempted and failed: tried again later."""
+        ...
+
+    @property
+    def left(self) -> int:
+        """Not attempted here: a channel this process does not reach."""
+        ...
+
+    @property
+    def errors(self) -> tuple[str, ...]: ...
+
+
+class OutboxDelivery(Protocol):
+    async def deliver(self, ids: Sequence[int]) -> DeliveryReport:
+        """Attempt outbox rows just committed, those this process can reach."""
         ...
 
     def reaches(self, channel: str) -> bool:
@@ -79,8 +98,8 @@ class CommandDeps(Protocol):
     def monthly_invoicing(self) -> MonthlyInvoicing: ...
 
     @property
-    def outbox(self) -> NoticeDelivery:
-        """The running channels' way into chats (invoices sent to a tenant's chats)."""
+    def outbox(self) -> OutboxDelivery:
+        """Delivers outbox rows (invoices sent to a tenant's chats) from this process."""
         ...
 
     @property

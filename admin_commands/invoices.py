@@ -21,7 +21,6 @@ from billing.invoicing.pdf import pdf_file_name, render_invoice
 from billing.invoicing.recipients import tenant_chats
 from billing.invoicing.service import LineSpec, check_sendable
 from billing.invoicing.views import InvoiceView
-from billing.notices import Notice
 from core.envelope import EMAIL_CHANNEL, ChatAddress, LinkButton, OutboundFile
 from core.errors import SwitchboardError
 from core.money import to_micros
@@ -126,7 +125,8 @@ async def line(ctx: CommandContext) -> CommandResult:
 @commands.command("invoice send", permission=WRITE, arguments=[NUMBER])
 async def send(ctx: CommandContext) -> CommandResult:
     """Send an invoice (PDF and pay link) to every chat of its tenant and its e-mail; due in
-    INVOICE_DUE_DAYS. It is sent only if one of them got it."""
+    INVOICE_DUE_DAYS. It is sent once one of them got it: what this process cannot deliver
+    now, a running switchboard delivers."""
     number = ctx.args.number
     async with ctx.deps.sessions() as session:
         invoice = await InvoiceRepository(session).get(number)
@@ -143,46 +143,30 @@ async def send(ctx: CommandContext) -> CommandResult:
             "e-mail to send it to (link a chat with /start CODE, or set an e-mail with "
             f"/tenant set {tenant.slug} --email ADDRESS and SMTP_URL). Nothing was changed.",
         )
-    reachable = [r for r in recipients if outbox.reaches(r.channel)]
-    if not reachable:
-        channels = ", ".join(sorted({r.channel for r in recipients}))
-        raise SwitchboardError(
-            f"{number}: no recipient reachable from this process",
-            user_message=f"{number} was not sent: its {len(recipients)} recipient(s) are on "
-            f"{channels}, which this process does not serve (run it from a chat, or while "
-            "`switchboard run` serves that channel). Nothing was changed.",
-        )
-    sent: list[OutboundFile] = []
-    delivered: list[int] = []
-
-    async def deliver(view: InvoiceView) -> int:
-        document = await _pdf(ctx, view)
-        sent.append(document)
-        buttons = (
-            (LinkButton(f"Pay {view.money(view.invoice.total_micros)}", view.pay_url),)
-            if view.pay_url
-            else ()
-        )
-        due = f", due {view.invoice.due_at:%Y-%m-%d}" if view.invoice.due_at else ""
-        issuer = ctx.deps.invoices.config.issuer.name or "us"
-        text = f"Invoice {view.number} from {issuer}: {view.money(view.invoice.total_micros)}{due}."
-        reached = 0
-        for address in reachable:
-            reached += await outbox.deliver(Notice(address, text, buttons, (document,)))
-        delivered.append(reached)
-        return reached
-
-    view = await ctx.deps.invoices.send(number, actor=ctx.caller.actor, deliver=deliver)
-    reached = delivered[-1]
+    queued = await ctx.deps.invoices.queue_send(
+        number, recipients, actor=ctx.caller.actor, media_dir=ctx.deps.media_dir
+    )
+    report = await outbox.deliver(queued.outbox_ids)
+    view = await ctx.deps.invoices.view(number)
     no_link = (
         ""
         if view.pay_url or not view.payable or ctx.deps.checkout is None
         else (" No pay link: Stripe did not answer; the PDF carries the bank details.")
     )
-    result = _result(
-        view, f"Sent {view.summary()} to {reached} of {len(recipients)} recipient(s).{no_link}"
-    )
-    result.files = sent[-1:]
+    waiting = len(recipients) - report.sent
+    if report.sent:
+        text = f"Sent {view.summary()} to {report.sent} of {len(recipients)} recipient(s)."
+        if waiting:
+            text += f" The other {waiting} will get it from a running switchboard (retried)."
+    else:
+        why = f" ({report.errors[0]})" if report.errors else ""
+        text = (
+            f"Queued {number} for {len(recipients)} recipient(s), none reached yet{why}: a "
+            "running switchboard delivers it (retried for 24 hours), and it becomes sent when "
+            f"the first delivery succeeds. It is {view.invoice.status} until then."
+        )
+    result = _result(view, text + no_link)
+    result.files = [queued.document]
     return result
 
 

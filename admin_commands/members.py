@@ -9,6 +9,7 @@ from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandRe
 from admin_commands.roles import minimum_role
 from admin_commands.values import slug
 from core.clock import month_start
+from core.envelope import ChatAddress
 from core.errors import ConflictError, NotFoundError, UsageError
 from core.i18n import N_, lazy
 from core.money import from_micros, to_micros
@@ -83,7 +84,12 @@ async def start(ctx: CommandContext) -> CommandResult:
                 user_message=lazy(refusal, name=current.name, role=minimum_role(REBIND_PERMISSION)),
             )
         tenant = await invites.redeem(code, now=deps.clock(), used_by=caller.actor)
-        await bindings.bind(tenant, caller.channel, caller.scope_key)
+        # Where the tenant's invoices and notices will go: the chat the code was sent from.
+        bound_from = ChatAddress(
+            caller.channel, caller.chat_key, user_id=caller.user_id,
+            thread_key=caller.thread_key, is_private=caller.is_private,
+        )  # fmt: skip
+        await bindings.bind(tenant, caller.channel, caller.scope_key, bound_from.to_json())
         if current is None:
             await audit(
                 session, ctx, "chat.bind", scope, None, {"tenant": tenant.slug}, tenant=tenant

@@ -1,26 +1,35 @@
-"""Messages billing sends to chats outside of any turn, and who receives them.
+"""Messages sent to chats outside of any turn, and who receives them.
 
-Billing only says what to tell whom (a :class:`Notice`); the channels deliver it after the
-transaction that made the change has committed.
+Billing (and recovery, and the alert push) only says what to tell whom (a :class:`Notice`) and
+writes it into the outbox table with :func:`enqueue`, in the transaction that makes the change;
+``handlers.outbox`` delivers it after commit, from whichever process reaches the channel.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.envelope import ChatAddress, LinkButton, OutboundFile
+from core.envelope import EMAIL_CHANNEL, ChatAddress, LinkButton, OutboundFile
 from core.scopes import scope_of
+from storage.models import ChannelBinding
 from storage.repositories.admins import AdminRepository
+from storage.repositories.outbox import NewMessage, OutboxRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
 from storage.repositories.tenants import BindingRepository
 
 #: Platform roles told about payment problems as they happen.
 NOTIFIED_ROLES = frozenset({"admin", "super_admin"})
-#: Channels that can be written to outside of a turn.
-_REACHABLE = frozenset({"telegram", "slack"})
+#: Chat channels that can be written to outside of a turn (the console and the shell cannot).
+CHAT_CHANNELS = frozenset({"telegram", "slack"})
+#: Every channel an outbox message may go to.
+OUTBOUND_CHANNELS = CHAT_CHANNELS | {EMAIL_CHANNEL}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +39,57 @@ class Notice:
     buttons: tuple[LinkButton, ...] = ()
     #: Sent before the text (an invoice's PDF).
     files: tuple[OutboundFile, ...] = ()
+    #: The tenant it is about, if any (named in the alert when it cannot be delivered).
+    tenant_id: int | None = None
+
+
+async def enqueue(
+    session: AsyncSession,
+    notices: Sequence[Notice],
+    *,
+    cause_kind: str,
+    cause_ref: str = "",
+    now: datetime,
+    media_dir: Path | None = None,
+) -> list[int]:
+    """Write ``notices`` into the outbox in ``session``'s transaction; the ids of the new rows.
+
+    ``cause_kind`` and ``cause_ref`` name what caused them (``invoice.send``, the number and
+    the moment; ``stripe``, the effect's key): the n-th message of a cause to a recipient is
+    written once, however often the cause runs again. Files are stored under ``media_dir``.
+    Notices to channels nothing can write to (the console) are left out.
+    """
+    ids: list[int] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for notice in notices:
+        address = notice.address
+        if address.channel not in OUTBOUND_CHANNELS:
+            continue
+        recipient = (address.channel, address.chat_key, address.thread_key)
+        nth = seen[recipient] = seen.get(recipient, 0) + 1
+        key = "\x1f".join((cause_kind, cause_ref, str(nth), *recipient))
+        message = NewMessage(
+            address=address,
+            text=notice.text,
+            delivery_key=f"{cause_kind[:32]}:{hashlib.sha256(key.encode()).hexdigest()}",
+            cause_kind=cause_kind,
+            cause_ref=cause_ref,
+            buttons=notice.buttons,
+            files=notice.files,
+            tenant_id=notice.tenant_id,
+        )
+        added = await OutboxRepository(session).add(message, now=now, media_dir=media_dir)
+        if added is not None:
+            ids.append(added)
+    return ids
+
+
+def binding_address(binding: ChannelBinding) -> ChatAddress | None:
+    """The chat a binding was made from (stored at bind time), if it can be written to."""
+    address = address_of(binding.address)
+    if address is None or address.channel not in CHAT_CHANNELS:
+        return None
+    return address
 
 
 def address_of(stored: dict[str, Any] | None) -> ChatAddress | None:
@@ -47,16 +107,15 @@ async def admin_addresses(session: AsyncSession) -> list[ChatAddress]:
     Slack member is written to in the app's direct messages)."""
     found: list[ChatAddress] = []
     for admin in await AdminRepository(session).list():
-        if admin.role in NOTIFIED_ROLES and admin.channel in _REACHABLE:
-            found.append(
-                ChatAddress(
-                    admin.channel,
-                    chat_key=admin.external_id,
-                    user_id=admin.external_id,
-                    is_private=True,
-                )
-            )
+        if admin.role in NOTIFIED_ROLES and admin.channel in CHAT_CHANNELS:
+            found.append(private_address(admin.channel, admin.external_id))
     return found
+
+
+def private_address(channel: str, external_id: str) -> ChatAddress:
+    """A person's private chat with the bot: a Telegram user id is their private chat's id; a
+    Slack member (``T/U``) is written to in the app's direct messages."""
+    return ChatAddress(channel, chat_key=external_id, user_id=external_id, is_private=True)
 
 
 async def still_the_tenants(

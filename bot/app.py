@@ -19,7 +19,7 @@ from assistants.providers.factory import build_provider_clients
 from assistants.types import ProviderClient
 from billing.catalog import seed_catalog
 from billing.invoicing.monthly import MonthlyInvoicing
-from billing.invoicing.service import InvoiceConfig, InvoiceService
+from billing.invoicing.service import SEND_CAUSE, InvoiceConfig, InvoiceService
 from billing.invoicing.views import Issuer
 from billing.metering import Metering
 from billing.stripe.checkout import CheckoutService, ReturnUrls
@@ -30,6 +30,7 @@ from core.errors import ConfigurationError
 from core.i18n import Translators
 from handlers.deps import Deps, TurnConfig
 from handlers.metrics import Metrics
+from handlers.outbox import Outbox
 from handlers.pipeline import Pipeline, build_pipeline
 from storage import migrate
 from storage.db import Sessions, create_engine, create_session_factory
@@ -128,11 +129,28 @@ def build_app(
         invoices=InvoiceService(sessions, invoice_config, clock=clock),
         monthly_invoicing=MonthlyInvoicing(sessions, invoice_config, clock=clock),
         translators=translators,
+        outbox=Outbox(sessions, media_dir=settings.media_dir, clock=clock, owner=metering.holder),
     )
+    deps.outbox.react(SEND_CAUSE, deps.invoices.delivered)
     closers = _build_payments(settings, deps, sessions, clock)
-    _build_mail(settings, deps)
     registry = build_registry()
+    closers += _build_outbound(settings, deps, registry)
+    _build_mail(settings, deps)
     return App(settings, engine, deps, registry, build_pipeline(deps, registry), closers)
+
+
+def _build_outbound(
+    settings: Settings, deps: Deps, registry: CommandRegistry
+) -> list[Callable[[], Awaitable[None]]]:
+    """The chat channels this process can write to without serving them (the Bot API, the
+    Slack Web API), so that the shell delivers the outbox rows its commands write;
+    ``switchboard run`` replaces them with its running channels."""
+    from bot.channels import OutboundSinks
+
+    sinks = OutboundSinks(settings, registry)
+    for channel in sinks.channels:
+        deps.outbox.register(channel, sinks.telegram if channel == "telegram" else sinks.slack)
+    return [sinks.aclose]
 
 
 def _build_mail(settings: Settings, deps: Deps) -> None:

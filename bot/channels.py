@@ -8,7 +8,7 @@ its app came from. Each adapter (and its SDK) is imported only when its channel 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
@@ -39,11 +39,8 @@ class Channel(Protocol):
     async def stop(self) -> None:
         """Stop receiving; in-flight turns are drained by the service afterwards."""
 
-    async def notify(self, address: Mapping[str, Any], text: str) -> None:
-        """Write into a chat a message once came from (``DedupMiddleware``'s reply address)."""
-
     def sink_for(self, address: ChatAddress) -> ReplySink:
-        """A sink writing to one of this channel's chats outside of any turn (notices)."""
+        """A sink writing to one of this channel's chats outside of any turn (the outbox)."""
 
 
 def build_channels(
@@ -113,8 +110,7 @@ def build_slack_channel(
         raise ValueError("Slack is not configured (SLACK_BOT_TOKEN)")
     token = settings.slack_bot_token.get_secret_value()
     signing_secret = secret_value(settings.slack_signing_secret)
-    command = settings.slack_command.strip()
-    command = command if command.startswith("/") else "/" + command
+    command = _slash_command(settings)
     logger = logging.getLogger("handlers.slack.bolt")
     client = AsyncWebClient(
         token=token, base_url=settings.slack_api_base or DEFAULT_SLACK_API_BASE, logger=logger
@@ -139,3 +135,75 @@ def build_slack_channel(
         signing_secret=signing_secret,
         app_token=secret_value(settings.slack_app_token),
     )
+
+
+class OutboundSinks:
+    """The shell's way into Telegram chats and Slack conversations without serving the channel:
+    the Bot API and the Slack Web API with the configured tokens, for the outbox to deliver
+    what a command wrote (``switchboard admin invoice send``). Clients are made on first use,
+    so a command that writes to no chat never imports aiogram or the Slack SDK."""
+
+    def __init__(self, settings: Settings, registry: CommandRegistry) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._telegram: Any = None
+        self._slack: Any = None
+
+    @property
+    def channels(self) -> list[str]:
+        found = []
+        if self._settings.telegram_bot_token is not None:
+            found.append("telegram")
+        if self._settings.slack_bot_token is not None:
+            found.append("slack")
+        return found
+
+    def telegram(self, address: ChatAddress) -> ReplySink:
+        from handlers.telegram.channel import sink_to
+
+        if self._telegram is None:
+            from aiogram import Bot
+            from aiogram.client.session.aiohttp import AiohttpSession
+
+            from handlers.telegram import api_server
+            from handlers.telegram.delivery import Delivery, Pacing
+
+            token = self._settings.telegram_bot_token
+            assert token is not None
+            session = AiohttpSession(api=api_server(self._settings.telegram_api_base))
+            bot = Bot(token.get_secret_value(), session=session)
+            self._closers.append(bot.session.close)
+            self._telegram = Delivery(bot, Pacing())
+        return sink_to(self._telegram, address)
+
+    def slack(self, address: ChatAddress) -> ReplySink:
+        from handlers.slack.channel import sink_to
+        from handlers.slack.options import SlackOptions
+        from handlers.slack.sink import StreamingSupport
+
+        if self._slack is None:
+            from slack_sdk.web.async_client import AsyncWebClient
+
+            from handlers.slack.text import CommandSpeller
+
+            token = self._settings.slack_bot_token
+            assert token is not None
+            client = AsyncWebClient(
+                token=token.get_secret_value(),
+                base_url=self._settings.slack_api_base or DEFAULT_SLACK_API_BASE,
+                logger=logging.getLogger("handlers.slack.bolt"),
+            )
+            speller = CommandSpeller(_slash_command(self._settings), self._registry.groups())
+            self._slack = (client, speller, StreamingSupport(available=False))
+        client, speller, streaming = self._slack
+        return sink_to(client, address, SlackOptions(), speller=speller, streaming=streaming)
+
+    async def aclose(self) -> None:
+        for close in self._closers:
+            await close()
+
+
+def _slash_command(settings: Settings) -> str:
+    command = settings.slack_command.strip()
+    return command if command.startswith("/") else "/" + command

@@ -18,7 +18,8 @@ from bot.http import build_web_app
 from bot.settings import secret_value
 from core.errors import ConfigurationError
 from handlers.alert_push import DailyAlerts
-from handlers.recovery import InterruptedTurns, Notifier
+from handlers.outbox import POLL_SECONDS
+from handlers.recovery import InterruptedTurns
 from storage.repositories.jobs import JobClaims
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,10 @@ class ServiceRunner:
             app.deps.clock,
             hour=app.settings.alerts_hour,
             holder=app.deps.metering.holder,
+            post=app.deps.outbox.post,
         )
-
-    @property
-    def notifiers(self) -> dict[str, Notifier]:
-        """The channels this process serves, by name, for writing into chats unprompted."""
-        return {channel.name: channel for channel in self.channels}
+        #: Seconds between two passes of the outbox worker.
+        self.outbox_poll_seconds = POLL_SECONDS
 
     async def start(self) -> None:
         settings = self.app.settings
@@ -98,7 +97,11 @@ class ServiceRunner:
             log.exception("warming up failed")
 
     async def run_until_stopped(self) -> None:
-        background = [asyncio.create_task(self._sweep()), asyncio.create_task(self._push_alerts())]
+        background = [
+            asyncio.create_task(self._sweep()),
+            asyncio.create_task(self._push_alerts()),
+            asyncio.create_task(self.app.deps.outbox.work(self.outbox_poll_seconds)),
+        ]
         try:
             await self._stopping.wait()
         finally:
@@ -113,12 +116,13 @@ class ServiceRunner:
 
     async def stop(self) -> None:
         """Stop receiving, let in-flight turns finish, then close everything."""
-        # Payment notices still being sent need the channels: finish them first. Webhooks from
-        # now on are answered 503, and Stripe redelivers them to a process that is up.
+        # Messages being sent need the channels: finish them first (what is not attempted stays
+        # in the outbox for the next process). Webhooks from now on are answered 503, and
+        # Stripe redelivers them to a process that is up.
         outbox = self.app.deps.outbox
         outbox.close()
         if not await outbox.drain(DRAIN_TIMEOUT_SECONDS):
-            log.warning("payment notices still being sent at shutdown")
+            log.warning("outbox messages still being sent at shutdown")
         for channel in self.channels:
             with suppress(Exception):
                 await channel.stop()
@@ -143,7 +147,7 @@ class ServiceRunner:
             except Exception:
                 log.exception("reservation sweep failed")
             try:
-                await self.interrupted.sweep(self.notifiers)
+                self.app.deps.outbox.post(await self.interrupted.sweep())
             except Exception:
                 log.exception("interrupted-turn sweep failed")
             try:
@@ -156,7 +160,7 @@ class ServiceRunner:
         """Send the day's new alerts to the admins once a day at ``ALERTS_HOUR`` (UTC)."""
         while True:
             try:
-                await self.alerts.push_due(self.notifiers)
+                await self.alerts.push_due()
             except Exception:
                 log.exception("alert push failed")
             await asyncio.sleep(ALERT_CHECK_SECONDS)

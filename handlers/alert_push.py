@@ -4,24 +4,26 @@ Once a day, at the first check at or after ``ALERTS_HOUR`` (UTC), the current al
 (``billing.alerts``) that were not yet sent that day go to every admin in a private chat: a
 Telegram admin's chat is their user id, a Slack admin (``slack:T/U``) gets a direct message from
 the app. However many processes run, one pushes: the ``alerts.daily`` lease is taken first, and
-each alert is recorded in ``sent_alerts`` (unique per day, kind, tenant and subject) before it is
-sent. Recording first means a crash mid-push may lose that day's message but never doubles it;
-an alert whose condition lasts comes back the next day. A process that starts after the hour
-pushes what is new since (a restart does not resend what went out).
+each alert is recorded in ``sent_alerts`` (unique per day, kind, tenant and subject) in the
+same transaction that writes the messages into the outbox, which delivers them (retried until
+they go out, whichever process reaches the admin's channel). An alert whose condition lasts
+comes back the next day. A process that starts after the hour pushes what is new since (a
+restart does not resend what went out).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_commands.alerts import alert_lines
 from billing.alerts import Alert, collect
+from billing.notices import CHAT_CHANNELS, Notice, enqueue, private_address
 from core.clock import Clock
-from handlers.recovery import Notifier
 from storage.db import Sessions
 from storage.repositories.admins import AdminRepository
 from storage.repositories.leases import LeaseRepository
@@ -36,15 +38,8 @@ LEASE_TTL = timedelta(minutes=10)
 MESSAGE_CHARS = 3_500
 #: Alerts listed in one push; the rest are counted and left to ``/alerts``.
 MAX_LISTED = 60
-
-
-def admin_address(external_id: str) -> dict[str, str]:
-    """Where ``Channel.notify`` writes to reach an admin privately.
-
-    Telegram: a user's private chat id is their user id. Slack: ``T/U`` is the chat key, and
-    the Slack channel posts to its part after "/", a user id, which opens the app's DM.
-    """
-    return {"chat_key": external_id, "thread_key": ""}
+#: The outbox cause of a push (its reference is the day).
+CAUSE = "alerts.daily"
 
 
 def compose(day: date, alerts: Sequence[Alert]) -> list[str]:
@@ -74,18 +69,21 @@ class DailyAlerts:
         hour: int,
         holder: str,
         lease_ttl: timedelta = LEASE_TTL,
+        post: Callable[[Sequence[int]], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._hour = hour
         self._holder = holder
         self._lease_ttl = lease_ttl
+        #: Delivers the messages written, right after commit (the outbox's ``post``).
+        self._post = post
         #: The last day this process saw pushed (by itself or another process).
         self._done: date | None = None
 
-    async def push_due(self, notifiers: Mapping[str, Notifier]) -> list[Alert] | None:
-        """Push the day's new alerts if it is time; the alerts this process sent, or None when
-        it is not time yet, the day is done, or another process is pushing right now."""
+    async def push_due(self) -> list[Alert] | None:
+        """Push the day's new alerts if it is time; the alerts this process pushed, or None
+        when it is not time yet, the day is done, or another process is pushing right now."""
         now = self._clock().astimezone(UTC)
         if now.hour < self._hour or self._done == now.date():
             return None
@@ -95,47 +93,41 @@ class DailyAlerts:
             ):
                 return None  # another process is pushing: look again at the next check
         try:
-            sent = await self._push(now, notifiers)
+            sent = await self._push(now)
         finally:
             async with self._sessions.begin() as session:
                 await LeaseRepository(session).release(LEASE, self._holder, self._clock())
         self._done = now.date()
         return sent
 
-    async def _push(self, now: datetime, notifiers: Mapping[str, Notifier]) -> list[Alert]:
+    async def _push(self, now: datetime) -> list[Alert]:
         async with self._sessions() as session:
             found = await collect(session, now)
-            admins = await AdminRepository(session).list()
         try:
             async with self._sessions.begin() as session:
                 recorded = await SentAlertRepository(session).record_new_on(
                     [(a.push_day(now.date()), a.key) for a in found], now
                 )
+                fresh = [a for a in found if a.key in set(recorded)]
+                written = await self._write(session, now, fresh) if fresh else []
         except IntegrityError:
             # Only when a lease ran out under a slow push: the other process sends them.
             log.warning("alerts of %s were being pushed by another process", now.date())
             return []
-        new = set(recorded)
-        fresh = [a for a in found if a.key in new]
-        if not fresh:
-            return []
-        messages = compose(now.date(), fresh)
-        reached = 0
-        for admin in admins:
-            notifier = notifiers.get(admin.channel)
-            if notifier is None:
-                continue  # a channel this process does not serve (the console)
-            try:
-                for text in messages:
-                    await notifier.notify(admin_address(admin.external_id), text)
-            except Exception:
-                log.warning(
-                    "could not send alerts to %s:%s",
-                    admin.channel,
-                    admin.external_id,
-                    exc_info=True,
-                )
-            else:
-                reached += 1
-        log.info("pushed %d alerts to %d admins", len(fresh), reached)
+        if self._post is not None:
+            self._post(written)
+        log.info("pushed %d alerts in %d messages", len(fresh), len(written))
         return fresh
+
+    async def _write(self, session: AsyncSession, now: datetime, fresh: list[Alert]) -> list[int]:
+        """The push's messages to every admin's private chat, into the outbox."""
+        messages = compose(now.date(), fresh)
+        notices = [
+            Notice(private_address(admin.channel, admin.external_id), text)
+            for admin in await AdminRepository(session).list()
+            if admin.channel in CHAT_CHANNELS  # not a console admin: no chat to write to
+            for text in messages
+        ]
+        # Each push is its own cause: a later push the same day (a new alert) is a new message.
+        ref = f"{now.date().isoformat()}:{now.isoformat()}"
+        return await enqueue(session, notices, cause_kind=CAUSE, cause_ref=ref, now=now)

@@ -59,11 +59,12 @@ class Deps:
     monthly_invoicing: MonthlyInvoicing
     #: The message catalogs of every language (replies in the caller's language).
     translators: Translators
+    #: Delivers the outbox table (messages outside of turns) through the channels this
+    #: process reaches.
+    outbox: Outbox
     #: Bot usernames learnt at channel start-up (e.g. ``{"telegram": "acme_bot"}``), for links.
     bot_usernames: dict[str, str] = field(default_factory=dict)
     #: Stripe Checkout links (``/buy``, ``/subscribe``); None when Stripe is not configured.
     checkout: CheckoutService | None = None
     #: Verifies and applies ``POST /stripe/webhook``; None without ``STRIPE_WEBHOOK_SECRET``.
     stripe_webhook: StripeWebhook | None = None
-    #: Writes to chats outside of turns (payment notices), through the running channels.
-    outbox: Outbox = field(default_factory=Outbox)

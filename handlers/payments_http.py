@@ -45,7 +45,7 @@ async def receive(webhook: StripeWebhook, outbox: Outbox, request: web.Request) 
     except Exception:
         log.exception("applying a Stripe webhook failed; Stripe will retry it")
         return web.json_response({"error": "internal error"}, status=500)
-    outbox.post(result.notices)
+    outbox.post(result.outbox_ids)
     return web.json_response({"received": True, "outcome": result.outcome})
 
 

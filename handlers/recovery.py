@@ -3,8 +3,9 @@
 A killed process leaves its update claims ``processing`` (see ``DedupMiddleware``). Channels
 rarely redeliver such an update: Telegram's long polling has confirmed it already and webhooks
 were answered at once. So after start-up, and periodically, claims whose holder has exited (or
-whose lease ran out) are marked ``abandoned`` (once, across processes) and their chat gets a
-short apology. A redelivery that comes anyway is still answered.
+whose lease ran out) are marked ``abandoned`` (once, across processes) and, in that same
+transaction, an apology to their chat is written into the outbox; whichever process reaches
+the channel delivers it. A redelivery that comes anyway is still answered.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from billing.holders import is_dead_local_holder
+from billing.notices import CHAT_CHANNELS, Notice, enqueue
 from core.clock import Clock
+from core.envelope import ChatAddress
 from storage.db import Sessions
 from storage.repositories.updates import UpdateClaimRepository
 
@@ -24,12 +27,19 @@ log = logging.getLogger(__name__)
 ASK_AGAIN = (
     "Sorry, I was interrupted before I could answer your last message. Please send it again."
 )
+#: The outbox cause of an apology (its reference is the claim's id).
+CAUSE = "turn.interrupted"
 
 
-class Notifier(Protocol):
-    """A channel that can write into a chat it once received a message from."""
-
-    async def notify(self, address: Mapping[str, Any], text: str) -> None: ...
+def claim_address(channel: str, reply_to: Mapping[str, Any]) -> ChatAddress:
+    """The chat of a claim (``handlers.middlewares.reply_address``) as an address."""
+    return ChatAddress(
+        channel,
+        str(reply_to["chat_key"]),
+        user_id=str(reply_to.get("user_id") or ""),
+        thread_key=str(reply_to.get("thread_key") or ""),
+        is_private=bool(reply_to.get("private", True)),
+    )
 
 
 class InterruptedTurns:
@@ -45,27 +55,25 @@ class InterruptedTurns:
         #: A claim younger than this is left alone: its update may still be redelivered.
         self._grace = grace
 
-    async def sweep(self, notifiers: Mapping[str, Notifier]) -> int:
-        """Tell the chats of cut-short turns to ask again; returns how many were told."""
+    async def sweep(self) -> list[int]:
+        """Abandon cut-short turns and write their apologies; the outbox rows written."""
         now = self._clock()
         async with self._sessions() as session:
             claims = await UpdateClaimRepository(session).interrupted(now - self._grace)
-        told = 0
+        written: list[int] = []
         for claim in claims:
             expired = claim.lease_expires_at is not None and claim.lease_expires_at <= now
             if not (expired or is_dead_local_holder(claim.holder)):
                 continue  # still being answered by a live process
-            notifier = notifiers.get(claim.channel)
-            if notifier is None or not claim.reply_to:
-                continue  # a channel this process does not serve: its own processes will tell
+            if claim.channel not in CHAT_CHANNELS or not claim.reply_to:
+                continue  # the console: nobody to write to once the terminal is gone
+            address = claim_address(claim.channel, claim.reply_to)
             async with self._sessions.begin() as session:
                 if not await UpdateClaimRepository(session).abandon(claim):
                     continue  # another process took it
-            try:
-                await notifier.notify(claim.reply_to, ASK_AGAIN)
-            except Exception:
-                log.warning("could not tell %s chat about an interrupted turn", claim.channel)
-                continue
-            log.warning("told %s chat %s to ask again", claim.channel, claim.reply_to["chat_key"])
-            told += 1
-        return told
+                written += await enqueue(
+                    session, [Notice(address, ASK_AGAIN)], cause_kind=CAUSE,
+                    cause_ref=str(claim.id), now=now,
+                )  # fmt: skip
+            log.warning("telling %s chat %s to ask again", claim.channel, address.chat_key)
+        return written

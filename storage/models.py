@@ -161,6 +161,9 @@ class ChannelBinding(Base):
     channel: Mapped[str] = mapped_column(String(16))
     scope_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The chat it was bound from (``ChatAddress.to_json()``): where the tenant's invoices and
+    #: notices go. None for a chat that cannot be written to outside a turn (the console).
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Member(Base):
@@ -467,6 +470,52 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     holder: Mapped[str] = mapped_column(String(120))
     expires_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """A message to one recipient (a chat or an e-mail address), written in the transaction
+    that causes it and delivered after commit by any process that reaches its channel.
+
+    ``pending`` → ``sending`` (leased by ``lease_owner`` until ``lease_expires_at``) → ``sent``,
+    or back to ``pending`` with ``next_attempt_at`` after a failed attempt, or ``failed`` once
+    it has been trying for 24 hours. ``delivery_key`` (cause + recipient) is unique: a cause
+    writes each of its messages to a recipient at most once. Files live under ``MEDIA_DIR``
+    (``files`` holds their relative paths, names and types), never in the row.
+    """
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        UniqueConstraint("delivery_key"),
+        Index("ix_outbox_messages_due", "status", "next_attempt_at"),
+        Index("ix_outbox_messages_cause", "cause_kind", "cause_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True)
+    #: ``telegram``, ``slack`` or ``email``; then the stored ``ChatAddress`` (for e-mail,
+    #: ``chat_key`` is the address).
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_key: Mapped[str] = mapped_column(String(320))
+    thread_key: Mapped[str] = mapped_column(String(64), default="")
+    user_id: Mapped[str] = mapped_column(String(200), default="")
+    is_private: Mapped[bool] = mapped_column(Boolean, default=True)
+    text: Mapped[str] = mapped_column(Text)
+    #: ``[{"label", "url"}]``
+    buttons: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    #: ``[{"path" (under MEDIA_DIR), "name", "mime", "caption"}]``
+    files: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    delivery_key: Mapped[str] = mapped_column(String(400))
+    #: What caused it (``invoice.send`` and the invoice number): told of the first success.
+    cause_kind: Mapped[str] = mapped_column(String(32))
+    cause_ref: Mapped[str] = mapped_column(String(200), default="")
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
 
 
 class SentAlert(Base):

@@ -1,5 +1,6 @@
 """``invoice send``: by e-mail through a real SMTP server on 127.0.0.1, and sent only once a
-delivery succeeded (no recipient, or none reachable: refused, nothing changed)."""
+delivery succeeded (no recipient: refused, nothing changed; none reachable now: queued in the
+outbox, still a draft, and delivered later)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import email
 import email.policy
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import select
 
 from bot.app import App
+from core.envelope import ChatAddress
 from core.errors import SwitchboardError
+from storage.models import OutboxMessage
 from tests.conftest import AppFactory, admin, tenant_with_tokens
 from tests.fakes.stripe_server import FakeStripeServer
+from tests.test_alerts import Clock
 from tests.test_payments import stripe_env
 
 
@@ -93,42 +99,80 @@ async def test_no_recipient_is_refused_and_the_invoice_stays_a_draft(app: App) -
     assert (shown["status"], shown["due_at"]) == ("draft", None)
 
 
-async def test_recipients_this_process_cannot_reach_change_nothing(app: App) -> None:
-    # A Telegram chat is linked, but the shell serves no channel and no SMTP is set.
+async def test_a_chat_this_process_cannot_reach_is_queued_and_the_invoice_stays_a_draft(
+    app: App,
+) -> None:
+    # A Telegram chat is linked, but this shell has no bot token and no SMTP is set: the
+    # message waits in the outbox for a running switchboard (tests/test_outbox.py delivers it).
     from storage.repositories.tenants import BindingRepository, TenantRepository
 
     await tenant_with_tokens(app, "acme", tokens=0)
     async with app.deps.sessions.begin() as session:
         tenant = await TenantRepository(session).get("acme")
-        await BindingRepository(session).bind(tenant, "telegram", "user:4242")
+        address = ChatAddress("telegram", "4242", user_id="4242", is_private=True)
+        await BindingRepository(session).bind(tenant, "telegram", "user:4242", address.to_json())
     number = (await admin(app, "invoice", "new", "acme", "100", "Consulting")).data["number"]
 
-    with pytest.raises(SwitchboardError) as refused:
-        await admin(app, "invoice", "send", number)
+    queued = await admin(app, "invoice", "send", number)
 
-    assert "which this process does not serve" in (refused.value.user_message or "")
+    assert queued.text.startswith(f"Queued {number} for 1 recipient(s), none reached yet")
+    assert "It is draft until then" in queued.text
     assert await _status(app, number) == "draft"
+    [row] = await _outbox(app)
+    assert (row.channel, row.chat_key, row.status, row.attempts) == (
+        "telegram",
+        "4242",
+        "pending",
+        0,
+    )
+    assert row.cause_kind == "invoice.send" and row.cause_ref.startswith(f"{number}@")
+    [file] = row.files
+    stored = app.settings.media_dir / file["path"]
+    assert file["name"] == f"{number}.pdf" and stored.read_bytes().startswith(b"%PDF")
 
 
-async def test_a_failed_delivery_puts_the_invoice_back(
-    make_app: AppFactory, smtp: tuple[_Inbox, int]
+async def test_a_failed_mail_is_retried_later_and_the_invoice_sent_once(
+    make_app: AppFactory,
 ) -> None:
-    _, port = smtp
-    app = await make_app(SMTP_URL=f"smtp://127.0.0.1:{_free_port()}")  # nobody listens there
+    clock = Clock(datetime(2026, 12, 4, 9, tzinfo=UTC))
+    port = _free_port()  # nobody listens there yet: the mail server is down
+    app = await make_app(clock=clock, SMTP_URL=f"smtp://127.0.0.1:{port}")
     await tenant_with_tokens(app, "acme", tokens=0)
     await admin(app, "tenant", "set", "acme", "--email", "ap@acme.test")
     number = (await admin(app, "invoice", "new", "acme", "100", "Consulting")).data["number"]
 
-    with pytest.raises(SwitchboardError, match="reached none of its recipients"):
-        await admin(app, "invoice", "send", number)
+    queued = await admin(app, "invoice", "send", number)
 
+    assert queued.text.startswith(f"Queued {number} for 1 recipient(s), none reached yet (")
     shown = (await admin(app, "invoice", "show", number)).data
-    assert (shown["status"], shown["due_at"], shown["issued_at"] is not None) == (
-        "draft",
-        None,
-        True,
-    )
-    assert port  # the working server is untouched
+    assert (shown["status"], shown["due_at"]) == ("draft", None)
+    [row] = await _outbox(app)
+    assert (row.status, row.attempts) == ("pending", 1) and row.last_error
+    assert row.next_attempt_at == clock.at + timedelta(seconds=30), "back-off after a failure"
+
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        assert (await app.deps.outbox.deliver_due()).sent == 0, "not due before its back-off"
+        clock.at += timedelta(seconds=30)
+        assert (await app.deps.outbox.deliver_due()).sent == 1
+        assert (await app.deps.outbox.deliver_due()).sent == 0
+    finally:
+        controller.stop()
+
+    [(_, to, message)] = inbox.messages
+    assert to == ["ap@acme.test"] and message["Subject"].startswith(f"Invoice {number} from")
+    shown = (await admin(app, "invoice", "show", number)).data
+    assert shown["status"] == "sent"
+    assert shown["due_at"].startswith("2027-01-03"), "due 30 days from when it was sent"
+    [row] = await _outbox(app)
+    assert (row.status, row.attempts, row.sent_at) == ("sent", 2, clock.at)
+
+
+async def _outbox(app: App) -> list[OutboxMessage]:
+    async with app.deps.sessions() as session:
+        return list((await session.execute(select(OutboxMessage))).scalars())
 
 
 async def test_stripe_down_during_send_still_delivers_without_a_pay_link(

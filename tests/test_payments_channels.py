@@ -111,7 +111,7 @@ async def test_telegram_buy_button_payment_and_failed_renewal_notices(
             [listed] = (await admin(service.app, "alerts")).data
             assert listed["detail"].startswith("payment failed: acme's Pro plan")
             daily = ServiceRunner(service.app, [])
-            assert await daily.alerts.push_due(service.notifiers) == []
+            assert await daily.alerts.push_due() == []
             assert len(fake.bot_texts(ADMIN)) == 1
         finally:
             await service.stop()

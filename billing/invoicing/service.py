@@ -3,14 +3,16 @@ marked paid, cancelled, swept to overdue. Every change is audited in its own tra
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import inspect, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.amounts import amount_str, minor_places, price_label
@@ -23,9 +25,12 @@ from billing.invoicing.arithmetic import (
     totals,
     vat_rate_ppm_for,
 )
+from billing.invoicing.pdf import pdf_file_name, render_invoice
 from billing.invoicing.views import InvoiceView, Issuer
+from billing.notices import Notice, enqueue
 from billing.stripe.effects import becomes_customer
 from core.clock import Clock
+from core.envelope import ChatAddress, LinkButton, OutboundFile
 from core.errors import PaymentUnavailable, SwitchboardError
 from core.money import MICROS_PER_UNIT, from_micros
 from storage.db import Sessions
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
     from billing.stripe.checkout import CheckoutService
 
 log = logging.getLogger(__name__)
+#: An invoice's columns, to copy one without its session.
+_COLUMNS = tuple(inspect(Invoice).column_attrs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,20 @@ class InvoiceConfig:
     @property
     def conversion(self) -> CostConversion:
         return CostConversion(self.currency, self.usd_to_billing_rate)
+
+
+#: The outbox cause of an invoice's delivery (its reference: ``NUMBER@queued-at``).
+SEND_CAUSE = "invoice.send"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedSend:
+    """An invoice written into the outbox for its recipients."""
+
+    #: As the recipients see it (a draft shown sent, with its due date).
+    view: InvoiceView
+    document: OutboundFile
+    outbox_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,39 +99,6 @@ def check_sendable(invoice: Invoice) -> None:
         raise InvoiceStateError(f"{invoice.number} is {invoice.status}: nothing to send.")
     if invoice.total_micros <= 0:
         raise InvoiceStateError(f"{invoice.number} totals nothing: add a line first.")
-
-
-@dataclass(frozen=True, slots=True)
-class _Unsent:
-    """What sending changes on an invoice, kept to put it back if no delivery succeeds."""
-
-    status: InvoiceStatus
-    due_at: datetime | None
-    sent_at: datetime | None
-    issued_at: datetime
-    vat_rate_ppm: int
-    subtotal_micros: int
-    vat_micros: int
-    total_micros: int
-
-    @classmethod
-    def of(cls, invoice: Invoice) -> _Unsent:
-        return cls(
-            invoice.status,
-            invoice.due_at,
-            invoice.sent_at,
-            invoice.issued_at,
-            invoice.vat_rate_ppm,
-            invoice.subtotal_micros,
-            invoice.vat_micros,
-            invoice.total_micros,
-        )
-
-    def restore(self, invoice: Invoice) -> None:
-        invoice.status, invoice.due_at, invoice.sent_at = self.status, self.due_at, self.sent_at
-        invoice.issued_at, invoice.vat_rate_ppm = self.issued_at, self.vat_rate_ppm
-        invoice.subtotal_micros, invoice.vat_micros = self.subtotal_micros, self.vat_micros
-        invoice.total_micros = self.total_micros
 
 
 def snapshot(invoice: Invoice) -> dict[str, Any]:
@@ -362,26 +350,14 @@ class InvoiceService:
                 .values(status="expired", closed_at=self._clock())
             )
 
-    async def send(
-        self,
-        number: str,
-        *,
-        actor: str,
-        deliver: Callable[[InvoiceView], Awaitable[int]] | None = None,
-    ) -> InvoiceView:
-        """Mark ``number`` sent (a draft becomes due in ``due_days``; a sent or overdue one is
-        sent again as it is) and make sure it has a pay link.
-
-        With ``deliver`` (which puts the invoice into its recipients' chats and returns how many
-        it reached), the invoice is sent only if a delivery succeeded: when none did, it is put
-        back as it was and :class:`InvoiceStateError` says so. Stripe failing to make the pay
-        link then does not stop the delivery: the PDF carries the bank details.
-        """
+    async def send(self, number: str, *, actor: str) -> InvoiceView:
+        """Mark ``number`` sent at once (a draft becomes due in ``due_days``; a sent or overdue
+        one is sent again as it is) and make sure it has a pay link. For an invoice delivered
+        to its recipients, see :meth:`queue_send`: it becomes sent when a delivery succeeds."""
         async with self._sessions.begin() as session:
             invoice = await InvoiceRepository(session).get(number, lock=True)
             check_sendable(invoice)
             before = snapshot(invoice)
-            previous = _Unsent.of(invoice)
             now = self._clock()
             if invoice.status == "draft":
                 await settle_draft(
@@ -397,46 +373,99 @@ class InvoiceService:
                 snapshot(invoice),
                 tenant_id=invoice.tenant_id,
             )
-        if deliver is None:
-            await self.ensure_pay_link(number, actor=actor)
-            return await self.view(number)
-        try:
-            await self.ensure_pay_link(number, actor=actor)
-        except PaymentUnavailable as exc:
-            log.warning("no pay link for %s (%s): sent without one", number, exc.reason)
-        view = await self.view(number)
-        if await deliver(view):
-            return view
-        await self._unsend(number, previous, sent_at=now, actor=actor)
-        raise InvoiceStateError(
-            f"{number} reached none of its recipients, so it was not sent: it is as it was."
-        )
+        await self.ensure_pay_link(number, actor=actor)
+        return await self.view(number)
 
-    async def _unsend(
-        self, number: str, previous: _Unsent, *, sent_at: datetime, actor: str
-    ) -> None:
-        """Put back what :meth:`send` changed, unless the invoice changed again since."""
+    async def queue_send(
+        self, number: str, recipients: Sequence[ChatAddress], *, actor: str, media_dir: Path
+    ) -> QueuedSend:
+        """Write invoice ``number`` (its PDF, a line of text and its pay button) into the outbox
+        for each of ``recipients``; :meth:`delivered` makes it ``sent`` (due in ``due_days``)
+        when the first of them got it, whichever process delivered it.
+
+        A draft's issue date and VAT are settled first (the document shows the sending date)
+        and a pay link is made; Stripe failing to make one does not stop the send: the PDF
+        carries the bank details. The messages are written in the transaction that records
+        the send (audited ``invoice.send``), so they go out once per recipient even if this
+        process stops right after.
+        """
+        now = self._clock()
         async with self._sessions.begin() as session:
             invoice = await InvoiceRepository(session).get(number, lock=True)
-            if invoice.sent_at != sent_at:
-                return
-            before = snapshot(invoice)
-            previous.restore(invoice)
+            check_sendable(invoice)
+            if invoice.status == "draft":
+                await settle_draft(
+                    session, invoice, now=now, issuer_country=self.config.issuer.country
+                )
+        try:
+            await self.ensure_pay_link(number, actor=actor, sending=True)
+        except PaymentUnavailable as exc:
+            log.warning("no pay link for %s (%s): sent without one", number, exc.reason)
+        view = self._as_sent(await self.view(number), now)
+        document = OutboundFile(
+            pdf_file_name(view),
+            await asyncio.to_thread(render_invoice, view, self.config.issuer),
+            "application/pdf",
+            caption=f"{view.title}: {view.money(view.invoice.total_micros)}",
+        )
+        total = view.money(view.invoice.total_micros)
+        buttons = (LinkButton(f"Pay {total}", view.pay_url),) if view.pay_url else ()
+        due = f", due {view.invoice.due_at:%Y-%m-%d}" if view.invoice.due_at else ""
+        text = f"Invoice {number} from {self.config.issuer.name or 'us'}: {total}{due}."
+        notices = [
+            Notice(address, text, buttons, (document,), tenant_id=view.tenant.id)
+            for address in recipients
+        ]
+        async with self._sessions.begin() as session:
+            invoice = await InvoiceRepository(session).get(number, lock=True)
+            check_sendable(invoice)  # cancelled or paid meanwhile: nothing goes out
+            ids = await enqueue(
+                session, notices, cause_kind=SEND_CAUSE, cause_ref=f"{number}@{now.isoformat()}",
+                now=now, media_dir=media_dir,
+            )  # fmt: skip
             await AuditRepository(session).record(
-                actor,
-                "invoice.send_undone",
-                invoice.number,
-                before,
-                snapshot(invoice),
-                tenant_id=invoice.tenant_id,
-            )
+                actor, "invoice.send", invoice.number, snapshot(invoice),
+                snapshot(invoice) | {"recipients": len(ids)}, tenant_id=invoice.tenant_id,
+            )  # fmt: skip
+        return QueuedSend(view, document, tuple(ids))
 
-    async def ensure_pay_link(self, number: str, *, actor: str) -> str | None:
-        """The invoice's Checkout Session URL: created once for its total, then reused."""
+    def _as_sent(self, view: InvoiceView, now: datetime) -> InvoiceView:
+        """``view`` as the recipients will see it: a draft shown sent, due in ``due_days``
+        (a copy: the invoice itself becomes sent only when a delivery succeeds)."""
+        if view.invoice.status != "draft":
+            return view
+        copy = Invoice(**{a.key: getattr(view.invoice, a.key) for a in _COLUMNS})
+        copy.status, copy.sent_at = "sent", now
+        copy.due_at = now + timedelta(days=self.config.due_days)
+        return replace(view, invoice=copy)
+
+    async def delivered(self, session: AsyncSession, cause_ref: str, now: datetime) -> None:
+        """An outbox message of :meth:`queue_send` reached its recipient (called in the
+        transaction that records it): the invoice is sent from the time it was queued, if it
+        is still a draft. Later deliveries of the same send find it sent and change nothing."""
+        number, _, stamp = cause_ref.partition("@")
+        invoice = await InvoiceRepository(session).find(number, lock=True)
+        if invoice is None or invoice.status != "draft":
+            return
+        queued_at = datetime.fromisoformat(stamp) if stamp else now
+        before = snapshot(invoice)
+        invoice.status, invoice.sent_at = "sent", queued_at
+        invoice.due_at = queued_at + timedelta(days=self.config.due_days)
+        await AuditRepository(session).record(
+            "outbox", "invoice.delivered", invoice.number, before, snapshot(invoice),
+            tenant_id=invoice.tenant_id,
+        )  # fmt: skip
+
+    async def ensure_pay_link(
+        self, number: str, *, actor: str, sending: bool = False
+    ) -> str | None:
+        """The invoice's Checkout Session URL: created once for its total, then reused.
+        ``sending``: a draft being sent gets one too (it is payable once delivered)."""
         if self._checkout is None:
             return None
         view = await self.view(number)
-        if view.pay_url is not None or not view.payable:
+        being_sent = sending and view.invoice.status == "draft"
+        if view.pay_url is not None or not (view.payable or being_sent):
             return view.pay_url
         invoice = view.invoice
         old = invoice.payment_id

@@ -1,4 +1,5 @@
-"""What every webhook effect handler gets: the transaction, the time, and where notices go."""
+"""What every webhook effect handler gets: the transaction, the time, and where notices go
+(the outbox table, in the effect's own transaction)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.alerts import payment_alert_subject, payment_alert_text
-from billing.notices import Notice, address_of, admin_addresses, still_the_tenants
+from billing.notices import Notice, address_of, admin_addresses, enqueue, still_the_tenants
 from billing.stripe.subscription_state import SubscriptionState
 from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
@@ -57,18 +58,25 @@ class EffectContext:
     api: StripeApi | None = None
     #: ``COMPANY_COUNTRY``: receipts apply reverse charge from it, as invoices do.
     issuer_country: str = ""
+    #: Names the effect in the outbox (its messages are written once per recipient however
+    #: often it runs); the event id when empty.
+    cause: str = ""
+    #: The outbox rows :meth:`settle_told` wrote, for the process to deliver after commit.
+    outbox_ids: list[int] = field(default_factory=list)
+    _written: int = 0
 
     def tell(self, stored_address: dict[str, Any] | None, text: str, *, tenant_id: int) -> None:
         """Tell the chat that asked (for a link, a subscription) about tenant ``tenant_id``'s
         payment, if it still may hear it: see :meth:`settle_told`."""
         address = address_of(stored_address)
         if address is not None:
-            self._told.append((Notice(address, text), tenant_id))
+            self._told.append((Notice(address, text, tenant_id=tenant_id), tenant_id))
 
     async def settle_told(self) -> None:
         """Keep what :meth:`tell` said only for chats that are the tenant's now (a chat moved to
         another tenant since it asked must not hear this one's balance) or a platform admin's
-        own chat (``/buy --tenant``); run before the effect's transaction ends."""
+        own chat (``/buy --tenant``), and write every notice of the effect into the outbox;
+        run before the effect's transaction ends (again after any later notice)."""
         admins = {(a.channel, a.chat_key) for a in await admin_addresses(self.session)}
         for notice, tenant_id in self._told:
             address = notice.address
@@ -78,6 +86,15 @@ class EffectContext:
             else:
                 log.info("not telling %s: no longer a chat of tenant %s", address, tenant_id)
         self._told.clear()
+        await self._write()
+
+    async def _write(self) -> None:
+        """The notices not yet written, into the outbox (in this transaction)."""
+        fresh, self._written = self.notices[self._written :], len(self.notices)
+        self.outbox_ids += await enqueue(
+            self.session, fresh, cause_kind="stripe", cause_ref=self.cause or self.event_id,
+            now=self.now,
+        )  # fmt: skip
 
     async def alert(self, kind: str, tenant: Tenant | None, detail: str) -> None:
         """Record an alert and tell the admins at once: money is involved.
@@ -90,7 +107,11 @@ class EffectContext:
         )
         text = payment_alert_text(kind, detail)
         for address in await admin_addresses(self.session):
-            self.notices.append(Notice(address, text[:1].upper() + text[1:]))
+            self.notices.append(
+                Notice(
+                    address, text[:1].upper() + text[1:], tenant_id=tenant.id if tenant else None
+                )
+            )
         key = ("failed_payment", tenant.slug if tenant else "", payment_alert_subject(recorded.id))
         await SentAlertRepository(self.session).record_new(self.now.date(), [key], self.now)
 

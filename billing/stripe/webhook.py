@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from billing.notices import Notice
 from billing.stripe.checkout_events import (
     on_charge_refunded,
     on_session_completed,
@@ -68,7 +67,8 @@ class WebhookResult:
     outcome: Literal["processed", "duplicate", "ignored"]
     event_id: str
     event_type: str
-    notices: tuple[Notice, ...] = ()
+    #: Outbox rows the effect wrote (its notices), to deliver after commit.
+    outbox_ids: tuple[int, ...] = ()
 
 
 class StripeWebhook:
@@ -128,12 +128,12 @@ class StripeWebhook:
                 return WebhookResult("duplicate", event_id, event_type)
             ctx = EffectContext(
                 session, now, event_id, event_type, api=self._api,
-                issuer_country=self._issuer_country,
+                issuer_country=self._issuer_country, cause=key,
             )  # fmt: skip
             await route.apply(ctx, obj)
             await ctx.settle_told()
         log.info("Stripe %s %s applied (%s)", event_type, event_id, key)
-        return WebhookResult("processed", event_id, event_type, tuple(ctx.notices))
+        return WebhookResult("processed", event_id, event_type, tuple(ctx.outbox_ids))
 
 
 def event_json(payload: bytes) -> dict[str, Any]:

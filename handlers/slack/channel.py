@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -115,32 +115,15 @@ class SlackChannel:
             await self.client.session.close()
             self.client.session = None
 
-    async def notify(self, address: Mapping[str, Any], text: str) -> None:
-        """Write ``text`` into the conversation (and thread) a message once came from."""
-        channel_id = str(address["chat_key"]).partition("/")[2]
-        thread_ts = str(address.get("thread_key") or "") or None
-        await self.client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text=text)
-
     async def drain(self, seconds: float) -> bool:
         """Wait until every turn this channel started has finished; False if ``seconds`` ran
         out first."""
         return await self._tasks.drain(seconds)
 
     def sink_for(self, address: ChatAddress) -> SlackSink:
-        """Writes to a chat outside of any turn (a payment landed).
-
-        Such notices are personal: a direct message gets them where it asked; a request made in
-        a shared channel (answered there only to its author) gets them in the author's direct
-        messages with the app.
-        """
-        team, _, chat = address.chat_key.partition("/")
-        user = address.user_id.partition("/")[2] or chat
-        channel_id, thread = (
-            (chat, address.thread_key or None) if address.is_private else (user, None)
-        )
-        target = SlackTarget(channel_id=channel_id, team_id=team, user_id=user, thread_ts=thread)
-        return SlackSink(
-            self.client, target, self.options, speller=self._speller, streaming=self._streaming
+        """Writes to a chat outside of any turn (the outbox's messages): see :func:`sink_to`."""
+        return sink_to(
+            self.client, address, self.options, speller=self._speller, streaming=self._streaming
         )
 
     # -- receiving -----------------------------------------------------------------------------
@@ -289,6 +272,28 @@ class SlackChannel:
             if session is not self.client.session:
                 await session.close()
         return bytes(data)
+
+
+def sink_to(
+    client: AsyncWebClient,
+    address: ChatAddress,
+    options: SlackOptions,
+    *,
+    speller: Callable[[str], str],
+    streaming: StreamingSupport,
+) -> SlackSink:
+    """A sink writing to ``address`` through ``client`` (the running channel's, or the shell's
+    own Web API client).
+
+    Messages outside a turn are personal: a direct message gets them where it asked; a request
+    made in a shared channel (answered there only to its author) gets them in the author's
+    direct messages with the app.
+    """
+    team, _, chat = address.chat_key.partition("/")
+    user = address.user_id.partition("/")[2] or chat
+    channel_id, thread = (chat, address.thread_key or None) if address.is_private else (user, None)
+    target = SlackTarget(channel_id=channel_id, team_id=team, user_id=user, thread_ts=thread)
+    return SlackSink(client, target, options, speller=speller, streaming=streaming)
 
 
 def _refused(setting: str, exc: SlackApiError) -> str:

@@ -15,13 +15,12 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import Mapping, MutableMapping
-from typing import Any, Literal
+from collections.abc import MutableMapping
+from typing import Literal
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.methods import SendMessage
 from aiogram.types import Message, Update
 from aiohttp import web
 from pydantic import ValidationError
@@ -133,29 +132,14 @@ class TelegramChannel:
             log.warning("%d Telegram updates still running at shutdown", len(self._tasks))
         await self.bot.session.close()
 
-    async def notify(self, address: Mapping[str, Any], text: str) -> None:
-        """Write ``text`` into the chat (and forum topic) a message once came from."""
-        thread = str(address.get("thread_key") or "")
-        await self.delivery.call(
-            SendMessage(
-                chat_id=int(address["chat_key"]),
-                text=text,
-                message_thread_id=int(thread) if thread else None,
-            )
-        )
-
     async def drain(self, seconds: float) -> bool:
         """Wait until every update this channel started has been handled; False if ``seconds``
         ran out first."""
         return await self._tasks.drain(seconds)
 
     def sink_for(self, address: ChatAddress) -> TelegramSink:
-        """Writes to a chat outside of any turn (a payment landed): the chat id is its key."""
-        thread = int(address.thread_key) if address.thread_key.isdigit() else None
-        target = ChatTarget(
-            chat_id=int(address.chat_key), private=address.is_private, thread_id=thread
-        )
-        return TelegramSink(self.delivery, target)
+        """Writes to a chat outside of any turn (the outbox's messages)."""
+        return sink_to(self.delivery, address)
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -228,6 +212,15 @@ class TelegramChannel:
             raise
         assert buffer is not None
         return buffer.read()
+
+
+def sink_to(delivery: Delivery, address: ChatAddress) -> TelegramSink:
+    """A sink writing to the chat at ``address`` (its key is the chat id, its thread key the
+    forum topic), through ``delivery``: the running channel's, or the shell's own Bot API
+    client."""
+    thread = int(address.thread_key) if address.thread_key.isdigit() else None
+    target = ChatTarget(chat_id=int(address.chat_key), private=address.is_private, thread_id=thread)
+    return TelegramSink(delivery, target)
 
 
 def api_server(base: str | None) -> TelegramAPIServer:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -165,9 +166,16 @@ class BindingRepository:
         query = select(ChannelBinding).where(ChannelBinding.tenant_id == tenant_id)
         return list((await self.session.execute(query.order_by(ChannelBinding.id))).scalars())
 
-    async def bind(self, tenant: Tenant, channel: str, scope_key: str) -> None:
+    async def bind(
+        self,
+        tenant: Tenant,
+        channel: str,
+        scope_key: str,
+        address: Mapping[str, str | bool] | None = None,
+    ) -> None:
         """Bind the scope to ``tenant``, moving it if bound elsewhere: whether it may be moved
-        is the caller's decision (``/start`` asks for a platform role)."""
+        is the caller's decision (``/start`` asks for a platform role). ``address`` is the chat
+        it is bound from (``ChatAddress.to_json()``): where the tenant's invoices go."""
         existing = (
             await self.session.execute(
                 select(ChannelBinding).where(
@@ -175,11 +183,15 @@ class BindingRepository:
                 )
             )
         ).scalar_one_or_none()
+        stored = dict(address) if address is not None else None
         if existing is not None:
             existing.tenant_id = tenant.id
+            existing.address = stored or existing.address
         else:
             self.session.add(
-                ChannelBinding(tenant_id=tenant.id, channel=channel, scope_key=scope_key)
+                ChannelBinding(
+                    tenant_id=tenant.id, channel=channel, scope_key=scope_key, address=stored
+                )
             )
         await self.session.flush()
 
