@@ -159,7 +159,14 @@ async def send(ctx: CommandContext) -> CommandResult:
         if waiting:
             text += f" The other {waiting} will get it from a running switchboard (retried)."
     else:
-        why = f" ({report.errors[0]})" if report.errors else ""
+        unreached = sorted({r.channel for r in recipients if not outbox.reaches(r.channel)})
+        why = (
+            f" ({report.errors[0]})"
+            if report.errors
+            else f" (this process does not reach {', '.join(unreached)})"
+            if unreached
+            else ""
+        )
         text = (
             f"Queued {number} for {len(recipients)} recipient(s), none reached yet{why}: a "
             "running switchboard delivers it (retried for 24 hours), and it becomes sent when "

@@ -115,7 +115,10 @@ async def test_a_chat_this_process_cannot_reach_is_queued_and_the_invoice_stays_
 
     queued = await admin(app, "invoice", "send", number)
 
-    assert queued.text.startswith(f"Queued {number} for 1 recipient(s), none reached yet")
+    assert queued.text.startswith(
+        f"Queued {number} for 1 recipient(s), none reached yet (this process does not reach "
+        "telegram): a running switchboard delivers it"
+    )
     assert "It is draft until then" in queued.text
     assert await _status(app, number) == "draft"
     [row] = await _outbox(app)
