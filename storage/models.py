@@ -218,6 +218,11 @@ class Assistant(Base):
     frequency_penalty: Mapped[float | None]
     presence_penalty: Mapped[float | None]
     capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Generated media settings (``image_generation``, ``speech``): None is the provider's
+    #: default (``auto`` size and quality, the ``alloy`` voice).
+    image_size: Mapped[str | None] = mapped_column(String(16))
+    image_quality: Mapped[str | None] = mapped_column(String(16))
+    voice: Mapped[str | None] = mapped_column(String(32))
     visibility: Mapped[str] = mapped_column(String(16), default="public")  # public|private
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -316,6 +321,8 @@ class ContentItem(Base):
     text: Mapped[str | None] = mapped_column(Text)
     media_path: Mapped[str | None] = mapped_column(String(500))
     mime_type: Mapped[str | None] = mapped_column(String(100))
+    #: Bytes of the file at ``media_path`` (None for text items).
+    size_bytes: Mapped[int | None]
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     assistant_id: Mapped[int | None] = mapped_column(ForeignKey("assistants.id"))
@@ -399,7 +406,11 @@ class LedgerEntry(Base):
 
 
 class ModelPrice(Base):
-    """Per-model price override or addition, per million tokens, in micro-units."""
+    """Per-model price override or addition, per million tokens, in micro-units.
+
+    Calls that report no tokens (DALL·E images, tts-1 speech) are priced per image and per
+    million characters instead, when those prices are set.
+    """
 
     __tablename__ = "model_prices"
     __table_args__ = (UniqueConstraint("provider", "model"),)
@@ -410,6 +421,8 @@ class ModelPrice(Base):
     input_per_mtok_micros: Mapped[int]
     cached_input_per_mtok_micros: Mapped[int | None]
     output_per_mtok_micros: Mapped[int]
+    per_image_micros: Mapped[int | None]
+    per_mchar_micros: Mapped[int | None]
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
