@@ -184,7 +184,7 @@ class DedupMiddleware:
 
 
 def reply_address(message: InboundMessage) -> dict[str, str | bool]:
-    """What a channel needs to write into the message's chat later (see ``Channel.notify``)."""
+    """What a chat needs to be written to later (read back by ``billing.notices.address_of``)."""
     return {
         "chat_key": message.chat_key,
         "thread_key": message.thread_key,
