@@ -9,7 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from assistants.types import ProviderClient
 from billing.conversion import CostConversion
+from billing.metering import Metering
 from core.clock import Clock
 from core.i18n import Translators
 from storage.db import Sessions
@@ -100,6 +102,16 @@ class CommandDeps(Protocol):
     @property
     def outbox(self) -> OutboxDelivery:
         """Delivers outbox rows (invoices sent to a tenant's chats) from this process."""
+        ...
+
+    @property
+    def providers(self) -> Mapping[str, ProviderClient]:
+        """Provider clients by name (``/image`` and ``/speak`` call them)."""
+        ...
+
+    @property
+    def metering(self) -> Metering:
+        """The one metered path: every provider call reserves, then settles or releases."""
         ...
 
     @property
