@@ -25,6 +25,8 @@ from storage.models import Pack, Plan
 from storage.repositories.catalog import PackRepository, PlanRepository
 
 WRITE = "billing.write"
+#: Telegram refuses a Stars subscription priced above this (Bot API, createInvoiceLink).
+MAX_SUBSCRIPTION_STARS = 10_000
 #: The plan tenants fall back to when a subscription ends: it must stay on offer.
 FALLBACK_PLAN = "prepaid"
 
@@ -39,6 +41,7 @@ def pack_json(pack: Pack) -> dict[str, Any]:
         "price": amount_str(pack.price_micros, pack.currency),
         "currency": pack.currency,
         "active": pack.active,
+        "stars": pack.stars,
     }
 
 
@@ -53,6 +56,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "base_fee": amount_str(plan.base_fee_micros, plan.currency),
         "kind": plan.kind,
         "active": plan.active,
+        "stars": plan.stars,
     }
 
 
@@ -75,7 +79,15 @@ async def pack_list(ctx: CommandContext) -> CommandResult:
 def _pack_line(pack: Pack) -> str:
     price = price_label(pack.price_micros, pack.currency)
     off = "" if pack.active else "  (not on sale)"
-    return f"{pack.slug:<12} {pack.name:<14} {pack.tokens:>12,} tokens {price:>12}{off}"
+    return (
+        f"{pack.slug:<12} {pack.name:<14} {pack.tokens:>12,} tokens {price:>12}"
+        f"{_stars_label(pack.stars):>14}{off}"
+    )
+
+
+def _stars_label(stars: int | None) -> str:
+    """``750 Stars``, or nothing when it is not sold for Stars."""
+    return f"{stars:,} Stars" if stars else ""
 
 
 @commands.command(
@@ -88,10 +100,11 @@ def _pack_line(pack: Pack) -> str:
         Arg("--price", type=amount, metavar="AMOUNT"),
         Arg("--currency", type=currency),
         Arg("--active", type=yes_no, metavar="yes|no"),
+        Arg("--stars", type=positive_int, metavar="N"),
     ],
 )
 async def pack_set(ctx: CommandContext) -> CommandResult:
-    """Create a pack or change its name, tokens, price, currency or sale."""
+    """Create a pack or change its name, tokens, price (also in Stars), currency or sale."""
     args = ctx.args
     async with ctx.deps.sessions.begin() as session:
         repo = PackRepository(session)
@@ -105,10 +118,12 @@ async def pack_set(ctx: CommandContext) -> CommandResult:
             pack.created_at = ctx.deps.clock()
             session.add(pack)
         elif all(
-            v is None for v in (args.name, args.tokens, args.price, args.currency, args.active)
+            v is None
+            for v in (args.name, args.tokens, args.price, args.currency, args.active, args.stars)
         ):
             raise ctx.usage_error(
-                "Nothing to change: give --name, --tokens, --price, --currency or --active."
+                "Nothing to change: give --name, --tokens, --price, --currency, --active "
+                "or --stars."
             )
         pack.name = args.name or pack.name
         pack.tokens = args.tokens or pack.tokens
@@ -117,6 +132,8 @@ async def pack_set(ctx: CommandContext) -> CommandResult:
             pack.price_micros = to_micros(args.price)
         if args.active is not None:
             pack.active = args.active
+        if args.stars is not None:
+            pack.stars = args.stars
         _check_price(ctx, pack.price_micros, pack.currency, allow_zero=False)
         _touch(pack, ctx.deps.clock)
         await session.flush()
@@ -126,6 +143,7 @@ async def pack_set(ctx: CommandContext) -> CommandResult:
     return CommandResult(
         f"Pack {pack.slug} {verb}: {pack.tokens:,} tokens for "
         f"{price_label(pack.price_micros, pack.currency)}"
+        + (f" or {pack.stars:,} Stars" if pack.stars else "")
         + ("" if pack.active else " (not on sale)")
         + ".",
         data=after,
@@ -143,8 +161,9 @@ async def plan_list(ctx: CommandContext) -> CommandResult:
 
 def _plan_line(plan: Plan) -> str:
     if plan.kind == "subscription":
+        stars = f" or {plan.stars:,} Stars" if plan.stars else ""
         terms = (
-            f"{price_label(plan.price_micros, plan.currency)}/month, "
+            f"{price_label(plan.price_micros, plan.currency)}{stars}/month, "
             f"{plan.tokens_included:,} tokens included"
         )
     elif plan.kind == "postpaid":
@@ -170,6 +189,7 @@ def _plan_line(plan: Plan) -> str:
         Arg("--base-fee", type=amount, metavar="AMOUNT"),
         Arg("--currency", type=currency),
         Arg("--active", type=yes_no, metavar="yes|no"),
+        Arg("--stars", type=positive_int, metavar="N"),
     ],
 )
 async def plan_set(ctx: CommandContext) -> CommandResult:
@@ -183,6 +203,7 @@ async def plan_set(ctx: CommandContext) -> CommandResult:
         args.base_fee,
         args.currency,
         args.active,
+        args.stars,
     )
     async with ctx.deps.sessions.begin() as session:
         plan = await PlanRepository(session).find(args.slug)
@@ -200,7 +221,7 @@ async def plan_set(ctx: CommandContext) -> CommandResult:
         elif all(v is None for v in changes):
             raise ctx.usage_error("Nothing to change: give at least one option.")
         if plan.kind != "subscription" and (
-            args.price is not None or args.tokens_included is not None
+            args.price is not None or args.tokens_included is not None or args.stars is not None
         ):
             raise ctx.usage_error(f"The {plan.kind} plan has no monthly price or included tokens.")
         if plan.slug == FALLBACK_PLAN and args.active is False:
@@ -217,6 +238,13 @@ async def plan_set(ctx: CommandContext) -> CommandResult:
             plan.base_fee_micros = to_micros(args.base_fee)
         if args.active is not None:
             plan.active = args.active
+        if args.stars is not None:
+            if args.stars > MAX_SUBSCRIPTION_STARS:
+                raise ctx.usage_error(
+                    f"Telegram takes at most {MAX_SUBSCRIPTION_STARS:,} Stars a month for a "
+                    "subscription."
+                )
+            plan.stars = args.stars
         if plan.kind == "subscription":
             _check_price(ctx, plan.price_micros, plan.currency, allow_zero=False)
         _check_price(ctx, plan.base_fee_micros, plan.currency, allow_zero=True)

@@ -19,6 +19,7 @@ from storage.db import Sessions
 if TYPE_CHECKING:
     from billing.invoicing.monthly import MonthlyInvoicing
     from billing.invoicing.service import InvoiceService
+    from billing.stars.service import StarsPayments
     from billing.stripe.checkout import CheckoutService
 
 
@@ -91,6 +92,11 @@ class CommandDeps(Protocol):
     @property
     def checkout(self) -> CheckoutService | None:
         """Makes Stripe payment links; None when Stripe is not configured."""
+        ...
+
+    @property
+    def stars(self) -> StarsPayments | None:
+        """Telegram Stars invoices (``TELEGRAM_PAYMENTS=stars``); None otherwise."""
         ...
 
     @property

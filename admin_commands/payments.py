@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from admin_commands.common import reply_address, target_tenant
+from admin_commands.common import audit, reply_address, target_tenant
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import plan_slug, positive_int, slug
 from billing.amounts import amount_str, price_label
+from billing.stars.amounts import STARS_PROVIDER, stars_label
+from billing.stars.invoices import StarsInvoice
+from billing.stars.service import StarsPayments
 from billing.stripe.checkout import LINK_REUSE, CheckoutLink, CheckoutService
 from core.envelope import LinkButton
 from core.errors import PaymentUnavailable, SwitchboardError
-from storage.models import Payment, Tenant
+from storage.models import Pack, Payment, Tenant
 from storage.repositories.catalog import PackRepository, PlanRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
 from storage.repositories.tenants import TenantRepository
@@ -26,6 +29,63 @@ def _checkout(ctx: CommandContext) -> CheckoutService:
     if ctx.deps.checkout is None:
         raise PaymentUnavailable("Stripe is not configured", user_message=NOT_CONFIGURED)
     return ctx.deps.checkout
+
+
+def _stars(ctx: CommandContext) -> StarsPayments | None:
+    """Stars when Telegram chats pay in Stars (``TELEGRAM_PAYMENTS=stars``) and the caller is
+    in one; Slack, the shell and invoices keep Stripe."""
+    if ctx.caller.channel == "telegram" and ctx.deps.stars is not None:
+        return ctx.deps.stars
+    return None
+
+
+def _stars_json(invoice: StarsInvoice, what: str) -> dict[str, Any]:
+    return {
+        what: invoice.item,
+        "name": invoice.name,
+        "tokens": invoice.tokens,
+        "amount": str(invoice.stars),
+        "currency": "XTR",
+        "url": invoice.url or None,
+        "payment_id": invoice.payment_id,
+    }
+
+
+async def _buy_stars(
+    ctx: CommandContext, stars: StarsPayments, tenant: Tenant, packs: list[Pack]
+) -> CommandResult:
+    """``/buy`` in Telegram with Stars: the packs and their Stars prices, or the invoice."""
+    on_sale = [p for p in packs if p.stars]
+    wanted: str | None = ctx.args.pack
+    if wanted is None:
+        if not on_sale:
+            return CommandResult(
+                "No token packs are on sale for Telegram Stars right now.", data=[]
+            )
+        lines = [f"Top up {tenant.name} (balance {tenant.token_balance:,} tokens) in Stars:"]
+        lines += [
+            f"• /buy {p.slug}: {p.name}, {p.tokens:,} tokens for {stars_label(p.stars or 0)}"
+            for p in on_sale
+        ]
+        data = [
+            {"pack": p.slug, "name": p.name, "tokens": p.tokens, "amount": str(p.stars),
+             "currency": "XTR"}
+            for p in on_sale
+        ]  # fmt: skip
+        return CommandResult("\n".join(lines), data=data)
+    pack = next((p for p in on_sale if p.slug == wanted), None)
+    if pack is None:
+        names = ", ".join(p.slug for p in on_sale) or "none"
+        raise ctx.usage_error(f"No pack '{wanted}' on sale for Stars. Packs: {names}.")
+    address = reply_address(ctx.caller)
+    assert address is not None  # a Telegram caller always has a chat
+    invoice = await stars.invoices.pack_invoice(
+        tenant, pack, reply_to=address, actor=ctx.caller.actor
+    )
+    return CommandResult(
+        f"{invoice.label}. Pay the invoice above; the tokens are added as soon as it is paid.",
+        data=_stars_json(invoice, "pack"),
+    )
 
 
 def _not_postpaid(tenant: Tenant) -> None:
@@ -57,12 +117,16 @@ def _link_json(link: CheckoutLink, what: str) -> dict[str, Any]:
 )
 async def buy(ctx: CommandContext) -> CommandResult:
     """Buy a token pack: a payment link for each pack, or for the one named."""
-    checkout = _checkout(ctx)
+    stars = _stars(ctx)
+    checkout = _checkout(ctx) if stars is None else None
     async with ctx.deps.sessions() as session:
         # Opening payment sessions for another tenant is a billing action, not a read.
         tenant = await target_tenant(ctx, session, permission="billing.write")
         packs = await PackRepository(session).list(active_only=True)
     _not_postpaid(tenant)
+    if stars is not None:
+        return await _buy_stars(ctx, stars, tenant, packs)
+    assert checkout is not None
     address = reply_address(ctx.caller)
     actor = ctx.caller.actor
     wanted: str | None = ctx.args.pack
@@ -101,7 +165,8 @@ async def buy(ctx: CommandContext) -> CommandResult:
 )
 async def subscribe(ctx: CommandContext) -> CommandResult:
     """Subscribe to a monthly plan: its tokens are added every paid month."""
-    checkout = _checkout(ctx)
+    stars = _stars(ctx)
+    checkout = _checkout(ctx) if stars is None else None
     async with ctx.deps.sessions() as session:
         tenant = await target_tenant(ctx, session, permission="billing.write")
         plans = await PlanRepository(session).list(kind="subscription", active_only=True)
@@ -116,6 +181,17 @@ async def subscribe(ctx: CommandContext) -> CommandResult:
             user_message=f"This organisation already subscribes to the {current.plan} plan "
             f"({current.status}). Ask your administrator to change it.",
         )
+    if stars is not None:
+        invoice = await stars.invoices.subscription_link(
+            tenant, plan, reply_to=reply_address(ctx.caller), actor=ctx.caller.actor
+        )
+        return CommandResult(
+            f"{invoice.label}. Subscribe with the link; the tokens are added when each month "
+            "is paid.",
+            data=_stars_json(invoice, "plan") | {"tokens_included": invoice.tokens},
+            buttons=[LinkButton(f"Subscribe: {stars_label(invoice.stars)}", invoice.url)],
+        )
+    assert checkout is not None
     link = await checkout.subscription_link(
         tenant, plan, reply_to=reply_address(ctx.caller), actor=ctx.caller.actor
     )
@@ -138,7 +214,9 @@ def payment_json(payment: Payment, tenant_slug: str) -> dict[str, Any]:
         "amount": amount_str(payment.amount_micros, payment.currency),
         "currency": payment.currency,
         "status": payment.status,
+        "provider": payment.provider,
         "session_id": payment.stripe_session_id,
+        "telegram_charge_id": payment.telegram_charge_id,
         "invoice_id": payment.stripe_invoice_id,
         "refunded_tokens": payment.refunded_tokens,
         "refunded_amount": amount_str(payment.refunded_micros, payment.currency),
@@ -182,3 +260,72 @@ async def payments(ctx: CommandContext) -> CommandResult:
         return CommandResult("No payments.", data=data)
     lines = [payment_line(p, None if tenant else slugs.get(p.tenant_id, "?")) for p in rows]
     return CommandResult("\n".join(lines), data=data)
+
+
+@commands.command(
+    "payments refund", permission="billing.write", arguments=[Arg("id", type=positive_int)]
+)
+async def refund(ctx: CommandContext) -> CommandResult:
+    """Refund a payment in full: Telegram Stars through Telegram, others through Stripe."""
+    async with ctx.deps.sessions() as session:
+        payment = await PaymentRepository(session).by_id(ctx.args.id)
+        if payment is None:
+            raise SwitchboardError(
+                f"no payment {ctx.args.id}", user_message=f"No payment #{ctx.args.id}."
+            )
+        tenant = await TenantRepository(session).by_id(payment.tenant_id)
+    if payment.status not in ("paid", "refunded"):
+        raise SwitchboardError(
+            f"payment {payment.id} is {payment.status}",
+            user_message=f"Payment #{payment.id} is {payment.status}: nothing was received, "
+            "so there is nothing to refund.",
+        )
+    if payment.provider == STARS_PROVIDER:
+        return await _refund_stars(ctx, payment, tenant)
+    if payment.status == "refunded":
+        return CommandResult(
+            f"Payment #{payment.id} is already refunded.",
+            data=payment_json(payment, tenant.slug),
+        )
+    refund_id = await _checkout(ctx).refund(payment, actor=ctx.caller.actor)
+    async with ctx.deps.sessions.begin() as session:
+        await audit(
+            session, ctx, "payment.refund", str(payment.id), {"status": payment.status},
+            {"provider": "stripe", "refund": refund_id}, tenant=tenant,
+        )  # fmt: skip
+    price = price_label(payment.amount_micros - payment.refunded_micros, payment.currency)
+    return CommandResult(
+        f"Refund {refund_id} of {price} asked of Stripe for payment #{payment.id} "
+        f"({tenant.slug}); the tokens are taken back when Stripe confirms it.",
+        data=payment_json(payment, tenant.slug) | {"refund_id": refund_id},
+    )
+
+
+async def _refund_stars(ctx: CommandContext, payment: Payment, tenant: Tenant) -> CommandResult:
+    stars = ctx.deps.stars
+    if stars is None:
+        raise PaymentUnavailable(
+            "Telegram Stars are not configured",
+            user_message="Telegram Stars payments are not set up on this service "
+            "(TELEGRAM_PAYMENTS=stars), so Telegram cannot be asked for this refund.",
+        )
+    result = await stars.refund(payment.id, actor=ctx.caller.actor)
+    async with ctx.deps.sessions.begin() as session:
+        if result.tokens is not None:
+            await audit(
+                session, ctx, "payment.refund", str(payment.id), {"status": payment.status},
+                {"provider": STARS_PROVIDER, "tokens": -result.tokens}, tenant=tenant,
+            )  # fmt: skip
+        row = await PaymentRepository(session).by_id(payment.id)
+        assert row is not None
+        data = payment_json(row, tenant.slug)
+    if result.outbox_ids:
+        await ctx.deps.outbox.deliver(result.outbox_ids)
+    if result.tokens is None:
+        return CommandResult(f"Payment #{payment.id} is already refunded.", data=data)
+    amount = stars_label(payment.amount_micros // 1_000_000)
+    return CommandResult(
+        f"Refunded payment #{payment.id} ({tenant.slug}): {amount} returned through Telegram, "
+        f"{result.tokens:,} tokens taken back.",
+        data=data,
+    )

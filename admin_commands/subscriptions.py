@@ -16,6 +16,7 @@ from admin_commands.common import audit, target_tenant
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.roles import minimum_role
 from admin_commands.values import slug
+from billing.stars.amounts import STARS_PROVIDER
 from billing.stripe.checkout import CheckoutService
 from billing.stripe.subscription_events import apply_state, cancellation_text
 from core.envelope import LinkButton
@@ -79,6 +80,12 @@ async def portal(ctx: CommandContext) -> CommandResult:
             f"{tenant.slug} has no subscription",
             user_message=f"{tenant.name} has no subscription to manage.",
         )
+    if current.provider == STARS_PROVIDER:
+        raise SwitchboardError(
+            f"{tenant.slug}'s subscription is paid in Stars",
+            user_message="This subscription is paid in Telegram Stars: Telegram manages it "
+            "(Settings → My Stars); /subscription cancel stops its renewals.",
+        )
     url = await _checkout(ctx).portal_url(current)
     return CommandResult(
         "Manage your subscription (card, invoices) with the link.",
@@ -96,6 +103,8 @@ async def _cancel(ctx: CommandContext, tenant: Tenant) -> CommandResult:
         )
     if current.cancel_at_period_end:
         return CommandResult(cancellation_text(current), data=_json(tenant, current))
+    if current.provider == STARS_PROVIDER:
+        return await _cancel_stars(ctx, tenant, current)
     state = await _checkout(ctx).cancel_at_period_end(current)
     before = {"cancel_at_period_end": False}
     async with ctx.deps.sessions.begin() as session:
@@ -114,6 +123,24 @@ async def _cancel(ctx: CommandContext, tenant: Tenant) -> CommandResult:
     return CommandResult(cancellation_text(row), data=_json(tenant, row))
 
 
+async def _cancel_stars(
+    ctx: CommandContext, tenant: Tenant, current: Subscription
+) -> CommandResult:
+    """A Stars subscription: Telegram stops renewing it (``editUserStarSubscription``)."""
+    if ctx.deps.stars is None:
+        raise PaymentUnavailable("Telegram Stars are not configured", user_message=NOT_CONFIGURED)
+    await ctx.deps.stars.cancel(current)
+    async with ctx.deps.sessions.begin() as session:
+        row = await SubscriptionRepository(session).find(current.stripe_subscription_id)
+        assert row is not None
+        await audit(
+            session, ctx, "subscription.cancel", row.stripe_subscription_id,
+            {"cancel_at_period_end": False}, {"cancel_at_period_end": True, "provider": "stars"},
+            tenant=tenant,
+        )  # fmt: skip
+    return CommandResult(cancellation_text(row), data=_json(tenant, row))
+
+
 async def _tenant(ctx: CommandContext) -> Tenant:
     async with ctx.deps.sessions() as session:
         return await target_tenant(ctx, session, permission=WRITE)
@@ -126,7 +153,11 @@ async def _current(ctx: CommandContext, tenant: Tenant) -> Subscription | None:
 
 async def _refreshed(ctx: CommandContext, current: Subscription) -> Subscription:
     """With the period's end from Stripe when we have not heard it yet."""
-    if current.current_period_end is not None or ctx.deps.checkout is None:
+    if (
+        current.current_period_end is not None
+        or ctx.deps.checkout is None
+        or current.provider == STARS_PROVIDER
+    ):
         return current
     try:
         state = await ctx.deps.checkout.subscription_state(current)

@@ -15,6 +15,8 @@ ZERO_DECIMAL = frozenset(
     {
         "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA",
         "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
+        # Telegram Stars: whole Stars only (never charged through Stripe).
+        "XTR",
     }
 )  # fmt: skip
 

@@ -133,6 +133,7 @@ def build_app(
     )
     deps.outbox.react(SEND_CAUSE, deps.invoices.delivered)
     closers = _build_payments(settings, deps, sessions, clock)
+    closers += _build_stars(settings, deps, clock)
     registry = build_registry()
     closers += _build_outbound(settings, deps, registry)
     _build_mail(settings, deps)
@@ -191,13 +192,44 @@ def _build_payments(
         deps.invoices.attach_checkout(deps.checkout)
     webhook_secret = secret_value(settings.stripe_webhook_secret)
     if webhook_secret is not None:
+        from billing.invoicing.delivery import DocumentDelivery
         from billing.stripe.webhook import StripeWebhook
 
         deps.stripe_webhook = StripeWebhook(
             sessions, webhook_secret, clock=clock, api=api,
             issuer_country=deps.invoices.config.issuer.country,
+            documents=DocumentDelivery(
+                deps.invoices.config.issuer, settings.media_dir,
+                email=secret_value(settings.smtp_url) is not None,
+            ),
         )  # fmt: skip
     return closers
+
+
+def _build_stars(
+    settings: Settings, deps: Deps, clock: Clock
+) -> list[Callable[[], Awaitable[None]]]:
+    """Telegram Stars (``TELEGRAM_PAYMENTS=stars``): its own Bot API client, so that any
+    process (the shell's ``/payments refund`` too) reaches Telegram."""
+    token = settings.telegram_bot_token
+    if settings.telegram_payments != "stars" or token is None:
+        return []
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+
+    from billing.stars.service import StarsPayments
+    from handlers.telegram import api_server
+    from handlers.telegram.payments import AiogramStarsApi
+
+    bot = Bot(
+        token.get_secret_value(),
+        session=AiohttpSession(api=api_server(settings.telegram_api_base)),
+    )
+    deps.stars = StarsPayments(
+        deps.sessions, AiogramStarsApi(bot), clock=clock,
+        issuer_country=deps.invoices.config.issuer.country,
+    )  # fmt: skip
+    return [bot.session.close]
 
 
 async def prepare_database(app: App) -> None:

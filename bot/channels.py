@@ -74,6 +74,11 @@ def build_telegram_channel(
     session = AiohttpSession(api=api_server(settings.telegram_api_base))
     bot = Bot(token.get_secret_value(), session=session)
     secret = settings.telegram_webhook_secret
+    routers = []
+    if deps.stars is not None:  # TELEGRAM_PAYMENTS=stars: pre-checkout and payment updates
+        from handlers.telegram.payments import payments_router
+
+        routers.append(payments_router(deps.stars, deps.translators, deps.outbox.post))
     return TelegramChannel(
         bot,
         pipeline,
@@ -84,6 +89,7 @@ def build_telegram_channel(
         webhook_secret=secret.get_secret_value() if secret else None,
         public_base_url=settings.public_base_url,
         pacing=pacing,
+        routers=routers,
     )
 
 

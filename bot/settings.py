@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     telegram_api_base: str | None = None
     telegram_mode: Literal["polling", "webhook"] = "polling"
     telegram_webhook_secret: SecretStr | None = None
+    #: How Telegram chats pay (DESIGN §3): Stripe Checkout links, or Telegram Stars invoices.
+    telegram_payments: Literal["stripe", "stars"] = "stripe"
+    #: What one Star is worth in ``BILLING_CURRENCY`` (revenue totals); above zero.
+    stars_to_billing_rate: Decimal = Field(default=Decimal("0.013"), gt=0)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -102,6 +106,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_currency(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("telegram_payments", mode="before")
+    @classmethod
+    def _payments_mode(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("company_country")
     @classmethod
@@ -194,6 +203,8 @@ class Settings(BaseSettings):
             and self.telegram_webhook_secret is None
         ):
             problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET.")
+        if self.telegram_payments == "stars" and not self.telegram_enabled:
+            problems.append("TELEGRAM_PAYMENTS=stars needs TELEGRAM_BOT_TOKEN.")
         if self.stripe_secret_key is not None and not self.public_base_url:
             problems.append(
                 "STRIPE_SECRET_KEY is set but PUBLIC_BASE_URL is not: Stripe Checkout needs it "

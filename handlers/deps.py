@@ -21,6 +21,7 @@ from handlers.outbox import Outbox
 from storage.db import Sessions
 
 if TYPE_CHECKING:  # the Stripe SDK is imported only when payments are configured
+    from billing.stars.service import StarsPayments
     from billing.stripe.checkout import CheckoutService
     from billing.stripe.webhook import StripeWebhook
 
@@ -68,3 +69,5 @@ class Deps:
     checkout: CheckoutService | None = None
     #: Verifies and applies ``POST /stripe/webhook``; None without ``STRIPE_WEBHOOK_SECRET``.
     stripe_webhook: StripeWebhook | None = None
+    #: Telegram Stars invoices and refunds; None unless ``TELEGRAM_PAYMENTS=stars``.
+    stars: StarsPayments | None = None

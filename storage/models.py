@@ -635,6 +635,8 @@ class Pack(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Its price in Telegram Stars (``TELEGRAM_PAYMENTS=stars``); None: not sold for Stars.
+    stars: Mapped[int | None]
 
 
 class Plan(Base):
@@ -658,6 +660,8 @@ class Plan(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Its monthly price in Telegram Stars (a subscription plan); None: not sold for Stars.
+    stars: Mapped[int | None]
 
 
 class Payment(Base):
@@ -695,6 +699,14 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     paid_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    #: Who collected it: ``stripe`` or ``telegram_stars`` (amounts in ``XTR``, 1 Star = 1 unit).
+    provider: Mapped[str] = mapped_column(String(16), default="stripe", server_default="stripe")
+    #: Telegram's ``telegram_payment_charge_id``: set in the transaction that credits the
+    #: payment, unique, so a charge is credited once however often its update arrives.
+    telegram_charge_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    #: The Telegram user who paid (``refundStarPayment`` and ``editUserStarSubscription``
+    #: name the user).
+    telegram_user_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class Subscription(Base):
@@ -723,6 +735,23 @@ class Subscription(Base):
     #: links both paid): the id of that first subscription. It was cancelled and refunded at
     #: once and never grants tokens.
     duplicate_of: Mapped[int | None]
+    #: ``stripe``, or ``telegram_stars``: then ``stripe_subscription_id`` is ``stars:<the first
+    #: telegram_payment_charge_id>`` and Telegram renews it (``is_recurring`` payments).
+    provider: Mapped[str] = mapped_column(String(16), default="stripe", server_default="stripe")
+    #: A Stars subscription's subscriber and first charge (``editUserStarSubscription``).
+    telegram_user_id: Mapped[str | None] = mapped_column(String(32))
+    telegram_charge_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class OperatorText(Base):
+    """A text the operator sets with ``/config set KEY TEXT`` (``paysupport``, ``terms``)."""
+
+    __tablename__ = "operator_texts"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class StripeEffect(Base):

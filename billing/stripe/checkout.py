@@ -208,6 +208,20 @@ class CheckoutService:
             subscription.stripe_customer_id, self._urls.portal or self._urls.cancel
         )
 
+    async def refund(self, payment: Payment, *, actor: str) -> str:
+        """Refund what is left of a paid payment through Stripe (``/payments refund``); the
+        refund's id. The ledger follows Stripe's ``charge.refunded``, as for any refund."""
+        if payment.stripe_payment_intent is None:
+            raise PaymentUnavailable(
+                f"payment {payment.id} has no Stripe payment intent",
+                user_message=f"Payment #{payment.id} has no Stripe charge to refund.",
+            )
+        return await self._stripe.refund(
+            payment.stripe_payment_intent,
+            idempotency_key=f"switchboard-refund-{payment.id}",
+            metadata={"payment": str(payment.id), "refunded_by": actor},
+        )
+
     async def expire(self, session_id: str) -> str:
         """Close an open Checkout Session (an invoice cancelled or paid by hand); its status
         afterwards, ``expired`` or ``complete``. :class:`PaymentUnavailable` if Stripe failed."""

@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Literal
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Message, Update
@@ -64,6 +64,7 @@ class TelegramChannel:
         public_base_url: str | None = None,
         pacing: Pacing | None = None,
         polling_timeout: int = POLLING_TIMEOUT_SECONDS,
+        routers: Sequence[Router] = (),
     ) -> None:
         self.bot = bot
         self.pipeline = pipeline
@@ -79,7 +80,14 @@ class TelegramChannel:
         # See handlers.telegram.responses: without these, aiogram rebuilds a model per call.
         self._response_models = pin_response_models()
         self.dispatcher = Dispatcher()
-        self.dispatcher.message.register(self._on_message)
+        # Routers given (Stars payments) see updates first; every other message is a turn.
+        for router in routers:
+            self.dispatcher.include_router(router)
+        turns = Router(name="turns")
+        turns.message.register(self._on_message)
+        self.dispatcher.include_router(turns)
+        #: Payment routers also need Telegram's pre-checkout queries.
+        self.allowed_updates = ALLOWED_UPDATES + (["pre_checkout_query"] if routers else [])
         self.me: BotIdentity | None = None
         self._polling: asyncio.Task[None] | None = None
         self._tasks = BackgroundTasks("telegram")
@@ -112,7 +120,7 @@ class TelegramChannel:
                 polling_timeout=self._polling_timeout,
                 handle_signals=False,
                 close_bot_session=False,
-                allowed_updates=ALLOWED_UPDATES,
+                allowed_updates=self.allowed_updates,
             )
         )
 
@@ -155,7 +163,7 @@ class TelegramChannel:
         await self.bot.set_webhook(
             url,
             secret_token=self._secret,
-            allowed_updates=ALLOWED_UPDATES,
+            allowed_updates=self.allowed_updates,
             drop_pending_updates=False,
         )
         log.info("Telegram webhook set to %s", url)

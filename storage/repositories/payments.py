@@ -34,6 +34,11 @@ class PaymentRepository:
         query = select(Payment).where(Payment.stripe_payment_intent == payment_intent)
         return await self._one(query.with_for_update() if lock else query)
 
+    async def by_charge(self, telegram_charge_id: str, *, lock: bool = False) -> Payment | None:
+        """The Stars payment of a Telegram charge (``telegram_payment_charge_id``)."""
+        query = select(Payment).where(Payment.telegram_charge_id == telegram_charge_id)
+        return await self._one(query.with_for_update() if lock else query)
+
     async def by_invoice(self, invoice_id: str) -> Payment | None:
         return await self._one(select(Payment).where(Payment.stripe_invoice_id == invoice_id))
 

@@ -7,8 +7,7 @@
   ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code", "description",
   "parameters"}`` like Telegram: getMe, getUpdates (long polling with ``offset``/``timeout``),
   sendMessage, sendMessageDraft, editMessageText, deleteMessage, sendChatAction, sendDocument,
-  sendPhoto, sendVoice, sendAudio, setMyCommands, setWebhook, deleteWebhook, getWebhookInfo,
-  getFile;
+  sendPhoto, setMyCommands, setWebhook, deleteWebhook, getWebhookInfo, getFile;
 - ``GET /file/bot<token>/<file_path>`` file downloads.
 
 Realism where the adapter relies on it
@@ -71,12 +70,12 @@ _STRING_FIELDS = frozenset(
         "description",
         "ip_address",
         "business_connection_id",
+    }
         "title",
         "payload",
         "error_message",
         "telegram_payment_charge_id",
         "pre_checkout_query_id",
-    }
 )
 _ALLOWED_TAGS = frozenset(
     {
@@ -143,8 +142,6 @@ class StoredMessage:
     history: list[str] = field(default_factory=list)
     document: JSON | None = None
     photo: list[JSON] | None = None
-    #: A voice message or audio file: ``{"voice": {...}}`` / ``{"audio": {...}}``.
-    media: JSON | None = None
     caption: str | None = None
     #: The last text as sent, with its parse_mode (what "not modified" compares).
     markup: tuple[str, Any] | None = None
@@ -252,20 +249,18 @@ class FakeTelegramServer:
             "sendchataction": self._send_chat_action,
             "senddocument": self._send_document,
             "sendphoto": self._send_photo,
-            "sendvoice": self._send_voice,
-            "sendaudio": self._send_audio,
             "setmycommands": self._set_my_commands,
             "setwebhook": self._set_webhook,
             "deletewebhook": self._delete_webhook,
             "getwebhookinfo": self._get_webhook_info,
             "getfile": self._get_file,
         }
-        self._methods.update(self._payment_methods())
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        self._methods.update(self._payment_methods())
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
@@ -725,37 +720,6 @@ class FakeTelegramServer:
         stored.caption = caption
         return self._message_json(stored)
 
-    def _send_voice(self, params: JSON, files: Mapping[str, bytes]) -> JSON:
-        """Like Telegram: OGG/Opus (or MP3/M4A) plays as a voice message, up to 50 MB."""
-        return self._send_media(params, files, "voice", (b"OggS", b"ID3", b"\xff\xfb"))
-
-    def _send_audio(self, params: JSON, files: Mapping[str, bytes]) -> JSON:
-        """An MP3 or M4A music file, up to 50 MB."""
-        return self._send_media(params, files, "audio", (b"ID3", b"\xff\xfb", b"\x00\x00\x00"))
-
-    def _send_media(
-        self, params: JSON, files: Mapping[str, bytes], kind: str, signatures: tuple[bytes, ...]
-    ) -> JSON:
-        chat_id = self._chat(params)
-        name, data = self._upload(params, files, kind)
-        if len(data) > 50 * 1024 * 1024:
-            raise ApiError(400, "Bad Request: file is too big")
-        if not data.startswith(signatures):
-            raise ApiError(400, f"Bad Request: wrong file type for {kind}")
-        caption = self._caption(params)
-        stored = self._store_bot_message(chat_id, text=None)
-        kept = self.add_file(data, f"{kind}/{name}")
-        stored.media = {
-            kind: {
-                "file_id": kept.file_id,
-                "file_unique_id": kept.unique_id,
-                "duration": 1,
-                "file_size": len(data),
-            }
-        }
-        stored.caption = caption
-        return self._message_json(stored)
-
     def _set_my_commands(self, params: JSON, _files: Mapping[str, bytes]) -> bool:
         commands = params.get("commands")
         if not isinstance(commands, list) or len(commands) > 100:
@@ -813,6 +777,42 @@ class FakeTelegramServer:
             "file_path": stored.path,
         }
 
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _chat(self, params: JSON) -> int:
+        chat_id = params.get("chat_id")
+        if not isinstance(chat_id, int):
+            raise ApiError(400, "Bad Request: chat not found")
+        return chat_id
+
+    def _displayed_text(self, params: JSON, key: str, limit: int) -> str:
+        raw = params.get(key)
+        if not isinstance(raw, str) or not raw:
+            raise ApiError(400, "Bad Request: message text is empty")
+        mode = params.get("parse_mode")
+        if mode is not None and str(mode).lower() == "html":
+            text = parse_html(raw)
+        elif mode is None:
+            text = raw
+        else:
+            raise ApiError(400, f"Bad Request: unsupported parse_mode {mode}")
+        if not text.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        if utf16_len(text) > limit:
+            raise ApiError(400, "Bad Request: message is too long")
+        return text
+
+    def _caption(self, params: JSON) -> str | None:
+        if not params.get("caption"):
+            return None
+        return self._displayed_text(params, "caption", CAPTION_LIMIT)
+
+    def _upload(
+        self, params: JSON, files: Mapping[str, bytes], field_name: str
+    ) -> tuple[str, bytes]:
+        reference = params.get(field_name)
+        if isinstance(reference, str) and reference.startswith("attach://"):
+            key = reference.removeprefix("attach://")
     # -- payments (Telegram Stars) --------------------------------------------------------------
     #
     # sendInvoice, createInvoiceLink, answerPreCheckoutQuery, refundStarPayment and
@@ -1039,42 +1039,6 @@ class FakeTelegramServer:
         charge["canceled"] = params["is_canceled"]
         return True
 
-    # -- helpers --------------------------------------------------------------------------------
-
-    def _chat(self, params: JSON) -> int:
-        chat_id = params.get("chat_id")
-        if not isinstance(chat_id, int):
-            raise ApiError(400, "Bad Request: chat not found")
-        return chat_id
-
-    def _displayed_text(self, params: JSON, key: str, limit: int) -> str:
-        raw = params.get(key)
-        if not isinstance(raw, str) or not raw:
-            raise ApiError(400, "Bad Request: message text is empty")
-        mode = params.get("parse_mode")
-        if mode is not None and str(mode).lower() == "html":
-            text = parse_html(raw)
-        elif mode is None:
-            text = raw
-        else:
-            raise ApiError(400, f"Bad Request: unsupported parse_mode {mode}")
-        if not text.strip():
-            raise ApiError(400, "Bad Request: message text is empty")
-        if utf16_len(text) > limit:
-            raise ApiError(400, "Bad Request: message is too long")
-        return text
-
-    def _caption(self, params: JSON) -> str | None:
-        if not params.get("caption"):
-            return None
-        return self._displayed_text(params, "caption", CAPTION_LIMIT)
-
-    def _upload(
-        self, params: JSON, files: Mapping[str, bytes], field_name: str
-    ) -> tuple[str, bytes]:
-        reference = params.get(field_name)
-        if isinstance(reference, str) and reference.startswith("attach://"):
-            key = reference.removeprefix("attach://")
             if key in files:
                 return params.get(f"__filename__{key}", key), files[key]
         if field_name in files:
@@ -1107,8 +1071,6 @@ class FakeTelegramServer:
             message["document"] = stored.document
         if stored.photo is not None:
             message["photo"] = stored.photo
-        if stored.media is not None:
-            message.update(stored.media)
         if stored.caption is not None:
             message["caption"] = stored.caption
         return message

@@ -1,1 +1,0 @@
-"""Generated media: images and speech from OpenAI-compatible providers, and their files."""
