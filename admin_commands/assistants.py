@@ -3,19 +3,44 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import Any
 
 from admin_commands import values
 from admin_commands.common import audit
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from assistants.types import PROVIDERS
+from assistants.types import CAPABILITIES, PROVIDERS
 from core.errors import UsageError
 from storage.models import Assistant, Tenant, TenantAssistant
 from storage.repositories.assistants import AssistantRepository
 from storage.repositories.tenants import TenantRepository
 
 WRITE = "assistants.write"
+IMAGE_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536", "1792x1024", "1024x1792")
+IMAGE_QUALITIES = ("auto", "low", "medium", "high", "standard", "hd")
+
+
+def capability_list(raw: str) -> list[str]:
+    """``image_generation,vision`` → the known capabilities named, each once; ``none`` → []."""
+    names = [part.strip().lower() for part in raw.split(",") if part.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in CAPABILITIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown capability {unknown[0]!r} (choose from {', '.join(CAPABILITIES)}, or none)"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _voice(raw: str) -> str:
+    value = raw.strip().lower()
+    if not value.isascii() or not value.replace("_", "").isalnum() or len(value) > 32:
+        raise argparse.ArgumentTypeError("a voice name such as alloy, coral or nova")
+    return value
+
+
 #: Fields ``/assistant set`` may change, each with its argument type.
 SETTABLE: dict[str, Callable[[str], Any]] = {
     "name": values.name,
@@ -28,6 +53,10 @@ SETTABLE: dict[str, Callable[[str], Any]] = {
     "presence_penalty": values.penalty,
     "max_output_tokens": values.positive_int,
     "visibility": values.one_of(("public", "private")),
+    "capabilities": capability_list,
+    "image_size": values.one_of(IMAGE_SIZES),
+    "image_quality": values.one_of(IMAGE_QUALITIES),
+    "voice": _voice,
 }
 
 
@@ -46,6 +75,9 @@ def _json(assistant: Assistant) -> dict[str, Any]:
         "visibility": assistant.visibility,
         "active": assistant.active,
         "capabilities": assistant.capabilities,
+        "image_size": assistant.image_size,
+        "image_quality": assistant.image_quality,
+        "voice": assistant.voice,
     }
 
 
@@ -72,6 +104,7 @@ async def list_(ctx: CommandContext) -> CommandResult:
         Arg("--provider", choices=PROVIDERS),
         Arg("--model", type=values.model_name),
         Arg("--private", action="store_true"),
+        Arg("--capabilities", type=capability_list, default=[], metavar="CAP,CAP"),
     ],
 )
 async def create(ctx: CommandContext) -> CommandResult:
@@ -96,7 +129,7 @@ async def create(ctx: CommandContext) -> CommandResult:
                 provider=provider,
                 model=model,
                 max_output_tokens=1024,
-                capabilities=[],
+                capabilities=args.capabilities,
                 visibility="private" if args.private else "public",
                 active=True,
             ),
@@ -121,7 +154,8 @@ async def set_(ctx: CommandContext) -> CommandResult:
         before = getattr(assistant, field)
         setattr(assistant, field, value)
         await audit(session, ctx, "assistant.set", assistant.slug, {field: before}, {field: value})
-    return CommandResult(f"{assistant.slug}.{field} = {value}", data=_json(assistant))
+    shown = ",".join(value) or "none" if isinstance(value, list) else value
+    return CommandResult(f"{assistant.slug}.{field} = {shown}", data=_json(assistant))
 
 
 @commands.command(

@@ -54,6 +54,8 @@ DEFAULT_ASSISTANTS = (
         "You turn ideas into detailed prompts for image generation models: subject, style, "
         "composition, lighting, colour palette, aspect ratio. Reply with the prompt only.",
         0.8,
+        # On OpenAI the prompt it writes is drawn by the Responses image_generation tool.
+        ("image_generation",),
     ),
 )
 

@@ -1,4 +1,10 @@
-"""Cost of a provider call: ``model_prices`` overrides first, then genai-prices."""
+"""Cost of a provider call: ``model_prices`` overrides first, then genai-prices.
+
+Price units: tokens (per million: input, cached input, output) for every call that reports
+tokens; for generated media that reports none (DALL·E images, tts-1 speech), per image and per
+million characters — a ``model_prices`` row's ``per_image_micros`` / ``per_mchar_micros``, or
+genai-prices' own per-character prices (tts-1, tts-1-hd).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,8 @@ log = logging.getLogger(__name__)
 
 PROVIDER_CURRENCY = "USD"
 _MTOK = Decimal(1_000_000)
+#: Characters per price unit of ``model_prices.per_mchar_micros``.
+MCHAR = 1_000_000
 # genai-prices knows providers by their API; OpenAI-compatible servers may host any model, so
 # after the OpenAI catalogue we let genai-prices match the model name across providers.
 _GENAI_PROVIDERS: dict[str, tuple[str | None, ...]] = {
@@ -43,6 +51,8 @@ class _Override:
     cached_input_per_mtok: Decimal | None
     output_per_mtok: Decimal
     currency: str
+    per_image: Decimal | None = None
+    per_mchar: Decimal | None = None
 
 
 class Pricer:
@@ -75,6 +85,8 @@ class Pricer:
                     else Decimal(row.cached_input_per_mtok_micros) / 1_000_000,
                     Decimal(row.output_per_mtok_micros) / 1_000_000,
                     row.currency,
+                    _units(row.per_image_micros),
+                    _units(row.per_mchar_micros),
                 )
                 for row in rows
             }
@@ -96,7 +108,32 @@ class Pricer:
         return Price(to_micros(cost), PROVIDER_CURRENCY, True, "genai-prices")
 
 
+def _units(micros: int | None) -> Decimal | None:
+    return None if micros is None else Decimal(micros) / 1_000_000
+
+
+def unit_cost(
+    images: int, characters: int, per_image: Decimal | None, per_mchar: Decimal | None
+) -> Decimal:
+    """What media priced per unit costs: images × per-image price + characters × the price per
+    million characters (exact: the caller rounds once, to the micro-unit)."""
+    cost = Decimal(0)
+    if per_image is not None:
+        cost += images * per_image
+    if per_mchar is not None:
+        cost += characters * per_mchar / MCHAR
+    return cost
+
+
 def _override_cost(price: _Override, usage: Usage) -> Decimal:
+    # Per-unit prices apply to media calls that reported no tokens (their token counts are only
+    # the balance's equivalents); a row without them prices those equivalents as tokens.
+    if usage.by_units and (price.per_image is not None or price.per_mchar is not None):
+        return unit_cost(usage.images, usage.characters, price.per_image, price.per_mchar)
+    return _token_cost(price, usage)
+
+
+def _token_cost(price: _Override, usage: Usage) -> Decimal:
     cached_rate = (
         price.input_per_mtok if price.cached_input_per_mtok is None else price.cached_input_per_mtok
     )
@@ -127,6 +164,8 @@ def genai_cost(provider: str, model: str, usage: Usage, at: datetime) -> Decimal
         cache_read_tokens=usage.cached_input_tokens,
         cache_write_tokens=usage.cache_write_tokens,
         output_tokens=usage.output_tokens,
+        # tts-1 is priced per character read; other models ignore the count.
+        input_characters=usage.characters or None,
     )
     for provider_id in _GENAI_PROVIDERS.get(provider, (None,)):
         try:

@@ -64,6 +64,9 @@ class Usage:
     cache_write_tokens: int = 0
     estimated: bool = False
     report: str | None = field(default=None, compare=False)
+    images: int = 0
+    characters: int = 0
+    by_units: bool = False
 
     @property
     def billable_tokens(self) -> int:
@@ -78,6 +81,9 @@ class Usage:
             self.reasoning_tokens + other.reasoning_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.estimated or other.estimated,
+            images=self.images + other.images,
+            characters=self.characters + other.characters,
+            by_units=self.by_units or other.by_units,
         )
 
 
@@ -123,3 +129,51 @@ class ProviderClient(Protocol):
         so the service runs it in a worker thread once it is serving."""
 
     async def aclose(self) -> None: ...
+
+
+# -- generated media ---------------------------------------------------------------------------
+
+#: What an assistant may be able to do beyond text (``/assistant set SLUG capabilities ...``).
+CAPABILITIES = ("vision", "image_generation", "speech", "audio", "tools")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    prompt: str
+    model: str
+    idempotency_key: str
+    #: ``1024x1024``, ``1536x1024``, ``1024x1536`` or ``auto`` (None: the provider's default).
+    size: str | None = None
+    #: ``low``, ``medium``, ``high`` or ``auto`` (DALL·E 3: ``standard``, ``hd``).
+    quality: str | None = None
+    #: Responses ``image_generation`` tool only: the chat model's instructions.
+    system_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    data: bytes
+    mime_type: str
+    model: str
+    usage: Usage
+    #: The prompt the model actually drew (the Responses tool and DALL·E 3 rewrite it).
+    revised_prompt: str | None = None
+    #: What the chat model said alongside the image (Responses tool).
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechRequest:
+    text: str
+    model: str
+    voice: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedSpeech:
+    data: bytes
+    #: ``audio/ogg`` (Opus, what was asked for) or whatever the server sent instead.
+    mime_type: str
+    model: str
+    usage: Usage

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from core.text import storable
 
@@ -115,6 +115,14 @@ class ReplySink(Protocol):
     async def send_file(self, file: OutboundFile) -> None: ...
 
     def open_stream(self) -> ReplyStream: ...
+
+
+@runtime_checkable
+class ActivitySink(Protocol):
+    """A sink that can show what the bot is doing while media is made (Telegram's chat
+    actions: ``upload_photo``, ``record_voice``); sinks without one simply show nothing."""
+
+    async def show_activity(self, action: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

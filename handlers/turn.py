@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin_commands.generated_media import Origin, make_image, make_speech
 from assistants.context import fit_context, request_bound
 from assistants.pricing import PROVIDER_CURRENCY
 from assistants.types import (
@@ -27,7 +28,7 @@ from assistants.types import (
     Usage,
 )
 from billing.metering import MIN_OUTPUT_TOKENS, Charge, MeteredCall
-from core.envelope import ReplyStream
+from core.envelope import ActivitySink, ReplyStream
 from core.errors import ProviderError, SwitchboardError
 from core.money import from_micros
 from core.text import storable
@@ -79,6 +80,9 @@ class AssistantTurn:
         prepared = await prepare_input(ctx, assistant)
         # Documents and transcripts join the text here: none may carry what cannot be stored.
         prepared.text = storable(prepared.text)
+        if "image_generation" in assistant.capabilities:
+            await self._draw(ctx, ctx.tenant, plan, prepared)
+            return
         new = ChatMessage("user", prepared.text, prepared.images)
         budget = deps.turn.context_token_budget
         if plan.available_tokens is not None:
@@ -135,6 +139,43 @@ class AssistantTurn:
             await stream.finish(completion.text)
         finally:
             deps.metrics.turn_latency.labels(msg.channel).observe(time.perf_counter() - started)
+        if "speech" in assistant.capabilities and _spoken(ctx):
+            await self._voice_reply(ctx, ctx.tenant, plan, completion.text)
+
+    async def _draw(
+        self, ctx: TurnContext, tenant: Tenant, plan: _Plan, prepared: PreparedInput
+    ) -> None:
+        """An image assistant answers with an image: the message is its prompt."""
+        await _show(ctx, "upload_photo")
+        resolved = plan.assistant
+        made = await make_image(
+            ctx.deps,
+            _origin(ctx, tenant, plan, "image"),
+            resolved.assistant,
+            prepared.text,
+            resolved.system_prompt or None,
+        )
+        # The user's message joins the conversation; the image is the library item.
+        await self._persist(ctx, tenant, plan, prepared, None)
+        ctx.outcome = "answered"
+        caption = f"#{made.item.number} {made.item.title}"
+        await ctx.sink.send_file(replace(made.file, caption=caption))
+
+    async def _voice_reply(self, ctx: TurnContext, tenant: Tenant, plan: _Plan, text: str) -> None:
+        """A voice message to a speech assistant is answered aloud too (after its text)."""
+        if not text.strip():
+            return
+        await _show(ctx, "record_voice")
+        try:
+            made = await make_speech(
+                ctx.deps, _origin(ctx, tenant, plan, "speech"), plan.assistant.assistant, text
+            )
+        except SwitchboardError as exc:
+            # The text answer was delivered and billed; only the voice is missing.
+            log.warning("voice reply failed: %s", exc)
+            await ctx.sink.send_text(exc.localized(ctx.t))
+            return
+        await ctx.sink.send_file(made.file)
 
     async def _plan(self, ctx: TurnContext, tenant: Tenant) -> _Plan:
         msg = ctx.message
@@ -309,6 +350,24 @@ async def _consume(events: AsyncIterator[StreamEvent], stream: ReplyStream) -> C
     if completion is None:
         raise ProviderError("unknown", "stream ended without a completion")
     return completion
+
+
+def _spoken(ctx: TurnContext) -> bool:
+    return any(a.kind == "audio" for a in ctx.message.attachments)
+
+
+async def _show(ctx: TurnContext, action: str) -> None:
+    if isinstance(ctx.sink, ActivitySink):
+        await ctx.sink.show_activity(action)
+
+
+def _origin(ctx: TurnContext, tenant: Tenant, plan: _Plan, kind: str) -> Origin:
+    return Origin(
+        tenant=tenant,
+        key=ctx.call_key(kind),
+        member_id=ctx.member.id if ctx.member else None,
+        conversation_id=plan.conversation.id if plan.conversation else None,
+    )
 
 
 def _choose(available: list[ResolvedAssistant], preferred_id: int | None) -> ResolvedAssistant:

@@ -18,7 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
-from aiogram.methods import SendChatAction, SendDocument, SendMessageDraft, SendPhoto
+from aiogram.methods import (
+    SendAudio,
+    SendChatAction,
+    SendDocument,
+    SendMessageDraft,
+    SendPhoto,
+    SendVoice,
+)
 from aiogram.types import (
     BufferedInputFile,
     FSInputFile,
@@ -41,6 +48,11 @@ log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
 PHOTO_LIMIT_BYTES = 10_000_000
+#: Bots may send voice messages and audio files of up to 50 MB (Bot API, sendVoice/sendAudio).
+AUDIO_LIMIT_BYTES = 50_000_000
+#: sendVoice plays OGG/Opus as a voice message; sendAudio takes MP3 and M4A as a music file.
+VOICE_TYPES = frozenset({"audio/ogg", "audio/opus"})
+AUDIO_TYPES = frozenset({"audio/mpeg", "audio/mp4", "audio/m4a", "audio/x-m4a"})
 EMPTY_ANSWER = "The assistant returned an empty answer."
 
 Clock = Callable[[], float]
@@ -87,7 +99,9 @@ class TelegramSink:
         )
         target = self.target
         sent = False
-        if file.is_image and file.size <= PHOTO_LIMIT_BYTES:
+        if file.mime_type in VOICE_TYPES | AUDIO_TYPES and file.size <= AUDIO_LIMIT_BYTES:
+            sent = await self._send_audio(file, upload, caption)
+        elif file.is_image and file.size <= PHOTO_LIMIT_BYTES:
             try:
                 await self.delivery.call(
                     SendPhoto(
@@ -113,6 +127,46 @@ class TelegramSink:
             )
         if file.caption and not caption:
             await self.send_text(file.caption)
+
+    async def _send_audio(self, file: OutboundFile, upload: InputFile, caption: str) -> bool:
+        """A voice message for OGG/Opus, an audio file for MP3/M4A; False when Telegram refuses
+        it (the caller sends a document)."""
+        target = self.target
+        method: SendVoice | SendAudio = (
+            SendVoice(
+                chat_id=target.chat_id,
+                voice=upload,
+                caption=caption or None,
+                parse_mode=None,
+                message_thread_id=target.thread_id,
+            )
+            if file.mime_type in VOICE_TYPES
+            else SendAudio(
+                chat_id=target.chat_id,
+                audio=upload,
+                caption=caption or None,
+                parse_mode=None,
+                message_thread_id=target.thread_id,
+            )
+        )
+        try:
+            await self.delivery.call(method)
+        except TelegramBadRequest as exc:  # VOICE_MESSAGES_FORBIDDEN (privacy), bad format...
+            log.info("%s refused (%s); sending as a document", method.__api_method__, exc.message)
+            return False
+        return True
+
+    async def show_activity(self, action: str) -> None:
+        """ "uploading photo…", "recording voice…" while media is made; cosmetic, so a failure
+        is ignored."""
+        with contextlib.suppress(TelegramAPIError):
+            await self.delivery.bot(
+                SendChatAction(
+                    chat_id=self.target.chat_id,
+                    action=action,
+                    message_thread_id=self.target.thread_id,
+                )
+            )
 
     def open_stream(self) -> ReplyStream:
         stream: _DraftStream | _EditStream = (

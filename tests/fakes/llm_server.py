@@ -7,6 +7,8 @@ over HTTP, streaming (server-sent events) and not:
 - ``POST /v1/chat/completions``        OpenAI Chat Completions (``stream_options.include_usage``)
 - ``POST /v1/messages``                Anthropic Messages API
 - ``POST /v1/audio/transcriptions``    OpenAI audio transcription (multipart)
+- ``POST /v1/images/generations``      OpenAI Images API (b64 PNG + GPT Image usage)
+- ``POST /v1/audio/speech``            OpenAI text to speech (binary audio)
 
 Point ``openai.AsyncOpenAI(base_url=server.base_url)`` and
 ``anthropic.AsyncAnthropic(base_url=server.anthropic_base_url)`` at it.
@@ -57,6 +59,23 @@ Transcriptions
     starting with ``whisper`` report ``{"type": "duration", "seconds": 1.0}`` usage (no tokens);
     other models report tokens: input = ``max(1, len(audio) // 1000)``, output = transcript words.
 
+Images
+    ``/v1/images/generations`` answers ``{"created", "data": [{"b64_json"}], "usage"}`` with
+    ``server.image_png`` (a valid 2×2 red PNG by default). Usage as GPT Image reports it:
+    input = words of the prompt (text tokens), output = ``server.image_tokens`` (1056, a
+    medium square); models starting with ``dall-e`` report no usage (and get ``revised_prompt``),
+    as does any model with ``server.send_usage = False``. A Responses request with an
+    ``image_generation`` tool streams ``response.image_generation_call.in_progress`` /
+    ``generating`` / ``completed`` and ``response.output_item.done`` with the
+    ``image_generation_call`` item (``result`` = the PNG in base64, ``revised_prompt``), then
+    ``response.completed`` whose ``usage`` is the chat model's and ``tool_usage.image_gen`` the
+    image's (``image_tokens`` output).
+
+Speech
+    ``/v1/audio/speech`` answers ``server.speech_audio`` (an OGG page header, ``audio/ogg``) for
+    ``response_format`` ``opus``; ``server.speech_format`` forces another answer (``"mp3"``:
+    ``audio/mpeg`` bytes starting with ``ID3``), as servers that cannot make Opus do.
+
 Failures on demand (each applies to the next N calls of any endpoint)
     ``fail_next(status, count, message=None)`` answers an HTTP error with the provider's JSON
     error body;
@@ -86,6 +105,7 @@ Requests are recorded in ``server.requests`` (path, JSON body or form fields, he
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import re
@@ -99,6 +119,13 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 IMAGE_TOKENS = 85
+#: A 2×2 red PNG (what "a red square" comes back as).
+RED_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQCgAf7gP9i18U1AAAAABJRU5ErkJggg=="
+)
+#: The start of an OGG/Opus file (an ``OggS`` page with an ``OpusHead``), enough to be told apart.
+OGG_AUDIO = b"OggS\x00\x02" + bytes(20) + b"\x01\x13OpusHead\x01\x01" + bytes(64)
+MP3_AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(64)
 TOKENS_PER_MESSAGE = 3
 DEFAULT_REPLY = "Hello from the fake model."
 DEFAULT_TRANSCRIPT = "transcribed voice message"
@@ -244,6 +271,11 @@ class FakeLLMServer:
         self.raw_unicode: bool = False
         #: Merged into the final Responses ``Response`` object.
         self.response_extra: JSON = {}
+        self.image_png: bytes = RED_PNG
+        self.image_tokens: int = 1056
+        self.speech_audio: bytes = OGG_AUDIO
+        #: ``None``: answer the format asked for; ``"mp3"``: always MP3.
+        self.speech_format: str | None = None
         self.requests: list[RecordedRequest] = []
         self.last_usage: dict[str, int] | None = None
         self._failures: list[tuple[int, str]] = []
@@ -263,6 +295,8 @@ class FakeLLMServer:
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
+        app.router.add_post("/v1/images/generations", self._images)
+        app.router.add_post("/v1/audio/speech", self._speech)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -483,6 +517,13 @@ class FakeLLMServer:
             return failure
         if not body.get("model") or "input" not in body:
             return self._error(400, "model and input are required", anthropic=False)
+        if any(
+            isinstance(t, dict) and t.get("type") == "image_generation"
+            for t in body.get("tools") or []
+        ):
+            return await self._stream(
+                request, self._image_tool_events(body), {"x-request-id": _new_id("req_")}
+            )
         reply = self._reply(body)
         cut = self._take_cut()
         response_id = _new_id("resp_")
@@ -822,6 +863,100 @@ class FakeLLMServer:
             }
             self.last_usage = {"input": inputs, "cached": 0, "output": outputs, "reasoning": 0}
         return web.json_response(result, headers={"x-request-id": _new_id("req_")})
+
+    # -- OpenAI images and speech ----------------------------------------------------------------
+
+    async def _images(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record_json(request)
+        if (failure := await self._injected_failure(request, anthropic=False)) is not None:
+            return failure
+        model, prompt = body.get("model"), body.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            return self._error(400, "prompt is required", anthropic=False)
+        model = str(model or "dall-e-2")
+        if model.startswith("gpt-image") and "response_format" in body:
+            return self._error(400, "Unknown parameter: 'response_format'.", anthropic=False)
+        item: JSON = {"b64_json": base64.b64encode(self.image_png).decode("ascii")}
+        result: JSON = {"created": int(time.time()), "data": [item]}
+        if model.startswith("dall-e"):
+            item["revised_prompt"] = f"A picture of {prompt}"
+            self.last_usage = None
+        elif self.send_usage:
+            words = count_words(prompt)
+            result.update(size=body.get("size", "1024x1024"), quality=body.get("quality", "medium"))
+            result["usage"] = {
+                "input_tokens": words,
+                "input_tokens_details": {"text_tokens": words, "image_tokens": 0},
+                "output_tokens": self.image_tokens,
+                "total_tokens": words + self.image_tokens,
+            }
+            self.last_usage = {"input": words, "cached": 0, "output": self.image_tokens}
+        return web.json_response(result, headers={"x-request-id": _new_id("req_")})
+
+    async def _image_tool_events(self, body: JSON) -> AsyncIterator[bytes]:
+        seq = 0
+
+        def event(kind: str, **fields: Any) -> bytes:
+            nonlocal seq
+            data = {"type": kind, "sequence_number": seq, **fields}
+            seq += 1
+            return _sse(kind, data)
+
+        response_id, item_id = _new_id("resp_"), _new_id("ig_")
+        in_progress = self._response_object(body, response_id, item_id, None)
+        yield event("response.created", response=in_progress)
+        yield event("response.in_progress", response=in_progress)
+        call: JSON = {"id": item_id, "type": "image_generation_call", "status": "in_progress"}
+        yield event("response.output_item.added", output_index=0, item=call)
+        for kind in ("in_progress", "generating"):
+            await self._pace()
+            yield event(f"response.image_generation_call.{kind}", output_index=0, item_id=item_id)
+        yield event("response.image_generation_call.completed", output_index=0, item_id=item_id)
+        prompt = str(body.get("input"))
+        done = {
+            **call,
+            "status": "completed",
+            "result": base64.b64encode(self.image_png).decode("ascii"),
+            "revised_prompt": f"A picture of {prompt}",
+            "output_format": "png",
+            "quality": "medium",
+            "size": "1024x1024",
+        }
+        yield event("response.output_item.done", output_index=0, item=done)
+        inputs = input_tokens_for(body)
+        final = self._response_object(body, response_id, item_id, None)
+        words = count_words(prompt)
+        final.update(
+            status="completed",
+            output=[done],
+            usage={"input_tokens": inputs, "output_tokens": 20, "total_tokens": inputs + 20},
+            tool_usage={
+                "image_gen": {
+                    "input_tokens": words,
+                    "input_tokens_details": {"text_tokens": words, "image_tokens": 0},
+                    "output_tokens": self.image_tokens,
+                    "output_tokens_details": {"image_tokens": self.image_tokens, "text_tokens": 0},
+                    "total_tokens": words + self.image_tokens,
+                }
+            },
+        )
+        self.last_usage = {
+            "input": inputs + words,
+            "cached": 0,
+            "output": 20 + self.image_tokens,
+        }
+        yield event("response.completed", response=final)
+
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record_json(request)
+        if (failure := await self._injected_failure(request, anthropic=False)) is not None:
+            return failure
+        if not body.get("model") or not body.get("input") or not body.get("voice"):
+            return self._error(400, "model, input and voice are required", anthropic=False)
+        wanted = self.speech_format or str(body.get("response_format") or "mp3")
+        if wanted == "opus":
+            return web.Response(body=self.speech_audio, content_type="audio/ogg")
+        return web.Response(body=MP3_AUDIO, content_type="audio/mpeg")
 
     # -- usage on the wire -----------------------------------------------------------------------
 

@@ -7,7 +7,8 @@
   ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code", "description",
   "parameters"}`` like Telegram: getMe, getUpdates (long polling with ``offset``/``timeout``),
   sendMessage, sendMessageDraft, editMessageText, deleteMessage, sendChatAction, sendDocument,
-  sendPhoto, setMyCommands, setWebhook, deleteWebhook, getWebhookInfo, getFile;
+  sendPhoto, sendVoice, sendAudio, setMyCommands, setWebhook, deleteWebhook, getWebhookInfo,
+  getFile;
 - ``GET /file/bot<token>/<file_path>`` file downloads.
 
 Realism where the adapter relies on it
@@ -70,6 +71,11 @@ _STRING_FIELDS = frozenset(
         "description",
         "ip_address",
         "business_connection_id",
+        "title",
+        "payload",
+        "error_message",
+        "telegram_payment_charge_id",
+        "pre_checkout_query_id",
     }
         "title",
         "payload",
@@ -142,6 +148,8 @@ class StoredMessage:
     history: list[str] = field(default_factory=list)
     document: JSON | None = None
     photo: list[JSON] | None = None
+    #: A voice message or audio file: ``{"voice": {...}}`` / ``{"audio": {...}}``.
+    media: JSON | None = None
     caption: str | None = None
     #: The last text as sent, with its parse_mode (what "not modified" compares).
     markup: tuple[str, Any] | None = None
@@ -249,12 +257,15 @@ class FakeTelegramServer:
             "sendchataction": self._send_chat_action,
             "senddocument": self._send_document,
             "sendphoto": self._send_photo,
+            "sendvoice": self._send_voice,
+            "sendaudio": self._send_audio,
             "setmycommands": self._set_my_commands,
             "setwebhook": self._set_webhook,
             "deletewebhook": self._delete_webhook,
             "getwebhookinfo": self._get_webhook_info,
             "getfile": self._get_file,
         }
+        self._methods.update(self._payment_methods())
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -720,6 +731,37 @@ class FakeTelegramServer:
         stored.caption = caption
         return self._message_json(stored)
 
+    def _send_voice(self, params: JSON, files: Mapping[str, bytes]) -> JSON:
+        """Like Telegram: OGG/Opus (or MP3/M4A) plays as a voice message, up to 50 MB."""
+        return self._send_media(params, files, "voice", (b"OggS", b"ID3", b"\xff\xfb"))
+
+    def _send_audio(self, params: JSON, files: Mapping[str, bytes]) -> JSON:
+        """An MP3 or M4A music file, up to 50 MB."""
+        return self._send_media(params, files, "audio", (b"ID3", b"\xff\xfb", b"\x00\x00\x00"))
+
+    def _send_media(
+        self, params: JSON, files: Mapping[str, bytes], kind: str, signatures: tuple[bytes, ...]
+    ) -> JSON:
+        chat_id = self._chat(params)
+        name, data = self._upload(params, files, kind)
+        if len(data) > 50 * 1024 * 1024:
+            raise ApiError(400, "Bad Request: file is too big")
+        if not data.startswith(signatures):
+            raise ApiError(400, f"Bad Request: wrong file type for {kind}")
+        caption = self._caption(params)
+        stored = self._store_bot_message(chat_id, text=None)
+        kept = self.add_file(data, f"{kind}/{name}")
+        stored.media = {
+            kind: {
+                "file_id": kept.file_id,
+                "file_unique_id": kept.unique_id,
+                "duration": 1,
+                "file_size": len(data),
+            }
+        }
+        stored.caption = caption
+        return self._message_json(stored)
+
     def _set_my_commands(self, params: JSON, _files: Mapping[str, bytes]) -> bool:
         commands = params.get("commands")
         if not isinstance(commands, list) or len(commands) > 100:
@@ -776,6 +818,232 @@ class FakeTelegramServer:
             "file_size": len(stored.data),
             "file_path": stored.path,
         }
+
+    # -- payments (Telegram Stars) --------------------------------------------------------------
+    #
+    # sendInvoice, createInvoiceLink, answerPreCheckoutQuery, refundStarPayment and
+    # editUserStarSubscription, validated as the Bot API documents them for Stars (currency XTR,
+    # no provider token, one price, subscription_period 2592000 and at most 10000 Stars).
+    # "A user pays" is :meth:`pay`: a pre_checkout_query update, then, when the bot answered
+    # ok, a successful_payment message with a new telegram_payment_charge_id; :meth:`renew`
+    # is Telegram charging a subscription again; :meth:`refunded_payment` the service message.
+
+    def _payment_methods(self) -> dict[str, Callable[[JSON, Mapping[str, bytes]], Any]]:
+        #: Every invoice made: sendInvoice's (with ``chat_id``) and createInvoiceLink's (``url``).
+        self.invoices: list[JSON] = []
+        #: pre_checkout_query id → the bot's answer (``ok``, ``error_message``, seconds taken).
+        self.pre_checkout_answers: dict[str, JSON] = {}
+        #: telegram_payment_charge_id → the charge (user, amount, payload, refunded, canceled).
+        self.charges: dict[str, JSON] = {}
+        self._queries: dict[str, float] = {}
+        self._charge_ids = itertools.count(1)
+        return {
+            "sendinvoice": self._send_invoice,
+            "createinvoicelink": self._create_invoice_link,
+            "answerprecheckoutquery": self._answer_pre_checkout_query,
+            "refundstarpayment": self._refund_star_payment,
+            "edituserstarsubscription": self._edit_user_star_subscription,
+        }
+
+    def _invoice_params(self, params: JSON) -> JSON:
+        title, description = str(params.get("title") or ""), str(params.get("description") or "")
+        payload = str(params.get("payload") or "")
+        if not 1 <= len(title) <= 32:
+            raise ApiError(400, "Bad Request: INVOICE_TITLE_INVALID")
+        if not 1 <= len(description) <= 255:
+            raise ApiError(400, "Bad Request: INVOICE_DESCRIPTION_INVALID")
+        if not 1 <= len(payload.encode()) <= 128:
+            raise ApiError(400, "Bad Request: INVOICE_PAYLOAD_INVALID")
+        currency = params.get("currency")
+        prices = params.get("prices")
+        if currency != "XTR":
+            raise ApiError(400, "Bad Request: CURRENCY_INVALID")  # this fake sells Stars only
+        if params.get("provider_token"):
+            raise ApiError(400, "Bad Request: PAYMENT_PROVIDER_INVALID")
+        if not isinstance(prices, list) or len(prices) != 1:
+            raise ApiError(400, "Bad Request: STARS_INVOICE_INVALID")
+        amount = prices[0].get("amount") if isinstance(prices[0], dict) else None
+        if not isinstance(amount, int) or amount <= 0:
+            raise ApiError(400, "Bad Request: STARS_INVOICE_INVALID")
+        return {
+            "title": title,
+            "description": description,
+            "payload": payload,
+            "currency": currency,
+            "total_amount": amount,
+            "label": prices[0].get("label"),
+        }
+
+    def _send_invoice(self, params: JSON, _files: Mapping[str, bytes]) -> JSON:
+        chat_id = self._chat(params)
+        invoice = self._invoice_params(params) | {"chat_id": chat_id}
+        self.invoices.append(invoice)
+        stored = self._store_bot_message(chat_id, text=None)
+        stored.caption = invoice["title"]
+        message = self._message_json(stored)
+        message["invoice"] = {
+            "title": invoice["title"],
+            "description": invoice["description"],
+            "start_parameter": "",
+            "currency": invoice["currency"],
+            "total_amount": invoice["total_amount"],
+        }
+        message.pop("caption", None)
+        return message
+
+    def _create_invoice_link(self, params: JSON, _files: Mapping[str, bytes]) -> str:
+        invoice = self._invoice_params(params)
+        period = params.get("subscription_period")
+        if period is not None:
+            if period != 2592000:
+                raise ApiError(400, "Bad Request: SUBSCRIPTION_PERIOD_INVALID")
+            if invoice["total_amount"] > 10_000:
+                raise ApiError(400, "Bad Request: SUBSCRIPTION_PRICE_INVALID")
+        url = f"https://t.me/$S{uuid.uuid4().hex[:16]}"
+        self.invoices.append(invoice | {"url": url, "subscription_period": period})
+        return url
+
+    def invoice_for(self, payload: str) -> JSON:
+        """The invoice made with ``payload`` (the newest)."""
+        return next(i for i in reversed(self.invoices) if i["payload"] == payload)
+
+    def pre_checkout_query(
+        self, user_id: int, invoice: JSON, *, total_amount: int | None = None, **extra: Any
+    ) -> JSON:
+        """The update Telegram sends when ``user_id`` presses Pay (``extra``: fields added to
+        the query as newer Bot API versions may)."""
+        query_id = str(uuid.uuid4().int % 10**18)
+        self._queries[query_id] = time.monotonic()
+        query: JSON = {
+            "id": query_id,
+            "from": self._user(user_id, None, "Payer") | {"language_code": "en"},
+            "currency": invoice["currency"],
+            "total_amount": invoice["total_amount"] if total_amount is None else total_amount,
+            "invoice_payload": invoice["payload"],
+            **extra,
+        }
+        return {"update_id": next(self._update_ids), "pre_checkout_query": query}
+
+    def successful_payment(
+        self,
+        user_id: int,
+        invoice: JSON,
+        *,
+        charge_id: str | None = None,
+        first_recurring: bool = False,
+        recurring: bool = False,
+        period_end: int | None = None,
+        **extra: Any,
+    ) -> JSON:
+        """The service message of a payment (a new charge unless ``charge_id`` is given)."""
+        charge_id = charge_id or f"stxC{next(self._charge_ids):06d}{uuid.uuid4().hex[:10]}"
+        paid: JSON = {
+            "currency": invoice["currency"],
+            "total_amount": invoice["total_amount"],
+            "invoice_payload": invoice["payload"],
+            "telegram_payment_charge_id": charge_id,
+            "provider_payment_charge_id": "",
+            **extra,
+        }
+        if recurring or first_recurring:
+            paid["is_recurring"] = True
+            paid["subscription_expiration_date"] = period_end or int(time.time()) + 2592000
+        if first_recurring:
+            paid["is_first_recurring"] = True
+        self.charges.setdefault(
+            charge_id,
+            {
+                "user_id": user_id,
+                "amount": invoice["total_amount"],
+                "payload": invoice["payload"],
+                "subscription": recurring or first_recurring,
+                "refunded": False,
+                "canceled": False,
+            },
+        )
+        chat = {"id": user_id, "type": "private", "first_name": "Payer"}
+        self._chat_types[user_id] = "private"
+        message: JSON = {
+            "message_id": self._next_message_id(user_id),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": self._user(user_id, None, "Payer"),
+            "successful_payment": paid,
+        }
+        return {"update_id": next(self._update_ids), "message": message}
+
+    def refunded_payment(self, charge_id: str) -> JSON:
+        """The service message Telegram sends when a Stars payment was refunded."""
+        charge = self.charges[charge_id]
+        user_id = charge["user_id"]
+        message: JSON = {
+            "message_id": self._next_message_id(user_id),
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": "Payer"},
+            "from": self._user(user_id, None, "Payer"),
+            "refunded_payment": {
+                "currency": "XTR",
+                "total_amount": charge["amount"],
+                "invoice_payload": charge["payload"],
+                "telegram_payment_charge_id": charge_id,
+            },
+        }
+        return {"update_id": next(self._update_ids), "message": message}
+
+    async def pay(
+        self, user_id: int, invoice: JSON, *, within: float = 15.0, **payment: Any
+    ) -> tuple[JSON, JSON | None]:
+        """A user pays ``invoice``: the bot's pre-checkout answer, and the successful_payment
+        update sent after an ok (None after a refusal)."""
+        query = self.pre_checkout_query(user_id, invoice)
+        query_id = query["pre_checkout_query"]["id"]
+        await self.send_update(query)
+        await self.wait_for(lambda: query_id in self.pre_checkout_answers, within)
+        answer = self.pre_checkout_answers[query_id]
+        if not answer["ok"]:
+            return answer, None
+        update = self.successful_payment(user_id, invoice, **payment)
+        await self.send_update(update)
+        return answer, update
+
+    def _answer_pre_checkout_query(self, params: JSON, _files: Mapping[str, bytes]) -> bool:
+        query_id = str(params.get("pre_checkout_query_id") or "")
+        asked = self._queries.get(query_id)
+        if asked is None or query_id in self.pre_checkout_answers:
+            raise ApiError(400, "Bad Request: QUERY_ID_INVALID")
+        ok = params.get("ok")
+        if not isinstance(ok, bool):
+            raise ApiError(400, "Bad Request: ok must be a boolean")
+        error = params.get("error_message")
+        if not ok and not error:
+            raise ApiError(400, "Bad Request: ERROR_MESSAGE_EMPTY")
+        seconds = time.monotonic() - asked
+        if seconds > 10:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired")
+        self.pre_checkout_answers[query_id] = {"ok": ok, "error_message": error, "seconds": seconds}
+        return True
+
+    def _charge(self, params: JSON) -> JSON:
+        charge = self.charges.get(str(params.get("telegram_payment_charge_id") or ""))
+        if charge is None or charge["user_id"] != params.get("user_id"):
+            raise ApiError(400, "Bad Request: CHARGE_NOT_FOUND")
+        return charge
+
+    def _refund_star_payment(self, params: JSON, _files: Mapping[str, bytes]) -> bool:
+        charge = self._charge(params)
+        if charge["refunded"]:
+            raise ApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+        charge["refunded"] = True
+        return True
+
+    def _edit_user_star_subscription(self, params: JSON, _files: Mapping[str, bytes]) -> bool:
+        charge = self._charge(params)
+        if not charge["subscription"]:
+            raise ApiError(400, "Bad Request: SUBSCRIPTION_NOT_FOUND")
+        if not isinstance(params.get("is_canceled"), bool):
+            raise ApiError(400, "Bad Request: is_canceled must be a boolean")
+        charge["canceled"] = params["is_canceled"]
+        return True
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -1071,6 +1339,8 @@ class FakeTelegramServer:
             message["document"] = stored.document
         if stored.photo is not None:
             message["photo"] = stored.photo
+        if stored.media is not None:
+            message.update(stored.media)
         if stored.caption is not None:
             message["caption"] = stored.caption
         return message

@@ -1,0 +1,1 @@
+"""Generated media: images and speech from OpenAI-compatible providers, and their files."""
