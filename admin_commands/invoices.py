@@ -17,6 +17,7 @@ from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandRe
 from admin_commands.values import positive_amount, positive_int, quantity, slug, text_of
 from billing.amounts import minor_places
 from billing.invoicing.arithmetic import line_amount
+from billing.invoicing.delivery import DocumentDelivery
 from billing.invoicing.pdf import pdf_file_name, render_invoice
 from billing.invoicing.recipients import tenant_chats
 from billing.invoicing.service import LineSpec, check_sendable
@@ -188,7 +189,14 @@ async def paid(ctx: CommandContext) -> CommandResult:
 @commands.command("invoice cancel", permission=WRITE, arguments=[NUMBER])
 async def cancel(ctx: CommandContext) -> CommandResult:
     """Cancel an invoice; it keeps its number."""
-    view = await ctx.deps.invoices.cancel(ctx.args.number, actor=ctx.caller.actor)
+    outbox = ctx.deps.outbox
+    delivery = DocumentDelivery(
+        ctx.deps.invoices.config.issuer, ctx.deps.media_dir, email=outbox.reaches(EMAIL_CHANNEL)
+    )
+    view, ids = await ctx.deps.invoices.cancel_delivering(
+        ctx.args.number, actor=ctx.caller.actor, delivery=delivery
+    )
+    await outbox.deliver(ids)  # what this process cannot reach, a running switchboard delivers
     notes = await ctx.deps.invoices.credit_notes_of(view.number)
     credited = "".join(f"\nCredit note {n.summary()} issued." for n in notes)
     return _result(view, f"Cancelled {view.summary()}.{credited}{_link_left_open(view)}")

@@ -73,5 +73,9 @@ async def test_invoices_go_to_the_tenants_chats_at_send_time(make_app: AppFactor
             assert await stripe.pay(group_link) == [200]
             assert await admin(app, "ledger", "verify")
             assert len(fake.bot_texts(GROUP)) == told
+            # The receipts reach acme's chat and the admin who paid, never the moved group.
+            await fake.wait_for(lambda: len(fake.calls_to("sendDocument", chat_id=OWNER)) == 3)
+            assert len(fake.calls_to("sendDocument", chat_id=STAFF)) == 1
+            assert fake.calls_to("sendDocument", chat_id=GROUP) == []
         finally:
             await service.stop()

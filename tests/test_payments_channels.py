@@ -78,7 +78,11 @@ async def test_telegram_buy_button_payment_and_failed_renewal_notices(
             assert fake.bot_texts(USER)[-1].startswith("Pro: 2,000,000 tokens for 15.00 EUR.")
 
             assert await stripe_api.pay(session["id"]) == [200]
-            await fake.wait_for_bot_messages(USER, 3)
+            # The receipt's PDF, then the payment notice.
+            receipt = (await fake.wait_for_bot_messages(USER, 4))[-2]
+            assert receipt.document and re.fullmatch(
+                r"INV-\d{4}-0001\.pdf", receipt.document["file_name"]
+            )
             assert re.fullmatch(
                 r"Payment received: \+2,000,000 tokens, balance 2,100,000\. "
                 r"Receipt INV-\d{4}-0001\.",
@@ -86,11 +90,14 @@ async def test_telegram_buy_button_payment_and_failed_renewal_notices(
             )
 
             await fake.send_update(fake.private_message(USER, "/subscribe pro"))
-            await fake.wait_for_bot_messages(USER, 4)
+            await fake.wait_for_bot_messages(USER, 5)
             [button] = _keyboard(fake, USER)
             subscribed = stripe_api.session_for_url(button["url"])
             assert await stripe_api.pay(subscribed["id"]) == [200, 200]
-            await fake.wait_for_bot_messages(USER, 5)
+            receipt = (await fake.wait_for_bot_messages(USER, 7))[-2]
+            assert receipt.document and re.fullmatch(
+                r"INV-\d{4}-0002\.pdf", receipt.document["file_name"]
+            )
             assert re.fullmatch(
                 r"Payment received: Pro plan, \+5,000,000 tokens, balance 7,100,000\. "
                 r"Receipt INV-\d{4}-0002\.",
@@ -99,7 +106,7 @@ async def test_telegram_buy_button_payment_and_failed_renewal_notices(
 
             subscription = stripe_api.sessions[subscribed["id"]].data["subscription"]
             assert await stripe_api.deliver(stripe_api.invoice_failed(subscription)) == [200]
-            await fake.wait_for_bot_messages(USER, 6)
+            await fake.wait_for_bot_messages(USER, 8)
             await fake.wait_for_bot_messages(ADMIN, 1)
             assert fake.bot_texts(USER)[-1].startswith(
                 "The payment of 29.00 EUR for your Pro plan failed."

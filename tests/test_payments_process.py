@@ -66,7 +66,8 @@ async def test_switchboard_run_sells_a_pack_in_telegram(
             session = stripe_api.session_for_url(button["url"])
 
             assert await stripe_api.pay(session["id"]) == [200]
-            await telegram.wait_for_bot_messages(USER, 3)
+            # The receipt's PDF, then the payment notice.
+            assert (await telegram.wait_for_bot_messages(USER, 4))[-2].document
             assert re.fullmatch(
                 r"Payment received: \+2,000,000 tokens, balance 2,000,000\. "
                 r"Receipt INV-\d{4}-0001\.",

@@ -43,6 +43,7 @@ from storage.repositories.tenants import TenantRepository
 from storage.states import INVOICE_CLOSED, INVOICE_UNPAID, InvoiceStatus
 
 if TYPE_CHECKING:
+    from billing.invoicing.delivery import DocumentDelivery
     from billing.stripe.checkout import CheckoutService
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class InvoiceConfig:
 
 #: The outbox cause of an invoice's delivery (its reference: ``NUMBER@queued-at``).
 SEND_CAUSE = "invoice.send"
+#: The outbox cause of a credit note made by a command (its reference: the note's number).
+DOCUMENT_CAUSE = "invoice.document"
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +280,20 @@ class InvoiceService:
         await self._close_pay_links(invoice, "paid")
         return await self.view(number)
 
-    async def cancel(self, number: str, *, actor: str) -> InvoiceView:
+    async def cancel(
+        self, number: str, *, actor: str, delivery: DocumentDelivery | None = None
+    ) -> InvoiceView:
+        """Cancel ``number``: see :meth:`cancel_delivering`."""
+        view, _ = await self.cancel_delivering(number, actor=actor, delivery=delivery)
+        return view
+
+    async def cancel_delivering(
+        self, number: str, *, actor: str, delivery: DocumentDelivery | None
+    ) -> tuple[InvoiceView, tuple[int, ...]]:
+        """Cancel ``number``; a sent one gets a credit note, delivered as its PDF to the
+        tenant's chats and e-mail (``delivery``) through outbox rows written in the same
+        transaction: the view and those rows' ids."""
+        ids: list[int] = []
         async with self._sessions.begin() as session:
             invoice = await InvoiceRepository(session).get(number, lock=True)
             if invoice.status in INVOICE_CLOSED:
@@ -297,12 +313,30 @@ class InvoiceService:
                 tenant_id=invoice.tenant_id,
             )
             if issued:  # the customer has it: only a credit note takes it back (a draft: no)
-                await issue_credit_note(
+                note = await issue_credit_note(
                     session, invoice, invoice.total_micros, now=now, actor=actor,
                     reason="invoice cancelled",
                 )  # fmt: skip
+                if delivery is not None:
+                    ids = await self._enqueue_document(session, note, delivery, now=now)
         await self._close_pay_links(invoice, "cancelled")
-        return await self.view(number)
+        return await self.view(number), tuple(ids)
+
+    async def _enqueue_document(
+        self, session: AsyncSession, document: Invoice, delivery: DocumentDelivery, *,
+        now: datetime,
+    ) -> list[int]:  # fmt: skip
+        """``document`` (a credit note) into the outbox for the tenant's recipients, in
+        ``session``'s transaction: once per recipient (its number names the cause)."""
+        from billing.invoicing.delivery import document_file, document_notices
+
+        [view] = await views(session, [document])
+        pdf = await document_file(view, delivery.issuer)
+        notices = await document_notices(session, view, delivery, document=pdf)
+        return await enqueue(
+            session, notices, cause_kind=DOCUMENT_CAUSE, cause_ref=document.number, now=now,
+            media_dir=delivery.media_dir,
+        )  # fmt: skip
 
     async def _close_pay_links(self, invoice: Invoice, now_is: str) -> None:
         """The invoice left ``sent`` (cancelled, or paid by hand): expire its open Checkout
@@ -402,16 +436,17 @@ class InvoiceService:
         except PaymentUnavailable as exc:
             log.warning("no pay link for %s (%s): sent without one", number, exc.reason)
         view = self._as_sent(await self.view(number), now)
+        issuer = self.config.issuer
+        t = issuer.translator(view.tenant.language)
         document = OutboundFile(
             pdf_file_name(view),
-            await asyncio.to_thread(render_invoice, view, self.config.issuer),
+            await asyncio.to_thread(render_invoice, view, issuer),
             "application/pdf",
-            caption=f"{view.title}: {view.money(view.invoice.total_micros)}",
+            caption=view.caption(t),
         )
-        total = view.money(view.invoice.total_micros)
-        buttons = (LinkButton(f"Pay {total}", view.pay_url),) if view.pay_url else ()
-        due = f", due {view.invoice.due_at:%Y-%m-%d}" if view.invoice.due_at else ""
-        text = f"Invoice {number} from {self.config.issuer.name or 'us'}: {total}{due}."
+        total = t.money(from_micros(view.invoice.total_micros), view.invoice.currency)
+        buttons = (LinkButton(t("Pay {total}", total=total), view.pay_url),) if view.pay_url else ()
+        text = view.delivery_text(t, issuer.name or "us")
         notices = [
             Notice(address, text, buttons, (document,), tenant_id=view.tenant.id)
             for address in recipients

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from billing.amounts import from_minor, price_label
+from billing.invoicing.delivery import deliver_document
 from billing.invoicing.payment_events import invoice_paid, invoice_refunded
 from billing.invoicing.service import credit_refund, issue_receipt, receipt_description
 from billing.stripe.effects import EffectContext, StripeObject, metadata, number, text
@@ -111,15 +112,16 @@ async def on_session_completed(ctx: EffectContext, session: StripeObject) -> Non
         ctx.session, tenant, payment, receipt_description(payment), now=ctx.now,
         issuer_country=ctx.issuer_country,
     )  # fmt: skip
-    ctx.tell(
-        payment.reply_to,
-        tenant_id=payment.tenant_id,
-        text=f"Payment received: +{payment.tokens:,} tokens, balance {entry.balance_after:,}. "
-        f"Receipt {receipt.number}.",
+    await deliver_document(
+        ctx,
+        receipt,
+        payer=payment.reply_to,
+        payer_text=f"Payment received: +{payment.tokens:,} tokens, "
+        f"balance {entry.balance_after:,}. Receipt {receipt.number}.",
     )
     # A partial refund Stripe delivered before this completion: taken back now it is credited.
     await take_back_refunded(ctx, payment, full=False)
-    await credit_refund(ctx.session, payment, now=ctx.now)
+    await deliver_credit_note(ctx, payment)
 
 
 def _mismatch(payment: Payment, tenant: Tenant, session: StripeObject) -> str | None:
@@ -187,7 +189,7 @@ async def on_charge_refunded(ctx: EffectContext, charge: StripeObject) -> None:
         await invoice_refunded(ctx, payment, price_label(payment.refunded_micros, currency))
         return
     taken = await take_back_refunded(ctx, payment, full=full)
-    await credit_refund(ctx.session, payment, now=ctx.now)  # the receipt's credit note
+    await deliver_credit_note(ctx, payment)
     if taken and payment.kind in ("subscription", "renewal"):
         tenant = await TenantRepository(ctx.session).by_id(payment.tenant_id)
         await ctx.alert(
@@ -198,6 +200,14 @@ async def on_charge_refunded(ctx: EffectContext, charge: StripeObject) -> None:
             f"charge {charge['id']}): {taken:,} tokens taken back. The subscription itself "
             "goes on; cancel it in Stripe if that was meant.",
         )
+
+
+async def deliver_credit_note(ctx: EffectContext, payment: Payment) -> None:
+    """The receipt's credit note for what is newly refunded of ``payment``, if any, delivered
+    to the tenant's recipients as its PDF."""
+    note = await credit_refund(ctx.session, payment, now=ctx.now)
+    if note is not None:
+        await deliver_document(ctx, note)
 
 
 async def _charge_payment(ctx: EffectContext, charge: StripeObject) -> Payment | None:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,10 @@ from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
 from storage.repositories.alerts import AlertRepository
 from storage.repositories.sent_alerts import SentAlertRepository
+
+if TYPE_CHECKING:
+    from billing.invoicing.delivery import DocumentDelivery
+    from core.envelope import OutboundFile
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +67,25 @@ class EffectContext:
     cause: str = ""
     #: The outbox rows :meth:`settle_told` wrote, for the process to deliver after commit.
     outbox_ids: list[int] = field(default_factory=list)
+    #: How receipts and credit notes reach the tenant as PDFs; None: their notices are text.
+    documents: DocumentDelivery | None = None
     _written: int = 0
 
-    def tell(self, stored_address: dict[str, Any] | None, text: str, *, tenant_id: int) -> None:
+    def tell(
+        self,
+        stored_address: dict[str, Any] | None,
+        text: str,
+        *,
+        tenant_id: int,
+        files: tuple[OutboundFile, ...] = (),
+    ) -> None:
         """Tell the chat that asked (for a link, a subscription) about tenant ``tenant_id``'s
-        payment, if it still may hear it: see :meth:`settle_told`."""
+        payment, if it still may hear it (with ``files`` before the text, a receipt's PDF):
+        see :meth:`settle_told`."""
         address = address_of(stored_address)
         if address is not None:
-            self._told.append((Notice(address, text, tenant_id=tenant_id), tenant_id))
+            notice = Notice(address, text, files=files, tenant_id=tenant_id)
+            self._told.append((notice, tenant_id))
 
     async def settle_told(self) -> None:
         """Keep what :meth:`tell` said only for chats that are the tenant's now (a chat moved to
@@ -93,7 +108,7 @@ class EffectContext:
         fresh, self._written = self.notices[self._written :], len(self.notices)
         self.outbox_ids += await enqueue(
             self.session, fresh, cause_kind="stripe", cause_ref=self.cause or self.event_id,
-            now=self.now,
+            now=self.now, media_dir=self.documents.media_dir if self.documents else None,
         )  # fmt: skip
 
     async def alert(self, kind: str, tenant: Tenant | None, detail: str) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from billing.amounts import from_minor, price_label
+from billing.invoicing.delivery import deliver_document
 from billing.invoicing.service import issue_receipt, receipt_description
 from billing.notices import Notice, tenant_addresses
 from billing.stripe.effects import EffectContext, StripeObject, metadata, number, text
@@ -275,10 +276,11 @@ async def on_invoice_paid(ctx: EffectContext, invoice: StripeObject) -> None:
     if subscription.status != "canceled":
         subscription.status, subscription.updated_at = "active", ctx.now
         tenant.plan = subscription.plan
-    ctx.tell(
-        subscription.reply_to,
-        tenant_id=subscription.tenant_id,
-        text=f"Payment received: {plan.name} plan, +{plan.tokens_included:,} tokens, "
+    await deliver_document(
+        ctx,
+        receipt,
+        payer=subscription.reply_to,
+        payer_text=f"Payment received: {plan.name} plan, +{plan.tokens_included:,} tokens, "
         f"balance {entry.balance_after:,}. Receipt {receipt.number}.",
     )
 

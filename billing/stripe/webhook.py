@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from billing.invoicing.delivery import DocumentDelivery
 from billing.stripe.checkout_events import (
     on_charge_refunded,
     on_session_completed,
@@ -81,8 +82,10 @@ class StripeWebhook:
         tolerance: int = SIGNATURE_TOLERANCE,
         api: StripeApi | None = None,
         issuer_country: str = "",
+        documents: DocumentDelivery | None = None,
     ) -> None:
         self._api = api
+        self._documents = documents
         self._issuer_country = issuer_country
         self._sessions = sessions
         self._secret = secret
@@ -128,7 +131,7 @@ class StripeWebhook:
                 return WebhookResult("duplicate", event_id, event_type)
             ctx = EffectContext(
                 session, now, event_id, event_type, api=self._api,
-                issuer_country=self._issuer_country, cause=key,
+                issuer_country=self._issuer_country, cause=key, documents=self._documents,
             )  # fmt: skip
             await route.apply(ctx, obj)
             await ctx.settle_told()
