@@ -30,6 +30,8 @@ class CommandConfig:
     billing_currency: str = "EUR"
     vat_rate: Decimal = Decimal("0.20")
     usd_to_billing_rate: Decimal = Decimal("1")
+    #: What one Telegram Star is worth in the billing currency (revenue totals).
+    stars_to_billing_rate: Decimal = Decimal("0.013")
     default_provider: str | None = None
     default_model: str | None = None
     trial_days: int = 14

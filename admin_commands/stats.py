@@ -32,6 +32,7 @@ from admin_commands.reports import pairs as _pairs
 from admin_commands.reports import period_of as _period
 from admin_commands.reports import table as _table
 from admin_commands.values import slug
+from billing.stars.amounts import STARS_CURRENCY, stars_in_billing_micros
 from core.envelope import OutboundFile
 from core.money import from_micros
 from core.period import Period
@@ -68,9 +69,11 @@ async def overview(ctx: CommandContext) -> CommandResult:
         total = await rollups.overall(period)
         series = await rollups.per_day(period)
         currency = ctx.deps.config.billing_currency
-        revenue = from_micros(await revenue_micros(session, *_instants(period), currency)).quantize(
-            Decimal("0.01")
-        )
+        received = await revenue_micros(session, *_instants(period), currency)
+        # Stars are their own currency (XTR); the total counts them at STARS_TO_BILLING_RATE.
+        stars = await revenue_micros(session, *_instants(period), STARS_CURRENCY)
+        received += stars_in_billing_micros(stars, ctx.deps.config.stars_to_billing_rate)
+        revenue = from_micros(received).quantize(Decimal("0.01"))
     cost = _cost(ctx, total)
     data = {
         "period": {"from": period.start.isoformat(), "to": period.end.isoformat()},

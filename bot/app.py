@@ -118,6 +118,7 @@ def build_app(
             billing_currency=settings.billing_currency,
             vat_rate=settings.vat_rate,
             usd_to_billing_rate=settings.usd_to_billing_rate,
+            stars_to_billing_rate=settings.stars_to_billing_rate,
             default_provider=settings.provider,
             default_model=settings.model,
         ),

@@ -98,6 +98,8 @@ class BusinessRepository:
                 Payment.status.in_(PAYMENT_RECEIVED),
                 Payment.paid_at >= since,
                 Payment.paid_at < until,
+                # Stars (XTR) are another currency: never summed as if they were the billing one.
+                Payment.currency != "XTR",
             )
             .group_by(Payment.kind, Payment.item, Tenant.plan)
         )
