@@ -115,11 +115,11 @@ async def test_packs_and_plans_are_seeded_once_and_listed(app: App) -> None:
     packs = (await admin(app, "pack", "list")).data
     assert packs == [
         {"slug": "starter", "name": "Starter", "tokens": 500_000, "price": "5.00",
-         "currency": "EUR", "active": True},
+         "currency": "EUR", "active": True, "stars": None},
         {"slug": "pro", "name": "Pro", "tokens": 2_000_000, "price": "15.00",
-         "currency": "EUR", "active": True},
+         "currency": "EUR", "active": True, "stars": None},
         {"slug": "enterprise", "name": "Enterprise", "tokens": 10_000_000, "price": "50.00",
-         "currency": "EUR", "active": True},
+         "currency": "EUR", "active": True, "stars": None},
     ]  # fmt: skip
     plans = {p["slug"]: p for p in (await admin(app, "plan", "list")).data}
     assert set(plans) == {"prepaid", "postpaid", "starter", "pro", "enterprise"}
@@ -183,7 +183,7 @@ async def test_new_packs_plans_tenant_plan_and_quota(app: App) -> None:
     made = await admin(app, "pack", "set", "mega", "--tokens", "50,000,000", "--price", "200")
     assert made.data == {
         "slug": "mega", "name": "Mega", "tokens": 50_000_000, "price": "200.00",
-        "currency": "EUR", "active": True,
+        "currency": "EUR", "active": True, "stars": None,
     }  # fmt: skip
     await admin(app, "pack", "set", "starter", "--active", "no")
     assert "(not on sale)" in (await admin(app, "pack", "list")).text
