@@ -194,10 +194,21 @@ async def test_slack_buy_buttons_ephemeral_in_channels_and_notices_in_direct_mes
         assert await stripe_api.pay(session["id"]) == [200]
         assert await stripe_api.pay(starter_session["id"]) == [200]
         await service.app.deps.outbox.drain(10)
-        told = {m.channel: m.text for m in slack.messages}
-        # Asked in the direct message: told there. Asked in #general: told privately.
-        assert told["D0001"].startswith("Payment received: +2,000,000 tokens, balance 2,100,000.")
-        assert told["U0001"].startswith("Payment received: +500,000 tokens, balance 2,600,000.")
+        told: dict[str, list[str]] = {}
+        for m in slack.messages:
+            told.setdefault(m.channel, []).append(m.text)
+        # Asked in the direct message: told there. Asked in #general: told privately. (Each
+        # also gets the other sale's receipt, as every chat of the tenant does.)
+        [pro] = [t for t in told["D0001"] if t.startswith("Payment received")]
+        assert re.fullmatch(
+            r"Payment received: \+2,000,000 tokens, balance 2,100,000\. Receipt INV-\d{4}-0001\.",
+            pro,
+        )
+        [starter] = [t for t in told["U0001"] if t.startswith("Payment received")]
+        assert re.fullmatch(
+            r"Payment received: \+500,000 tokens, balance 2,600,000\. Receipt INV-\d{4}-0002\.",
+            starter,
+        )
         assert not any(m.channel == "C0001" for m in slack.messages)
     finally:
         await service.stop()
