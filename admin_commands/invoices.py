@@ -17,7 +17,7 @@ from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandRe
 from admin_commands.values import positive_amount, positive_int, quantity, slug, text_of
 from billing.amounts import minor_places
 from billing.invoicing.arithmetic import line_amount
-from billing.invoicing.delivery import DocumentDelivery
+from billing.invoicing.documents import DocumentDelivery
 from billing.invoicing.pdf import pdf_file_name, render_invoice
 from billing.invoicing.recipients import tenant_chats
 from billing.invoicing.service import LineSpec, check_sendable

@@ -193,7 +193,7 @@ def _build_payments(
         deps.invoices.attach_checkout(deps.checkout)
     webhook_secret = secret_value(settings.stripe_webhook_secret)
     if webhook_secret is not None:
-        from billing.invoicing.delivery import DocumentDelivery
+        from billing.invoicing.documents import DocumentDelivery
         from billing.stripe.webhook import StripeWebhook
 
         deps.stripe_webhook = StripeWebhook(

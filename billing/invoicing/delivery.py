@@ -6,31 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.invoicing.documents import DocumentDelivery
+from billing.invoicing.loading import views
 from billing.invoicing.pdf import pdf_file_name, render_invoice
 from billing.invoicing.recipients import tenant_chats
-from billing.invoicing.service import views
 from billing.invoicing.views import InvoiceView, Issuer
 from billing.notices import Notice, address_of
 from billing.stripe.effects import EffectContext
 from core.envelope import EMAIL_CHANNEL, ChatAddress, OutboundFile
 from storage.models import Invoice
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentDelivery:
-    """What a process needs to deliver the documents it makes: the issuer (the PDF, the
-    language's catalogs), where the outbox keeps files (``MEDIA_DIR``) and whether e-mail goes
-    out (``SMTP_URL`` set)."""
-
-    issuer: Issuer
-    media_dir: Path
-    email: bool = False
 
 
 def issuer_name(issuer: Issuer) -> str:

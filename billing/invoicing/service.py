@@ -25,6 +25,7 @@ from billing.invoicing.arithmetic import (
     totals,
     vat_rate_ppm_for,
 )
+from billing.invoicing.loading import views
 from billing.invoicing.pdf import pdf_file_name, render_invoice
 from billing.invoicing.views import InvoiceView, Issuer
 from billing.notices import Notice, enqueue
@@ -43,7 +44,7 @@ from storage.repositories.tenants import TenantRepository
 from storage.states import INVOICE_CLOSED, INVOICE_UNPAID, InvoiceStatus
 
 if TYPE_CHECKING:
-    from billing.invoicing.delivery import DocumentDelivery
+    from billing.invoicing.documents import DocumentDelivery
     from billing.stripe.checkout import CheckoutService
 
 log = logging.getLogger(__name__)
@@ -582,27 +583,6 @@ async def settle_draft(
     if rate != invoice.vat_rate_ppm:
         invoice.vat_rate_ppm = rate
         apply_totals(invoice, (await InvoiceRepository(session).lines([invoice.id]))[invoice.id])
-
-
-async def views(session: AsyncSession, invoices: Sequence[Invoice]) -> list[InvoiceView]:
-    """Invoices with their lines, tenants and pay links, in a few queries however many."""
-    lines = await InvoiceRepository(session).lines([i.id for i in invoices])
-    tenants = await TenantRepository(session).by_ids({i.tenant_id for i in invoices})
-    payment_ids = {i.payment_id for i in invoices if i.payment_id is not None}
-    urls = await PaymentRepository(session).pending_urls(payment_ids)
-    credited = await InvoiceRepository(session).numbers_of(
-        [i.credits_invoice_id for i in invoices if i.credits_invoice_id is not None]
-    )
-    return [
-        InvoiceView(
-            invoice,
-            tuple(lines[invoice.id]),
-            tenants[invoice.tenant_id],
-            urls.get(invoice.payment_id) if invoice.payment_id is not None else None,
-            credited.get(invoice.credits_invoice_id) if invoice.credits_invoice_id else None,
-        )
-        for invoice in invoices
-    ]
 
 
 def _append(notes: str, note: str) -> str:

@@ -20,7 +20,7 @@ from storage.repositories.alerts import AlertRepository
 from storage.repositories.sent_alerts import SentAlertRepository
 
 if TYPE_CHECKING:
-    from billing.invoicing.delivery import DocumentDelivery
+    from billing.invoicing.documents import DocumentDelivery
     from core.envelope import OutboundFile
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from billing.invoicing.delivery import DocumentDelivery
+from billing.invoicing.documents import DocumentDelivery
 from billing.stripe.checkout_events import (
     on_charge_refunded,
     on_session_completed,
