@@ -80,7 +80,7 @@ def install() -> None:
 
 def main(argv: list[str]) -> int:
     task, rest = (argv[0], argv[1:]) if argv else ("help", [])
-    if task not in {"install", "run", "test", "test-pg", "lint", "bench", "i18n"}:
+    if task not in {"install", "run", "test", "test-pg", "lint", "bench", "docs", "i18n"}:
         print(__doc__)
         return 0 if task in {"help", "-h", "--help"} else 2
     install()

@@ -1,15 +1,18 @@
 """One command registry for every channel and for ``switchboard admin``.
 
 A command is an async function declared under a path (``"tenant create"``) with a
-:class:`CommandGroup` decorator in its own module; its docstring's first line is its help text.
-Arguments are parsed with :mod:`argparse`, so options look the same in Telegram, Slack and the
-shell, and the usage line that wrong arguments get back is the parser's own.
+:class:`CommandGroup` decorator in its own module; its docstring's first line is its help text
+(extracted into the catalogs by :mod:`admin_commands.help_messages`, shown translated by
+``/help`` and the Telegram menu). Arguments are parsed with :mod:`argparse`, so options look the
+same in Telegram, Slack and the shell, and the usage line that wrong arguments get back is the
+parser's own; its refusals are translated when shown (:func:`_parser_problem`).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import re
 import shlex
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from admin_commands.deps import CommandDeps
 from admin_commands.roles import minimum_role, permissions_of
 from core.envelope import LinkButton, OutboundFile
 from core.errors import PermissionDenied, SwitchboardError, UsageError
+from core.i18n import N_, Text, Translator, lazy
 from storage.models import Member, Tenant
 from storage.repositories.admins import AuditRepository
 
@@ -117,7 +121,8 @@ class CommandContext:
         try:
             return parse(raw)
         except argparse.ArgumentTypeError as exc:
-            raise self.usage_error(f"{label}: {exc}.") from None
+            problem = lazy("{label}: {problem}.", label=label, problem=_type_problem(exc))
+            raise UsageError(self.command.usage, problem) from None
 
 
 Handler = Callable[[CommandContext], Awaitable[CommandResult]]
@@ -129,11 +134,63 @@ class UnknownCommand(SwitchboardError):
 
     def __init__(self, name: str, in_shell: bool) -> None:
         shown_name = name if len(name) <= 40 else name[:39] + "…"
-        hint = "Run `switchboard admin help`" if in_shell else "Send /help"
-        super().__init__(
-            f"unknown command {shown_name!r}",
-            user_message=f"Unknown command '{shown_name}'. {hint} for the commands you can run.",
+        message = (
+            N_(
+                "Unknown command '{name}'. "
+                "Run `switchboard admin help` for the commands you can run."
+            )
+            if in_shell
+            else N_("Unknown command '{name}'. Send /help for the commands you can run.")
         )
+        super().__init__(
+            f"unknown command {shown_name!r}", user_message=lazy(message, name=shown_name)
+        )
+
+
+def _type_problem(exc: argparse.ArgumentTypeError) -> Text | str:
+    """What an argument type of :mod:`admin_commands.values` said: a message translated when
+    shown (``ArgumentTypeError(lazy(...))``), or a plain string."""
+    found = exc.args[0] if exc.args else str(exc)
+    return found if isinstance(found, Text) else str(found)
+
+
+#: argparse's own refusals (Python 3.11's wording), each as a message of the catalogs; what
+#: matches none of them is shown as argparse wrote it.
+_PARSER_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"the following arguments are required: (?P<names>.+)"),
+        N_("The following arguments are required: {names}."),
+    ),
+    (
+        re.compile(r"unrecognized arguments: (?P<words>.*)"),
+        N_("Unrecognized arguments: {words}."),
+    ),
+    (
+        re.compile(
+            r"argument (?P<argument>\S+): invalid choice: (?P<value>.+) "
+            r"\(choose from (?P<choices>.+)\)"
+        ),
+        N_("Argument {argument}: invalid choice: {value} (choose from {choices})."),
+    ),
+    (
+        re.compile(r"argument (?P<argument>\S+): expected one argument"),
+        N_("Argument {argument}: expected one argument."),
+    ),
+    (
+        re.compile(r"argument (?P<argument>\S+): invalid (?P<type>\w+) value: (?P<value>.+)"),
+        N_("Argument {argument}: invalid {type} value: {value}."),
+    ),
+)
+
+
+def _parser_problem(message: str) -> Text | str:
+    """argparse's ``message`` as the sentence users see (capitalised, with a full stop),
+    translatable when it is one of :data:`_PARSER_PROBLEMS`."""
+    for pattern, msgid in _PARSER_PROBLEMS:
+        found = pattern.fullmatch(message)
+        if found is not None:
+            return lazy(msgid, **found.groupdict())
+    return message[:1].upper() + message[1:] + "."
 
 
 class _OneLineFormatter(argparse.HelpFormatter):
@@ -160,7 +217,7 @@ class _Parser(argparse.ArgumentParser):
         return text.removeprefix("usage:").strip()
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(self.usage_line, message[:1].upper() + message[1:] + ".")
+        raise UsageError(self.usage_line, _parser_problem(message))
 
 
 class Command:
@@ -181,6 +238,10 @@ class Command:
         self.handler = handler
         #: Whether it may run from a chat that is not bound to any tenant.
         self.unbound_ok = unbound_ok
+        doc = (handler.__doc__ or "").strip()
+        #: The docstring's first line, in English (``/help`` shows it translated, see
+        #: :meth:`seen_by`; ``docs/commands.md`` as it is).
+        self.summary = doc.splitlines()[0] if doc else ""
         self._parser = _Parser("/" + self.name)
         for arg in arguments:
             self._parser.add_argument(*arg.names, **_with_metavar(arg))
@@ -202,15 +263,18 @@ class Command:
     def name(self) -> str:
         return " ".join(self.path)
 
-    @property
-    def summary(self) -> str:
-        doc = (self.handler.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
-
     def parse(self, argv: Sequence[str]) -> argparse.Namespace:
         try:
             return self._parser.parse_args(self._attach_values(argv))
         except argparse.ArgumentError as exc:
+            if exc.argument_name and isinstance(exc.__context__, argparse.ArgumentTypeError):
+                # A type of admin_commands.values refused the value: its own words, translated.
+                problem = lazy(
+                    "Argument {argument}: {problem}.",
+                    argument=exc.argument_name,
+                    problem=_type_problem(exc.__context__),
+                )
+                raise UsageError(self.usage, problem) from None
             self._parser.error(str(exc))
 
     def usage_for(self, caller: Caller) -> str:
@@ -261,10 +325,13 @@ class Command:
             )
         return True
 
-    def seen_by(self, caller: Caller) -> Command:
-        """This command as ``caller`` sees it: ``usage`` is their usage line."""
+    def seen_by(self, caller: Caller, t: Translator | None = None) -> Command:
+        """This command as ``caller`` sees it: ``usage`` is their usage line, ``summary`` in
+        ``t``'s language."""
         view = copy.copy(self)
         view.usage = self.usage_for(caller)
+        if t is not None and self.summary:
+            view.summary = t(self.summary)
         return view
 
 
@@ -346,12 +413,12 @@ class CommandRegistry:
     def usages_for(self, group: str, caller: Caller) -> list[str]:
         return [c.usage_for(caller) for c in self if c.path[0] == group and c.visible_to(caller)]
 
-    def seen_by(self, caller: Caller) -> CommandRegistry:
-        """The commands ``caller`` can run, with their usage lines as ``caller`` may use them:
-        what ``/help`` lists."""
+    def seen_by(self, caller: Caller, t: Translator | None = None) -> CommandRegistry:
+        """The commands ``caller`` can run, with their usage lines as ``caller`` may use them
+        and their descriptions in ``t``'s language: what ``/help`` lists."""
         view = CommandRegistry()
         view._commands = {
-            path: command.seen_by(caller)
+            path: command.seen_by(caller, t)
             for path, command in self._commands.items()
             if command.visible_to(caller)
         }
@@ -374,7 +441,11 @@ class CommandRegistry:
             self.authorize(command, caller)
             args = command.parse(rest)
             # /help lists the registry as the caller sees it.
-            registry = self.seen_by(caller) if command.path == ("help",) else self
+            registry = (
+                self.seen_by(caller, deps.translators.get(caller.language))
+                if command.path == ("help",)
+                else self
+            )
             return await command.handler(CommandContext(caller, deps, args, command, registry))
         except PermissionDenied as refused:
             await _audit_refusal(deps, caller, refused)
@@ -394,8 +465,10 @@ class CommandRegistry:
             # Admins outside a tenant's chat may run the read-only ones with --tenant.
             raise UsageError(
                 command.usage,
-                "This chat is not linked to any organisation yet. "
-                "Use /start CODE with the invite code you were given.",
+                lazy(
+                    "This chat is not linked to any organisation yet. "
+                    "Use /start CODE with the invite code you were given."
+                ),
             )
 
 

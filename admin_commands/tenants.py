@@ -27,6 +27,7 @@ from admin_commands.values import (
 )
 from billing.invoicing.arithmetic import ppm_of, rate_of
 from core.clock import month_start
+from core.i18n import N_
 from core.money import to_micros
 from storage.models import Tenant
 from storage.repositories.catalog import PlanRepository
@@ -326,7 +327,7 @@ def vat_rate(raw: str) -> Decimal:
     percent = text.endswith("%")
     number = typed_decimal(
         text.removesuffix("%").strip(),
-        what="a VAT rate",
+        what=N_("a VAT rate"),
         places=4 if percent else 6,
         example="0.20, 0,055 or 20%",
     )

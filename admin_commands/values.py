@@ -4,8 +4,9 @@ name, email or search is.
 Each is an argparse ``type=`` (or is used through :meth:`CommandContext.convert` for values
 parsed later, like ``/assistant set``'s): a bad value raises :class:`argparse.ArgumentTypeError`
 naming the problem, which becomes the command's usage line with the problem above it, before
-anything is read or written. Limits follow the columns that store the values, so the database
-never sees a value it would refuse or silently mangle.
+anything is read or written. The problem is a :func:`~core.i18n.lazy` message, shown in the
+reader's language (numbers in it too, as :class:`~core.i18n.Number`). Limits follow the columns
+that store the values, so the database never sees a value it would refuse or silently mangle.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import unicodedata
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
+from core.i18n import N_, Number, Text, lazy
 from core.identity import parse_identity
 from core.limits import MAX_TOKENS
 
@@ -52,7 +54,9 @@ def slug(raw: str) -> str:
     value = raw.strip().lower()
     if not SLUG_RE.match(value):
         raise argparse.ArgumentTypeError(
-            f"invalid slug {shown(raw)}: use 2-63 lowercase letters, digits and '-'"
+            lazy(
+                "invalid slug {value}: use 2-63 lowercase letters, digits and '-'", value=shown(raw)
+            )
         )
     return value
 
@@ -63,12 +67,19 @@ def whole_number(raw: str, minimum: int, maximum: int) -> int:
     digits = text.removeprefix("-")
     # ASCII digits only: int() would also take digits of other scripts.
     if not digits.isascii() or not digits.isdigit():
-        raise argparse.ArgumentTypeError(f"{shown(raw)} is not a whole number")
+        raise argparse.ArgumentTypeError(lazy("{value} is not a whole number", value=shown(raw)))
     # More digits than the bounds have is out of range as it stands: no need to convert
     # thousands of digits (which Python refuses past 4,300 anyway) only to refuse them.
     widest = len(str(max(abs(minimum), abs(maximum))))
     if len(digits.lstrip("0")) > widest or not minimum <= int(text) <= maximum:
-        raise argparse.ArgumentTypeError(f"{shown(raw)} must be from {minimum:,} to {maximum:,}")
+        raise argparse.ArgumentTypeError(
+            lazy(
+                "{value} must be from {minimum} to {maximum}",
+                value=shown(raw),
+                minimum=Number(minimum),
+                maximum=Number(maximum),
+            )
+        )
     return int(text)
 
 
@@ -80,7 +91,7 @@ def positive_int(raw: str) -> int:
 def item_id(raw: str) -> int:
     """A library item number as users see it (bounded like any count, so it fits the column)."""
     if not raw.isascii() or not raw.isdigit():
-        raise argparse.ArgumentTypeError(f"{shown(raw)} is not an item number")
+        raise argparse.ArgumentTypeError(lazy("{value} is not an item number", value=shown(raw)))
     return positive_int(raw)
 
 
@@ -91,11 +102,11 @@ def float_in(low: float, high: float) -> Callable[[str], float]:
         try:
             value = float(raw)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{shown(raw)} is not a number") from None
+            raise argparse.ArgumentTypeError(_NOT_A_NUMBER(raw)) from None
         if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{shown(raw)} is not a finite number")
+            raise argparse.ArgumentTypeError(_NOT_FINITE(raw))
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{shown(raw)} must be from {low:g} to {high:g}")
+            raise argparse.ArgumentTypeError(_from_to(raw, f"{low:g}", f"{high:g}"))
         return value
 
     return parse
@@ -108,14 +119,31 @@ def decimal_in(low: Decimal, high: Decimal) -> Callable[[str], Decimal]:
         try:
             value = Decimal(raw.strip())
         except InvalidOperation:
-            raise argparse.ArgumentTypeError(f"{shown(raw)} is not a number") from None
+            raise argparse.ArgumentTypeError(_NOT_A_NUMBER(raw)) from None
         if not value.is_finite():
-            raise argparse.ArgumentTypeError(f"{shown(raw)} is not a finite number")
+            raise argparse.ArgumentTypeError(_NOT_FINITE(raw))
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{shown(raw)} must be from {low} to {high}")
+            raise argparse.ArgumentTypeError(_from_to(raw, str(low), str(high)))
         return value
 
     return parse
+
+
+def _NOT_A_NUMBER(raw: str) -> Text:
+    return lazy("{value} is not a number", value=shown(raw))
+
+
+def _NOT_FINITE(raw: str) -> Text:
+    return lazy("{value} is not a finite number", value=shown(raw))
+
+
+def _from_to(raw: str, low: str, high: str) -> Text:
+    # Bounds such as 0.0 and 2.0 are written as the code has them (``0`` to ``2``).
+    return lazy("{value} must be from {low} to {high}", value=shown(raw), low=low, high=high)
+
+
+def _at_most_chars(maximum: int) -> Text:
+    return lazy("at most {maximum} characters", maximum=Number(maximum))
 
 
 def text_of(maximum: int, *, empty_ok: bool = False) -> Callable[[str], str]:
@@ -124,13 +152,19 @@ def text_of(maximum: int, *, empty_ok: bool = False) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip()
         if not value and not empty_ok:
-            raise argparse.ArgumentTypeError("must not be empty")
+            raise argparse.ArgumentTypeError(lazy("must not be empty"))
         if len(value) > maximum:
-            raise argparse.ArgumentTypeError(f"at most {maximum:,} characters (got {len(value):,})")
+            raise argparse.ArgumentTypeError(
+                lazy(
+                    "at most {maximum} characters (got {length})",
+                    maximum=Number(maximum),
+                    length=Number(len(value)),
+                )
+            )
         # Newlines and tabs are fine in prompts; NUL and other controls are not text (and
         # PostgreSQL cannot store NUL at all).
         if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
-            raise argparse.ArgumentTypeError("contains a control character")
+            raise argparse.ArgumentTypeError(lazy("contains a control character"))
         return value
 
     return parse
@@ -153,7 +187,9 @@ def model_name(raw: str) -> str:
     """A provider's model id (``gpt-4o-mini``, ``llama3:8b``): no spaces."""
     value = name(raw)
     if any(c.isspace() for c in value):
-        raise argparse.ArgumentTypeError(f"{shown(raw)} is not a model id (no spaces)")
+        raise argparse.ArgumentTypeError(
+            lazy("{value} is not a model id (no spaces)", value=shown(raw))
+        )
     return value
 
 
@@ -163,7 +199,11 @@ def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
         if value not in choices:
-            raise argparse.ArgumentTypeError(f"{shown(raw)} is not one of {', '.join(choices)}")
+            raise argparse.ArgumentTypeError(
+                lazy(
+                    "{value} is not one of {choices}", value=shown(raw), choices=", ".join(choices)
+                )
+            )
         return value
 
     return parse
@@ -172,9 +212,9 @@ def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
 def email(raw: str) -> str:
     value = raw.strip()
     if len(value) > MAX_EMAIL_CHARS:
-        raise argparse.ArgumentTypeError(f"at most {MAX_EMAIL_CHARS} characters")
+        raise argparse.ArgumentTypeError(_at_most_chars(MAX_EMAIL_CHARS))
     if not EMAIL_RE.match(value):
-        raise argparse.ArgumentTypeError(f"{shown(raw)} is not an email address")
+        raise argparse.ArgumentTypeError(lazy("{value} is not an email address", value=shown(raw)))
     return value
 
 
@@ -186,18 +226,18 @@ def identity(raw: str) -> tuple[str, str]:
     """``CHANNEL:ID`` as ``(channel, id)``: a Telegram id is a number, a Slack one
     ``TEAM/USER`` (``T0001/U0001``)."""
     if len(raw) > MAX_IDENTITY_CHARS:
-        raise argparse.ArgumentTypeError(f"at most {MAX_IDENTITY_CHARS} characters")
+        raise argparse.ArgumentTypeError(_at_most_chars(MAX_IDENTITY_CHARS))
     try:
         channel, ident = parse_identity(raw)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if channel == "telegram" and not re.fullmatch(r"[0-9]+", ident):
         raise argparse.ArgumentTypeError(
-            f"{shown(raw)}: a Telegram id is a number, like telegram:12345"
+            lazy("{value}: a Telegram id is a number, like telegram:12345", value=shown(raw))
         )
     if channel == "slack" and not _SLACK_ID_RE.match(ident):
         raise argparse.ArgumentTypeError(
-            f"{shown(raw)}: a Slack id is TEAM/USER, like slack:T0001/U0001"
+            lazy("{value}: a Slack id is TEAM/USER, like slack:T0001/U0001", value=shown(raw))
         )
     return channel, ident
 
@@ -208,16 +248,22 @@ def signed_tokens(raw: str) -> int:
     sign = -1 if text.startswith("-") else 1
     digits = text.lstrip("+-")
     if text[:1] in "+-" and len(text) - len(digits) > 1:
-        raise argparse.ArgumentTypeError(f"{shown(raw)} is not a signed number like -500 or +500")
+        raise argparse.ArgumentTypeError(
+            lazy("{value} is not a signed number like -500 or +500", value=shown(raw))
+        )
     try:
         size = whole_number(digits, 0, MAX_TOKENS)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"{shown(raw)} is not a number of tokens from -{MAX_TOKENS:,} to +{MAX_TOKENS:,}, "
-            "like -500 or +500"
+            lazy(
+                "{value} is not a number of tokens from -{maximum} to +{maximum}, "
+                "like -500 or +500",
+                value=shown(raw),
+                maximum=Number(MAX_TOKENS),
+            )
         ) from None
     if size == 0:
-        raise argparse.ArgumentTypeError("0 changes nothing: give a signed number like -500")
+        raise argparse.ArgumentTypeError(lazy("0 changes nothing: give a signed number like -500"))
     return sign * size
 
 
@@ -234,7 +280,9 @@ def plan_slug(raw: str) -> str:
     value = raw.strip().lower()
     if not PLAN_SLUG_RE.match(value):
         raise argparse.ArgumentTypeError(
-            f"invalid plan {raw!r}: use 2-16 lowercase letters, digits and '-'"
+            lazy(
+                "invalid plan {value}: use 2-16 lowercase letters, digits and '-'", value=repr(raw)
+            )
         )
     return value
 
@@ -270,17 +318,30 @@ def typed_decimal(raw: str, *, what: str, places: int, example: str) -> Decimal:
     # "1,050" reads as one thousand and fifty too; "0,050" cannot (too many places, below).
     if len(frac) == 3 and whole.lstrip("0"):
         raise argparse.ArgumentTypeError(
-            f"{shown(raw)} is ambiguous: three digits after {found['sep']!r} read as thousands. "
-            f"Write it without thousands separators, with at most {places} decimal places, "
-            f"like {example}"
+            lazy(
+                "{value} is ambiguous: three digits after {separator} read as thousands. "
+                "Write it without thousands separators, with at most {places} decimal places, "
+                "like {example}",
+                value=shown(raw),
+                separator=repr(found["sep"]),
+                places=places,
+                example=example,
+            )
         )
     if len(frac) > places:
         raise argparse.ArgumentTypeError(
-            f"{shown(raw)} has more than {places} decimal places: write it like {example}"
+            lazy(
+                "{value} has more than {places} decimal places: write it like {example}",
+                value=shown(raw),
+                places=places,
+                example=example,
+            )
         )
     # Cut before converting: a thousand-digit number is out of any range as it stands.
     if len(whole.lstrip("0")) > 15:
-        raise argparse.ArgumentTypeError(f"{shown(raw)} is too large: at most 15 digits")
+        raise argparse.ArgumentTypeError(
+            lazy("{value} is too large: at most 15 digits", value=shown(raw))
+        )
     return Decimal(f"{whole}.{frac}" if frac else whole)
 
 
@@ -288,28 +349,48 @@ def typed_decimal(raw: str, *, what: str, places: int, example: str) -> Decimal:
 _GROUPING = frozenset("_' \u00a0\u202f")
 
 
-def _why_not(raw: str, text: str, what: str, places: int, example: str) -> str:
+#: What :func:`typed_decimal` reads (``what=``), each a message of its own.
+AN_AMOUNT = N_("an amount")
+A_QUANTITY = N_("a quantity")
+A_NUMBER = N_("a number")
+
+
+def _why_not(raw: str, text: str, what: str, places: int, example: str) -> Text:
     """The reason ``text`` is not a number we read, and how to write it."""
-    how = f"write it like {example}"
+    values: dict[str, object] = {"value": shown(raw), "example": example, "places": places}
     if any(unicodedata.category(c) == "Nd" and not c.isascii() for c in text):
-        return f"{shown(raw)}: use the digits 0-9; {how}"
+        return lazy("{value}: use the digits 0-9; write it like {example}", **values)
     if text[:1] in ("+", "-"):
-        return f"{shown(raw)}: no sign, {what} of zero or more; {how}"
-    if "e" in text.lower() and any(c.isdigit() for c in text):
-        return f"{shown(raw)}: no exponents, write the digits out; {how}"
-    if any(c in _GROUPING or c.isspace() for c in text) or sum(c in ".," for c in text) > 1:
-        return (
-            f"{shown(raw)} is ambiguous: no thousands separators, one '.' or ',' before at "
-            f"most {places} decimal places; {how}"
+        return lazy(
+            "{value}: no sign, {what} of zero or more; write it like {example}",
+            what=lazy(what),
+            **values,
         )
-    return f"{shown(raw)} is not {what}; {how}"
+    if "e" in text.lower() and any(c.isdigit() for c in text):
+        return lazy(
+            "{value}: no exponents, write the digits out; write it like {example}", **values
+        )
+    if any(c in _GROUPING or c.isspace() for c in text) or sum(c in ".," for c in text) > 1:
+        return lazy(
+            "{value} is ambiguous: no thousands separators, one '.' or ',' before at most "
+            "{places} decimal places; write it like {example}",
+            **values,
+        )
+    return lazy("{value} is not {what}; write it like {example}", what=lazy(what), **values)
+
+
+_AMOUNT_EXAMPLE = "1050.50 or 1050,50"
+
+
+def _at_most(raw: str, maximum: Decimal) -> Text:
+    return lazy("{value} must be at most {maximum}", value=shown(raw), maximum=Number(maximum))
 
 
 def amount(raw: str) -> Decimal:
     """A money amount of zero or more: ``15``, ``15.50`` or ``15,50`` (never a float)."""
-    value = typed_decimal(raw, what="an amount", places=MONEY_PLACES, example="1050.50 or 1050,50")
+    value = typed_decimal(raw, what=AN_AMOUNT, places=MONEY_PLACES, example=_AMOUNT_EXAMPLE)
     if value > MAX_AMOUNT:
-        raise argparse.ArgumentTypeError(f"{shown(raw)} must be at most {MAX_AMOUNT:,}")
+        raise argparse.ArgumentTypeError(_at_most(raw, MAX_AMOUNT))
     return value
 
 
@@ -317,16 +398,22 @@ def positive_amount(raw: str) -> Decimal:
     """An amount above zero (an invoice line's unit price)."""
     value = amount(raw)
     if value == 0:
-        raise argparse.ArgumentTypeError(f"{shown(raw)} must be an amount above zero")
+        raise argparse.ArgumentTypeError(
+            lazy("{value} must be an amount above zero", value=shown(raw))
+        )
     return value
 
 
 def quantity(raw: str) -> Decimal:
     """How many of a line: above zero, ``3``, ``1.5`` or ``1,5``."""
-    value = typed_decimal(raw, what="a quantity", places=QUANTITY_PLACES, example="3, 1.5 or 1,5")
+    value = typed_decimal(raw, what=A_QUANTITY, places=QUANTITY_PLACES, example="3, 1.5 or 1,5")
     if not 0 < value <= MAX_QUANTITY:
         raise argparse.ArgumentTypeError(
-            f"{shown(raw)} must be a quantity above zero, at most {MAX_QUANTITY:,}"
+            lazy(
+                "{value} must be a quantity above zero, at most {maximum}",
+                value=shown(raw),
+                maximum=Number(MAX_QUANTITY),
+            )
         )
     return value
 
@@ -334,17 +421,19 @@ def quantity(raw: str) -> Decimal:
 def currency(raw: str) -> str:
     """A three-letter ISO 4217 code, e.g. EUR."""
     if not CURRENCY_RE.match(raw.strip()):
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a currency code like EUR")
+        raise argparse.ArgumentTypeError(
+            lazy("{value} is not a currency code like EUR", value=repr(raw))
+        )
     return raw.strip().upper()
 
 
 def ratio(raw: str) -> Decimal:
     """A multiplier above zero such as a markup of ``1.30`` (or ``1,30``; up to 6 places)."""
-    value = typed_decimal(raw, what="a number", places=6, example="1.30, 1,30 or 1.1250")
+    value = typed_decimal(raw, what=A_NUMBER, places=6, example="1.30, 1,30 or 1.1250")
     if value == 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} must be above zero")
+        raise argparse.ArgumentTypeError(lazy("{value} must be above zero", value=repr(raw)))
     if value > MAX_AMOUNT:
-        raise argparse.ArgumentTypeError(f"{shown(raw)} must be at most {MAX_AMOUNT:,}")
+        raise argparse.ArgumentTypeError(_at_most(raw, MAX_AMOUNT))
     return value
 
 
@@ -354,7 +443,7 @@ def yes_no(raw: str) -> bool:
         return True
     if value in _NO:
         return False
-    raise argparse.ArgumentTypeError(f"{raw!r} is not yes or no")
+    raise argparse.ArgumentTypeError(lazy("{value} is not yes or no", value=repr(raw)))
 
 
 def non_negative_int(raw: str) -> int:
@@ -362,9 +451,11 @@ def non_negative_int(raw: str) -> int:
     try:
         value = int(raw.replace("_", "").replace(",", ""))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(
+            lazy("{value} is not a whole number", value=repr(raw))
+        ) from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} must be zero or more")
+        raise argparse.ArgumentTypeError(lazy("{value} must be zero or more", value=repr(raw)))
     return value
 
 

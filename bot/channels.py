@@ -90,6 +90,7 @@ def build_telegram_channel(
         public_base_url=settings.public_base_url,
         pacing=pacing,
         routers=routers,
+        translators=deps.translators,
     )
 
 

@@ -56,13 +56,34 @@ class Text:
     n: int = 1
 
     def render(self, t: Translator) -> str:
+        # Values that are messages or numbers themselves are shown in the reader's language too.
+        params = {key: _shown(value, t) for key, value in self.params.items()}
         if self.plural is not None:
-            return t.ngettext(self.msgid, self.plural, self.n, **self.params)
-        return t(self.msgid, **self.params)
+            return t.ngettext(self.msgid, self.plural, self.n, **params)
+        return t(self.msgid, **params)
 
     def __str__(self) -> str:
         source = self.msgid if self.plural is None or self.n == 1 else self.plural
         return _fill(source, {"n": self.n, **self.params} if self.plural else self.params)
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A number inside a :func:`lazy` message, formatted in the reader's language when shown
+    (``1,000`` / ``1\u202f000`` / ``1.000``); ``str()`` gives the English form."""
+
+    value: int | Decimal
+
+    def __str__(self) -> str:
+        return f"{self.value:,}"
+
+
+def _shown(value: object, t: Translator) -> object:
+    if isinstance(value, Text):
+        return value.render(t)
+    if isinstance(value, Number):
+        return t.number(value.value)
+    return value
 
 
 def lazy(msgid: str, **params: object) -> Text:

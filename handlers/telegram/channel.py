@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from admin_commands.registry import CommandRegistry
 from core.envelope import ChatAddress
 from core.errors import UnsupportedInput
+from core.i18n import Translators
 from handlers.background import BackgroundTasks
 from handlers.pipeline import Pipeline
 from handlers.telegram.adapter import CHANNEL, BotIdentity, to_envelope
@@ -65,11 +66,14 @@ class TelegramChannel:
         pacing: Pacing | None = None,
         polling_timeout: int = POLLING_TIMEOUT_SECONDS,
         routers: Sequence[Router] = (),
+        translators: Translators | None = None,
     ) -> None:
         self.bot = bot
         self.pipeline = pipeline
         self._registry = registry
         self._sessions = sessions
+        #: For the command menus in each language.
+        self._translators = translators
         #: Shared with the commands, which print ``t.me/<bot>`` invite links once it is known.
         self._bot_usernames = bot_usernames
         self.mode = mode
@@ -109,7 +113,7 @@ class TelegramChannel:
         self.me = BotIdentity(user.id, user.username or "")
         if user.username:
             self._bot_usernames[CHANNEL] = user.username
-        await publish_menus(self.bot, self._registry, self._sessions)
+        await publish_menus(self.bot, self._registry, self._sessions, self._translators)
         if self.mode == "webhook":
             await self._register_webhook()
             return

@@ -231,6 +231,8 @@ class FakeTelegramServer:
         self.webhook: JSON | None = None
         #: setMyCommands results, keyed by the scope's JSON (``'{"type": "default"}'``).
         self.commands: dict[str, list[JSON]] = {}
+        #: setMyCommands results given a ``language_code``: keyed by (scope's JSON, language).
+        self.localized_commands: dict[tuple[str, str], list[JSON]] = {}
         self.webhook_deliveries: list[tuple[int, int]] = []  # (update_id, HTTP status)
         self._updates: list[JSON] = []
         self._update_ids = itertools.count(first_update_id)
@@ -765,8 +767,14 @@ class FakeTelegramServer:
                 raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
             if not 1 <= len(str(command.get("description", ""))) <= 256:
                 raise ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
-        scope = params.get("scope") or {"type": "default"}
-        self.commands[json.dumps(scope, sort_keys=True)] = commands
+        scope = json.dumps(params.get("scope") or {"type": "default"}, sort_keys=True)
+        language = params.get("language_code")
+        if language:  # the menu of the apps set to that language (ISO 639-1, as Telegram checks)
+            if not re.fullmatch(r"[a-z]{2}", str(language)):
+                raise ApiError(400, "Bad Request: invalid language code specified")
+            self.localized_commands[(scope, str(language))] = commands
+        else:
+            self.commands[scope] = commands
         return True
 
     def _set_webhook(self, params: JSON, _files: Mapping[str, bytes]) -> bool:

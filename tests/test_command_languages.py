@@ -1,0 +1,122 @@
+"""Commands in the reader's language (DESIGN §9): command descriptions in /help and the
+Telegram menus, unknown commands, the parser's refusals and the argument checks, in French
+and German, while command and argument names stay English."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from admin_commands.registry import UnknownCommand
+from bot.app import App
+from core.errors import UsageError
+from tests.conftest import AppFactory, admin, bind_console, say, tenant_with_tokens
+from tests.fakes.telegram_server import FakeTelegramServer
+from tests.test_telegram import ADMIN_ID, Running, Start, start, telegram  # noqa: F401
+
+FRENCH = 330044
+
+
+def _from(fake: FakeTelegramServer, text: str, language: str) -> dict[str, Any]:
+    update = fake.private_message(FRENCH, text, first_name="Amélie")
+    update["message"]["from"]["language_code"] = language
+    return update
+
+
+async def _ask(run: Running, text: str, language: str = "fr") -> str:
+    before = len(run.fake.bot_texts(FRENCH))
+    await run.fake.send_update(_from(run.fake, text, language))
+    await run.fake.wait_for_bot_messages(FRENCH, before + 1)
+    return run.fake.bot_texts(FRENCH)[-1]
+
+
+async def test_french_members_help_and_unknown_command(start: Start) -> None:  # noqa: F811
+    run = await start()
+    code = await tenant_with_tokens(run.app, "dupont")
+    await _ask(run, f"/start {code}")
+
+    help_lines = (await _ask(run, "/help")).splitlines()
+    assert help_lines[0] == "Commandes :"
+    assert (
+        "/usage — Votre solde de jetons, votre consommation du mois et vos derniers paiements."
+    ) in help_lines
+    assert (
+        "/new — Commencer une nouvelle conversation (l'assistant oublie l'historique de ce chat)."
+    ) in help_lines
+    assert "/help — Afficher les commandes que vous pouvez utiliser." in help_lines
+    # Command names and usage lines stay as they are typed.
+    assert "/use SLUG — Choisir l'assistant de ce chat." in help_lines
+
+    unknown = await _ask(run, "/frobnicate")
+    assert unknown == (
+        "Commande inconnue : « frobnicate ». "
+        "Envoyez /help pour voir les commandes que vous pouvez utiliser."
+    )
+    # An English app gets the English text, unchanged.
+    assert await _ask(run, "/frobnicate", language="en") == (
+        "Unknown command 'frobnicate'. Send /help for the commands you can run."
+    )
+
+
+async def test_telegram_menus_in_each_language(start: Start) -> None:  # noqa: F811
+    run = await start(SUPERADMINS=f"telegram:{ADMIN_ID}")
+    fake = run.fake
+    default = '{"type": "default"}'
+
+    def described(menu: list[dict[str, Any]]) -> dict[str, str]:
+        return {c["command"]: c["description"] for c in menu}
+
+    english = described(fake.commands[default])
+    french = described(fake.localized_commands[(default, "fr")])
+    german = described(fake.localized_commands[(default, "de")])
+    assert english["help"] == "Show the commands you can run."
+    assert french["help"] == "Afficher les commandes que vous pouvez utiliser."
+    assert german["help"] == "Die Befehle anzeigen, die Sie verwenden können."
+    assert german["language"] == "Die Sprache Ihrer Antworten anzeigen oder wählen (en, fr, de)."
+    assert set(english) == set(french) == set(german)
+    # The admin's own menu too; a group of subcommands lists their (English) names.
+    scope = f'{{"chat_id": {ADMIN_ID}, "type": "chat"}}'
+    admin_german = described(fake.localized_commands[(scope, "de")])
+    assert admin_german["tenant"] == described(fake.commands[scope])["tenant"]
+    assert "create" in admin_german["tenant"]
+    assert admin_german["usage"].startswith("Ihr Token-Guthaben")
+
+
+async def test_parser_refusals_and_argument_checks_in_german(make_app: AppFactory) -> None:
+    app = await make_app()
+    await tenant_with_tokens(app, "acme")
+    await admin(app, "tenant", "set", "acme", "--language", "de")
+    await bind_console(app, "acme")
+    await admin(app, "admin", "add", "console:u1", "admin")
+
+    missing = (await say(app, "/tokens grant")).texts[0]
+    assert missing.splitlines()[0] == "Die folgenden Argumente sind erforderlich: SLUG, N."
+    assert missing.splitlines()[1].startswith("Verwendung: /tokens grant SLUG N")
+
+    too_many = (await say(app, "/tokens grant acme 99999999999999")).texts[0]
+    assert too_many.splitlines()[0] == (
+        "Argument N: '99999999999999' muss zwischen 1 und 1.000.000.000.000 liegen."
+    )
+    bad_slug = (await say(app, "/tenant show 'A B'")).texts[0]
+    assert bad_slug.splitlines()[0] == (
+        "Argument SLUG: ungültige Kennung 'A B': "
+        "verwenden Sie 2 bis 63 Kleinbuchstaben, Ziffern und „-“."
+    )
+    extra = (await say(app, "/tenant show acme --bogus")).texts[0]
+    assert extra.splitlines()[0] == "Unbekannte Argumente: --bogus."
+
+    # The same refusals from the shell (DEFAULT_LANGUAGE) read as they always did.
+    with pytest.raises(UsageError) as refused:
+        await admin(app, "tokens", "grant", "acme", "99999999999999")
+    assert refused.value.user_message.splitlines()[0] == (
+        "Argument N: '99999999999999' must be from 1 to 1,000,000,000,000."
+    )
+
+
+async def test_unknown_command_from_the_shell_stays_english(app: App) -> None:
+    with pytest.raises(UnknownCommand) as refused:
+        await admin(app, "frobnicate")
+    assert refused.value.user_message == (
+        "Unknown command 'frobnicate'. Run `switchboard admin help` for the commands you can run."
+    )
