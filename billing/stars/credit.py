@@ -141,7 +141,9 @@ def _another(sold: Payment, charge: StarsCharge, now: datetime, *, renewal: bool
         kind="renewal" if renewal else sold.kind,
         item=sold.item,
         tokens=sold.tokens,
-        amount_micros=stars_to_micros(charge.total_amount) if charge.total_amount >= 0 else 0,
+        # The price the row was sold at, never the charge's: a charge of another amount must
+        # show as a mismatch here too, not become the price it is checked against.
+        amount_micros=sold.amount_micros,
         currency=STARS_CURRENCY,
         status="pending",
         provider=STARS_PROVIDER,
