@@ -6,6 +6,9 @@ own ``Figure`` (not ``pyplot``), which keeps them safe to run in parallel thread
 
 matplotlib is imported on the first chart, not with the module: it costs about 0.4 s and 40 MB,
 which a process that never draws (most of them) should not pay at start-up.
+
+Given a :class:`~core.i18n.Translator` (``t``), the legend, the axis labels and the dates on the
+axis are in its language; the title comes translated from the caller.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING
+
+from core.i18n import N_, Translator
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -45,6 +50,23 @@ def cost_label(value: Decimal) -> str:
     return f"{value.quantize(Decimal(1).scaleb(-COST_PLACES)):,}"
 
 
+def _t(t: Translator | None, message: str, **values: object) -> str:
+    """``message`` in ``t``'s language (as it is without one)."""
+    if t is None:
+        return message.format_map(values) if values else message
+    return t(message, **values)
+
+
+def _day(t: Translator | None, day: date) -> str:
+    """``04 Dec`` / ``04 déc.`` / ``04 Dez.``."""
+    return day.strftime("%d %b") if t is None else t.date(day, "dd MMM")
+
+
+def _month(t: Translator | None, first: date) -> str:
+    """``Nov 26`` / ``nov. 26`` / ``Nov. 26``."""
+    return first.strftime("%b %y") if t is None else t.date(first, "MMM yy")
+
+
 def _png(figure: Figure) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
@@ -59,9 +81,10 @@ def daily_usage(
     output_tokens: Sequence[int],
     cost: Sequence[Decimal],
     currency: str,
+    t: Translator | None = None,
 ) -> bytes:
     """Input and output tokens as stacked bars per day, cost per day as a line on its own axis."""
-    return _png(daily_usage_figure(title, days, input_tokens, output_tokens, cost, currency))
+    return _png(daily_usage_figure(title, days, input_tokens, output_tokens, cost, currency, t))
 
 
 def daily_usage_figure(
@@ -71,6 +94,7 @@ def daily_usage_figure(
     output_tokens: Sequence[int],
     cost: Sequence[Decimal],
     currency: str,
+    t: Translator | None = None,
 ) -> Figure:
     """The figure :func:`daily_usage` draws."""
     from matplotlib.figure import Figure
@@ -79,19 +103,23 @@ def daily_usage_figure(
     figure = Figure(figsize=(WIDTH, HEIGHT))
     tokens_axis = figure.add_subplot()
     positions = list(range(len(days)))
-    tokens_axis.bar(positions, input_tokens, color=INPUT_COLOUR, label="input tokens")
+    tokens_axis.bar(positions, input_tokens, color=INPUT_COLOUR, label=_t(t, N_("input tokens")))
     tokens_axis.bar(
-        positions, output_tokens, bottom=input_tokens, color=OUTPUT_COLOUR, label="output tokens"
+        positions,
+        output_tokens,
+        bottom=input_tokens,
+        color=OUTPUT_COLOUR,
+        label=_t(t, N_("output tokens")),
     )
     tokens_axis.yaxis.set_major_formatter(FuncFormatter(_thousands))
     # Headroom above the tallest bar keeps the legend off the data.
     tallest = max((i + o for i, o in zip(input_tokens, output_tokens, strict=True)), default=0)
     tokens_axis.set_ylim(0, tallest * 1.3 or 1)
-    tokens_axis.set_ylabel("tokens")
+    tokens_axis.set_ylabel(_t(t, N_("tokens")))
     step = max(1, len(days) // 10)
     # Count the ticks back from the last day, so the axis always names the last bar.
     ticked = positions[::-1][::step][::-1]
-    tokens_axis.set_xticks(ticked, [days[i].strftime("%d %b") for i in ticked])
+    tokens_axis.set_xticks(ticked, [_day(t, days[i]) for i in ticked])
     tokens_axis.set_xlim(-0.6, len(days) - 0.4)
     cost_axis = tokens_axis.twinx()
     # Steps, not a slope: a day's cost is that day's, so an idle day before a busy one stays
@@ -102,9 +130,9 @@ def daily_usage_figure(
         color=COST_COLOUR,
         marker=".",
         drawstyle="steps-mid",
-        label="cost",
+        label=_t(t, N_("cost")),
     )
-    cost_axis.set_ylabel(f"cost ({currency})")
+    cost_axis.set_ylabel(_t(t, N_("cost ({currency})"), currency=currency))
     cost_axis.set_ylim(0, max(float(max(cost, default=0)) * 1.3, _MIN_COST_AXIS))
     cost_axis.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10]))
     cost_axis.yaxis.set_major_formatter(FuncFormatter(_money_tick))
@@ -146,7 +174,11 @@ def ranked_bars_figure(
 
 
 def monthly_revenue(
-    title: str, months: Sequence[str], revenue: Sequence[Decimal], unit: str
+    title: str,
+    months: Sequence[str],
+    revenue: Sequence[Decimal],
+    unit: str,
+    t: Translator | None = None,
 ) -> bytes:
     """Revenue per month as bars, each labelled with its amount."""
     from matplotlib.figure import Figure
@@ -157,7 +189,7 @@ def monthly_revenue(
     bars = axis.bar(positions, [float(r) for r in revenue], color=INPUT_COLOUR)
     axis.bar_label(bars, labels=[f"{r:,}" for r in revenue], padding=2, fontsize=8)
     # "Nov 26" rather than "2026-11": twelve of them fit side by side.
-    axis.set_xticks(positions, [date.fromisoformat(m + "-01").strftime("%b %y") for m in months])
+    axis.set_xticks(positions, [_month(t, date.fromisoformat(m + "-01")) for m in months])
     axis.set_ylabel(unit)
     axis.set_ylim(0, float(max(revenue, default=0)) * 1.2 or 1)
     axis.set_title(title)

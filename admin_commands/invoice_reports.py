@@ -7,16 +7,19 @@ per-invoice totals add up to these figures.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from admin_commands import business_figures as figures
 from admin_commands import charts
+from admin_commands.language import translator
 from admin_commands.registry import CommandContext, CommandGroup, CommandResult
-from admin_commands.reports import count_of, period_of
+from admin_commands.reports import period_of
 from admin_commands.stats import CHART, PERIOD, chart_files
 from billing.amounts import amount_str, minor_places
+from core.i18n import Translator
 from core.money import from_micros
 from core.period import Period, month_bounds
 from storage.repositories.business import BusinessRepository
@@ -109,38 +112,83 @@ async def billing(ctx: CommandContext) -> CommandResult:
         "revenue_by_plan": {name: money(v) for kind, name, v in by_item if kind == "plan"},
         "revenue_by_month": {m: money(v) for m, v in zip(months, monthly, strict=True)},
     }
+    t = translator(ctx)
+    places = minor_places(currency)
+    pattern = "0." + "0" * places if places else "0"
+
+    def shown(amount: str) -> str:
+        """An amount of ``data`` in the reader's language, with the currency's places."""
+        return f"{t.number(Decimal(amount), pattern)} {currency}"
+
+    num = t.number
     lines = [
-        f"Billing {period.start} to {period.end}",
-        f"Revenue paid: {data['revenue']} {currency}",
-        f"Invoices issued: {data['invoices']} (paid {data['paid']}, unpaid {data['unpaid']})",
-        f"Overdue: {data['overdue']} for {data['overdue_amount']} {currency}",
-        f"Average invoice: {data['average_invoice']} {currency}",
-        f"MRR: {data['mrr']} {currency} · ARR: {data['arr']} {currency} "
-        f"({count_of(len(subscriptions), 'subscription')}, "
-        f"{count_of(len(postpaid), 'postpaid tenant')})",
-        f"Tenants: {new_tenants} new, {churned} churned of {at_start} at the start "
-        f"(churn rate {figures.percent(rate)})",
-        f"ARPU: {data['arpu']} {currency} over {count_of(customers, 'customer')}",
-        _breakdown("Revenue by pack", data["revenue_by_pack"], currency),
-        _breakdown("Revenue by plan", data["revenue_by_plan"], currency),
+        # Dates as ISO 8601: one form for a period in every language.
+        t("Billing {start} to {end}", start=period.start.isoformat(), end=period.end.isoformat()),
+        t("Revenue paid: {amount}", amount=shown(data["revenue"])),
+        t(
+            "Invoices issued: {count} (paid {paid}, unpaid {unpaid})",
+            count=num(data["invoices"]),
+            paid=num(data["paid"]),
+            unpaid=num(data["unpaid"]),
+        ),
+        t(
+            "Overdue: {count} for {amount}",
+            count=num(data["overdue"]),
+            amount=shown(data["overdue_amount"]),
+        ),
+        t("Average invoice: {amount}", amount=shown(data["average_invoice"])),
+        t(
+            "MRR: {mrr} · ARR: {arr} ({subscriptions}, {postpaid})",
+            mrr=shown(data["mrr"]),
+            arr=shown(data["arr"]),
+            subscriptions=t.ngettext("{n} subscription", "{n} subscriptions", len(subscriptions)),
+            postpaid=t.ngettext("{n} postpaid tenant", "{n} postpaid tenants", len(postpaid)),
+        ),
+        t(
+            "Tenants: {new} new, {churned} churned of {at_start} at the start (churn rate {rate})",
+            new=num(new_tenants),
+            churned=num(churned),
+            at_start=num(at_start),
+            rate=_percent(t, rate),
+        ),
+        t(
+            "ARPU: {amount} over {customers}",
+            amount=shown(data["arpu"]),
+            customers=t.ngettext("{n} customer", "{n} customers", customers),
+        ),
+        _breakdown(t, t("Revenue by pack"), data["revenue_by_pack"], shown),
+        _breakdown(t, t("Revenue by plan"), data["revenue_by_plan"], shown),
     ]
-    places = Decimal(1).scaleb(-minor_places(currency))
     files = await chart_files(
         ctx,
         f"revenue-{period.end:%Y-%m}.png",
         charts.monthly_revenue,
-        f"Revenue per month ({currency})",
+        t("Revenue per month ({currency})", currency=currency),
         months,
-        [from_micros(v).quantize(places) for v in monthly],
+        [from_micros(v).quantize(Decimal(1).scaleb(-places)) for v in monthly],
         currency,
+        t,
     )
     return CommandResult("\n".join(lines), data=data, files=files)
 
 
-def _breakdown(title: str, amounts: dict[str, str], currency: str) -> str:
+def _percent(t: Translator, rate: Decimal | None) -> str:
+    """``0.0833`` → ``8.33 %`` (``8,33 %``); ``—`` when there is no rate."""
+    if rate is None:
+        return "—"
+    return t.number((rate * 100).quantize(Decimal("0.01")), "0.00") + " %"
+
+
+def _breakdown(
+    t: Translator, title: str, amounts: dict[str, str], shown: Callable[[str], str]
+) -> str:
     if not amounts:
-        return f"{title}: none"
-    return f"{title}: " + ", ".join(f"{name} {value} {currency}" for name, value in amounts.items())
+        return t("{title}: none", title=title)
+    return t(
+        "{title}: {amounts}",
+        title=title,
+        amounts=", ".join(f"{name} {shown(value)}" for name, value in amounts.items()),
+    )
 
 
 def _last_months(end: date, count: int) -> list[str]:

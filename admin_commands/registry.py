@@ -110,7 +110,7 @@ class CommandContext:
         assert self.caller.tenant is not None
         return self.caller.tenant
 
-    def usage_error(self, problem: str | None = None) -> UsageError:
+    def usage_error(self, problem: str | Text | None = None) -> UsageError:
         """A :class:`UsageError` carrying this command's generated usage line."""
         return UsageError(self.command.usage, problem)
 

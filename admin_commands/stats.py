@@ -22,18 +22,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_commands import charts
 from admin_commands.csv_safe import safe_row
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.reports import code_block as _code_block
 from admin_commands.reports import cost as _cost
-from admin_commands.reports import count_of
 from admin_commands.reports import decimal_str as _decimal
 from admin_commands.reports import describe as _describe
 from admin_commands.reports import pairs as _pairs
+from admin_commands.reports import percent_str
 from admin_commands.reports import period_of as _period
 from admin_commands.reports import table as _table
+from admin_commands.tenants import status_name
 from admin_commands.values import slug
 from billing.stars.amounts import STARS_CURRENCY, stars_in_billing_micros
 from core.envelope import OutboundFile
+from core.i18n import N_, Translator, lazy
 from core.money import from_micros
 from core.period import Period
 from storage.models import Assistant, Member, Tenant
@@ -43,6 +46,8 @@ from storage.repositories.tenants import TenantRepository
 from storage.states import TENANT_STATUSES
 
 READ = "stats.read"
+#: How usage without an assistant (a direct call) is named, in --json as in tables.
+_NO_ASSISTANT = N_("(none)")
 #: Rows shown in chat before the rest goes to an attached CSV.
 TABLE_ROWS = 25
 TOP = 10
@@ -75,6 +80,8 @@ async def overview(ctx: CommandContext) -> CommandResult:
         received += stars_in_billing_micros(stars, ctx.deps.config.stars_to_billing_rate)
         revenue = from_micros(received).quantize(Decimal("0.01"))
     cost = _cost(ctx, total)
+    t = translator(ctx)
+    when = _describe(period, t)
     data = {
         "period": {"from": period.start.isoformat(), "to": period.end.isoformat()},
         "tenants": {status: statuses.get(status, 0) for status in ("active", "trial", "suspended")},
@@ -89,31 +96,48 @@ async def overview(ctx: CommandContext) -> CommandResult:
     }
     text = _code_block(
         [
-            f"Switchboard, {_describe(period)}",
+            t("Switchboard, {period}", period=when),
             "",
             *_pairs(
                 [
                     (
-                        "Tenants",
-                        f"{statuses.get('active', 0):,} active · {statuses.get('trial', 0):,} "
-                        f"trial · {statuses.get('suspended', 0):,} suspended",
+                        t("Tenants"),
+                        t(
+                            "{active} active · {trial} trial · {suspended} suspended",
+                            active=t.number(statuses.get("active", 0)),
+                            trial=t.number(statuses.get("trial", 0)),
+                            suspended=t.number(statuses.get("suspended", 0)),
+                        ),
                     ),
-                    ("Library items", f"{library_items:,}"),
-                    ("Active users today", f"{active_today:,}"),
-                    ("Tokens in / out", f"{total.input_tokens:,} / {total.output_tokens:,}"),
-                    ("Cost", f"{_decimal(cost)} {currency}"),
-                    ("Turns", f"{total.turns:,} ({total.failed:,} failed)"),
-                    ("Revenue", f"{revenue} {currency}"),
+                    (t("Library items"), t.number(library_items)),
+                    (t("Active users today"), t.number(active_today)),
+                    (
+                        t("Tokens in / out"),
+                        f"{t.number(total.input_tokens)} / {t.number(total.output_tokens)}",
+                    ),
+                    (t("Cost"), f"{_decimal(cost, t)} {currency}"),
+                    (
+                        t("Turns"),
+                        t(
+                            "{turns} ({failed} failed)",
+                            turns=t.number(total.turns),
+                            failed=t.number(total.failed),
+                        ),
+                    ),
+                    (t("Revenue"), f"{t.number(revenue, '0.00')} {currency}"),
                 ]
             ),
         ]
     )
-    title = (
-        f"Tokens and cost per day, {_describe(period)}: "
-        f"{total.input_tokens + total.output_tokens:,} tokens, {_decimal(cost)} {currency}"
+    title = t(
+        "Tokens and cost per day, {period}: {tokens} tokens, {cost} {currency}",
+        period=when,
+        tokens=t.number(total.input_tokens + total.output_tokens),
+        cost=_decimal(cost, t),
+        currency=currency,
     )
     files = await chart_files(
-        ctx, "stats.png", charts.daily_usage, *_daily_args(ctx, title, series, currency)
+        ctx, "stats.png", charts.daily_usage, *_daily_args(ctx, title, series, currency, t)
     )
     return _result(ctx, text, data, files)
 
@@ -129,31 +153,45 @@ async def tenants(ctx: CommandContext) -> CommandResult:
     empty = Sums()
     costed = [(t, s, _cost(ctx, s)) for t in everyone for s in (usage.get(t.id, empty),)]
     costed.sort(key=lambda item: (item[2], item[1].input_tokens + item[1].output_tokens))
-    rows = [_tenant_row(ctx, t, s, cost) for t, s, cost in reversed(costed)]
-    header = ["tenant", "slug", "status", "items", "tokens", f"cost {currency}", "last activity"]
+    rows = [_tenant_row(ctx, x, s, cost) for x, s, cost in reversed(costed)]
+    t = translator(ctx)
+    when = _describe(period, t)
+    header = [
+        t("tenant"),
+        t("slug"),
+        t("status"),
+        t("items"),
+        t("tokens"),
+        t("cost {currency}", currency=currency),
+        t("last activity"),
+    ]
     shown = [
         [
             r["name"][:24],
             r["slug"],
-            r["status"],
-            f"{r['items']:,}",
-            f"{r['tokens']:,}",
-            r["cost"],
-            r["last_activity"] or "never",
+            status_name(t, r["status"]),
+            t.number(r["items"]),
+            t.number(r["tokens"]),
+            _decimal(Decimal(r["cost"]), t),
+            r["last_activity"] or t("never"),
         ]
         for r in rows[:TABLE_ROWS]
     ]
-    lines = [f"Tenants, {_describe(period)} ({len(rows):,})", "", *_table(header, shown)]
+    lines = [
+        t("Tenants, {period} ({count})", period=when, count=t.number(len(rows))),
+        "",
+        *_table(header, shown),
+    ]
     files: list[OutboundFile] = []
     if len(rows) > TABLE_ROWS:
-        lines.append(f"… {len(rows) - TABLE_ROWS:,} more in tenants.csv")
+        lines.append(t("… {count} more in tenants.csv", count=t.number(len(rows) - TABLE_ROWS)))
         files.append(_csv("tenants.csv", rows))
     charted = rows[:TOP]
     files += await chart_files(
         ctx,
         "stats-tenants.png",
         charts.ranked_bars,
-        f"Cost by tenant, {_describe(period)}",
+        t("Cost by tenant, {period}", period=when),
         [str(r["name"])[:24] for r in charted],
         [Decimal(str(r["cost"])) for r in charted],
         currency,
@@ -177,23 +215,43 @@ async def tenant(ctx: CommandContext) -> CommandResult:
     for sums in series.values():
         total.merge(sums)
     cost = _cost(ctx, total)
-    header = ["model", "turns", "tokens in", "tokens out", f"cost {currency}"]
+    t = translator(ctx)
+    when = _describe(period, t)
+    header = [
+        t("model"),
+        t("turns"),
+        t("tokens in"),
+        t("tokens out"),
+        t("cost {currency}", currency=currency),
+    ]
     model_rows = sorted(models.items(), key=lambda kv: _cost(ctx, kv[1]), reverse=True)
     lines = [
-        f"{found.name} ({found.slug}), {_describe(period)}",
-        f"{found.status}, {found.plan}, balance {found.token_balance:,} tokens",
-        f"{count_of(total.turns, 'turn')} ({total.failed:,} failed), "
-        f"{total.input_tokens:,} in / {total.output_tokens:,} out, {_decimal(cost)} {currency}",
+        f"{found.name} ({found.slug}), {when}",
+        t(
+            "{status}, {plan}, balance {balance} tokens",
+            status=status_name(t, found.status),
+            plan=found.plan,
+            balance=t.number(found.token_balance),
+        ),
+        t(
+            "{turns} ({failed} failed), {input} in / {output} out, {cost} {currency}",
+            turns=t.ngettext("{n} turn", "{n} turns", total.turns),
+            failed=t.number(total.failed),
+            input=t.number(total.input_tokens),
+            output=t.number(total.output_tokens),
+            cost=_decimal(cost, t),
+            currency=currency,
+        ),
         "",
         *_table(
             header,
             [
                 [
                     f"{p}/{m}",
-                    f"{s.turns:,}",
-                    f"{s.input_tokens:,}",
-                    f"{s.output_tokens:,}",
-                    _decimal(_cost(ctx, s)),
+                    t.number(s.turns),
+                    t.number(s.input_tokens),
+                    t.number(s.output_tokens),
+                    _decimal(_cost(ctx, s), t),
                 ]
                 for (p, m), s in model_rows
             ],
@@ -213,12 +271,12 @@ async def tenant(ctx: CommandContext) -> CommandResult:
             for d, s in series.items()
         ],
     }
-    title = f"{found.name}, {_describe(period)}: {_decimal(cost)} {currency}"
+    title = f"{found.name}, {when}: {_decimal(cost, t)} {currency}"
     files = await chart_files(
         ctx,
         f"stats-{found.slug}.png",
         charts.daily_usage,
-        *_daily_args(ctx, title, series, currency),
+        *_daily_args(ctx, title, series, currency, t),
     )
     return _result(ctx, _code_block(lines), data, files)
 
@@ -231,24 +289,37 @@ async def models(ctx: CommandContext) -> CommandResult:
         by_model = await RollupRepository(session).by_model(period)
     currency = ctx.deps.config.billing_currency
     rows = sorted(by_model.items(), key=lambda kv: _cost(ctx, kv[1]), reverse=True)
-    header = ["model", "turns", "failed", "tokens in", "tokens out", f"cost {currency}"]
+    t = translator(ctx)
+    when = _describe(period, t)
+    header = [
+        t("model"),
+        t("turns"),
+        t("failed"),
+        t("tokens in"),
+        t("tokens out"),
+        t("cost {currency}", currency=currency),
+    ]
     table = [
         [
             f"{p}/{m}",
-            f"{s.turns:,}",
-            f"{s.failed:,}",
-            f"{s.input_tokens:,}",
-            f"{s.output_tokens:,}",
-            _decimal(_cost(ctx, s)),
+            t.number(s.turns),
+            t.number(s.failed),
+            t.number(s.input_tokens),
+            t.number(s.output_tokens),
+            _decimal(_cost(ctx, s), t),
         ]
         for (p, m), s in rows
     ]
-    lines = [f"Models, {_describe(period)}", "", *(_table(header, table) or ["No usage."])]
+    lines = [
+        t("Models, {period}", period=when),
+        "",
+        *(_table(header, table) or [t("No usage.")]),
+    ]
     files = await chart_files(
         ctx,
         "stats-models.png",
         charts.ranked_bars,
-        f"Cost by model, {_describe(period)}",
+        t("Cost by model, {period}", period=when),
         [m for (_p, m), _s in rows[:TOP]],
         [_cost(ctx, s) for _k, s in rows[:TOP]],
         currency,
@@ -268,7 +339,7 @@ async def assistants(ctx: CommandContext) -> CommandResult:
     currency = ctx.deps.config.billing_currency
     rows: list[dict[str, Any]] = [
         {
-            "assistant": names.get(aid, "(none)"),
+            "assistant": names.get(aid, _NO_ASSISTANT),
             "uses": s.turns,
             "tenants": used_by,
             "tokens": s.input_tokens + s.output_tokens,
@@ -280,26 +351,44 @@ async def assistants(ctx: CommandContext) -> CommandResult:
         for aid, (s, used_by) in by_assistant.items()
     ]
     rows.sort(key=lambda r: (r["uses"], r["assistant"]), reverse=True)
-    header = ["assistant", "uses", "tenants", "tokens", f"cost {currency}", "mean ms", "success"]
+    t = translator(ctx)
+    when = _describe(period, t)
+
+    def named(assistant: str) -> str:
+        return t(_NO_ASSISTANT) if assistant == _NO_ASSISTANT else assistant
+
+    header = [
+        t("assistant"),
+        t("uses"),
+        t("tenants"),
+        t("tokens"),
+        t("cost {currency}", currency=currency),
+        t("mean ms"),
+        t("success"),
+    ]
     table = [
         [
-            str(r["assistant"]),
-            f"{r['uses']:,}",
-            f"{r['tenants']:,}",
-            f"{r['tokens']:,}",
-            str(r["cost"]),
-            f"{r['mean_latency_ms']:,}",
-            f"{float(r['success_rate']):.1%}",
+            named(str(r["assistant"])),
+            t.number(r["uses"]),
+            t.number(r["tenants"]),
+            t.number(r["tokens"]),
+            _decimal(Decimal(r["cost"]), t),
+            t.number(r["mean_latency_ms"]),
+            percent_str(t, r["success_rate"]),
         ]
         for r in rows
     ]
-    lines = [f"Assistants, {_describe(period)}", "", *(_table(header, table) or ["No usage."])]
+    lines = [
+        t("Assistants, {period}", period=when),
+        "",
+        *(_table(header, table) or [t("No usage.")]),
+    ]
     files = await chart_files(
         ctx,
         "stats-assistants.png",
         charts.ranked_bars,
-        f"Cost by assistant, {_describe(period)}",
-        [str(r["assistant"]) for r in rows[:TOP]],
+        t("Cost by assistant, {period}", period=when),
+        [named(str(r["assistant"])) for r in rows[:TOP]],
         [Decimal(str(r["cost"])) for r in rows[:TOP]],
         currency,
     )
@@ -338,18 +427,25 @@ async def top(ctx: CommandContext) -> CommandResult:
         for tid, s in ranked
         if tid in known
     ]
-    header = ["#", "tenant", "tokens", f"cost {currency}"]
+    t = translator(ctx)
+    title = t("Top {count} tenants by cost, {period}", count=TOP, period=_describe(period, t))
+    header = ["#", t("tenant"), t("tokens"), t("cost {currency}", currency=currency)]
     table = [
-        [str(n), f"{r['name'][:24]} ({r['slug']})", f"{r['tokens']:,}", str(r["cost"])]
+        [
+            str(n),
+            f"{r['name'][:24]} ({r['slug']})",
+            t.number(r["tokens"]),
+            _decimal(Decimal(r["cost"]), t),
+        ]
         for n, r in enumerate(rows, 1)
     ]
-    lines = [f"Top {TOP} tenants by cost, {_describe(period)}", ""]
-    lines += _table(header, table) or ["No usage."]
+    lines = [title, ""]
+    lines += _table(header, table) or [t("No usage.")]
     files = await chart_files(
         ctx,
         "stats-top.png",
         charts.ranked_bars,
-        f"Top {TOP} tenants by cost, {_describe(period)}",
+        title,
         [str(r["name"])[:24] for r in rows],
         [Decimal(str(r["cost"])) for r in rows],
         currency,
@@ -426,7 +522,7 @@ def _csv(name: str, rows: Sequence[Mapping[str, Any]]) -> OutboundFile:
 
 
 def _daily_args(
-    ctx: CommandContext, title: str, series: Mapping[date, Sums], currency: str
+    ctx: CommandContext, title: str, series: Mapping[date, Sums], currency: str, t: Translator
 ) -> tuple[Any, ...]:
     """The arguments of :func:`charts.daily_usage` (costs converted here, on the loop)."""
     days = list(series)
@@ -437,6 +533,7 @@ def _daily_args(
         [series[d].output_tokens for d in days],
         [_cost(ctx, series[d]) for d in days],
         currency,
+        t,
     )
 
 
@@ -447,7 +544,9 @@ async def chart_files(
     chart_file: str | None = getattr(ctx.args, "chart", None)
     shell = ctx.caller.channel == "shell"
     if chart_file and not shell:
-        raise ctx.usage_error("--chart FILE is for the shell; in chat the chart comes by itself.")
+        raise ctx.usage_error(
+            lazy("--chart FILE is for the shell; in chat the chart comes by itself.")
+        )
     if shell and not chart_file:
         return []
     png = await asyncio.to_thread(render, *args)

@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 from admin_commands.common import audit, money_str, tenant_summary
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.reports import count_of
 from admin_commands.values import (
     currency,
     email,
@@ -27,8 +27,8 @@ from admin_commands.values import (
 )
 from billing.invoicing.arithmetic import ppm_of, rate_of
 from core.clock import month_start
-from core.i18n import N_
-from core.money import to_micros
+from core.i18n import N_, Translator, lazy
+from core.money import from_micros, to_micros
 from storage.models import Tenant
 from storage.repositories.catalog import PlanRepository
 from storage.repositories.payments import SubscriptionRepository
@@ -38,6 +38,22 @@ from storage.states import TENANT_STATUSES, TenantStatus
 
 WRITE = "tenants.write"
 commands = CommandGroup()
+
+#: A tenant's status as people read it (the stored word stays English in --json and the audit).
+STATUS_NAMES: dict[str, str] = {
+    "trial": N_("trial"),
+    "active": N_("active"),
+    "suspended": N_("suspended"),
+}
+
+
+def status_name(t: Translator, status: str) -> str:
+    return t(STATUS_NAMES[status]) if status in STATUS_NAMES else status
+
+
+def plain_number(t: Translator, value: Decimal) -> str:
+    """An exact amount as it is, without grouping (``1234.5`` / ``1234,5``)."""
+    return t.number(value, "0.######")
 
 
 @commands.command(
@@ -86,14 +102,17 @@ async def invite(ctx: CommandContext) -> CommandResult:
 def _invite_result(
     ctx: CommandContext, tenant_slug: str, tenant_name: str, code: str, created: bool
 ) -> CommandResult:
+    t = translator(ctx)
     bot = ctx.deps.bot_usernames.get("telegram")
     link = f"https://t.me/{bot}?start={code}" if bot else None
     lines = [
-        f"Tenant {tenant_slug} ({tenant_name}) created."
+        t("Tenant {slug} ({name}) created.", slug=tenant_slug, name=tenant_name)
         if created
-        else f"New invite for {tenant_slug}.",
-        f"Invite code (single use, expires in 7 days): {code}",
-        f"Telegram: /start {code}" + (f" or {link}" if link else ""),
+        else t("New invite for {slug}.", slug=tenant_slug),
+        t("Invite code (single use, expires in 7 days): {code}", code=code),
+        t("Telegram: /start {code} or {link}", code=code, link=link)
+        if link
+        else f"Telegram: /start {code}",
         f"Slack: /sb join {code}",
     ]
     data: dict[str, object] = {"slug": tenant_slug, "name": tenant_name, "invite_code": code}
@@ -109,13 +128,17 @@ def _invite_result(
 )
 async def list_(ctx: CommandContext) -> CommandResult:
     """List tenants, optionally by status."""
+    t = translator(ctx)
     async with ctx.deps.sessions() as session:
         tenants = await TenantRepository(session).list(ctx.args.status)
     if not tenants:
-        return CommandResult("No tenants.", data=[])
+        return CommandResult(t("No tenants."), data=[])
+    width = max(len(status_name(t, status)) for status in STATUS_NAMES)
     lines = [
-        f"{t.slug:<20} {t.status:<9} {t.plan:<8} {t.token_balance:>12,} tokens  {t.name}"
-        for t in tenants
+        f"{x.slug:<20} {status_name(t, x.status):<{width}} {x.plan:<8} "
+        + t("{tokens} tokens", tokens=t.number(x.token_balance).rjust(12))
+        + f"  {x.name}"
+        for x in tenants
     ]
     return CommandResult("\n".join(lines), data=[tenant_summary(t) for t in tenants])
 
@@ -141,28 +164,41 @@ async def show(ctx: CommandContext) -> CommandResult:
         "cost": money_str(cost),
         "currency": currency,
     }
-    text = (
-        f"{tenant.name} ({tenant.slug}) — {tenant.status}, {tenant.plan}\n"
-        f"Balance: {tenant.token_balance:,} tokens ({tenant.tokens_reserved:,} reserved)\n"
-        f"This month: {count_of(totals.calls, 'call')}, "
-        f"{totals.input_tokens:,} in / "
-        f"{totals.output_tokens:,} out, cost {money_str(cost)} {currency}\n"
-        f"VAT {Decimal(tenant.vat_rate_ppm) / 10_000}% · currency {tenant.billing_currency}"
-        + _billing_line(tenant)
-    )
-    return CommandResult(text, data=data)
+    t = translator(ctx)
+    lines = [
+        f"{tenant.name} ({tenant.slug}) — {status_name(t, tenant.status)}, {tenant.plan}",
+        t(
+            "Balance: {balance} tokens ({reserved} reserved)",
+            balance=t.number(tenant.token_balance),
+            reserved=t.number(tenant.tokens_reserved),
+        ),
+        t(
+            "This month: {calls}, {input} in / {output} out, cost {cost} {currency}",
+            calls=t.ngettext("{n} call", "{n} calls", totals.calls),
+            input=t.number(totals.input_tokens),
+            output=t.number(totals.output_tokens),
+            cost=plain_number(t, from_micros(cost)),
+            currency=currency,
+        ),
+        t(
+            "VAT {rate}% · currency {currency}",
+            rate=t.number(Decimal(tenant.vat_rate_ppm) / 10_000, "0.####"),
+            currency=tenant.billing_currency,
+        ),
+    ]
+    return CommandResult("\n".join(lines) + _billing_line(t, tenant), data=data)
 
 
-def _billing_line(tenant: Tenant) -> str:
+def _billing_line(t: Translator, tenant: Tenant) -> str:
     """The buyer details an invoice prints, when any is set."""
     parts = [
         (tenant.address or "").replace("\n", ", "),
         tenant.country or "",
-        f"VAT ID {tenant.vat_id}" if tenant.vat_id else "",
-        f"language {tenant.language}" if tenant.language else "",
+        t("VAT ID {vat_id}", vat_id=tenant.vat_id) if tenant.vat_id else "",
+        t("language {code}", code=tenant.language) if tenant.language else "",
     ]
     shown_parts = [p for p in parts if p]
-    return ("\nBilling: " + " · ".join(shown_parts)) if shown_parts else ""
+    return ("\n" + t("Billing: {details}", details=" · ".join(shown_parts))) if shown_parts else ""
 
 
 async def _set_status(ctx: CommandContext, status: TenantStatus) -> CommandResult:
@@ -179,8 +215,9 @@ async def _set_status(ctx: CommandContext, status: TenantStatus) -> CommandResul
             {"status": status},
             tenant=tenant,
         )
+    t = translator(ctx)
     return CommandResult(
-        f"Tenant {tenant.slug} is now {status}.",
+        t("Tenant {slug} is now {status}.", slug=tenant.slug, status=status_name(t, status)),
         data={"slug": tenant.slug, "status": status, "previous": before},
     )
 
@@ -210,7 +247,13 @@ async def plan(ctx: CommandContext) -> CommandResult:
             offered = ", ".join(
                 p.slug for p in await PlanRepository(session).list(active_only=True)
             )
-            raise ctx.usage_error(f"No plan '{ctx.args.plan}' on offer. Plans: {offered}.")
+            raise ctx.usage_error(
+                lazy(
+                    "No plan '{plan}' on offer. Plans: {offered}.",
+                    plan=ctx.args.plan,
+                    offered=offered,
+                )
+            )
         before = tenant.plan
         tenant.plan = chosen.slug
         subscription = await SubscriptionRepository(session).current(tenant.id)
@@ -223,20 +266,31 @@ async def plan(ctx: CommandContext) -> CommandResult:
             {"plan": chosen.slug},
             tenant=tenant,
         )
+    t = translator(ctx)
     if subscription is not None and subscription.plan != chosen.slug:
         notes.append(
-            f"Note: {tenant.slug} still has a Stripe subscription to {subscription.plan}; "
-            "cancel it in the Stripe dashboard if it should stop."
+            t(
+                "Note: {slug} still has a Stripe subscription to {plan}; "
+                "cancel it in the Stripe dashboard if it should stop.",
+                slug=tenant.slug,
+                plan=subscription.plan,
+            )
         )
     if chosen.kind == "subscription" and (subscription is None or subscription.plan != chosen.slug):
         notes.append(
-            "Its included tokens come with paid Stripe invoices (/subscribe); "
-            "grant tokens by hand with /tokens grant otherwise."
+            t(
+                "Its included tokens come with paid Stripe invoices (/subscribe); "
+                "grant tokens by hand with /tokens grant otherwise."
+            )
         )
+    done = t(
+        "Tenant {slug} is now on the {plan} plan (was {before}).",
+        slug=tenant.slug,
+        plan=chosen.slug,
+        before=before,
+    )
     return CommandResult(
-        "\n".join(
-            [f"Tenant {tenant.slug} is now on the {chosen.slug} plan (was {before}).", *notes]
-        ),
+        "\n".join([done, *notes]),
         data={"slug": tenant.slug, "plan": chosen.slug, "previous": before},
     )
 
@@ -261,16 +315,21 @@ async def quota_(ctx: CommandContext) -> CommandResult:
             {"monthly_token_quota": tenant.monthly_token_quota},
             tenant=tenant,
         )
-    shown = (
-        f"{tenant.monthly_token_quota:,} tokens a month" if tenant.monthly_token_quota else "none"
-    )
+    t = translator(ctx)
+    limit = tenant.monthly_token_quota
+    shown = t.ngettext("{n} token a month", "{n} tokens a month", limit) if limit else t("none")
     note = (
         ""
         if tenant.plan == "postpaid"
-        else f"\nNote: the quota applies to postpaid tenants; {tenant.slug} is {tenant.plan}."
+        else "\n"
+        + t(
+            "Note: the quota applies to postpaid tenants; {slug} is {plan}.",
+            slug=tenant.slug,
+            plan=tenant.plan,
+        )
     )
     return CommandResult(
-        f"Tenant {tenant.slug} monthly quota: {shown}.{note}",
+        t("Tenant {slug} monthly quota: {quota}.", slug=tenant.slug, quota=shown) + note,
         data={"slug": tenant.slug, "monthly_token_quota": tenant.monthly_token_quota},
     )
 
@@ -304,9 +363,13 @@ def country(raw: str) -> str:
 
     code = raw.strip().upper()
     if not (len(code) == 2 and code.isascii() and code.isalpha()):
-        raise argparse.ArgumentTypeError(f"{shown(raw)} is not a country code like FR or DE")
+        raise argparse.ArgumentTypeError(
+            lazy("{value} is not a country code like FR or DE", value=shown(raw))
+        )
     if code in _NOT_COUNTRIES or code not in Locale("en").territories:
-        raise argparse.ArgumentTypeError(f"{shown(raw)} is not an ISO 3166 country code")
+        raise argparse.ArgumentTypeError(
+            lazy("{value} is not an ISO 3166 country code", value=shown(raw))
+        )
     return code
 
 
@@ -315,8 +378,11 @@ def vat_id(raw: str) -> str:
     value = re.sub(r"[\s.\-]", "", raw).upper()
     if not VAT_ID_RE.match(value):
         raise argparse.ArgumentTypeError(
-            f"{shown(raw)} is not a VAT ID: two letters of country, then 2 to 13 letters or "
-            "digits, like DE123456789"
+            lazy(
+                "{value} is not a VAT ID: two letters of country, then 2 to 13 letters or "
+                "digits, like DE123456789",
+                value=shown(raw),
+            )
         )
     return value
 
@@ -333,7 +399,9 @@ def vat_rate(raw: str) -> Decimal:
     )
     rate = number / 100 if percent else number
     if rate > 1:
-        raise argparse.ArgumentTypeError(f"{shown(raw)} must be from 0 to 1 (or 0% to 100%)")
+        raise argparse.ArgumentTypeError(
+            lazy("{value} must be from 0 to 1 (or 0% to 100%)", value=shown(raw))
+        )
     return rate
 
 
@@ -343,7 +411,9 @@ def billing_currency(raw: str) -> str:
 
     code = currency(raw)
     if code not in list_currencies():
-        raise argparse.ArgumentTypeError(f"{shown(raw)} is not an ISO 4217 currency code")
+        raise argparse.ArgumentTypeError(
+            lazy("{value} is not an ISO 4217 currency code", value=shown(raw))
+        )
     return code
 
 
@@ -390,7 +460,7 @@ async def set_(ctx: CommandContext) -> CommandResult:
         if getattr(args, key) is not None
     }  # fmt: skip
     if not given:
-        raise ctx.usage_error("Give at least one detail to set.")
+        raise ctx.usage_error(lazy("Give at least one detail to set."))
     async with ctx.deps.sessions.begin() as session:
         tenant = await TenantRepository(session).get(args.slug)
         before = billing_details(tenant)
@@ -398,11 +468,10 @@ async def set_(ctx: CommandContext) -> CommandResult:
         after = billing_details(tenant)
         await audit(session, ctx, "tenant.set", tenant.slug, before, after, tenant=tenant)
     changed = [key for key in after if after[key] != before[key]]
-    text = (
-        f"Tenant {tenant.slug}: "
-        + (", ".join(f"{key} {_shown(after[key])}" for key in changed) if changed else "unchanged")
-        + "."
-    )
+    t = translator(ctx)
+    # The details are named as their options are (--vat-id → vat_id): names stay English.
+    changes = ", ".join(f"{key} {_shown(t, after[key])}" for key in changed)
+    text = t("Tenant {slug}: {changes}.", slug=tenant.slug, changes=changes or t("unchanged"))
     return CommandResult(text, data=tenant_summary(tenant) | {"changed": changed})
 
 
@@ -416,8 +485,8 @@ def _apply(tenant: Tenant, given: dict[str, Any]) -> None:
         tenant.billing_currency = given["currency"]
 
 
-def _shown(value: object) -> str:
+def _shown(t: Translator, value: object) -> str:
     if value is None:
-        return "removed"
+        return t("removed")
     text = str(value).replace("\n", ", ")
     return text if len(text) <= 60 else text[:59] + "…"

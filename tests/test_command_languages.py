@@ -12,6 +12,7 @@ from admin_commands.registry import UnknownCommand
 from bot.app import App
 from core.errors import UsageError
 from tests.conftest import AppFactory, admin, bind_console, say, tenant_with_tokens
+from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.test_telegram import ADMIN_ID, Running, Start, start, telegram  # noqa: F401
 
@@ -120,3 +121,45 @@ async def test_unknown_command_from_the_shell_stays_english(app: App) -> None:
     assert refused.value.user_message == (
         "Unknown command 'frobnicate'. Run `switchboard admin help` for the commands you can run."
     )
+
+
+async def test_german_tenant_admin_reads_tenant_and_stats_in_german(
+    make_app: AppFactory, llm: FakeLLMServer
+) -> None:
+    app = await make_app()
+    await tenant_with_tokens(app, "acme", tokens=1_234_567)
+    await admin(app, "tenant", "set", "acme", "--language", "de", "--vat-rate", "5.5%")
+    await bind_console(app, "acme")
+    await admin(app, "admin", "add", "console:u1", "viewer")
+    await say(app, "hello")  # one turn, so there is usage to report
+
+    shown = (await say(app, "/tenant show acme")).texts[0].splitlines()
+    assert shown[0] == "Acme (acme) — in der Testphase, prepaid"
+    assert shown[1].startswith("Guthaben: 1.23")
+    assert shown[1].endswith(" Token (0 reserviert)")
+    assert shown[2].startswith("Diesen Monat: 1 Aufruf, ")
+    assert shown[3] == "USt. 5,5 % · Währung EUR"
+    assert shown[4] == "Rechnungsangaben: Sprache de"
+
+    stats = (await say(app, "/stats 2026-11")).texts[0]
+    assert "Switchboard, November 2026" in stats
+    assert "Organisationen" in stats and "0 aktiv · 1 in der Testphase · 0 gesperrt" in stats
+    assert "Token Eingabe / Ausgabe" in stats and "Gesprächsrunden" in stats
+    last_days = (await say(app, "/stats 7d")).texts[0]
+    assert "letzte 7 Tage (" in last_days
+
+    top = (await say(app, "/stats top")).texts[0]
+    assert "Organisation" in top and "Kosten EUR" in top
+
+    # A command the viewer role may not run: refused in German, and nothing changed.
+    refused = await say(app, "/tenant suspend acme")
+    assert refused.texts == ["Zugriff verweigert: /tenant suspend erfordert die Rolle admin."]
+    listed = await admin(app, "tenant", "show", "acme")
+    assert listed.data["status"] == "trial"
+
+    # The same commands from the shell: English, exactly as before.
+    english = (await admin(app, "tenant", "show", "acme")).text.splitlines()
+    assert english[0] == "Acme (acme) — trial, prepaid"
+    assert english[1].startswith("Balance: 1,23")
+    assert english[3] == "VAT 5.5% · currency EUR"
+    assert english[4] == "Billing: language de"
