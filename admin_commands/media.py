@@ -37,6 +37,7 @@ async def image(ctx: CommandContext) -> CommandResult:
     """Draw an image from a description (the chat's image assistant makes it)."""
     prompt = ctx.convert("PROMPT", text_of(MAX_IMAGE_PROMPT_CHARS), " ".join(ctx.args.prompt))
     tenant, chosen = await _assistant_for(ctx, "image_generation", "images")
+    await ctx.show_activity("upload_photo")
     made = await make_image(ctx.deps, _origin(ctx, tenant, "image"), chosen.assistant, prompt, None)
     return CommandResult(
         made.text,
@@ -54,6 +55,7 @@ async def speak(ctx: CommandContext) -> CommandResult:
     """Read a text aloud as a voice message."""
     text = ctx.convert("TEXT", text_of(MAX_SPEECH_CHARS), " ".join(ctx.args.text))
     tenant, chosen = await _assistant_for(ctx, "speech", "speech")
+    await ctx.show_activity("record_voice")
     made = await make_speech(ctx.deps, _origin(ctx, tenant, "speech"), chosen.assistant, text)
     return CommandResult(
         "",

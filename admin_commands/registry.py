@@ -20,7 +20,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 from admin_commands.deps import CommandDeps
 from admin_commands.roles import minimum_role, permissions_of
-from core.envelope import LinkButton, OutboundFile
+from core.envelope import ActivitySink, LinkButton, OutboundFile
 from core.errors import PermissionDenied, SwitchboardError, UsageError
 from core.i18n import N_, Text, Translator, lazy
 from storage.models import Member, Tenant
@@ -103,6 +103,13 @@ class CommandContext:
     command: Command
     #: The registry that dispatched the command (``/help`` lists it).
     registry: CommandRegistry
+    #: The reply sink's activity ("uploading photo…") when the chat has one; None elsewhere.
+    activity: ActivitySink | None = None
+
+    async def show_activity(self, action: str) -> None:
+        """Show ``action`` in the chat while a slow command works (nothing where unsupported)."""
+        if self.activity is not None:
+            await self.activity.show_activity(action)
 
     @property
     def tenant(self) -> Tenant:
@@ -425,7 +432,11 @@ class CommandRegistry:
         return view
 
     async def dispatch(
-        self, argv: Sequence[str], caller: Caller, deps: CommandDeps
+        self,
+        argv: Sequence[str],
+        caller: Caller,
+        deps: CommandDeps,
+        activity: ActivitySink | None = None,
     ) -> CommandResult:
         resolved = self.resolve(argv)
         if resolved is None:
@@ -446,7 +457,8 @@ class CommandRegistry:
                 if command.path == ("help",)
                 else self
             )
-            return await command.handler(CommandContext(caller, deps, args, command, registry))
+            context = CommandContext(caller, deps, args, command, registry, activity)
+            return await command.handler(context)
         except PermissionDenied as refused:
             await _audit_refusal(deps, caller, refused)
             raise

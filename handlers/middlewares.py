@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from admin_commands.registry import Caller, CommandRegistry, split_command_line
 from billing.holders import is_dead_local_holder
-from core.envelope import InboundMessage
+from core.envelope import ActivitySink, InboundMessage
 from core.errors import SwitchboardError, TenantUnavailable
 from core.i18n import N_, Text, lazy
 from handlers.context import Handler, TurnContext, UpdateClaim
@@ -271,7 +271,10 @@ class CommandMiddleware:
             user_name=msg.user_name,
             language=ctx.language,
         )
-        result = await self._registry.dispatch(split_command_line(text), caller, ctx.deps)
+        # A slow command (/image) shows the chat's "uploading photo…" through the reply sink.
+        activity = ctx.sink if isinstance(ctx.sink, ActivitySink) else None
+        argv = split_command_line(text)
+        result = await self._registry.dispatch(argv, caller, ctx.deps, activity)
         ctx.outcome = "command"
         try:
             if result.buttons:

@@ -231,3 +231,37 @@ def test_unit_prices_are_exact(
     assert cost * 10**6 == exact_micros
     assert to_micros(cost) == int(exact_micros.to_integral_value(rounding="ROUND_HALF_EVEN"))
     assert unit_cost(images, characters, None, None) == 0
+
+
+async def test_the_image_command_shows_upload_photo_before_the_photo(
+    app: App, llm: FakeLLMServer
+) -> None:
+    await tenant_with_tokens(app, "acme", 50_000)
+    await bind_console(app, "acme")
+    await _painter(app)
+    async with FakeTelegramServer() as telegram:
+        await _telegram_turn(app, telegram, "/use painter")
+        telegram.calls.clear()
+        await _telegram_turn(app, telegram, "/image a red square")
+        sent = [
+            (c.method, c.params.get("action"))
+            for c in telegram.calls
+            if c.method in ("sendChatAction", "sendPhoto")
+        ]
+    assert sent == [("sendChatAction", "upload_photo"), ("sendPhoto", None)]
+
+
+async def test_the_speak_command_shows_record_voice_before_the_voice(
+    app: App, llm: FakeLLMServer
+) -> None:
+    await tenant_with_tokens(app, "acme", 50_000)
+    await bind_console(app, "acme")
+    await admin(app, "assistant", "set", "general", "capabilities", "speech")
+    async with FakeTelegramServer() as telegram:
+        await _telegram_turn(app, telegram, "/speak good morning")
+        sent = [
+            (c.method, c.params.get("action"))
+            for c in telegram.calls
+            if c.method in ("sendChatAction", "sendVoice")
+        ]
+    assert sent == [("sendChatAction", "record_voice"), ("sendVoice", None)]
