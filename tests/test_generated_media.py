@@ -6,6 +6,7 @@ per-image / per-character price arithmetic."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from aiogram import Bot
@@ -48,9 +49,7 @@ async def _painter(app: App, model: str = "gpt-image-1") -> None:
     )
 
 
-async def _telegram_turn(
-    app: App, telegram: FakeTelegramServer, text: str, **extra: object
-) -> None:
+async def _telegram_turn(app: App, telegram: FakeTelegramServer, text: str, **extra: Any) -> None:
     bot = Bot(telegram.token, session=AiohttpSession(api=api_server(telegram.base_url)))
     try:
         sink = TelegramSink(Delivery(bot, Pacing()), ChatTarget(USER, private=True))
@@ -164,7 +163,9 @@ async def test_the_image_prompter_draws_through_the_responses_tool(
     assert body["tools"][0]["type"] == "image_generation" and body["model"] == "gpt-4o-mini"
     (event,) = await _events(app, "image")
     assert event.status == "settled"
-    assert event.charged_tokens == llm.last_usage["input"] + llm.last_usage["output"]
+    usage = llm.last_usage
+    assert usage is not None
+    assert event.charged_tokens == usage["input"] + usage["output"]
     (item,) = await _items(app)
     assert item.kind == "image" and item.text == "a lighthouse at dawn"
 

@@ -132,7 +132,9 @@ async def test_an_image_assistant_answers_a_dm_with_an_uploaded_png(h: Harness) 
     (item,) = await _items(h.app, "image")
     assert item.text == "a lighthouse at dawn"
     (event,) = await _settled(h.app, "image")
-    assert event.charged_tokens == h.llm.last_usage["input"] + h.llm.last_usage["output"]
+    usage = h.llm.last_usage
+    assert usage is not None
+    assert event.charged_tokens == usage["input"] + usage["output"]
     assert await _balance(h.app) == before - event.charged_tokens
 
 
