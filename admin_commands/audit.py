@@ -6,8 +6,10 @@ import argparse
 import json
 from typing import Any
 
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import MAX_IDENTITY_CHARS, shown, slug, whole_number
+from core.i18n import lazy
 from storage.models import AuditLog
 from storage.repositories.admins import AuditRepository
 from storage.repositories.tenants import TenantRepository
@@ -30,8 +32,11 @@ def _actor(raw: str) -> str:
     value = raw.strip()
     if not value or len(value) > MAX_IDENTITY_CHARS or any(c.isspace() for c in value):
         raise argparse.ArgumentTypeError(
-            f"{shown(raw)} is not an actor as /audit shows one, like telegram:12345, "
-            "shell:alice or scheduler"
+            lazy(
+                "{value} is not an actor as /audit shows one, like telegram:12345, "
+                "shell:alice or scheduler",
+                value=shown(raw),
+            )
         )
     return value
 
@@ -55,7 +60,8 @@ async def audit_log(ctx: CommandContext) -> CommandResult:
         )
     data = [_json(entry, tenant_slug) for entry, tenant_slug in entries]
     if not data:
-        return CommandResult("No audit entries.", data=[])
+        t = translator(ctx)
+        return CommandResult(t("No audit entries."), data=[])
     lines = [_line(entry) for entry in data]
     return CommandResult("\n".join(lines), data=data)
 

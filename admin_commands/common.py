@@ -11,6 +11,7 @@ from admin_commands.registry import Caller, CommandContext
 from admin_commands.roles import minimum_role
 from core.envelope import ChatAddress
 from core.errors import PermissionDenied
+from core.i18n import lazy
 from core.money import from_micros
 from storage.models import Tenant
 from storage.repositories.admins import AuditRepository
@@ -31,7 +32,7 @@ async def target_tenant(
             raise PermissionDenied(minimum_role(permission), f"/{ctx.command.name} --tenant")
         return await TenantRepository(session).get(slug)
     if ctx.caller.tenant is None:
-        raise ctx.usage_error("No tenant here: pass --tenant SLUG.")
+        raise ctx.usage_error(lazy("No tenant here: pass --tenant SLUG."))
     return await TenantRepository(session).by_id(ctx.caller.tenant.id)
 
 

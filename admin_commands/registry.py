@@ -124,11 +124,18 @@ class CommandContext:
     def convert(self, label: str, parse: Callable[[str], T], raw: str) -> T:
         """``parse(raw)`` with an argument type of :mod:`admin_commands.values`, for a value the
         parser cannot type by itself (it depends on another argument, or spans several words).
-        A refusal is a usage error naming ``label``, as the parser's own refusals do."""
+        A refusal is a usage error naming ``label``, as the parser's own refusals do
+        (``"Argument REASON"`` reads as they do, in every language)."""
         try:
             return parse(raw)
         except argparse.ArgumentTypeError as exc:
-            problem = lazy("{label}: {problem}.", label=label, problem=_type_problem(exc))
+            found = _type_problem(exc)
+            argument = label.removeprefix("Argument ")
+            problem = (
+                lazy("Argument {argument}: {problem}.", argument=argument, problem=found)
+                if argument != label
+                else lazy("{label}: {problem}.", label=label, problem=found)
+            )
             raise UsageError(self.command.usage, problem) from None
 
 

@@ -8,8 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from admin_commands.common import audit
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import MAX_IDENTITY_CHARS, identity, shown, slug
+from core.i18n import Translator, lazy
 from core.identity import CHANNELS
 from storage.models import ChannelBinding, Member
 from storage.repositories.admins import AdminRepository
@@ -25,14 +27,17 @@ def chat(raw: str) -> tuple[str, str]:
     channel, sep, scope = raw.strip().partition(":")
     if len(raw) > MAX_IDENTITY_CHARS or not sep or not scope or channel not in CHANNELS:
         raise argparse.ArgumentTypeError(
-            f"{shown(raw)} is not a chat as /tenant members shows it: CHANNEL:SCOPE, "
-            "like telegram:user:42 or slack:team:T0001"
+            lazy(
+                "{value} is not a chat as /tenant members shows it: CHANNEL:SCOPE, "
+                "like telegram:user:42 or slack:team:T0001",
+                value=shown(raw),
+            )
         )
     return channel, scope
 
 
-def _when(at: datetime | None) -> str:
-    return f"{at:%Y-%m-%d %H:%M}" if at else "never"
+def _when(t: Translator, at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M}" if at else t("never")
 
 
 def _member_json(member: Member, role: str | None) -> dict[str, Any]:
@@ -65,14 +70,22 @@ async def members(ctx: CommandContext) -> CommandResult:
         roles = [await admins.role_of(m.channel, m.external_id) for m in people]
     rows = [_member_json(m, r) for m, r in zip(people, roles, strict=True)]
     data = {"slug": tenant.slug, "members": rows, "chats": [_chat_json(b) for b in chats]}
-    lines = [f"{tenant.name} ({tenant.slug})", f"Members: {len(people)}"]
+    t = translator(ctx)
+    lines = [
+        f"{tenant.name} ({tenant.slug})",
+        t("Members: {count}", count=t.number(len(people))),
+    ]
     for member, row in zip(people, rows, strict=True):
         name = f" ({member.display_name})" if member.display_name else ""
-        blocked = " — BLOCKED" if member.blocked_at else ""
-        seen = _when(member.last_seen_at)
-        lines.append(f"  {row['member']}{name} · {row['role']} · last active {seen}{blocked}")
-    lines.append(f"Linked chats: {len(chats)}")
-    lines += [f"  {b.channel}:{b.scope_key} · linked {_when(b.created_at)}" for b in chats]
+        blocked = " — " + t("BLOCKED") if member.blocked_at else ""
+        role = t("member") if row["role"] == "member" else row["role"]  # roles are names
+        seen = t("last active {when}", when=_when(t, member.last_seen_at))
+        lines.append(f"  {row['member']}{name} · {role} · {seen}{blocked}")
+    lines.append(t("Linked chats: {count}", count=t.number(len(chats))))
+    lines += [
+        f"  {b.channel}:{b.scope_key} · " + t("linked {when}", when=_when(t, b.created_at))
+        for b in chats
+    ]
     return CommandResult("\n".join(lines), data=data)
 
 
@@ -84,21 +97,26 @@ async def members(ctx: CommandContext) -> CommandResult:
 async def unlink(ctx: CommandContext) -> CommandResult:
     """Unlink a chat from a tenant: its messages get the "not linked" answer again."""
     channel, scope = ctx.args.chat
+    where = f"{channel}:{scope}"
     async with ctx.deps.sessions.begin() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
         removed = await BindingRepository(session).unlink(tenant.id, channel, scope)
         if removed is None:
             raise ctx.usage_error(
-                f"{channel}:{scope} is not linked to {tenant.slug}: "
-                f"see /tenant members {tenant.slug}."
+                lazy(
+                    "{chat} is not linked to {slug}: see /tenant members {slug}.",
+                    chat=where,
+                    slug=tenant.slug,
+                )
             )
         await audit(
             session, ctx, "tenant.unlink", f"{channel}:{scope}", _chat_json(removed), None,
             tenant=tenant,
         )  # fmt: skip
+    t = translator(ctx)
     return CommandResult(
-        f"Unlinked {channel}:{scope} from {tenant.slug}.",
-        data={"slug": tenant.slug, "chat": f"{channel}:{scope}", "unlinked": True},
+        t("Unlinked {chat} from {slug}.", chat=where, slug=tenant.slug),
+        data={"slug": tenant.slug, "chat": where, "unlinked": True},
     )
 
 
@@ -110,7 +128,11 @@ async def _set_blocked(ctx: CommandContext, blocked: bool) -> CommandResult:
         member = await MemberRepository(session).find(tenant.id, channel, ident)
         if member is None:
             raise ctx.usage_error(
-                f"{who} is not a member of {tenant.slug}: see /tenant members {tenant.slug}."
+                lazy(
+                    "{member} is not a member of {slug}: see /tenant members {slug}.",
+                    member=who,
+                    slug=tenant.slug,
+                )
             )
         was = member.blocked_at is not None
         if was != blocked:
@@ -119,10 +141,19 @@ async def _set_blocked(ctx: CommandContext, blocked: bool) -> CommandResult:
                 session, ctx, "tenant.block" if blocked else "tenant.unblock", who,
                 {"blocked": was}, {"blocked": blocked}, tenant=tenant,
             )  # fmt: skip
+    t = translator(ctx)
     if was == blocked:
-        text = f"{who} was already {'blocked' if blocked else 'not blocked'} in {tenant.slug}."
+        text = (
+            t("{member} was already blocked in {slug}.", member=who, slug=tenant.slug)
+            if blocked
+            else t("{member} was already not blocked in {slug}.", member=who, slug=tenant.slug)
+        )
     else:
-        text = f"{'Blocked' if blocked else 'Unblocked'} {who} in {tenant.slug}."
+        text = (
+            t("Blocked {member} in {slug}.", member=who, slug=tenant.slug)
+            if blocked
+            else t("Unblocked {member} in {slug}.", member=who, slug=tenant.slug)
+        )
     return CommandResult(
         text,
         data={"slug": tenant.slug, "member": who, "blocked": blocked, "changed": was != blocked},

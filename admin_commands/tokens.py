@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from admin_commands.common import audit
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import note, positive_int, signed_tokens, slug
 from core.errors import ConflictError
+from core.i18n import lazy
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.tenants import TenantRepository
 
@@ -40,8 +42,14 @@ async def grant(ctx: CommandContext) -> CommandResult:
             {"token_balance": entry.balance_after, "reason": reason},
             tenant=tenant,
         )
+    t = translator(ctx)
     return CommandResult(
-        f"Granted {amount:,} tokens to {tenant.slug}; balance {entry.balance_after:,}.",
+        t(
+            "Granted {amount} tokens to {slug}; balance {balance}.",
+            amount=t.number(amount),
+            slug=tenant.slug,
+            balance=t.number(entry.balance_after),
+        ),
         data={
             "slug": tenant.slug,
             "granted": amount,
@@ -71,7 +79,7 @@ async def adjust(ctx: CommandContext) -> CommandResult:
     amount: int = ctx.args.amount
     reason = ctx.convert("Argument REASON", note, " ".join(ctx.args.reason))
     if not reason:
-        raise ctx.usage_error("Give the reason for the adjustment.")
+        raise ctx.usage_error(lazy("Give the reason for the adjustment."))
     deps = ctx.deps
     async with deps.sessions.begin() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
@@ -86,8 +94,11 @@ async def adjust(ctx: CommandContext) -> CommandResult:
                 raise
             raise ConflictError(
                 str(exc),
-                user_message=f"{exc.user_message} A prepaid balance stays at 0 or above: "
-                "add --allow-negative to go below.",
+                user_message=lazy(
+                    "{problem} A prepaid balance stays at 0 or above: "
+                    "add --allow-negative to go below.",
+                    problem=exc.message or exc.user_message,
+                ),
             ) from None
         await audit(
             session,
@@ -98,9 +109,16 @@ async def adjust(ctx: CommandContext) -> CommandResult:
             {"token_balance": entry.balance_after, "adjustment": amount, "reason": reason},
             tenant=tenant,
         )
+    t = translator(ctx)
     return CommandResult(
-        f"Adjusted {tenant.slug} by {amount:+,} tokens ({reason}); balance "
-        f"{entry.balance_after - amount:,} → {entry.balance_after:,}.",
+        t(
+            "Adjusted {slug} by {amount} tokens ({reason}); balance {before} → {after}.",
+            slug=tenant.slug,
+            amount=t.number(amount, "+#,##0;-#,##0"),
+            reason=reason,
+            before=t.number(entry.balance_after - amount),
+            after=t.number(entry.balance_after),
+        ),
         data={
             "slug": tenant.slug,
             "adjusted": amount,
@@ -123,12 +141,31 @@ async def verify(ctx: CommandContext) -> CommandResult:
             {"slug": m.slug, "balance": m.balance, "ledger_sum": m.ledger_sum} for m in mismatches
         ],
     }
+    t = translator(ctx)
     if not mismatches:
         return CommandResult(
-            f"Ledger OK: {checked} tenants, balances equal ledger sums.", data=data
+            t(
+                "Ledger OK: {checked} tenants, balances equal ledger sums.",
+                checked=t.number(checked),
+            ),
+            data=data,
         )
-    lines = [f"Ledger MISMATCH for {len(mismatches)} of {checked} tenants:"]
-    lines += [f"{m.slug}: balance {m.balance}, ledger {m.ledger_sum}" for m in mismatches]
+    lines = [
+        t(
+            "Ledger MISMATCH for {count} of {checked} tenants:",
+            count=t.number(len(mismatches)),
+            checked=t.number(checked),
+        )
+    ]
+    lines += [
+        t(
+            "{slug}: balance {balance}, ledger {ledger}",
+            slug=m.slug,
+            balance=t.number(m.balance),
+            ledger=t.number(m.ledger_sum),
+        )
+        for m in mismatches
+    ]
     return CommandResult("\n".join(lines), data=data, ok=False)
 
 
@@ -138,11 +175,14 @@ async def show(ctx: CommandContext) -> CommandResult:
     async with ctx.deps.sessions() as session:
         tenant = await TenantRepository(session).get(ctx.args.slug)
         entries = await LedgerRepository(session).entries(tenant.id)
+    t = translator(ctx)
+    # Kinds are the ledger's own words (grant, usage, refund...), as --json and /export give them.
     lines = [
-        f"{e.created_at:%Y-%m-%d %H:%M} {e.kind:<10} {e.tokens:>+12,} → {e.balance_after:,}"
+        f"{e.created_at:%Y-%m-%d %H:%M} {e.kind:<10} "
+        f"{t.number(e.tokens, '+#,##0;-#,##0').rjust(12)} → {t.number(e.balance_after)}"
         f" {e.note}"
         for e in entries
-    ] or ["No ledger entries."]
+    ] or [t("No ledger entries.")]
     return CommandResult(
         "\n".join(lines),
         data=[

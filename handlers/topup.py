@@ -1,12 +1,17 @@
 """Refusals with something to do about them (DESIGN §8): the balance used up, or the trial
-over, answered with a payment link per pack and the ``/subscribe`` commands of the plans."""
+over, answered with a payment link per pack and the ``/subscribe`` commands of the plans, in the
+reader's language (the refusal's own text is translated where it is shown; what is added here
+follows it as written)."""
 
 from __future__ import annotations
 
-from billing.amounts import price_label
+from decimal import Decimal
+
+from billing.amounts import amount_str, minor_places
 from billing.stripe.checkout import LINK_REUSE
 from core.envelope import ChatAddress, LinkButton
 from core.errors import InsufficientTokens, PaymentUnavailable, SwitchboardError, TenantUnavailable
+from core.i18n import Translator
 from handlers.context import Handler, TurnContext
 from storage.models import Tenant
 from storage.repositories.catalog import PlanRepository
@@ -51,11 +56,11 @@ async def _offer(ctx: TurnContext, exc: SwitchboardError) -> None:
             reuse_within=LINK_REUSE,
         )
     except PaymentUnavailable as problem:
-        exc.user_message = f"{exc.user_message}\n{problem.user_message}"
+        exc.user_message = f"{exc.user_message}\n{problem.localized(ctx.t)}"
         return
     lines = [exc.user_message, *await subscribe_lines(ctx, tenant)]
     if links:
-        lines.append("Top up now:")
+        lines.append(ctx.t("Top up now:"))
         exc.buttons = tuple(LinkButton(link.label, link.url) for link in links)
     exc.user_message = "\n".join(lines)
 
@@ -69,8 +74,22 @@ async def subscribe_lines(ctx: TurnContext, tenant: Tenant) -> list[str]:
         plans = await PlanRepository(session).list(kind="subscription", active_only=True)
     if not plans:
         return []
-    return ["Or subscribe to a monthly plan:"] + [
-        f"/subscribe {plan.slug} ({plan.name}: {plan.tokens_included:,} tokens for "
-        f"{price_label(plan.price_micros, plan.currency)}/month)"
+    t = ctx.t
+    return [t("Or subscribe to a monthly plan:")] + [
+        f"/subscribe {plan.slug} ("
+        + t(
+            "{name}: {tokens} tokens for {price}/month",
+            name=plan.name,
+            tokens=t.number(plan.tokens_included),
+            price=_price(t, plan.price_micros, plan.currency),
+        )
+        + ")"
         for plan in plans
     ]
+
+
+def _price(t: Translator, micros: int, currency: str) -> str:
+    """``12.00 EUR`` / ``12,00 EUR``: the currency's places, never grouped (as price lists)."""
+    places = minor_places(currency)
+    pattern = "0." + "0" * places if places else "0"
+    return f"{t.number(Decimal(amount_str(micros, currency)), pattern)} {currency.upper()}"

@@ -163,3 +163,30 @@ async def test_german_tenant_admin_reads_tenant_and_stats_in_german(
     assert english[1].startswith("Balance: 1,23")
     assert english[3] == "VAT 5.5% · currency EUR"
     assert english[4] == "Billing: language de"
+
+
+async def test_german_admin_tokens_and_members(make_app: AppFactory) -> None:
+    app = await make_app()
+    await tenant_with_tokens(app, "acme", tokens=100_000)
+    await admin(app, "tenant", "set", "acme", "--language", "de")
+    await bind_console(app, "acme")
+    await admin(app, "admin", "add", "console:u1", "admin")
+
+    refused = (await say(app, "/tokens adjust acme -200000 Korrektur")).texts[0]
+    assert refused == (
+        "Abgelehnt: Das Token-Guthaben würde von 100.000 auf -100.000 sinken, unter 0. "
+        "Es wurde nichts geändert. Ein vorausbezahltes Guthaben bleibt bei 0 oder darüber: "
+        "Fügen Sie --allow-negative hinzu, um darunter zu gehen."
+    )
+    adjusted = (await say(app, "/tokens adjust acme -1500 Korrektur")).texts[0]
+    assert adjusted == (
+        "Guthaben von acme um -1.500 Token korrigiert (Korrektur); Guthaben 100.000 → 98.500."
+    )
+    members = (await say(app, "/tenant members acme")).texts[0].splitlines()
+    assert members[1] == "Mitglieder: 1"
+    assert members[2].startswith("  console:u1 (u1) · admin · zuletzt aktiv ")
+    assert members[3] == "Verknüpfte Chats: 1"
+
+    # The shell's English, as it always read.
+    english = await admin(app, "tokens", "adjust", "acme", "+1500", "back")
+    assert english.text == "Adjusted acme by +1,500 tokens (back); balance 98,500 → 100,000."

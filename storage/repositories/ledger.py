@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import ConflictError, NotFoundError
+from core.i18n import Number, lazy
 from core.limits import MAX_BALANCE
 from storage.models import LedgerEntry, Tenant
 from storage.states import LEDGER_KINDS, LedgerKind
@@ -94,17 +95,22 @@ class LedgerRepository:
         if floor is not None and abs(tokens) <= 2 * MAX_BALANCE and balance + tokens < floor:
             raise ConflictError(
                 f"tenant {tenant_id}: balance {balance} + {tokens} below {floor}",
-                user_message=(
-                    f"Refused: that would take the token balance from {int(balance):,} to "
-                    f"{int(balance) + tokens:,}, below {floor:,}. Nothing was changed."
+                user_message=lazy(
+                    "Refused: that would take the token balance from {before} to {after}, "
+                    "below {floor}. Nothing was changed.",
+                    before=Number(int(balance)),
+                    after=Number(int(balance) + tokens),
+                    floor=Number(floor),
                 ),
             )
         raise ConflictError(
             f"tenant {tenant_id}: balance {balance} + {tokens} leaves ±{MAX_BALANCE}",
-            user_message=(
-                f"Refused: that would take the token balance from {int(balance):,} to "
-                f"{int(balance) + tokens:,}, beyond the limit of ±{MAX_BALANCE:,}. "
-                "Nothing was changed."
+            user_message=lazy(
+                "Refused: that would take the token balance from {before} to {after}, "
+                "beyond the limit of ±{limit}. Nothing was changed.",
+                before=Number(int(balance)),
+                after=Number(int(balance) + tokens),
+                limit=Number(MAX_BALANCE),
             ),
         )
 
