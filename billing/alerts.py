@@ -16,6 +16,7 @@ from decimal import Decimal
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.i18n import Number, Text, Translator, lazy, lazy_plural
 from core.money import from_micros
 from storage.models import Alert as PaymentAlert
 from storage.models import Invoice, LedgerEntry, Tenant, UsageEvent, UsageMonthlyTenant
@@ -38,12 +39,26 @@ class Alert:
     kind: str
     #: The tenant's slug; None for an alert about the platform (an unpriced model).
     tenant: str | None
+    #: In English, as ``--json`` and the daily push give it.
     detail: str
     #: What the alert is about within its kind and tenant (the model), when that matters.
     subject: str = ""
     #: For an alert about an event (a failed payment), the day it happened: it is pushed once,
     #: not every day it stays in the list. Alerts about a state (a quota) have none.
     occurred: date | None = None
+    #: ``detail`` as a message of the catalogs (None for a text recorded as it is, such as a
+    #: payment problem's).
+    message: Text | None = None
+
+    @classmethod
+    def of(cls, kind: str, tenant: str | None, message: Text, subject: str = "") -> Alert:
+        """An alert whose detail is ``message`` (English in ``detail``, translated by
+        :meth:`detail_in`)."""
+        return cls(kind, tenant, str(message), subject, message=message)
+
+    def detail_in(self, t: Translator) -> str:
+        """The detail in ``t``'s language."""
+        return t.text(self.message) if self.message is not None else self.detail
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -70,12 +85,12 @@ def _day(at: datetime) -> str:
     return f"{at:%Y-%m-%d}"
 
 
-def _in(left: timedelta) -> str:
+def _in(left: timedelta) -> Text:
     """``in 3 days``, ``in 16 hours``, ``within the hour``."""
     if left.days:
-        return f"in {left.days} day{'s' if left.days != 1 else ''}"
+        return lazy_plural("in {n} day", "in {n} days", left.days)
     hours = left.seconds // 3600
-    return f"in {hours} hour{'s' if hours != 1 else ''}" if hours else "within the hour"
+    return lazy_plural("in {n} hour", "in {n} hours", hours) if hours else lazy("within the hour")
 
 
 async def quota(session: AsyncSession, now: datetime) -> list[Alert]:
@@ -98,11 +113,15 @@ async def quota(session: AsyncSession, now: datetime) -> list[Alert]:
         tokens, limit = int(tokens or 0), int(limit or 0)
         if tokens * 100 >= limit * QUOTA_PERCENT:
             alerts.append(
-                Alert(
+                Alert.of(
                     "quota",
                     slug,
-                    f"{tokens * 100 // limit}% of the monthly quota used "
-                    f"({tokens:,} of {limit:,} tokens)",
+                    lazy(
+                        "{percent}% of the monthly quota used ({used} of {limit} tokens)",
+                        percent=tokens * 100 // limit,
+                        used=Number(tokens),
+                        limit=Number(limit),
+                    ),
                 )
             )
     return alerts
@@ -127,11 +146,16 @@ async def low_balance(session: AsyncSession, now: datetime) -> list[Alert]:
         )
     )
     return [
-        Alert(
+        Alert.of(
             "low_balance",
             slug,
-            f"balance {balance:,} tokens, under {LOW_BALANCE_PERCENT}% of the last top-up "
-            f"({topped:,} on {_day(at)})",
+            lazy(
+                "balance {balance} tokens, under {percent}% of the last top-up ({topped} on {day})",
+                balance=Number(balance),
+                percent=LOW_BALANCE_PERCENT,
+                topped=Number(topped),
+                day=_day(at),
+            ),
         )
         for slug, balance, topped, at in (await session.execute(query)).all()
     ]
@@ -152,11 +176,20 @@ async def overdraft(session: AsyncSession, now: datetime) -> list[Alert]:
         .group_by(Tenant.slug, Tenant.token_balance)
     )
     return [
-        Alert(
+        Alert.of(
             "overdraft",
             slug,
-            f"charged {int(tokens):,} tokens beyond the reservation in {calls:,} "
-            f"call{'s' if calls != 1 else ''} (last {_day(last)}); balance {balance:,} tokens",
+            lazy_plural(
+                "charged {tokens} tokens beyond the reservation in {calls} call "
+                "(last {day}); balance {balance} tokens",
+                "charged {tokens} tokens beyond the reservation in {calls} calls "
+                "(last {day}); balance {balance} tokens",
+                calls,
+                tokens=Number(int(tokens)),
+                calls=Number(calls),
+                day=_day(last),
+                balance=Number(balance),
+            ),
         )
         for slug, balance, calls, tokens, last in (await session.execute(query)).all()
     ]
@@ -174,10 +207,11 @@ async def trial_ending(session: AsyncSession, now: datetime) -> list[Alert]:
         if ends is None:  # excluded by the query; here for the type checker
             continue
         if ends <= now:
-            detail = f"trial ended on {_day(ends)}"
+            detail = lazy("trial ended on {day}", day=_day(ends))
         else:
-            detail = f"trial ends on {ends:%Y-%m-%d %H:%M} UTC ({_in(ends - now)})"
-        alerts.append(Alert("trial", slug, detail))
+            when = f"{ends:%Y-%m-%d %H:%M}"
+            detail = lazy("trial ends on {when} UTC ({left})", when=when, left=_in(ends - now))
+        alerts.append(Alert.of("trial", slug, detail))
     return alerts
 
 
@@ -190,8 +224,23 @@ async def inactive(session: AsyncSession, now: datetime) -> list[Alert]:
     alerts: list[Alert] = []
     for slug, last, created in (await session.execute(query)).all():
         since = last or created
-        what = f"since {_day(since)}" if last else f"since it was created on {_day(since)}"
-        alerts.append(Alert("inactive", slug, f"no activity {what} ({(now - since).days} days)"))
+        days = (now - since).days
+        detail = (
+            lazy_plural(
+                "no activity since {day} ({n} day)",
+                "no activity since {day} ({n} days)",
+                days,
+                day=_day(since),
+            )
+            if last
+            else lazy_plural(
+                "no activity since it was created on {day} ({n} day)",
+                "no activity since it was created on {day} ({n} days)",
+                days,
+                day=_day(since),
+            )
+        )
+        alerts.append(Alert.of("inactive", slug, detail))
     return alerts
 
 
@@ -224,11 +273,18 @@ async def unpriced_models(session: AsyncSession, now: datetime) -> list[Alert]:
             continue
         subject = f"{provider}/{name}"
         alerts.append(
-            Alert(
+            Alert.of(
                 "unpriced_model",
                 None,
-                f"{subject}: {calls:,} call{'s' if calls != 1 else ''} metered at zero cost "
-                "(no known price; add one to model_prices)",
+                lazy_plural(
+                    "{subject}: {calls} call metered at zero cost "
+                    "(no known price; add one to model_prices)",
+                    "{subject}: {calls} calls metered at zero cost "
+                    "(no known price; add one to model_prices)",
+                    calls,
+                    subject=subject,
+                    calls=Number(calls),
+                ),
                 subject,
             )
         )
@@ -253,11 +309,19 @@ async def unmetered_calls(session: AsyncSession, now: datetime) -> list[Alert]:
     for provider, name, calls, last in (await session.execute(query)).all():
         subject = f"{provider}/{name}"
         alerts.append(
-            Alert(
+            Alert.of(
                 "unmetered",
                 None,
-                f"{subject}: {calls:,} call{'s' if calls != 1 else ''} charged an estimate "
-                f"(no usable usage reported; last {_day(last)})",
+                lazy_plural(
+                    "{subject}: {calls} call charged an estimate "
+                    "(no usable usage reported; last {day})",
+                    "{subject}: {calls} calls charged an estimate "
+                    "(no usable usage reported; last {day})",
+                    calls,
+                    subject=subject,
+                    calls=Number(calls),
+                    day=_day(last),
+                ),
                 subject,
             )
         )
@@ -310,15 +374,31 @@ async def overdue_invoices(session: AsyncSession, now: datetime) -> list[Alert]:
         .order_by(Invoice.due_at)
     )
     return [
-        Alert(
+        Alert.of(
             "overdue_invoice",
             slug,
-            f"{number}: {from_micros(total).quantize(Decimal('0.01'))} {currency}, "
-            + (f"due {_day(due)}" if due is not None else "past due"),
+            lazy(
+                "{number}: {amount} {currency}, due {day}",
+                number=number,
+                amount=_amount(total),
+                currency=currency,
+                day=_day(due),
+            )
+            if due is not None
+            else lazy(
+                "{number}: {amount} {currency}, past due",
+                number=number,
+                amount=_amount(total),
+                currency=currency,
+            ),
             subject=number,
         )
         for number, total, currency, due, slug in (await session.execute(query)).all()
     ]
+
+
+def _amount(micros: int) -> Number:
+    return Number(from_micros(micros).quantize(Decimal("0.01")), "0.00")
 
 
 RULES: tuple[AlertRule, ...] = (

@@ -22,6 +22,7 @@ from bot.app import App, build_app, prepare_database
 from bot.settings import Settings, load_settings
 from core.envelope import OutboundFile
 from core.errors import ConfigurationError, SwitchboardError, UsageError
+from core.i18n import lazy
 from handlers.console import CHANNEL, ConsoleSink, console_scope, plain_text, run_console
 from storage import migrate
 from storage.models import Tenant
@@ -176,7 +177,8 @@ async def _chat(app: App, slug: str | None, user: str, stdin: TextIO, out: TextI
         try:
             tenant = await (tenants.get(slug) if slug else _only_tenant(tenants))
         except SwitchboardError as exc:
-            print(f"error: {exc.user_message}", file=sys.stderr)
+            # The terminal speaks DEFAULT_LANGUAGE ("error:" stays, as tools write it).
+            print(f"error: {exc.localized(app.deps.translators.get(None))}", file=sys.stderr)
             return 2
         slug = tenant.slug
         # Shell access is trusted: the terminal is bound to the tenant it names.
@@ -196,8 +198,12 @@ async def _only_tenant(tenants: TenantRepository) -> Tenant:
     found = await tenants.list()
     if len(found) == 1:
         return found[0]
-    known = ", ".join(t.slug for t in found) or "none yet: create one with `admin tenant create`"
-    raise UsageError("switchboard chat --tenant SLUG", f"Which tenant? Known: {known}.")
+    known = ", ".join(t.slug for t in found) or lazy(
+        "none yet: create one with `admin tenant create`"
+    )
+    raise UsageError(
+        "switchboard chat --tenant SLUG", lazy("Which tenant? Known: {known}.", known=known)
+    )
 
 
 def _refused(message: str, as_json: bool, out: TextIO) -> int:
@@ -226,7 +232,9 @@ async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:
     try:
         result = await app.registry.dispatch(words, shell_caller(), app.deps)
     except SwitchboardError as exc:
-        return _refused(exc.user_message, as_json, out)
+        # --json documents stay English for scripts; a terminal reads DEFAULT_LANGUAGE.
+        message = exc.user_message if as_json else exc.localized(app.deps.translators.get(None))
+        return _refused(message, as_json, out)
     except SQLAlchemyError as exc:
         # Scripts get one line and exit 1, like any refusal; the traceback is for debugging.
         log.debug("admin command %s failed in the database", words[:2], exc_info=True)
@@ -249,7 +257,8 @@ async def _admin(app: App, words: list[str], as_json: bool, out: TextIO) -> int:
                 print(f"  {button.label}: {button.url}", file=out)
         for file in files:
             path = _save(file, app.settings.media_dir)
-            print(f"[file saved: {path}]", file=sys.stderr if as_json else out)
+            t = app.deps.translators.get(None)
+            print(t("[file saved: {path}]", path=path), file=sys.stderr if as_json else out)
     finally:
         for file in [*result.files, *([result.output] if result.output else [])]:
             file.discard()

@@ -73,8 +73,12 @@ class Number:
     (``1,000`` / ``1\u202f000`` / ``1.000``); ``str()`` gives the English form."""
 
     value: int | Decimal
+    #: A Babel pattern (``"0.00"``: two places, no grouping); grouped as it comes without one.
+    pattern: str | None = None
 
     def __str__(self) -> str:
+        if self.pattern is not None:
+            return str(format_decimal(self.value, format=self.pattern, locale="en"))
         return f"{self.value:,}"
 
 
@@ -82,7 +86,7 @@ def _shown(value: object, t: Translator) -> object:
     if isinstance(value, Text):
         return value.render(t)
     if isinstance(value, Number):
-        return t.number(value.value)
+        return t.number(value.value, value.pattern) if value.pattern else t.number(value.value)
     return value
 
 

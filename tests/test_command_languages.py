@@ -4,13 +4,16 @@ and German, while command and argument names stay English."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from admin_commands.registry import UnknownCommand
 from bot.app import App
 from core.errors import UsageError
+from storage.models import Tenant
 from tests.conftest import AppFactory, admin, bind_console, say, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.telegram_server import FakeTelegramServer
@@ -190,3 +193,30 @@ async def test_german_admin_tokens_and_members(make_app: AppFactory) -> None:
     # The shell's English, as it always read.
     english = await admin(app, "tokens", "adjust", "acme", "+1500", "back")
     assert english.text == "Adjusted acme by +1,500 tokens (back); balance 98,500 → 100,000."
+
+
+async def test_french_alerts(make_app: AppFactory) -> None:
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    app = await make_app(clock=lambda: now)
+    for slug, values in {
+        "acme": {"status": "active", "last_activity_at": now},
+        "ending": {"trial_ends_at": now + timedelta(days=3), "last_activity_at": now},
+        "idle": {"status": "active", "last_activity_at": now - timedelta(days=9)},
+    }.items():
+        await tenant_with_tokens(app, slug, tokens=0)
+        async with app.deps.sessions.begin() as session:
+            await session.execute(update(Tenant).where(Tenant.slug == slug).values(**values))
+    await admin(app, "tenant", "set", "acme", "--language", "fr")
+    await bind_console(app, "acme")
+    await admin(app, "admin", "add", "console:u1", "viewer")
+
+    lines = (await say(app, "/alerts")).texts[0].splitlines()
+    assert lines == [
+        "2 alertes (1 période d'essai, 1 inactive) :",
+        "• Période d'essai · ending : la période d'essai se termine le 2026-11-25 12:00 UTC "
+        "(dans 3 jours)",
+        "• Inactivité · idle : aucune activité depuis le 2026-11-13 (9 jours)",
+    ]
+    # --json keeps the English details.
+    data = (await admin(app, "alerts")).data
+    assert data[0]["detail"] == "trial ends on 2026-11-25 12:00 UTC (in 3 days)"
