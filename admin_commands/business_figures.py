@@ -47,10 +47,3 @@ def per_customer(revenue: int, customers: int) -> int:
     if customers <= 0:
         return 0
     return int((Decimal(revenue) / customers).to_integral_value(rounding=ROUND_HALF_UP))
-
-
-def percent(rate: Decimal | None) -> str:
-    """``0.0833`` → ``8.33 %``; ``—`` when there is no rate."""
-    if rate is None:
-        return "—"
-    return f"{(rate * 100).quantize(Decimal('0.01'))} %"
