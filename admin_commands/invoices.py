@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+from datetime import date
 from decimal import ROUND_DOWN, Decimal
 
 from admin_commands.common import target_tenant
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import positive_amount, positive_int, quantity, slug, text_of
 from billing.amounts import minor_places
@@ -24,7 +26,8 @@ from billing.invoicing.service import LineSpec, check_sendable
 from billing.invoicing.views import InvoiceView
 from core.envelope import EMAIL_CHANNEL, ChatAddress, LinkButton, OutboundFile
 from core.errors import SwitchboardError
-from core.money import to_micros
+from core.i18n import N_, Translator
+from core.money import from_micros, to_micros
 from core.period import month_bounds, parse_period
 from storage.repositories.invoices import InvoiceRepository
 from storage.repositories.tenants import TenantRepository
@@ -282,11 +285,45 @@ def _last_month(year: int, month_no: int) -> str:
     return f"{first:%Y-%m}"
 
 
+#: An invoice's status as a member reads it (marked here so the catalog carries them).
+_STATUS = {
+    "draft": N_("draft"),
+    "sent": N_("sent"),
+    "paid": N_("paid"),
+    "overdue": N_("overdue"),
+    "cancelled": N_("cancelled"),
+}
+
+
+def _member_summary(t: Translator, view: InvoiceView) -> str:
+    """:meth:`InvoiceView.summary` in the member's language (the same text in English)."""
+    inv = view.invoice
+    english = t.language == "en"
+
+    def day(at: date) -> str:
+        return f"{at:%Y-%m-%d}" if english else t.date(at, "medium")
+
+    total = (
+        view.money(inv.total_micros)
+        if english
+        else t.money(from_micros(inv.total_micros), inv.currency)
+    )
+    status = t(_STATUS[inv.status]) if inv.status in _STATUS else inv.status
+    text = t("{number} {slug} {status} {total}", number=inv.number, slug=view.tenant.slug,
+             status=status, total=total)  # fmt: skip
+    if inv.due_at and view.payable:
+        text += t(" due {date}", date=day(inv.due_at))
+    if inv.paid_at:
+        text += t(" paid {date}", date=day(inv.paid_at))
+    return text
+
+
 @commands.command(
     "invoices", audience="member", unbound_ok=True, arguments=[Arg("--tenant", type=slug)]
 )
 async def member_invoices(ctx: CommandContext) -> CommandResult:
     """Your organisation's invoices, with a pay button for each unpaid one."""
+    t = translator(ctx)
     async with ctx.deps.sessions() as session:
         tenant = await target_tenant(ctx, session)
     found = [
@@ -294,18 +331,22 @@ async def member_invoices(ctx: CommandContext) -> CommandResult:
         if v.invoice.status != "draft"
     ]  # fmt: skip
     if not found:
-        return CommandResult("No invoices yet.", data=[])
+        return CommandResult(t("No invoices yet."), data=[])
     buttons: list[LinkButton] = []
     for view in found:
         if view.payable:
             url = await ctx.deps.invoices.ensure_pay_link(view.number, actor=ctx.caller.actor)
             if url:
-                buttons.append(
-                    LinkButton(f"Pay {view.number}: {view.money(view.invoice.total_micros)}", url)
+                total = (
+                    view.money(view.invoice.total_micros)
+                    if t.language == "en"
+                    else t.money(from_micros(view.invoice.total_micros), view.invoice.currency)
                 )
+                label = t("Pay {number}: {total}", number=view.number, total=total)
+                buttons.append(LinkButton(label, url))
     refreshed = [await ctx.deps.invoices.view(v.number) for v in found]
     return CommandResult(
-        "\n".join(v.summary() for v in refreshed),
+        "\n".join(_member_summary(t, v) for v in refreshed),
         data=[v.to_json() for v in refreshed],
         buttons=buttons,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from admin_commands.common import audit, reply_address, target_tenant
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import plan_slug, positive_int, slug
 from billing.amounts import amount_str, price_label
@@ -14,6 +15,8 @@ from billing.stars.service import StarsPayments
 from billing.stripe.checkout import LINK_REUSE, CheckoutLink, CheckoutService
 from core.envelope import LinkButton
 from core.errors import PaymentUnavailable, SwitchboardError
+from core.i18n import N_, Translator, lazy
+from core.money import from_micros
 from storage.models import Pack, Payment, Tenant
 from storage.repositories.catalog import PackRepository, PlanRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
@@ -22,12 +25,45 @@ from storage.states import PAYMENT_STATUSES
 
 commands = CommandGroup()
 
-NOT_CONFIGURED = "Payments are not set up on this service yet. Please ask your administrator."
+NOT_CONFIGURED = N_("Payments are not set up on this service yet. Please ask your administrator.")
+
+
+def _price(t: Translator, micros: int, currency: str) -> str:
+    """``15.00 EUR`` in English as always; ``15,00 EUR`` / ``15,00 EUR`` in French and German."""
+    if t.language == "en":
+        return price_label(micros, currency)
+    return t.money(from_micros(micros), currency)
+
+
+def _stars_price(t: Translator, stars: int) -> str:
+    """``1,500 Stars`` / ``1 500 Stars``."""
+    return t.ngettext("{n} Star", "{n} Stars", stars)
+
+
+def _item_label(t: Translator, name: str, tokens: int, price: str, *, monthly: bool = False) -> str:
+    """``Pro: 2,000,000 tokens for 15.00 EUR`` (``/month`` for a subscription)."""
+    if monthly:
+        return t("{name}: {tokens} tokens for {price}/month", name=name,
+                 tokens=t.number(tokens), price=price)  # fmt: skip
+    return t("{name}: {tokens} tokens for {price}", name=name, tokens=t.number(tokens),
+             price=price)  # fmt: skip
+
+
+def _link_label(t: Translator, link: CheckoutLink) -> str:
+    price = _price(t, link.amount_micros, link.currency)
+    return _item_label(t, link.name, link.tokens, price, monthly=link.kind == "subscription")
+
+
+def _invoice_label(t: Translator, invoice: StarsInvoice) -> str:
+    price = _stars_price(t, invoice.stars)
+    return _item_label(
+        t, invoice.name, invoice.tokens, price, monthly=invoice.kind == "subscription"
+    )
 
 
 def _checkout(ctx: CommandContext) -> CheckoutService:
     if ctx.deps.checkout is None:
-        raise PaymentUnavailable("Stripe is not configured", user_message=NOT_CONFIGURED)
+        raise PaymentUnavailable("Stripe is not configured", user_message=lazy(NOT_CONFIGURED))
     return ctx.deps.checkout
 
 
@@ -55,18 +91,23 @@ async def _buy_stars(
     ctx: CommandContext, stars: StarsPayments, tenant: Tenant, packs: list[Pack]
 ) -> CommandResult:
     """``/buy`` in Telegram with Stars: the packs and their Stars prices, or the invoice."""
+    t = translator(ctx)
     on_sale = [p for p in packs if p.stars]
     wanted: str | None = ctx.args.pack
     if wanted is None:
         if not on_sale:
             return CommandResult(
-                "No token packs are on sale for Telegram Stars right now.", data=[]
+                t("No token packs are on sale for Telegram Stars right now."), data=[]
             )
-        lines = [f"Top up {tenant.name} (balance {tenant.token_balance:,} tokens) in Stars:"]
+        lines = [
+            t("Top up {name} (balance {balance} tokens) in Stars:", name=tenant.name,
+              balance=t.number(tenant.token_balance))
+        ]  # fmt: skip
         lines += [
-            f"• /buy {p.slug}: {p.name}, {p.tokens:,} tokens for {stars_label(p.stars or 0)}"
+            t("• /buy {slug}: {name}, {tokens} tokens for {price}", slug=p.slug, name=p.name,
+              tokens=t.number(p.tokens), price=_stars_price(t, p.stars or 0))
             for p in on_sale
-        ]
+        ]  # fmt: skip
         data = [
             {"pack": p.slug, "name": p.name, "tokens": p.tokens, "amount": str(p.stars),
              "currency": "XTR"}
@@ -75,15 +116,20 @@ async def _buy_stars(
         return CommandResult("\n".join(lines), data=data)
     pack = next((p for p in on_sale if p.slug == wanted), None)
     if pack is None:
-        names = ", ".join(p.slug for p in on_sale) or "none"
-        raise ctx.usage_error(f"No pack '{wanted}' on sale for Stars. Packs: {names}.")
+        names = ", ".join(p.slug for p in on_sale) or t("none")
+        raise ctx.usage_error(
+            t("No pack '{pack}' on sale for Stars. Packs: {names}.", pack=wanted, names=names)
+        )
     address = reply_address(ctx.caller)
     assert address is not None  # a Telegram caller always has a chat
     invoice = await stars.invoices.pack_invoice(
         tenant, pack, reply_to=address, actor=ctx.caller.actor
     )
     return CommandResult(
-        f"{invoice.label}. Pay the invoice above; the tokens are added as soon as it is paid.",
+        t(
+            "{label}. Pay the invoice above; the tokens are added as soon as it is paid.",
+            label=_invoice_label(t, invoice),
+        ),
         data=_stars_json(invoice, "pack"),
     )
 
@@ -92,8 +138,10 @@ def _not_postpaid(tenant: Tenant) -> None:
     if tenant.plan == "postpaid":
         raise SwitchboardError(
             f"{tenant.slug} is postpaid",
-            user_message="This organisation is on the postpaid plan: usage is invoiced monthly, "
-            "so there is nothing to buy in advance.",
+            user_message=lazy(
+                "This organisation is on the postpaid plan: usage is invoiced monthly, "
+                "so there is nothing to buy in advance."
+            ),
         )
 
 
@@ -117,6 +165,7 @@ def _link_json(link: CheckoutLink, what: str) -> dict[str, Any]:
 )
 async def buy(ctx: CommandContext) -> CommandResult:
     """Buy a token pack: a payment link for each pack, or for the one named."""
+    t = translator(ctx)
     stars = _stars(ctx)
     checkout = _checkout(ctx) if stars is None else None
     async with ctx.deps.sessions() as session:
@@ -135,25 +184,37 @@ async def buy(ctx: CommandContext) -> CommandResult:
             tenant, reply_to=address, actor=actor, reuse_within=LINK_REUSE
         )
         if not links:
-            return CommandResult("No token packs are on sale right now.", data=[])
-        lines = [f"Top up {tenant.name} (balance {tenant.token_balance:,} tokens):"]
-        lines += [f"• {link.label}" for link in links]
+            return CommandResult(t("No token packs are on sale right now."), data=[])
+        lines = [
+            t("Top up {name} (balance {balance} tokens):", name=tenant.name,
+              balance=t.number(tenant.token_balance))
+        ]  # fmt: skip
+        lines += [f"• {_link_label(t, link)}" for link in links]
         return CommandResult(
             "\n".join(lines),
             data=[_link_json(link, "pack") for link in links],
-            buttons=[LinkButton(link.label, link.url) for link in links],
+            buttons=[LinkButton(_link_label(t, link), link.url) for link in links],
         )
     pack = next((p for p in packs if p.slug == wanted), None)
     if pack is None:
-        on_sale = ", ".join(p.slug for p in packs) or "none"
-        raise ctx.usage_error(f"No pack '{wanted}' on sale. Packs: {on_sale}.")
+        on_sale = ", ".join(p.slug for p in packs) or t("none")
+        raise ctx.usage_error(
+            t("No pack '{pack}' on sale. Packs: {names}.", pack=wanted, names=on_sale)
+        )
     link = await checkout.recent_pack_link(
         tenant.id, pack, address, LINK_REUSE
     ) or await checkout.pack_link(tenant, pack, reply_to=address, actor=actor)
     return CommandResult(
-        f"{link.label}. Pay with the link; the tokens are added as soon as the payment lands.",
+        t(
+            "{label}. Pay with the link; the tokens are added as soon as the payment lands.",
+            label=_link_label(t, link),
+        ),
         data=_link_json(link, "pack"),
-        buttons=[LinkButton(f"Pay {price_label(link.amount_micros, link.currency)}", link.url)],
+        buttons=[
+            LinkButton(
+                t("Pay {price}", price=_price(t, link.amount_micros, link.currency)), link.url
+            )
+        ],
     )
 
 
@@ -165,6 +226,7 @@ async def buy(ctx: CommandContext) -> CommandResult:
 )
 async def subscribe(ctx: CommandContext) -> CommandResult:
     """Subscribe to a monthly plan: its tokens are added every paid month."""
+    t = translator(ctx)
     stars = _stars(ctx)
     checkout = _checkout(ctx) if stars is None else None
     async with ctx.deps.sessions() as session:
@@ -173,33 +235,51 @@ async def subscribe(ctx: CommandContext) -> CommandResult:
         current = await SubscriptionRepository(session).current(tenant.id)
     plan = next((p for p in plans if p.slug == ctx.args.plan), None)
     if plan is None:
-        offered = ", ".join(p.slug for p in plans) or "none"
-        raise ctx.usage_error(f"No subscription plan '{ctx.args.plan}'. Plans: {offered}.")
+        offered = ", ".join(p.slug for p in plans) or t("none")
+        raise ctx.usage_error(
+            t("No subscription plan '{plan}'. Plans: {names}.", plan=ctx.args.plan, names=offered)
+        )
     if current is not None:
         raise SwitchboardError(
             f"{tenant.slug} already subscribes to {current.plan}",
-            user_message=f"This organisation already subscribes to the {current.plan} plan "
-            f"({current.status}). Ask your administrator to change it.",
+            user_message=lazy(
+                "This organisation already subscribes to the {plan} plan ({status}). "
+                "Ask your administrator to change it.",
+                plan=current.plan,
+                status=current.status,
+            ),
         )
     if stars is not None:
         invoice = await stars.invoices.subscription_link(
             tenant, plan, reply_to=reply_address(ctx.caller), actor=ctx.caller.actor
         )
         return CommandResult(
-            f"{invoice.label}. Subscribe with the link; the tokens are added when each month "
-            "is paid.",
+            t(
+                "{label}. Subscribe with the link; the tokens are added when each month is paid.",
+                label=_invoice_label(t, invoice),
+            ),
             data=_stars_json(invoice, "plan") | {"tokens_included": invoice.tokens},
-            buttons=[LinkButton(f"Subscribe: {stars_label(invoice.stars)}", invoice.url)],
+            buttons=[
+                LinkButton(
+                    t("Subscribe: {price}", price=_stars_price(t, invoice.stars)), invoice.url
+                )
+            ],
         )
     assert checkout is not None
     link = await checkout.subscription_link(
         tenant, plan, reply_to=reply_address(ctx.caller), actor=ctx.caller.actor
     )
     return CommandResult(
-        f"{link.label}. Subscribe with the link; the tokens are added when each month is paid.",
+        t(
+            "{label}. Subscribe with the link; the tokens are added when each month is paid.",
+            label=_link_label(t, link),
+        ),
         data=_link_json(link, "plan") | {"tokens_included": link.tokens},
         buttons=[
-            LinkButton(f"Subscribe: {price_label(link.amount_micros, link.currency)}", link.url)
+            LinkButton(
+                t("Subscribe: {price}", price=_price(t, link.amount_micros, link.currency)),
+                link.url,
+            )
         ],
     )
 
