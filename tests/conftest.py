@@ -72,6 +72,8 @@ async def make_app(
             "PROVIDER_TIMEOUT_SECONDS": "2",
             # Bursts of turns on a small balance queue for each other's reservations.
             "RESERVATION_WAIT_SECONDS": "30",
+            # A service started by a test listens on a free port, never the default 8080.
+            "HTTP_PORT": "0",
         }
         environ.update({k.upper(): v for k, v in env.items()})
         kwargs: dict[str, Any] = {"clock": clock} if clock else {}
