@@ -57,8 +57,11 @@ class Shop:
         return bool((await admin(self.app, "ledger", "verify")).data["ok"])
 
     async def settle(self) -> None:
-        """Let the channel finish what it was handed, and the outbox deliver."""
-        await asyncio.sleep(0.3)
+        """Let the channel take every update sent so far, finish handling it, and the outbox
+        deliver. (An update leaves the fake's queue when the next getUpdates confirms it,
+        by which time its handler task has started and is tracked by the channel.)"""
+        await self.fake.wait_for(lambda: self.fake.queued_updates == 0, within=30)
+        await asyncio.sleep(0.05)
         [channel] = self.service.channels
         await channel.drain(10)  # type: ignore[attr-defined]
         await self.app.deps.outbox.drain(10)  # type: ignore[attr-defined]

@@ -15,13 +15,13 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import MutableMapping, Sequence
-from typing import Literal
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any, Literal
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import Message, Update
+from aiogram.types import Message, TelegramObject, Update
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -84,6 +84,9 @@ class TelegramChannel:
         # See handlers.telegram.responses: without these, aiogram rebuilds a model per call.
         self._response_models = pin_response_models()
         self.dispatcher = Dispatcher()
+        # Every update aiogram's polling starts as a task (turns, payments) is kept until done,
+        # so stop() and drain() wait for a payment being credited as they do for a turn.
+        self.dispatcher.update.outer_middleware(self._track_update)
         # Routers given (Stars payments) see updates first; every other message is a turn.
         for router in routers:
             self.dispatcher.include_router(router)
@@ -190,11 +193,19 @@ class TelegramChannel:
         self._tasks.spawn(self.dispatcher.feed_update(self.bot, update))
         return web.Response(text="ok")
 
-    async def _on_message(self, message: Message, event_update: Update) -> None:
-        """The dispatcher's only handler: one Telegram message → one pipeline run."""
+    async def _track_update(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.track(task)
+        return await handler(event, data)
+
+    async def _on_message(self, message: Message, event_update: Update) -> None:
+        """The dispatcher's only handler: one Telegram message → one pipeline run."""
         me = self.me or await self._identity()
         envelope = to_envelope(message, event_update.update_id, me, self._download)
         if envelope is None:
