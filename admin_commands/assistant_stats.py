@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
-from admin_commands.reports import code_block, cost, decimal_str, describe, period_of, table
+from admin_commands.reports import (
+    code_block,
+    cost,
+    decimal_str,
+    describe,
+    percent_str,
+    period_of,
+    table,
+)
 from admin_commands.values import slug
 from core.period import Period
 from storage.repositories.assistants import AssistantRepository
@@ -82,27 +92,29 @@ def _row(
 
 def _text(ctx: CommandContext, period: Period, rows: list[dict[str, Any]]) -> str:
     currency = ctx.deps.config.billing_currency
+    t = translator(ctx)
     header = [
-        "assistant",
-        "uses",
-        "tenants",
-        "tokens",
-        f"cost {currency}",
-        "mean ms",
-        "p95 ms",
-        "success",
+        t("assistant"),
+        t("uses"),
+        t("tenants"),
+        t("tokens"),
+        t("cost {currency}", currency=currency),
+        t("mean ms"),
+        t("p95 ms"),
+        t("success"),
     ]
     cells = [
         [
             str(r["assistant"]),
-            f"{r['uses']:,}",
-            f"{r['tenants']:,}",
-            f"{r['tokens']:,}",
-            str(r["cost"]),
-            f"{r['mean_latency_ms']:,}",
-            f"{r['p95_latency_ms']:,}" if r["p95_latency_ms"] is not None else "-",
-            f"{float(r['success_rate']):.1%}" if r["uses"] else "-",
+            t.number(r["uses"]),
+            t.number(r["tenants"]),
+            t.number(r["tokens"]),
+            decimal_str(Decimal(r["cost"]), t),
+            t.number(r["mean_latency_ms"]),
+            t.number(r["p95_latency_ms"]) if r["p95_latency_ms"] is not None else "-",
+            percent_str(t, r["success_rate"]) if r["uses"] else "-",
         ]
         for r in rows
     ]
-    return code_block([f"Assistants, {describe(period)}", "", *table(header, cells)])
+    title = t("Assistants, {period}", period=describe(period, t))
+    return code_block([title, "", *table(header, cells)])

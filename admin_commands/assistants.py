@@ -9,9 +9,11 @@ from typing import Any
 
 from admin_commands import values
 from admin_commands.common import audit
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from assistants.types import CAPABILITIES, PROVIDERS
 from core.errors import UsageError
+from core.i18n import lazy
 from storage.models import Assistant, Tenant, TenantAssistant
 from storage.repositories.assistants import AssistantRepository
 from storage.repositories.tenants import TenantRepository
@@ -29,7 +31,11 @@ def capability_list(raw: str) -> list[str]:
     unknown = [n for n in names if n not in CAPABILITIES]
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown capability {unknown[0]!r} (choose from {', '.join(CAPABILITIES)}, or none)"
+            lazy(
+                "unknown capability {name} (choose from {choices}, or none)",
+                name=repr(unknown[0]),
+                choices=", ".join(CAPABILITIES),
+            )
         )
     return list(dict.fromkeys(names))
 
@@ -37,7 +43,7 @@ def capability_list(raw: str) -> list[str]:
 def _voice(raw: str) -> str:
     value = raw.strip().lower()
     if not value.isascii() or not value.replace("_", "").isalnum() or len(value) > 32:
-        raise argparse.ArgumentTypeError("a voice name such as alloy, coral or nova")
+        raise argparse.ArgumentTypeError(lazy("a voice name such as alloy, coral or nova"))
     return value
 
 
@@ -86,12 +92,15 @@ async def list_(ctx: CommandContext) -> CommandResult:
     """List every assistant with its provider, model and prompt version."""
     async with ctx.deps.sessions() as session:
         assistants = await AssistantRepository(session).all()
+    t = translator(ctx)
     lines = [
         f"{a.slug:<16} {a.provider}/{a.model} v{a.prompt_version} {a.visibility}"
-        + ("" if a.active else " (disabled)")
+        + ("" if a.active else " " + t("(disabled)"))
         for a in assistants
     ]
-    return CommandResult("\n".join(lines) or "No assistants.", data=[_json(a) for a in assistants])
+    return CommandResult(
+        "\n".join(lines) or t("No assistants."), data=[_json(a) for a in assistants]
+    )
 
 
 @commands.command(
@@ -115,12 +124,12 @@ async def create(ctx: CommandContext) -> CommandResult:
     model = args.model or config.default_model
     if provider is None or model is None:
         raise UsageError(
-            ctx.command.usage, "No default provider/model: pass --provider and --model."
+            ctx.command.usage, lazy("No default provider/model: pass --provider and --model.")
         )
     async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
         if await repo.find(args.slug) is not None:
-            raise ctx.usage_error(f"Assistant '{args.slug}' exists.")
+            raise ctx.usage_error(lazy("Assistant '{slug}' exists.", slug=args.slug))
         assistant = await repo.create(
             Assistant(
                 slug=args.slug,
@@ -137,7 +146,8 @@ async def create(ctx: CommandContext) -> CommandResult:
             created_by=ctx.caller.actor,
         )
         await audit(session, ctx, "assistant.create", assistant.slug, None, _json(assistant))
-    return CommandResult(f"Created assistant {assistant.slug}.", data=_json(assistant))
+    t = translator(ctx)
+    return CommandResult(t("Created assistant {slug}.", slug=assistant.slug), data=_json(assistant))
 
 
 @commands.command(
@@ -170,13 +180,15 @@ async def set_(ctx: CommandContext) -> CommandResult:
 async def prompt(ctx: CommandContext) -> CommandResult:
     """Show the prompt history, or set a new prompt version."""
     text = ctx.convert("Argument TEXT", values.optional_prompt, " ".join(ctx.args.text))
+    t = translator(ctx)
+    current = " " + t("(current)")
     async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
         assistant = await repo.get(ctx.args.slug)
         if not text:
             versions = await repo.versions(assistant)
             lines = [
-                f"v{v.version}{' (current)' if v.version == assistant.prompt_version else ''}"
+                f"v{v.version}{current if v.version == assistant.prompt_version else ''}"
                 f" {v.created_at:%Y-%m-%d} {v.note}: {v.system_prompt[:80]}"
                 for v in versions
             ]
@@ -197,7 +209,11 @@ async def prompt(ctx: CommandContext) -> CommandResult:
             {"version": version.version, "note": ctx.args.note},
         )
     return CommandResult(
-        f"{assistant.slug}: prompt v{version.version} is now current.",
+        t(
+            "{slug}: prompt v{version} is now current.",
+            slug=assistant.slug,
+            version=version.version,
+        ),
         data={"slug": assistant.slug, "version": version.version},
     )
 
@@ -222,8 +238,14 @@ async def rollback(ctx: CommandContext) -> CommandResult:
             {"version": before},
             {"version": version.version, "restored": ctx.args.version},
         )
+    t = translator(ctx)
     return CommandResult(
-        f"{assistant.slug}: restored v{ctx.args.version} as v{version.version}.",
+        t(
+            "{slug}: restored v{restored} as v{version}.",
+            slug=assistant.slug,
+            restored=ctx.args.version,
+            version=version.version,
+        ),
         data={"slug": assistant.slug, "version": version.version, "restored": ctx.args.version},
     )
 
@@ -259,8 +281,11 @@ async def _toggle(ctx: CommandContext, enabled: bool) -> CommandResult:
             {field: enabled},
             tenant=tenant,
         )
-    state = "enabled" if enabled else "disabled"
-    return CommandResult(f"{target} {state}.", data={"target": target, "enabled": enabled})
+    t = translator(ctx)
+    text = (
+        t("{target} enabled.", target=target) if enabled else t("{target} disabled.", target=target)
+    )
+    return CommandResult(text, data={"target": target, "enabled": enabled})
 
 
 @commands.command(
@@ -298,7 +323,7 @@ async def override(ctx: CommandContext) -> CommandResult:
     """Show or set one tenant's name and system prompt for an assistant."""
     args = ctx.args
     if args.prompt is not None and args.clear:
-        raise ctx.usage_error("Give --prompt or --clear, not both.")
+        raise ctx.usage_error(lazy("Give --prompt or --clear, not both."))
     setting = args.name is not None or args.prompt is not None
     async with ctx.deps.sessions.begin() as session:
         repo = AssistantRepository(session)
@@ -337,17 +362,20 @@ async def override(ctx: CommandContext) -> CommandResult:
             )
     after = _override_json(row)
     data = {"assistant": assistant.slug, "tenant": tenant.slug, **after}
-    name = after["name"] or f"{assistant.name} (its own)"
+    t = translator(ctx)
+    name = after["name"] or t("{name} (its own)", name=assistant.name)
     prompt = (
-        f"overridden ({len(after['system_prompt']):,} characters)"
+        t("overridden ({count} characters)", count=t.number(len(after["system_prompt"])))
         if after["system_prompt"]
-        else "the assistant's own"
+        else t("the assistant's own")
     )
-    verb = "now" if setting or args.clear else "currently"
-    return CommandResult(
-        f"{assistant.slug} for {tenant.slug} {verb}: name {name}; system prompt {prompt}.",
-        data=data,
+    parts = {"slug": assistant.slug, "tenant": tenant.slug, "name": name, "prompt": prompt}
+    text = (
+        t("{slug} for {tenant} now: name {name}; system prompt {prompt}.", **parts)
+        if setting or args.clear
+        else t("{slug} for {tenant} currently: name {name}; system prompt {prompt}.", **parts)
     )
+    return CommandResult(text, data=data)
 
 
 def _override_json(row: TenantAssistant | None) -> dict[str, Any]:

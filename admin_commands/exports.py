@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from admin_commands.csv_safe import safe_cell
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.reports import billing_amount, describe, period_of
 from admin_commands.values import slug
@@ -31,6 +32,7 @@ from billing.amounts import amount_str
 from billing.invoicing.arithmetic import rate_of
 from billing.invoicing.views import quantity_json
 from core.envelope import OutboundFile
+from core.i18n import N_, lazy
 from core.money import from_micros
 from core.period import Period
 from storage.repositories.exports import ExportFilter, ExportRepository
@@ -41,6 +43,13 @@ commands = CommandGroup()
 Row = tuple[Any, ...]
 MICRO = Decimal("0.000001")
 Batches = AsyncIterator[Sequence[Row]]
+#: Each export's name in a reply and a file's caption (the command words stay English).
+_TITLES = {
+    "usage": N_("Usage export"),
+    "invoices": N_("Invoices export"),
+    "library": N_("Library export"),
+    "ledger": N_("Ledger export"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +211,9 @@ async def _export(ctx: CommandContext, kind: _Kind) -> CommandResult:
     args = ctx.args
     shell = ctx.caller.channel == "shell"
     if args.out and not shell:
-        raise ctx.usage_error("--out FILE is for the shell; in chat the file comes by itself.")
+        raise ctx.usage_error(
+            lazy("--out FILE is for the shell; in chat the file comes by itself.")
+        )
     period = period_of(ctx, args.period) if args.period else None
     where = ExportFilter()
     if period is not None:
@@ -212,7 +223,7 @@ async def _export(ctx: CommandContext, kind: _Kind) -> CommandResult:
         )
     out = Path(args.out) if args.out else None
     if out is not None and (out.is_dir() or not out.parent.is_dir()):
-        raise ctx.usage_error(f"--out: cannot write a file at {str(out)!r}.")
+        raise ctx.usage_error(lazy("--out: cannot write a file at {path}.", path=repr(str(out))))
     # Written beside --out and renamed when complete: a failed export leaves no partial file.
     target = _temporary_file(out.parent if out is not None else None)
     try:
@@ -227,8 +238,17 @@ async def _export(ctx: CommandContext, kind: _Kind) -> CommandResult:
         target.unlink(missing_ok=True)
         raise
     name = f"{kind.name}-{args.slug or 'all'}-{period.label if period else 'all'}.csv"
-    scope = f"{args.slug or 'all tenants'}, {describe(period) if period else 'all time'}"
-    summary = f"{kind.name.capitalize()} export ({scope}): {rows:,} row{'s' if rows != 1 else ''}"
+    t = translator(ctx)
+    who = args.slug or t("all tenants")
+    when = describe(period, t) if period else t("all time")
+    scope = f"{who}, {when}"
+    summary = t.ngettext(
+        "{title} ({scope}): {n} row",
+        "{title} ({scope}): {n} rows",
+        rows,
+        title=t(_TITLES[kind.name]),
+        scope=scope,
+    )
     data: dict[str, Any] = {
         "export": kind.name,
         "tenant": args.slug,
@@ -238,7 +258,9 @@ async def _export(ctx: CommandContext, kind: _Kind) -> CommandResult:
         "file": args.out,
     }
     if args.out:
-        return CommandResult(f"{summary}, written to {args.out}.", data=data)
+        return CommandResult(
+            t("{summary}, written to {file}.", summary=summary, file=args.out), data=data
+        )
     file = OutboundFile.on_disk(target, name, "text/csv", caption=summary, temporary=True)
     if shell:
         return CommandResult(summary + ".", data=data, output=file)

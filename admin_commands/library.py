@@ -11,6 +11,7 @@ import mimetypes
 from pathlib import Path
 
 from admin_commands.common import audit, target_tenant
+from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import item_id, search_text, slug
 from core.envelope import OutboundFile
@@ -45,12 +46,13 @@ async def library(ctx: CommandContext) -> CommandResult:
         items = await LibraryRepository(session).search(
             tenant.id, kind=kind, text=search, limit=LISTED
         )
+    t = translator(ctx)
     if not items:
         return CommandResult(
-            "Nothing in the library yet." if not words else "Nothing found.", data=[]
+            t("Nothing in the library yet.") if not words else t("Nothing found."), data=[]
         )
     return CommandResult(
-        "\n".join([*_lines(items), "Open one with /library get ID."]),
+        "\n".join([*_lines(items), t("Open one with /library get ID.")]),
         data=[_item_json(i) for i in items],
     )
 
@@ -63,10 +65,12 @@ async def archived(ctx: CommandContext) -> CommandResult:
     async with ctx.deps.sessions() as session:
         tenant = await target_tenant(ctx, session)
         items = await LibraryRepository(session).search(tenant.id, only_archived=True, limit=LISTED)
+    t = translator(ctx)
     if not items:
-        return CommandResult("Nothing archived.", data=[])
+        return CommandResult(t("Nothing archived."), data=[])
+    lines = [t("Archived:"), *_lines(items), t("Bring one back with /library unarchive ID.")]
     return CommandResult(
-        "\n".join(["Archived:", *_lines(items), "Bring one back with /library unarchive ID."]),
+        "\n".join(lines),
         data=[_item_json(i) for i in items],
     )
 
@@ -118,10 +122,13 @@ async def _set_archived(ctx: CommandContext, archived: bool) -> CommandResult:
             {"archived": archived},
             tenant=tenant,
         )
-    done = "Archived" if archived else "Restored"
-    return CommandResult(
-        f"{done} item {item.number}.", data={"id": item.number, "archived": archived}
+    t = translator(ctx)
+    text = (
+        t("Archived item {number}.", number=item.number)
+        if archived
+        else t("Restored item {number}.", number=item.number)
     )
+    return CommandResult(text, data={"id": item.number, "archived": archived})
 
 
 def _media_file(media_dir: Path, media_path: str) -> Path | None:
