@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 from admin_commands.common import audit
+from admin_commands.language import translator
+from admin_commands.payments import price_in
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import (
     amount,
@@ -17,9 +19,10 @@ from admin_commands.values import (
     slug,
     yes_no,
 )
-from billing.amounts import amount_str, is_chargeable, price_label
+from billing.amounts import amount_str, is_chargeable
 from billing.catalog import ppm
 from core.clock import Clock
+from core.i18n import Number, Translator, lazy
 from core.money import to_micros
 from storage.models import Pack, Plan
 from storage.repositories.catalog import PackRepository, PlanRepository
@@ -67,27 +70,34 @@ def _ratio_str(value_ppm: int) -> str:
     )
 
 
+def _ratio_text(t: Translator, value_ppm: int) -> str:
+    """``1.20`` / ``1,20``: the places :func:`_ratio_str` keeps, in ``t``'s language."""
+    exact = _ratio_str(value_ppm)
+    places = len(exact.partition(".")[2])
+    return t.number(Decimal(exact), "0." + "0" * places if places else "0")
+
+
+def _stars_text(t: Translator, stars: int) -> str:
+    """``750 Stars`` (Telegram's currency keeps its name)."""
+    return f"{t.number(stars)} Stars"
+
+
 @commands.command("pack list", permission="stats.read")
 async def pack_list(ctx: CommandContext) -> CommandResult:
     """The token packs and their prices."""
     async with ctx.deps.sessions() as session:
         packs = await PackRepository(session).list()
-    lines = [_pack_line(p) for p in packs] or ["No packs."]
+    t = translator(ctx)
+    lines = [_pack_line(t, p) for p in packs] or [t("No packs.")]
     return CommandResult("\n".join(lines), data=[pack_json(p) for p in packs])
 
 
-def _pack_line(pack: Pack) -> str:
-    price = price_label(pack.price_micros, pack.currency)
-    off = "" if pack.active else "  (not on sale)"
-    return (
-        f"{pack.slug:<12} {pack.name:<14} {pack.tokens:>12,} tokens {price:>12}"
-        f"{_stars_label(pack.stars):>14}{off}"
-    )
-
-
-def _stars_label(stars: int | None) -> str:
-    """``750 Stars``, or nothing when it is not sold for Stars."""
-    return f"{stars:,} Stars" if stars else ""
+def _pack_line(t: Translator, pack: Pack) -> str:
+    price = price_in(t, pack.price_micros, pack.currency)
+    stars = _stars_text(t, pack.stars) if pack.stars else ""  # nothing when not sold for Stars
+    off = "" if pack.active else "  " + t("(not on sale)")
+    tokens = f"{t.number(pack.tokens):>12} " + t("tokens")
+    return f"{pack.slug:<12} {pack.name:<14} {tokens} {price:>12}{stars:>14}{off}"
 
 
 @commands.command(
@@ -112,7 +122,7 @@ async def pack_set(ctx: CommandContext) -> CommandResult:
         before = pack_json(pack) if pack else None
         if pack is None:
             if args.tokens is None or args.price is None:
-                raise ctx.usage_error("A new pack needs --tokens and --price.")
+                raise ctx.usage_error(lazy("A new pack needs --tokens and --price."))
             pack = Pack(slug=args.slug, name=args.name or args.slug.title(), active=True)
             pack.currency = args.currency or ctx.deps.config.billing_currency
             pack.created_at = ctx.deps.clock()
@@ -122,8 +132,10 @@ async def pack_set(ctx: CommandContext) -> CommandResult:
             for v in (args.name, args.tokens, args.price, args.currency, args.active, args.stars)
         ):
             raise ctx.usage_error(
-                "Nothing to change: give --name, --tokens, --price, --currency, --active "
-                "or --stars."
+                lazy(
+                    "Nothing to change: give --name, --tokens, --price, --currency, --active "
+                    "or --stars."
+                )
             )
         pack.name = args.name or pack.name
         pack.tokens = args.tokens or pack.tokens
@@ -139,15 +151,22 @@ async def pack_set(ctx: CommandContext) -> CommandResult:
         await session.flush()
         after = pack_json(pack)
         await audit(session, ctx, "pack.set", pack.slug, before, after)
-    verb = "created" if before is None else "updated"
-    return CommandResult(
-        f"Pack {pack.slug} {verb}: {pack.tokens:,} tokens for "
-        f"{price_label(pack.price_micros, pack.currency)}"
-        + (f" or {pack.stars:,} Stars" if pack.stars else "")
-        + ("" if pack.active else " (not on sale)")
-        + ".",
-        data=after,
+    t = translator(ctx)
+    terms = t(
+        "{tokens} tokens for {price}",
+        tokens=t.number(pack.tokens),
+        price=price_in(t, pack.price_micros, pack.currency),
     )
+    if pack.stars:
+        terms += " " + t("or {stars}", stars=_stars_text(t, pack.stars))
+    if not pack.active:
+        terms += " " + t("(not on sale)")
+    text = (
+        t("Pack {slug} created: {terms}.", slug=pack.slug, terms=terms)
+        if before is None
+        else t("Pack {slug} updated: {terms}.", slug=pack.slug, terms=terms)
+    )
+    return CommandResult(text, data=after)
 
 
 @commands.command("plan list", permission="stats.read")
@@ -155,25 +174,31 @@ async def plan_list(ctx: CommandContext) -> CommandResult:
     """The plans: prepaid, postpaid and the monthly subscriptions."""
     async with ctx.deps.sessions() as session:
         plans = await PlanRepository(session).list()
-    lines = [_plan_line(p) for p in plans] or ["No plans."]
+    t = translator(ctx)
+    lines = [_plan_line(t, p) for p in plans] or [t("No plans.")]
     return CommandResult("\n".join(lines), data=[plan_json(p) for p in plans])
 
 
-def _plan_line(plan: Plan) -> str:
+def _plan_line(t: Translator, plan: Plan) -> str:
+    """A plan's slug, name, kind (English, as --json gives it) and terms."""
     if plan.kind == "subscription":
-        stars = f" or {plan.stars:,} Stars" if plan.stars else ""
-        terms = (
-            f"{price_label(plan.price_micros, plan.currency)}{stars}/month, "
-            f"{plan.tokens_included:,} tokens included"
+        price = price_in(t, plan.price_micros, plan.currency)
+        if plan.stars:
+            price += " " + t("or {stars}", stars=_stars_text(t, plan.stars))
+        terms = t(
+            "{price}/month, {tokens} tokens included",
+            price=price,
+            tokens=t.number(plan.tokens_included),
         )
     elif plan.kind == "postpaid":
-        terms = (
-            f"usage cost × {_ratio_str(plan.markup_ppm)} + "
-            f"{price_label(plan.base_fee_micros, plan.currency)} a month"
+        terms = t(
+            "usage cost × {markup} + {fee} a month",
+            markup=_ratio_text(t, plan.markup_ppm),
+            fee=price_in(t, plan.base_fee_micros, plan.currency),
         )
     else:
-        terms = "token packs bought in advance"
-    off = "" if plan.active else "  (not offered)"
+        terms = t("token packs bought in advance")
+    off = "" if plan.active else "  " + t("(not offered)")
     return f"{plan.slug:<12} {plan.name:<14} {plan.kind:<12} {terms}{off}"
 
 
@@ -211,7 +236,9 @@ async def plan_set(ctx: CommandContext) -> CommandResult:
         if plan is None:
             if args.price is None or args.tokens_included is None:
                 raise ctx.usage_error(
-                    "A new plan is a monthly subscription: give --price and --tokens-included."
+                    lazy(
+                        "A new plan is a monthly subscription: give --price and --tokens-included."
+                    )
                 )
             plan = Plan(slug=args.slug, name=args.name or args.slug.title(), kind="subscription")
             plan.currency = args.currency or ctx.deps.config.billing_currency
@@ -219,13 +246,17 @@ async def plan_set(ctx: CommandContext) -> CommandResult:
             plan.created_at = ctx.deps.clock()
             session.add(plan)
         elif all(v is None for v in changes):
-            raise ctx.usage_error("Nothing to change: give at least one option.")
+            raise ctx.usage_error(lazy("Nothing to change: give at least one option."))
         if plan.kind != "subscription" and (
             args.price is not None or args.tokens_included is not None or args.stars is not None
         ):
-            raise ctx.usage_error(f"The {plan.kind} plan has no monthly price or included tokens.")
+            raise ctx.usage_error(
+                lazy("The {kind} plan has no monthly price or included tokens.", kind=plan.kind)
+            )
         if plan.slug == FALLBACK_PLAN and args.active is False:
-            raise ctx.usage_error("The prepaid plan is where ended subscriptions go; it stays on.")
+            raise ctx.usage_error(
+                lazy("The prepaid plan is where ended subscriptions go; it stays on.")
+            )
         plan.name = args.name or plan.name
         plan.currency = args.currency or plan.currency
         if args.price is not None:
@@ -241,8 +272,10 @@ async def plan_set(ctx: CommandContext) -> CommandResult:
         if args.stars is not None:
             if args.stars > MAX_SUBSCRIPTION_STARS:
                 raise ctx.usage_error(
-                    f"Telegram takes at most {MAX_SUBSCRIPTION_STARS:,} Stars a month for a "
-                    "subscription."
+                    lazy(
+                        "Telegram takes at most {stars} Stars a month for a subscription.",
+                        stars=Number(MAX_SUBSCRIPTION_STARS),
+                    )
                 )
             plan.stars = args.stars
         if plan.kind == "subscription":
@@ -252,17 +285,23 @@ async def plan_set(ctx: CommandContext) -> CommandResult:
         await session.flush()
         after = plan_json(plan)
         await audit(session, ctx, "plan.set", plan.slug, before, after)
-    verb = "created" if before is None else "updated"
-    return CommandResult(f"Plan {verb}: {_plan_line(plan).strip()}", data=after)
+    t = translator(ctx)
+    line = _plan_line(t, plan).strip()
+    text = (
+        t("Plan created: {plan}", plan=line)
+        if before is None
+        else t("Plan updated: {plan}", plan=line)
+    )
+    return CommandResult(text, data=after)
 
 
 def _check_price(ctx: CommandContext, micros: int, code: str, *, allow_zero: bool) -> None:
     """Refused before anything is written: Stripe must be able to charge it exactly."""
     if micros == 0 and not allow_zero:
-        raise ctx.usage_error("The price must be above zero.")
+        raise ctx.usage_error(lazy("The price must be above zero."))
     if not is_chargeable(micros, code):
         raise ctx.usage_error(
-            f"{code} amounts cannot have more decimal places than Stripe charges."
+            lazy("{code} amounts cannot have more decimal places than Stripe charges.", code=code)
         )
 
 

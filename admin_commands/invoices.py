@@ -18,7 +18,7 @@ from admin_commands.language import translator
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.values import positive_amount, positive_int, quantity, slug, text_of
 from billing.amounts import minor_places
-from billing.invoicing.arithmetic import line_amount
+from billing.invoicing.arithmetic import line_amount, rate_of
 from billing.invoicing.documents import DocumentDelivery
 from billing.invoicing.pdf import pdf_file_name, render_invoice
 from billing.invoicing.recipients import tenant_chats
@@ -26,7 +26,7 @@ from billing.invoicing.service import LineSpec, check_sendable
 from billing.invoicing.views import InvoiceView
 from core.envelope import EMAIL_CHANNEL, ChatAddress, LinkButton, OutboundFile
 from core.errors import SwitchboardError
-from core.i18n import N_, Translator
+from core.i18n import N_, Translator, lazy
 from core.money import from_micros, to_micros
 from core.period import month_bounds, parse_period
 from storage.repositories.invoices import InvoiceRepository
@@ -44,7 +44,11 @@ def invoice_number(raw: str) -> str:
     value = raw.strip().upper()
     if not _NUMBER.match(value):
         raise argparse.ArgumentTypeError(
-            f"{raw!r} is not an invoice number like INV-2026-0001 (or a credit note's CN-2026-0001)"
+            lazy(
+                "{value} is not an invoice number like INV-2026-0001 "
+                "(or a credit note's CN-2026-0001)",
+                value=repr(raw),
+            )
         )
     return value
 
@@ -52,7 +56,9 @@ def invoice_number(raw: str) -> str:
 def month(raw: str) -> str:
     """``YYYY-MM`` (checked against today by the command)."""
     if not re.match(r"^\d{4}-\d{2}$", raw.strip()):
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a month like 2026-10")
+        raise argparse.ArgumentTypeError(
+            lazy("{value} is not a month like 2026-10", value=repr(raw))
+        )
     return raw.strip()
 
 
@@ -74,7 +80,12 @@ def _spec(ctx: CommandContext, currency: str | None) -> LineSpec:
         places = minor_places(currency)
         if price != price.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN):
             raise ctx.usage_error(
-                f"{currency} amounts have {places} decimal places: {price} cannot be billed."
+                lazy(
+                    "{currency} amounts have {places} decimal places: {price} cannot be billed.",
+                    currency=currency,
+                    places=places,
+                    price=str(price),
+                )
             )
         line_amount(ctx.args.qty, to_micros(price), currency)  # InvoiceTooLarge past the limit
     return LineSpec(description, to_micros(price), ctx.args.qty)
@@ -91,23 +102,91 @@ async def _currency(ctx: CommandContext, *, slug: str = "", number: str = "") ->
         return tenant.billing_currency if tenant else None
 
 
-def _result(view: InvoiceView, text: str | None = None) -> CommandResult:
+def _money(t: Translator, view: InvoiceView, micros: int) -> str:
+    """``1234.50 EUR`` in English as always; ``1 234,50 EUR`` / ``1.234,50 EUR``."""
+    if t.language == "en":
+        return view.money(micros)
+    return t.money(from_micros(micros), view.invoice.currency)
+
+
+def _result(t: Translator, view: InvoiceView, text: str | None = None) -> CommandResult:
     buttons = (
-        [LinkButton(f"Pay {view.money(view.invoice.total_micros)}", view.pay_url)]
+        [
+            LinkButton(
+                t("Pay {price}", price=_money(t, view, view.invoice.total_micros)), view.pay_url
+            )
+        ]
         if (view.pay_url and view.payable)
         else []
     )
-    return CommandResult(text or view.text(), data=view.to_json(), buttons=buttons)
+    return CommandResult(text or _text(t, view), data=view.to_json(), buttons=buttons)
+
+
+def _day(t: Translator, at: date) -> str:
+    return f"{at:%Y-%m-%d}" if t.language == "en" else t.date(at, "medium")
+
+
+def _text(t: Translator, view: InvoiceView) -> str:
+    """An invoice in chat: :meth:`InvoiceView.text` in English, else in ``t``'s language with
+    the document's own labels (the PDF's)."""
+    if t.language == "en":
+        return view.text()
+    inv = view.invoice
+    title = (
+        t("Credit note {number} for {invoice}", number=inv.number, invoice=view.credits or "?")
+        if inv.kind == "credit_note"
+        else view.document_title(t)
+    )
+    issued = t("Issued {date}", date=_day(t, inv.issued_at))
+    if inv.due_at:
+        issued += t(", due {date}", date=_day(t, inv.due_at))
+    if inv.paid_at:
+        issued += t(", paid {date}", date=_day(t, inv.paid_at))
+    rows = [
+        t("{title} to {name} ({slug}): {status}", title=title, name=view.tenant.name,
+          slug=view.tenant.slug, status=_status(t, inv.status)),
+        issued,
+    ]  # fmt: skip
+    for line in view.lines:
+        quantity = t.number(line.quantity)
+        unit = _unit_price(t, view, line.unit_price_micros)
+        amount = _money(t, view, line.amount_micros)
+        rows.append(f"• {line.description}: {quantity} × {unit} = {amount}")
+    rate = t.number(rate_of(inv.vat_rate_ppm) * 100)
+    subtotal, vat, total = (
+        t.pgettext("invoice", "Subtotal (net)"),
+        t.pgettext("invoice", "VAT"),
+        t.pgettext("invoice", "Total"),
+    )
+    rows += [
+        f"{subtotal} {_money(t, view, inv.subtotal_micros)}",
+        f"{vat} {rate} % {_money(t, view, inv.vat_micros)}",
+        f"{total} {_money(t, view, inv.total_micros)}",
+    ]
+    if inv.notes:
+        rows.append(t("Notes: {notes}", notes=inv.notes))
+    if view.pay_url and view.payable:
+        rows.append(t("Pay: {url}", url=view.pay_url))
+    return "\n".join(rows)
+
+
+def _unit_price(t: Translator, view: InvoiceView, micros: int) -> str:
+    """A unit price as given, never rounded (see :meth:`InvoiceView.unit_price`)."""
+    exact = from_micros(micros)
+    if exact == exact.quantize(Decimal("0.01")):
+        return _money(t, view, micros)
+    return f"{t.number(exact, '0.00########')} {view.invoice.currency}"
 
 
 async def _pdf(ctx: CommandContext, view: InvoiceView) -> OutboundFile:
     data = await asyncio.to_thread(render_invoice, view, ctx.deps.invoices.config.issuer)
-    return OutboundFile(
-        pdf_file_name(view),
-        data,
-        "application/pdf",
-        caption=f"{view.title}: {view.money(view.invoice.total_micros)}",
+    t = translator(ctx)
+    caption = (
+        f"{view.title}: {view.money(view.invoice.total_micros)}"
+        if t.language == "en"
+        else view.caption(t)
     )
+    return OutboundFile(pdf_file_name(view), data, "application/pdf", caption=caption)
 
 
 @commands.command("invoice new", permission=WRITE, arguments=[Arg("slug", type=slug), *LINE])
@@ -115,7 +194,9 @@ async def new(ctx: CommandContext) -> CommandResult:
     """Issue a draft invoice to a tenant with one line (add more with /invoice line)."""
     spec = _spec(ctx, await _currency(ctx, slug=ctx.args.slug))
     view = await ctx.deps.invoices.create(ctx.args.slug, [spec], actor=ctx.caller.actor)
-    return _result(view, f"Created {view.summary()}.\n{view.text()}")
+    t = translator(ctx)
+    created = t("Created {invoice}.", invoice=_summary(t, view))
+    return _result(t, view, f"{created}\n{_text(t, view)}")
 
 
 @commands.command("invoice line", permission=WRITE, arguments=[NUMBER, *LINE])
@@ -123,7 +204,7 @@ async def line(ctx: CommandContext) -> CommandResult:
     """Add a line to a draft invoice."""
     spec = _spec(ctx, await _currency(ctx, number=ctx.args.number))
     view = await ctx.deps.invoices.add_line(ctx.args.number, spec, actor=ctx.caller.actor)
-    return _result(view)
+    return _result(translator(ctx), view)
 
 
 @commands.command("invoice send", permission=WRITE, arguments=[NUMBER])
@@ -143,40 +224,57 @@ async def send(ctx: CommandContext) -> CommandResult:
     if not recipients:
         raise SwitchboardError(
             f"{number} has no recipient",
-            user_message=f"{number} was not sent: {tenant.slug} has no chat linked and no "
-            "e-mail to send it to (link a chat with /start CODE, or set an e-mail with "
-            f"/tenant set {tenant.slug} --email ADDRESS and SMTP_URL). Nothing was changed.",
+            user_message=lazy(
+                "{number} was not sent: {slug} has no chat linked and no e-mail to send it to "
+                "(link a chat with /start CODE, or set an e-mail with "
+                "/tenant set {slug} --email ADDRESS and SMTP_URL). Nothing was changed.",
+                number=number,
+                slug=tenant.slug,
+            ),
         )
     queued = await ctx.deps.invoices.queue_send(
         number, recipients, actor=ctx.caller.actor, media_dir=ctx.deps.media_dir
     )
     report = await outbox.deliver(queued.outbox_ids)
     view = await ctx.deps.invoices.view(number)
+    t = translator(ctx)
     no_link = (
         ""
         if view.pay_url or not view.payable or ctx.deps.checkout is None
-        else (" No pay link: Stripe did not answer; the PDF carries the bank details.")
+        else " " + t("No pay link: Stripe did not answer; the PDF carries the bank details.")
     )
     waiting = len(recipients) - report.sent
     if report.sent:
-        text = f"Sent {view.summary()} to {report.sent} of {len(recipients)} recipient(s)."
+        text = t(
+            "Sent {invoice} to {sent} of {count} recipient(s).",
+            invoice=_summary(t, view),
+            sent=t.number(report.sent),
+            count=t.number(len(recipients)),
+        )
         if waiting:
-            text += f" The other {waiting} will get it from a running switchboard (retried)."
+            text += " " + t(
+                "The other {waiting} will get it from a running switchboard (retried).",
+                waiting=t.number(waiting),
+            )
     else:
         unreached = sorted({r.channel for r in recipients if not outbox.reaches(r.channel)})
         why = (
             f" ({report.errors[0]})"
             if report.errors
-            else f" (this process does not reach {', '.join(unreached)})"
+            else " " + t("(this process does not reach {channels})", channels=", ".join(unreached))
             if unreached
             else ""
         )
-        text = (
-            f"Queued {number} for {len(recipients)} recipient(s), none reached yet{why}: a "
-            "running switchboard delivers it (retried for 24 hours), and it becomes sent when "
-            f"the first delivery succeeds. It is {view.invoice.status} until then."
+        text = t(
+            "Queued {number} for {count} recipient(s), none reached yet{why}: a running "
+            "switchboard delivers it (retried for 24 hours), and it becomes sent when the first "
+            "delivery succeeds. It is {status} until then.",
+            number=number,
+            count=t.number(len(recipients)),
+            why=why,
+            status=_status(t, view.invoice.status),
         )
-    result = _result(view, text + no_link)
+    result = _result(t, view, text + no_link)
     result.files = [queued.document]
     return result
 
@@ -186,7 +284,9 @@ async def paid(ctx: CommandContext) -> CommandResult:
     """Mark an invoice paid (by bank transfer, say), with an optional note."""
     note = ctx.convert("NOTE", text_of(500, empty_ok=True), " ".join(ctx.args.note))
     view = await ctx.deps.invoices.mark_paid(ctx.args.number, actor=ctx.caller.actor, note=note)
-    return _result(view, f"Marked paid: {view.summary()}.{_link_left_open(view)}")
+    t = translator(ctx)
+    marked = t("Marked paid: {invoice}.", invoice=_summary(t, view))
+    return _result(t, view, marked + _link_left_open(t, view))
 
 
 @commands.command("invoice cancel", permission=WRITE, arguments=[NUMBER])
@@ -201,16 +301,20 @@ async def cancel(ctx: CommandContext) -> CommandResult:
     )
     await outbox.deliver(ids)  # what this process cannot reach, a running switchboard delivers
     notes = await ctx.deps.invoices.credit_notes_of(view.number)
-    credited = "".join(f"\nCredit note {n.summary()} issued." for n in notes)
-    return _result(view, f"Cancelled {view.summary()}.{credited}{_link_left_open(view)}")
+    t = translator(ctx)
+    text = t("Cancelled {invoice}.", invoice=_summary(t, view))
+    text += "".join(
+        "\n" + t("Credit note {invoice} issued.", invoice=_summary(t, n)) for n in notes
+    )
+    return _result(t, view, text + _link_left_open(t, view))
 
 
-def _link_left_open(view: InvoiceView) -> str:
+def _link_left_open(t: Translator, view: InvoiceView) -> str:
     """A pay link still open after the invoice left ``sent``: Stripe could not expire it."""
     if view.pay_url is None:
         return ""
-    return (
-        "\nIts Stripe pay link could not be closed (Stripe did not answer); an alert is "
+    return "\n" + t(
+        "Its Stripe pay link could not be closed (Stripe did not answer); an alert is "
         "recorded. Expire it in the Stripe dashboard, and refund the payment if it is paid."
     )
 
@@ -219,7 +323,7 @@ def _link_left_open(view: InvoiceView) -> str:
 async def show(ctx: CommandContext) -> CommandResult:
     """An invoice: its lines, totals and status, with its PDF."""
     view = await ctx.deps.invoices.view(ctx.args.number)
-    result = _result(view)
+    result = _result(translator(ctx), view)
     result.files = [await _pdf(ctx, view)]
     return result
 
@@ -239,9 +343,10 @@ async def listing(ctx: CommandContext) -> CommandResult:
         slug=ctx.args.slug, status=ctx.args.status, limit=ctx.args.limit
     )
     data = [v.to_json() for v in found]
+    t = translator(ctx)
     if not found:
-        return CommandResult("No invoices.", data=data)
-    return CommandResult("\n".join(v.summary() for v in found), data=data)
+        return CommandResult(t("No invoices."), data=data)
+    return CommandResult("\n".join(_summary(t, v) for v in found), data=data)
 
 
 @commands.command(
@@ -256,7 +361,7 @@ async def listing(ctx: CommandContext) -> CommandResult:
 async def generate(ctx: CommandContext) -> CommandResult:
     """The month's invoices (last month by default) of postpaid and subscribed tenants."""
     if bool(ctx.args.slug) == bool(ctx.args.everyone):
-        raise ctx.usage_error("Name one tenant, or --all.")
+        raise ctx.usage_error(lazy("Name one tenant, or --all."))
     today = ctx.deps.clock().date()
     label = ctx.args.period or _last_month(today.year, today.month)
     try:
@@ -264,19 +369,25 @@ async def generate(ctx: CommandContext) -> CommandResult:
     except ValueError as exc:
         raise ctx.usage_error(str(exc).capitalize() + ".") from None
     if period.end >= today:
-        raise ctx.usage_error(f"{label} is not over yet: invoice it from its next month on.")
+        raise ctx.usage_error(
+            lazy("{month} is not over yet: invoice it from its next month on.", month=label)
+        )
     made = await ctx.deps.monthly_invoicing.generate(
         period, slug=ctx.args.slug, actor=ctx.caller.actor
     )
     views = await ctx.deps.invoices.views_of([g.number for g in made])
+    t = translator(ctx)
     if not views:
-        return CommandResult(f"Nothing to invoice for {label}.", data=[])
+        return CommandResult(t("Nothing to invoice for {month}.", month=label), data=[])
     lines = [
-        f"{'new' if g.created else 'already there'}: {v.summary()}"
+        t("new: {invoice}", invoice=_summary(t, v))
+        if g.created
+        else t("already there: {invoice}", invoice=_summary(t, v))
         for g, v in zip(made, views, strict=True)
     ]
     return CommandResult(
-        f"Invoices for {label}:\n" + "\n".join(lines), data=[v.to_json() for v in views]
+        t("Invoices for {month}:", month=label) + "\n" + "\n".join(lines),
+        data=[v.to_json() for v in views],
     )
 
 
@@ -295,26 +406,19 @@ _STATUS = {
 }
 
 
-def _member_summary(t: Translator, view: InvoiceView) -> str:
-    """:meth:`InvoiceView.summary` in the member's language (the same text in English)."""
+def _status(t: Translator, status: str) -> str:
+    return t(_STATUS[status]) if status in _STATUS else status
+
+
+def _summary(t: Translator, view: InvoiceView) -> str:
+    """:meth:`InvoiceView.summary` in the reader's language (the same text in English)."""
     inv = view.invoice
-    english = t.language == "en"
-
-    def day(at: date) -> str:
-        return f"{at:%Y-%m-%d}" if english else t.date(at, "medium")
-
-    total = (
-        view.money(inv.total_micros)
-        if english
-        else t.money(from_micros(inv.total_micros), inv.currency)
-    )
-    status = t(_STATUS[inv.status]) if inv.status in _STATUS else inv.status
     text = t("{number} {slug} {status} {total}", number=inv.number, slug=view.tenant.slug,
-             status=status, total=total)  # fmt: skip
+             status=_status(t, inv.status), total=_money(t, view, inv.total_micros))  # fmt: skip
     if inv.due_at and view.payable:
-        text += t(" due {date}", date=day(inv.due_at))
+        text += t(" due {date}", date=_day(t, inv.due_at))
     if inv.paid_at:
-        text += t(" paid {date}", date=day(inv.paid_at))
+        text += t(" paid {date}", date=_day(t, inv.paid_at))
     return text
 
 
@@ -337,16 +441,12 @@ async def member_invoices(ctx: CommandContext) -> CommandResult:
         if view.payable:
             url = await ctx.deps.invoices.ensure_pay_link(view.number, actor=ctx.caller.actor)
             if url:
-                total = (
-                    view.money(view.invoice.total_micros)
-                    if t.language == "en"
-                    else t.money(from_micros(view.invoice.total_micros), view.invoice.currency)
-                )
+                total = _money(t, view, view.invoice.total_micros)
                 label = t("Pay {number}: {total}", number=view.number, total=total)
                 buttons.append(LinkButton(label, url))
     refreshed = [await ctx.deps.invoices.view(v.number) for v in found]
     return CommandResult(
-        "\n".join(_member_summary(t, v) for v in refreshed),
+        "\n".join(_summary(t, v) for v in refreshed),
         data=[v.to_json() for v in refreshed],
         buttons=buttons,
     )

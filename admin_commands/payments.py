@@ -25,10 +25,17 @@ from storage.states import PAYMENT_STATUSES
 
 commands = CommandGroup()
 
+#: Why a payment that was never received cannot be refunded, per status (each a whole sentence,
+#: so the status agrees with the rest of it in every language).
+_NOT_RECEIVED = {
+    "pending": N_("Payment #{id} is pending: nothing was received, so there is nothing to refund."),
+    "expired": N_("Payment #{id} is expired: nothing was received, so there is nothing to refund."),
+    "failed": N_("Payment #{id} is failed: nothing was received, so there is nothing to refund."),
+}
 NOT_CONFIGURED = N_("Payments are not set up on this service yet. Please ask your administrator.")
 
 
-def _price(t: Translator, micros: int, currency: str) -> str:
+def price_in(t: Translator, micros: int, currency: str) -> str:
     """``15.00 EUR`` in English as always; ``15,00 EUR`` / ``15,00 EUR`` in French and German."""
     if t.language == "en":
         return price_label(micros, currency)
@@ -50,7 +57,7 @@ def _item_label(t: Translator, name: str, tokens: int, price: str, *, monthly: b
 
 
 def _link_label(t: Translator, link: CheckoutLink) -> str:
-    price = _price(t, link.amount_micros, link.currency)
+    price = price_in(t, link.amount_micros, link.currency)
     return _item_label(t, link.name, link.tokens, price, monthly=link.kind == "subscription")
 
 
@@ -212,7 +219,7 @@ async def buy(ctx: CommandContext) -> CommandResult:
         data=_link_json(link, "pack"),
         buttons=[
             LinkButton(
-                t("Pay {price}", price=_price(t, link.amount_micros, link.currency)), link.url
+                t("Pay {price}", price=price_in(t, link.amount_micros, link.currency)), link.url
             )
         ],
     )
@@ -277,7 +284,7 @@ async def subscribe(ctx: CommandContext) -> CommandResult:
         data=_link_json(link, "plan") | {"tokens_included": link.tokens},
         buttons=[
             LinkButton(
-                t("Subscribe: {price}", price=_price(t, link.amount_micros, link.currency)),
+                t("Subscribe: {price}", price=price_in(t, link.amount_micros, link.currency)),
                 link.url,
             )
         ],
@@ -306,15 +313,38 @@ def payment_json(payment: Payment, tenant_slug: str) -> dict[str, Any]:
     }
 
 
-def payment_line(payment: Payment, tenant_slug: str | None = None) -> str:
+def _status_name(t: Translator, status: str) -> str:
+    """A payment's status as people read it (the stored word stays English in --json)."""
+    names = {
+        "pending": t.pgettext("payment", "pending"),
+        "paid": t.pgettext("payment", "paid"),
+        "refunded": t.pgettext("payment", "refunded"),
+        "expired": t.pgettext("payment", "expired"),
+        "failed": t.pgettext("payment", "failed"),
+    }
+    return names.get(status, status)
+
+
+def payment_line(
+    payment: Payment, tenant_slug: str | None = None, t: Translator | None = None
+) -> str:
+    """One payment on a line; in ``t``'s language when given (kind and item stay English, as
+    --json gives them; the provider's error as it came)."""
     who = f"{tenant_slug:<16} " if tenant_slug else ""
-    refunded = f" (-{payment.refunded_tokens:,} refunded)" if payment.refunded_tokens else ""
     problem = f" — {payment.error}" if payment.error and payment.status == "failed" else ""
-    return (
-        f"#{payment.id} {payment.created_at:%Y-%m-%d %H:%M} {who}{payment.kind} {payment.item} "
-        f"{payment.tokens:,} tokens {price_label(payment.amount_micros, payment.currency)} "
-        f"{payment.status}{refunded}{problem}"
+    head = f"#{payment.id} {payment.created_at:%Y-%m-%d %H:%M} {who}{payment.kind} {payment.item} "
+    if t is None:
+        refunded = f" (-{payment.refunded_tokens:,} refunded)" if payment.refunded_tokens else ""
+        price = price_label(payment.amount_micros, payment.currency)
+        return f"{head}{payment.tokens:,} tokens {price} {payment.status}{refunded}{problem}"
+    refunded = (
+        " " + t("(-{tokens} refunded)", tokens=t.number(payment.refunded_tokens))
+        if payment.refunded_tokens
+        else ""
     )
+    tokens = t("{tokens} tokens", tokens=t.number(payment.tokens))
+    price = price_in(t, payment.amount_micros, payment.currency)
+    return f"{head}{tokens} {price} {_status_name(t, payment.status)}{refunded}{problem}"
 
 
 @commands.command(
@@ -336,9 +366,10 @@ async def payments(ctx: CommandContext) -> CommandResult:
         )
         slugs = {t.id: t.slug for t in await tenants.list()}
     data = [payment_json(p, slugs.get(p.tenant_id, "?")) for p in rows]
+    t = translator(ctx)
     if not rows:
-        return CommandResult("No payments.", data=data)
-    lines = [payment_line(p, None if tenant else slugs.get(p.tenant_id, "?")) for p in rows]
+        return CommandResult(t("No payments."), data=data)
+    lines = [payment_line(p, None if tenant else slugs.get(p.tenant_id, "?"), t) for p in rows]
     return CommandResult("\n".join(lines), data=data)
 
 
@@ -351,20 +382,21 @@ async def refund(ctx: CommandContext) -> CommandResult:
         payment = await PaymentRepository(session).by_id(ctx.args.id)
         if payment is None:
             raise SwitchboardError(
-                f"no payment {ctx.args.id}", user_message=f"No payment #{ctx.args.id}."
+                f"no payment {ctx.args.id}",
+                user_message=lazy("No payment #{id}.", id=ctx.args.id),
             )
         tenant = await TenantRepository(session).by_id(payment.tenant_id)
     if payment.status not in ("paid", "refunded"):
         raise SwitchboardError(
             f"payment {payment.id} is {payment.status}",
-            user_message=f"Payment #{payment.id} is {payment.status}: nothing was received, "
-            "so there is nothing to refund.",
+            user_message=lazy(_NOT_RECEIVED[payment.status], id=payment.id),
         )
     if payment.provider == STARS_PROVIDER:
         return await _refund_stars(ctx, payment, tenant)
+    t = translator(ctx)
     if payment.status == "refunded":
         return CommandResult(
-            f"Payment #{payment.id} is already refunded.",
+            t("Payment #{id} is already refunded.", id=payment.id),
             data=payment_json(payment, tenant.slug),
         )
     refund_id = await _checkout(ctx).refund(payment, actor=ctx.caller.actor)
@@ -373,10 +405,16 @@ async def refund(ctx: CommandContext) -> CommandResult:
             session, ctx, "payment.refund", str(payment.id), {"status": payment.status},
             {"provider": "stripe", "refund": refund_id}, tenant=tenant,
         )  # fmt: skip
-    price = price_label(payment.amount_micros - payment.refunded_micros, payment.currency)
+    price = price_in(t, payment.amount_micros - payment.refunded_micros, payment.currency)
     return CommandResult(
-        f"Refund {refund_id} of {price} asked of Stripe for payment #{payment.id} "
-        f"({tenant.slug}); the tokens are taken back when Stripe confirms it.",
+        t(
+            "Refund {refund} of {price} asked of Stripe for payment #{id} ({slug}); "
+            "the tokens are taken back when Stripe confirms it.",
+            refund=refund_id,
+            price=price,
+            id=payment.id,
+            slug=tenant.slug,
+        ),
         data=payment_json(payment, tenant.slug) | {"refund_id": refund_id},
     )
 
@@ -386,8 +424,10 @@ async def _refund_stars(ctx: CommandContext, payment: Payment, tenant: Tenant) -
     if stars is None:
         raise PaymentUnavailable(
             "Telegram Stars are not configured",
-            user_message="Telegram Stars payments are not set up on this service "
-            "(TELEGRAM_PAYMENTS=stars), so Telegram cannot be asked for this refund.",
+            user_message=lazy(
+                "Telegram Stars payments are not set up on this service "
+                "(TELEGRAM_PAYMENTS=stars), so Telegram cannot be asked for this refund."
+            ),
         )
     result = await stars.refund(payment.id, actor=ctx.caller.actor)
     async with ctx.deps.sessions.begin() as session:
@@ -401,11 +441,19 @@ async def _refund_stars(ctx: CommandContext, payment: Payment, tenant: Tenant) -
         data = payment_json(row, tenant.slug)
     if result.outbox_ids:
         await ctx.deps.outbox.deliver(result.outbox_ids)
+    t = translator(ctx)
     if result.tokens is None:
-        return CommandResult(f"Payment #{payment.id} is already refunded.", data=data)
-    amount = stars_label(payment.amount_micros // 1_000_000)
+        return CommandResult(t("Payment #{id} is already refunded.", id=payment.id), data=data)
+    paid = payment.amount_micros // 1_000_000
+    amount = stars_label(paid) if t.language == "en" else _stars_price(t, paid)
     return CommandResult(
-        f"Refunded payment #{payment.id} ({tenant.slug}): {amount} returned through Telegram, "
-        f"{result.tokens:,} tokens taken back.",
+        t(
+            "Refunded payment #{id} ({slug}): {amount} returned through Telegram, "
+            "{tokens} tokens taken back.",
+            id=payment.id,
+            slug=tenant.slug,
+            amount=amount,
+            tokens=t.number(result.tokens),
+        ),
         data=data,
     )
