@@ -22,6 +22,7 @@ from billing.metering import Charge, MeteredCall, Metering
 from core.clock import Clock
 from core.envelope import OutboundFile
 from core.errors import ProviderError, SwitchboardError
+from core.i18n import N_, Text, lazy
 from storage.db import Sessions
 from storage.models import Assistant, ContentItem, Tenant
 from storage.repositories.library import LibraryRepository
@@ -54,11 +55,30 @@ class MediaDeps(Protocol):
     def metering(self) -> Metering: ...
 
 
+#: What the member reads when the provider did not make it, per kind of media (whole sentences,
+#: so each language words them its own way).
+_FAILED = {
+    "image": N_("The image could not be made ({reason}). Nothing was charged."),
+    "voice reply": N_("The voice reply could not be made ({reason}). Nothing was charged."),
+}
+#: What an assistant without an OpenAI-compatible provider cannot make, per kind of media.
+_NEEDS_OPENAI = {
+    "images": N_(
+        "The assistant '{slug}' cannot make images: it needs an OpenAI or OpenAI-compatible "
+        "provider, which is not configured for it."
+    ),
+    "speech": N_(
+        "The assistant '{slug}' cannot make speech: it needs an OpenAI or OpenAI-compatible "
+        "provider, which is not configured for it."
+    ),
+}
+
+
 class MediaFailed(SwitchboardError):
     """The provider did not make the media: nothing was charged, and the user is told so."""
 
     def __init__(self, what: str, error: ProviderError) -> None:
-        message = f"The {what} could not be made ({_reason(error)}). Nothing was charged."
+        message = lazy(_FAILED[what], reason=_reason(error))
         super().__init__(str(error), user_message=message)
 
 
@@ -87,10 +107,7 @@ def media_client(deps: MediaDeps, assistant: Assistant, what: str) -> OpenAIClie
     if client is None or client.name not in _OPENAI_PROVIDERS:
         raise SwitchboardError(
             f"{what} needs an OpenAI-compatible provider, {assistant.provider} given",
-            user_message=(
-                f"The assistant '{assistant.slug}' cannot make {what}: it needs an OpenAI or "
-                "OpenAI-compatible provider, which is not configured for it."
-            ),
+            user_message=lazy(_NEEDS_OPENAI[what], slug=assistant.slug),
         )
     return cast("OpenAIClientBase", client)
 
@@ -249,9 +266,9 @@ def _title(text: str) -> str:
     return first if len(first) <= TITLE_LENGTH else first[: TITLE_LENGTH - 1] + "…"
 
 
-def _reason(error: ProviderError) -> str:
+def _reason(error: ProviderError) -> Text:
     if error.status is not None:
-        return f"the provider answered HTTP {error.status}"
+        return lazy("the provider answered HTTP {status}", status=error.status)
     if "timed out" in str(error):
-        return "the provider did not answer in time"
-    return "the provider failed"
+        return lazy("the provider did not answer in time")
+    return lazy("the provider failed")

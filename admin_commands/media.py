@@ -16,6 +16,7 @@ from admin_commands.values import text_of
 from billing.metering import Charge
 from core.envelope import OutboundFile
 from core.errors import SwitchboardError, TenantUnavailable
+from core.i18n import N_, lazy
 from storage.models import Tenant
 from storage.repositories.assistants import AssistantRepository, ResolvedAssistant
 from storage.repositories.conversations import ConversationRepository
@@ -26,6 +27,12 @@ MAX_IMAGE_PROMPT_CHARS = 32_000
 MAX_SPEECH_CHARS = 4_096
 
 commands = CommandGroup()
+
+#: No assistant of the tenant makes it, per kind of media (whole sentences, for each language).
+_NONE_CAN = {
+    "images": N_("No assistant here can make images. Ask your provider to enable one."),
+    "speech": N_("No assistant here can make speech. Ask your provider to enable one."),
+}
 
 
 @commands.command(
@@ -83,7 +90,7 @@ async def _assistant_for(
     if not able:
         raise SwitchboardError(
             f"no {capability} assistant for {tenant.slug}",
-            user_message=f"No assistant here can make {what}. Ask your provider to enable one.",
+            user_message=lazy(_NONE_CAN[what]),
         )
     return tenant, able[0]
 
@@ -94,12 +101,14 @@ def _check_standing(ctx: CommandContext, tenant: Tenant) -> None:
         raise TenantUnavailable(
             tenant.slug,
             "suspended",
-            "This organisation's access is suspended. Please contact your provider.",
+            lazy("This organisation's access is suspended. Please contact your provider."),
         )
     ends = tenant.trial_ends_at
     if tenant.status == "trial" and ends is not None and ends <= ctx.deps.clock():
         raise TenantUnavailable(
-            tenant.slug, "trial_ended", "Your trial has ended. Please contact your provider."
+            tenant.slug,
+            "trial_ended",
+            lazy("Your trial has ended. Please contact your provider."),
         )
 
 

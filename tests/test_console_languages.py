@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import admin, tenant_with_tokens
+from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.stripe_server import FakeStripeServer
 from tests.fakes.telegram_server import FakeTelegramServer, StoredMessage
 from tests.test_payments import stripe_env
@@ -174,3 +175,37 @@ async def test_german_admin_payments_and_invoices(
     assert await _ask(run, "/invoice list", "en") == f"{number} mueller draft 1481.40 EUR"
     english = await _reply(run, f"/invoice show {number}", "en")
     assert english.caption == f"Invoice {number}: 1481.40 EUR"
+
+
+async def test_french_media_refusals_and_operator_texts(
+    start: Start,  # noqa: F811
+    llm: FakeLLMServer,
+) -> None:
+    run = await start(SUPERADMINS=f"telegram:{READER}")
+    code = await tenant_with_tokens(run.app, "dupont")
+    await _ask(run, f"/start {code}")
+
+    assert await _ask(run, "/speak Bonjour à tous") == (
+        "Aucun assistant ne peut produire de voix ici. "
+        "Demandez à votre fournisseur d'en activer un."
+    )
+    llm.fail_next(500)
+    assert await _ask(run, "/image un carré rouge") == (
+        "L'image n'a pas pu être créée (le fournisseur a répondu HTTP 500). Rien n'a été facturé."
+    )
+
+    assert (await _ask(run, "/paysupport")).startswith(
+        "Assistance paiement : écrivez-nous au sujet d'un paiement"
+    )
+    too_long = await _ask(run, "/config set terms " + "x" * 3600)
+    assert too_long.splitlines()[0] == (
+        "Le texte fait 3\u202f600 caractères ; 3\u202f500 au maximum."
+    )
+    assert await _ask(run, "/config set terms Conditions : voir le contrat.") == (
+        "/terms répond désormais :\nConditions : voir le contrat."
+    )
+    assert await _ask(run, "/terms") == "Conditions : voir le contrat."
+    # English, as it always read.
+    assert (await _ask(run, "/config set terms " + "x" * 3600, "en")).splitlines()[0] == (
+        "The text is 3,600 characters; at most 3,500."
+    )
