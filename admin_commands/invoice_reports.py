@@ -53,8 +53,10 @@ def _instants(period: Period) -> tuple[datetime, datetime]:
     arguments=[PERIOD, CHART],
 )
 async def billing(ctx: CommandContext) -> CommandResult:
-    """Invoicing and business figures for a period: revenue, paid and unpaid, overdue, average
-    invoice, MRR, ARR, new and churned tenants, churn rate, ARPU, revenue by pack and plan."""
+    """Business figures for a period: revenue, MRR, ARR, churn, ARPU, revenue by pack and plan.
+
+    Also the invoices paid, unpaid and overdue, the average invoice, and the new and churned
+    tenants behind the churn rate."""
     period = period_of(ctx)
     since, until = _instants(period)
     months = _last_months(period.end, MONTHS_CHARTED)

@@ -209,9 +209,10 @@ async def line(ctx: CommandContext) -> CommandResult:
 
 @commands.command("invoice send", permission=WRITE, arguments=[NUMBER])
 async def send(ctx: CommandContext) -> CommandResult:
-    """Send an invoice (PDF and pay link) to every chat of its tenant and its e-mail; due in
-    INVOICE_DUE_DAYS. It is sent once one of them got it: what this process cannot deliver
-    now, a running switchboard delivers."""
+    """Send an invoice (PDF and pay link) to every chat and the e-mail of its tenant.
+
+    It is due in INVOICE_DUE_DAYS and counts as sent once one of them got it: what this process
+    cannot deliver now, a running switchboard delivers."""
     number = ctx.args.number
     async with ctx.deps.sessions() as session:
         invoice = await InvoiceRepository(session).get(number)
