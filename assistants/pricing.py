@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import genai_prices
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistants.types import Usage
@@ -159,6 +158,10 @@ def genai_cost(provider: str, model: str, usage: Usage, at: datetime) -> Decimal
     """USD cost from genai-prices, or None when it does not know the model or cannot price
     these counts (a pricing error must never lose a generated answer: the caller charges the
     tokens unpriced and the alert says so)."""
+    # Imported on first use (by warm_up_prices, after the service is receiving): its pydantic
+    # models and price data take ~0.1 s to import, which start-up and every CLI call would pay.
+    import genai_prices
+
     genai_usage = genai_prices.Usage(
         input_tokens=usage.input_tokens,
         cache_read_tokens=usage.cached_input_tokens,
