@@ -236,7 +236,12 @@ async def usage(ctx: CommandContext) -> CommandResult:
         )
     )
     if payments:
-        text += "\n" + t("Recent payments:") + "\n" + "\n".join(payment_line(p) for p in payments)
+        text += (
+            "\n"
+            + t("Recent payments:")
+            + "\n"
+            + "\n".join(payment_line(p, None, t) for p in payments)
+        )
     return CommandResult(
         text,
         data={

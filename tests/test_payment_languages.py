@@ -79,6 +79,12 @@ async def test_french_member_buys_in_french(
     wrong = await _ask(run, "/buy nothing", "fr")
     assert wrong.startswith("Aucun pack « nothing » en vente. Packs : ")
 
+    # /usage lists the links made among the recent payments, in French too.
+    usage = await _ask(run, "/usage", "fr")
+    [line] = [x for x in usage.splitlines() if x.startswith("#") and " pack pro " in x]
+    assert line.endswith("pack pro 2\u202f000\u202f000 jetons 15,00 EUR en attente"), line
+    assert "tokens" not in line and "pending" not in line
+
 
 async def test_german_organisations_member_reads_invoices_in_german(
     start: Start,  # noqa: F811
