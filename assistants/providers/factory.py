@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from assistants.providers.common import PLACEHOLDER_API_KEY
+from assistants.providers.deferred import DeferredClient
 from assistants.types import ProviderClient
 
 
@@ -20,27 +21,40 @@ def build_provider_clients(
     An OpenAI key or base URL enables both ``openai`` (Responses) and ``openai_chat`` (Chat
     Completions) with the same credentials. The caller owns the clients and must ``aclose`` them.
     """
-    # SDKs are imported only when configured: the anthropic package alone takes seconds to
-    # import, which every CLI call would pay otherwise.
+    # SDKs are imported only when configured, and then only when first needed (the service's
+    # warm-up, a call): ``import anthropic`` alone takes seconds and ``import openai`` half of
+    # one, which every CLI command and the service's start-up would pay otherwise.
     clients: dict[str, ProviderClient] = {}
     if openai_api_key or openai_base_url:
-        from assistants.providers.openai_chat import OpenAIChatClient
-        from assistants.providers.openai_responses import OpenAIResponsesClient
-
         key = openai_api_key or PLACEHOLDER_API_KEY
-        clients["openai"] = OpenAIResponsesClient(
-            api_key=key, base_url=openai_base_url, timeout=timeout, max_retries=max_retries
-        )
-        clients["openai_chat"] = OpenAIChatClient(
-            api_key=key, base_url=openai_base_url, timeout=timeout, max_retries=max_retries
-        )
-    if anthropic_api_key or anthropic_base_url:
-        from assistants.providers.anthropic import AnthropicClient
 
-        clients["anthropic"] = AnthropicClient(
-            api_key=anthropic_api_key or PLACEHOLDER_API_KEY,
-            base_url=anthropic_base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        def responses() -> ProviderClient:
+            from assistants.providers.openai_responses import OpenAIResponsesClient
+
+            return OpenAIResponsesClient(
+                api_key=key, base_url=openai_base_url, timeout=timeout, max_retries=max_retries
+            )
+
+        def chat() -> ProviderClient:
+            from assistants.providers.openai_chat import OpenAIChatClient
+
+            return OpenAIChatClient(
+                api_key=key, base_url=openai_base_url, timeout=timeout, max_retries=max_retries
+            )
+
+        clients["openai"] = DeferredClient("openai", responses)
+        clients["openai_chat"] = DeferredClient("openai_chat", chat)
+    if anthropic_api_key or anthropic_base_url:
+
+        def messages() -> ProviderClient:
+            from assistants.providers.anthropic import AnthropicClient
+
+            return AnthropicClient(
+                api_key=anthropic_api_key or PLACEHOLDER_API_KEY,
+                base_url=anthropic_base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+            )
+
+        clients["anthropic"] = DeferredClient("anthropic", messages)
     return clients
