@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from assistants.providers.common import PLACEHOLDER_API_KEY
 from assistants.providers.deferred import DeferredClient
 from assistants.types import ProviderClient
 
@@ -23,23 +22,30 @@ def build_provider_clients(
     """
     # SDKs are imported only when configured, and then only when first needed (the service's
     # warm-up, a call): ``import anthropic`` alone takes seconds and ``import openai`` half of
-    # one, which every CLI command and the service's start-up would pay otherwise.
+    # one, which every CLI command and the service's start-up would pay otherwise. A missing key
+    # becomes the placeholder in the client (SDKClient), so that this module imports nothing of
+    # the clients' (providers.common alone pulls in httpx).
     clients: dict[str, ProviderClient] = {}
     if openai_api_key or openai_base_url:
-        key = openai_api_key or PLACEHOLDER_API_KEY
 
         def responses() -> ProviderClient:
             from assistants.providers.openai_responses import OpenAIResponsesClient
 
             return OpenAIResponsesClient(
-                api_key=key, base_url=openai_base_url, timeout=timeout, max_retries=max_retries
+                api_key=openai_api_key,
+                base_url=openai_base_url,
+                timeout=timeout,
+                max_retries=max_retries,
             )
 
         def chat() -> ProviderClient:
             from assistants.providers.openai_chat import OpenAIChatClient
 
             return OpenAIChatClient(
-                api_key=key, base_url=openai_base_url, timeout=timeout, max_retries=max_retries
+                api_key=openai_api_key,
+                base_url=openai_base_url,
+                timeout=timeout,
+                max_retries=max_retries,
             )
 
         clients["openai"] = DeferredClient("openai", responses)
@@ -50,7 +56,7 @@ def build_provider_clients(
             from assistants.providers.anthropic import AnthropicClient
 
             return AnthropicClient(
-                api_key=anthropic_api_key or PLACEHOLDER_API_KEY,
+                api_key=anthropic_api_key,
                 base_url=anthropic_base_url,
                 timeout=timeout,
                 max_retries=max_retries,
