@@ -7,11 +7,14 @@ SDK's typed event streams) are the baselines, and reading the raw body without p
 floor (the server and the transport). Blocks of the loops alternate so machine noise hits all
 alike; the median block is reported.
 
-``--against REV`` adds the clients as they were at git revision REV (their modules loaded from
-``git show``), so a change to a client is measured side by side with what it replaces.
+``--against REV`` (repeatable) adds the clients as they were at git revision REV (their modules
+loaded from ``git show``), so a change to a client is measured side by side with what it
+replaces. Beside CPU ms per answer, each loop's stream chunks per CPU second are printed: a Chat
+Completions answer's chunks are its deltas plus the role, finish and usage chunks; the same count
+is used for the Responses loops, whose streams carry a few more framing events.
 
     .venv/bin/python bench/provider_bench.py [--answers 300] [--blocks 5] [--chunk-size 16]
-                                             [--against REV]
+                                             [--against REV ...]
 """
 
 from __future__ import annotations
@@ -134,6 +137,27 @@ async def body_loop(sdk: openai.AsyncOpenAI, n: int) -> None:
                 pass
 
 
+async def chat_body_loop(sdk: openai.AsyncOpenAI, n: int) -> None:
+    """The Chat Completions floor: the same request as the client's, its body read unparsed."""
+    for i in range(n):
+        async with sdk.chat.completions.with_streaming_response.create(
+            model=MODEL,
+            messages=[],
+            stream=True,
+            extra_headers={"Idempotency-Key": f"chat-raw-{i}"},
+            extra_body={
+                "messages": [
+                    {"role": "system", "content": "You are a helpful assistant."},
+                    {"role": "user", "content": QUESTION},
+                ],
+                "max_tokens": 512,
+                "stream_options": {"include_usage": True},
+            },
+        ) as raw:
+            async for _chunk in raw.iter_bytes():
+                pass
+
+
 async def cpu_ms_per_answer(loop: Callable[[int], Awaitable[None]], n: int) -> float:
     started = time.process_time()
     await loop(n)
@@ -145,7 +169,13 @@ async def main() -> None:
     parser.add_argument("--answers", type=int, default=300, help="answers per block")
     parser.add_argument("--blocks", type=int, default=5, help="blocks of each loop")
     parser.add_argument("--chunk-size", type=int, default=16, help="characters per delta")
-    parser.add_argument("--against", metavar="REV", help="also time the clients of git REV")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        action="append",
+        default=[],
+        help="also time the clients of git REV (repeatable)",
+    )
     args = parser.parse_args()
 
     async with FakeLLMServer() as server:
@@ -161,18 +191,19 @@ async def main() -> None:
             "OpenAIResponsesClient.stream": build(OpenAIResponsesClient),
             "OpenAIChatClient.stream": build(OpenAIChatClient),
         }
-        if args.against:
-            clients[f"OpenAIResponsesClient.stream @{args.against}"] = build(
-                client_at(args.against, "openai_responses", "OpenAIResponsesClient")
+        for revision in args.against:
+            clients[f"OpenAIResponsesClient.stream @{revision}"] = build(
+                client_at(revision, "openai_responses", "OpenAIResponsesClient")
             )
-            clients[f"OpenAIChatClient.stream @{args.against}"] = build(
-                client_at(args.against, "openai_chat", "OpenAIChatClient")
+            clients[f"OpenAIChatClient.stream @{revision}"] = build(
+                client_at(revision, "openai_chat", "OpenAIChatClient")
             )
         sdk = openai.AsyncOpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0)
         loops: dict[str, Callable[[int], Awaitable[None]]] = {
             "sdk responses.create(stream=True)": lambda n: sdk_loop(sdk, n),
             "sdk chat.completions.create(stream=True)": lambda n: chat_sdk_loop(sdk, n),
             "raw body, unparsed (floor)": lambda n: body_loop(sdk, n),
+            "raw chat body, unparsed (floor)": lambda n: chat_body_loop(sdk, n),
         }
         for name, client in clients.items():
             loops[name] = lambda n, c=client: client_loop(c, n)  # type: ignore[misc]
@@ -193,19 +224,21 @@ async def main() -> None:
         f"{args.blocks} blocks x {args.answers} answers, {len(REPLY)} characters in {deltas} "
         f"deltas; CPU ms per answer (server in-process), median [min-max] of blocks"
     )
+    print(f"  {'':48} {'CPU ms':>6}  {'[min-max]':15} {'chunks per CPU s':>16}")
     for name, values in results.items():
-        print(
-            f"  {name:48} {statistics.median(values):6.3f}  [{min(values):.3f}-{max(values):.3f}]"
-        )
+        median = statistics.median(values)
+        spread = f"[{min(values):.3f}-{max(values):.3f}]"
+        # Chunks of a Chat Completions answer: the deltas plus the role, finish and usage ones.
+        print(f"  {name:48} {median:6.3f}  {spread:15} {(deltas + 3) * 1000 / median:16,.0f}")
     for ours, base in (
         ("OpenAIResponsesClient.stream", "sdk responses.create(stream=True)"),
         ("OpenAIChatClient.stream", "sdk chat.completions.create(stream=True)"),
     ):
         ratio = statistics.median(results[ours]) / statistics.median(results[base])
         print(f"  {ours} / bare SDK: {ratio:.2f}x")
-        if args.against:
-            then = statistics.median(results[f"{ours} @{args.against}"])
-            print(f"  {ours} now / @{args.against}: {statistics.median(results[ours]) / then:.2f}x")
+        for revision in args.against:
+            then = statistics.median(results[f"{ours} @{revision}"])
+            print(f"  {ours} now / @{revision}: {statistics.median(results[ours]) / then:.2f}x")
 
 
 if __name__ == "__main__":
