@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from admin_commands.payments import price_in
 from billing.amounts import amount_str, minor_places
-from billing.stripe.checkout import LINK_REUSE
+from billing.stripe.checkout import LINK_REUSE, CheckoutLink
 from core.envelope import ChatAddress, LinkButton
 from core.errors import InsufficientTokens, PaymentUnavailable, SwitchboardError, TenantUnavailable
 from core.i18n import Translator
@@ -61,7 +62,7 @@ async def _offer(ctx: TurnContext, exc: SwitchboardError) -> None:
     lines = [exc.user_message, *await subscribe_lines(ctx, tenant)]
     if links:
         lines.append(ctx.t("Top up now:"))
-        exc.buttons = tuple(LinkButton(link.label, link.url) for link in links)
+        exc.buttons = tuple(LinkButton(_label(ctx.t, link), link.url) for link in links)
     exc.user_message = "\n".join(lines)
 
 
@@ -86,6 +87,13 @@ async def subscribe_lines(ctx: TurnContext, tenant: Tenant) -> list[str]:
         + ")"
         for plan in plans
     ]
+
+
+def _label(t: Translator, link: CheckoutLink) -> str:
+    """``Pro: 2,000,000 tokens for 15.00 EUR`` (:attr:`CheckoutLink.label`) in ``t``'s language."""
+    price = price_in(t, link.amount_micros, link.currency)
+    return t("{name}: {tokens} tokens for {price}", name=link.name,
+             tokens=t.number(link.tokens), price=price)  # fmt: skip
 
 
 def _price(t: Translator, micros: int, currency: str) -> str:

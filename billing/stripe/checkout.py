@@ -18,6 +18,7 @@ from billing.stripe.subscription_state import SubscriptionState
 from core.clock import Clock
 from core.envelope import ChatAddress
 from core.errors import PaymentUnavailable
+from core.i18n import lazy
 from storage.db import Sessions
 from storage.models import Pack, Payment, Plan, Subscription, Tenant
 from storage.repositories.catalog import PackRepository
@@ -202,7 +203,7 @@ class CheckoutService:
         if not subscription.stripe_customer_id:
             raise PaymentUnavailable(
                 "subscription has no Stripe customer",
-                user_message="This subscription has no Stripe customer to manage yet.",
+                user_message=lazy("This subscription has no Stripe customer to manage yet."),
             )
         return await self._stripe.portal_url(
             subscription.stripe_customer_id, self._urls.portal or self._urls.cancel
@@ -214,7 +215,7 @@ class CheckoutService:
         if payment.stripe_payment_intent is None:
             raise PaymentUnavailable(
                 f"payment {payment.id} has no Stripe payment intent",
-                user_message=f"Payment #{payment.id} has no Stripe charge to refund.",
+                user_message=lazy("Payment #{id} has no Stripe charge to refund.", id=payment.id),
             )
         return await self._stripe.refund(
             payment.stripe_payment_intent,

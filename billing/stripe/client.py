@@ -19,13 +19,17 @@ import stripe
 
 from billing.stripe.subscription_state import SubscriptionState, subscription_state
 from core.errors import PaymentUnavailable
+from core.i18n import N_
 
 log = logging.getLogger(__name__)
 
 MAX_NETWORK_RETRIES = 2
 
-_TRY_AGAIN = "The payment service is not responding right now. Please try again in a few minutes."
-_NOT_AVAILABLE = (
+# Translated where the refusal is shown (SwitchboardError.localized looks them up).
+_TRY_AGAIN = N_(
+    "The payment service is not responding right now. Please try again in a few minutes."
+)
+_NOT_AVAILABLE = N_(
     "Payments are not available right now because of a configuration problem. "
     "Please tell your administrator."
 )

@@ -1,0 +1,70 @@
+"""Errors and refusals in the reader's language (DESIGN §9): what a French or German member reads
+when Stripe fails, when the balance is used up, when Stars or an invoice refuse, and the pages
+shown after a Stripe checkout, through the fake Bot API and the fake Stripe."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import tenant_with_tokens
+from tests.fakes.stripe_server import FakeStripeServer
+from tests.test_payments import stripe_env
+from tests.test_telegram import Running, Start, start, telegram  # noqa: F401 (fixtures)
+
+MEMBER = 660066
+
+
+@pytest.fixture
+async def stripe_api() -> AsyncIterator[FakeStripeServer]:
+    async with FakeStripeServer() as server:
+        yield server
+
+
+async def _ask(run: Running, text: str, language: str | None = "fr") -> str:
+    """``text`` from a Telegram app set to ``language``; the bot's last answer."""
+    update = run.fake.private_message(MEMBER, text, first_name="Amélie")
+    sender: dict[str, Any] = update["message"]["from"]
+    sender.pop("language_code", None)
+    if language:
+        sender["language_code"] = language
+    before = len(run.fake.chat_messages(MEMBER))
+    await run.fake.send_update(update)
+    await run.fake.wait_for_bot_messages(MEMBER, before + 1)
+    return run.fake.bot_texts(MEMBER)[-1]
+
+
+def _buttons(run: Running) -> list[str]:
+    markup = run.fake.calls_to("sendMessage", chat_id=MEMBER)[-1].params.get("reply_markup")
+    if isinstance(markup, str):
+        markup = json.loads(markup)
+    return [row[0]["text"] for row in (markup or {}).get("inline_keyboard", [])]
+
+
+async def test_french_member_reads_stripe_failures_and_the_top_up_offer_in_french(
+    start: Start,  # noqa: F811
+    stripe_api: FakeStripeServer,
+) -> None:
+    run = await start(**stripe_env(stripe_api))
+    code = await tenant_with_tokens(run.app, "dupont", tokens=0)
+    await _ask(run, f"/start {code}")
+
+    stripe_api.fail_next(500, count=3)  # the first try and both of the SDK's retries
+    down = await _ask(run, "/buy pro")
+    assert down == (
+        "Le service de paiement ne répond pas pour le moment. "
+        "Veuillez réessayer dans quelques minutes."
+    )
+
+    # The balance used up: the refusal, the plans and one button per pack, all in French.
+    refused = await _ask(run, "Bonjour")
+    assert refused.startswith("Votre solde de jetons est épuisé.")
+    assert refused.splitlines()[-1] == "Rechargez maintenant :"
+    assert _buttons(run) == [
+        "Starter : 500\u202f000 jetons pour 5,00 EUR",
+        "Pro : 2\u202f000\u202f000 jetons pour 15,00 EUR",
+        "Enterprise : 10\u202f000\u202f000 jetons pour 50,00 EUR",
+    ]
