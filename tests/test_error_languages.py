@@ -10,9 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import tenant_with_tokens
+from core.errors import SwitchboardError
+from tests.conftest import AppFactory, admin, tenant_with_tokens
 from tests.fakes.stripe_server import FakeStripeServer
+from tests.fakes.telegram_server import FakeTelegramServer
 from tests.test_payments import stripe_env
+from tests.test_stars import Shop
+from tests.test_stars import _service as stars_service
 from tests.test_telegram import Running, Start, start, telegram  # noqa: F401 (fixtures)
 
 MEMBER = 660066
@@ -68,3 +72,43 @@ async def test_french_member_reads_stripe_failures_and_the_top_up_offer_in_frenc
         "Pro : 2\u202f000\u202f000 jetons pour 15,00 EUR",
         "Enterprise : 10\u202f000\u202f000 jetons pour 50,00 EUR",
     ]
+
+
+async def test_stars_refusals_in_french_and_a_refund_refusal_in_german(
+    make_app: AppFactory,
+) -> None:
+    async with FakeTelegramServer() as fake:
+        service = await stars_service(make_app, fake)
+        try:
+            await admin(service.app, "pack", "set", "pro", "--stars", "750")
+            code = await tenant_with_tokens(service.app, "dupont")
+            run = Running(service.app, service, service.channels[0], fake)  # type: ignore[arg-type]
+            await _ask(run, f"/start {code}")
+
+            # The starter plan has no Stars price; Telegram refuses to make the pro invoice.
+            assert await _ask(run, "/subscribe starter") == (
+                "La formule « starter » n'a pas encore de prix en Telegram Stars. "
+                "Veuillez vous adresser à votre administrateur."
+            )
+            fake.fail_next("sendInvoice", 400, description="Bad Request: CURRENCY_INVALID")
+            assert await _ask(run, "/buy pro") == (
+                "Telegram n'a pas pu créer la facture pour le moment ; veuillez réessayer."
+            )
+
+            # Paid, then Telegram refuses the refund: the refusal as a German admin reads it.
+            await _ask(run, "/buy pro")  # the invoice, then its reply
+            _, paid = await fake.pay(MEMBER, fake.invoices[-1])
+            assert paid is not None
+            await Shop(fake, service).settle()
+            [done] = [
+                p for p in (await admin(service.app, "payments")).data if p["status"] == "paid"
+            ]
+            fake.fail_next("refundStarPayment", 400, description="Bad Request: CHARGE_NOT_FOUND")
+            with pytest.raises(SwitchboardError) as refused:
+                await admin(service.app, "payments", "refund", str(done["id"]))
+            german = service.app.deps.translators.get("de")
+            assert refused.value.localized(german) == (
+                "Telegram hat die Erstattung abgelehnt: Bad Request: CHARGE_NOT_FOUND"
+            )
+        finally:
+            await service.stop()

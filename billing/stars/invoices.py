@@ -19,6 +19,7 @@ from billing.stars.payload import payload_of
 from core.clock import Clock
 from core.envelope import ChatAddress
 from core.errors import PaymentUnavailable
+from core.i18n import N_, lazy
 from storage.db import Sessions
 from storage.models import Pack, Payment, Plan, Tenant
 from storage.repositories.payments import PaymentRepository
@@ -28,6 +29,16 @@ T = TypeVar("T")
 #: Telegram's limits on an invoice's title and description (Bot API, sendInvoice).
 TITLE_LIMIT = 32
 DESCRIPTION_LIMIT = 255
+
+#: Why a pack or plan cannot be bought in Stars (translated where the refusal is shown).
+_NO_PRICE = {
+    "pack": N_(
+        "The pack {slug} has no price in Telegram Stars yet. Please ask your administrator."
+    ),
+    "plan": N_(
+        "The plan {slug} has no price in Telegram Stars yet. Please ask your administrator."
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +72,7 @@ class StarsInvoices:
         self, tenant: Tenant, pack: Pack, *, reply_to: ChatAddress, actor: str
     ) -> StarsInvoice:
         """Send a Stars invoice for ``pack`` into the chat at ``reply_to``."""
-        stars = _price(pack.stars, f"pack {pack.slug}")
+        stars = _price(pack.stars, "pack", pack.slug)
         payment = await self._row(tenant, "pack", pack.slug, pack.tokens, stars, reply_to, actor)
         spec = _spec(payment, pack.name, f"{pack.tokens:,} tokens for {tenant.name}", stars)
         thread = int(reply_to.thread_key) if reply_to.thread_key.isdigit() else None
@@ -73,7 +84,7 @@ class StarsInvoices:
         self, tenant: Tenant, plan: Plan, *, reply_to: ChatAddress | None, actor: str
     ) -> StarsInvoice:
         """A subscription link for ``plan``: its Stars price every 30 days."""
-        stars = _price(plan.stars, f"plan {plan.slug}")
+        stars = _price(plan.stars, "plan", plan.slug)
         payment = await self._row(
             tenant, "subscription", plan.slug, plan.tokens_included, stars, reply_to, actor
         )
@@ -128,16 +139,17 @@ class StarsInvoices:
                 await PaymentRepository(session).fail(payment.id, exc.description, self._clock())
             raise PaymentUnavailable(
                 f"Telegram refused the invoice: {exc.description}",
-                user_message="Telegram could not create the invoice just now; please try again.",
+                user_message=lazy(
+                    "Telegram could not create the invoice just now; please try again."
+                ),
             ) from exc
 
 
-def _price(stars: int | None, what: str) -> int:
+def _price(stars: int | None, kind: str, slug: str) -> int:
     if not stars:
         raise NotForStars(
-            f"{what} has no Stars price",
-            user_message=f"The {what} has no price in Telegram Stars yet. Please ask your "
-            "administrator.",
+            f"{kind} {slug} has no Stars price",
+            user_message=lazy(_NO_PRICE[kind], slug=slug),
         )
     return stars
 

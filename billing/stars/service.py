@@ -14,6 +14,7 @@ from billing.stars.refunds import take_back
 from billing.stripe.effects import EffectContext
 from core.clock import Clock
 from core.errors import PaymentUnavailable, SwitchboardError
+from core.i18n import lazy
 from storage.db import Sessions
 from storage.models import Subscription
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
@@ -58,7 +59,9 @@ class StarsPayments:
         if payment.telegram_charge_id is None or payment.telegram_user_id is None:
             raise SwitchboardError(
                 f"payment {payment_id} was never paid",
-                user_message=f"Payment #{payment_id} was never paid: there is nothing to refund.",
+                user_message=lazy(
+                    "Payment #{id} was never paid: there is nothing to refund.", id=payment_id
+                ),
             )
         try:
             await self._api.refund(int(payment.telegram_user_id), payment.telegram_charge_id)
@@ -66,7 +69,9 @@ class StarsPayments:
             if ALREADY_REFUNDED not in exc.description.upper():
                 raise PaymentUnavailable(
                     f"refundStarPayment refused: {exc.description}",
-                    user_message=f"Telegram refused the refund: {exc.description}",
+                    user_message=lazy(
+                        "Telegram refused the refund: {reason}", reason=exc.description
+                    ),
                 ) from exc
         return await self.refunded(payment.telegram_charge_id, actor=actor)
 
@@ -96,8 +101,9 @@ class StarsPayments:
         except StarsApiError as exc:
             raise PaymentUnavailable(
                 f"editUserStarSubscription refused: {exc.description}",
-                user_message="Telegram could not change the subscription just now; please try "
-                "again.",
+                user_message=lazy(
+                    "Telegram could not change the subscription just now; please try again."
+                ),
             ) from exc
         async with self._sessions.begin() as session:
             row = await SubscriptionRepository(session).find(subscription.stripe_subscription_id)
