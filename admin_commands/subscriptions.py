@@ -13,21 +13,23 @@ from __future__ import annotations
 from typing import Any
 
 from admin_commands.common import audit, target_tenant
+from admin_commands.language import translator
+from admin_commands.payments import NOT_CONFIGURED
 from admin_commands.registry import Arg, CommandContext, CommandGroup, CommandResult
 from admin_commands.roles import minimum_role
 from admin_commands.values import slug
 from billing.stars.amounts import STARS_PROVIDER
 from billing.stripe.checkout import CheckoutService
-from billing.stripe.subscription_events import apply_state, cancellation_text
+from billing.stripe.subscription_events import apply_state, cancellation_text, day_text
 from core.envelope import LinkButton
 from core.errors import PaymentUnavailable, PermissionDenied, SwitchboardError
+from core.i18n import Translator, lazy
 from storage.models import Subscription, Tenant
 from storage.repositories.payments import SubscriptionRepository
 from storage.repositories.tenants import TenantRepository
 
 commands = CommandGroup()
 
-NOT_CONFIGURED = "Payments are not set up on this service yet. Please ask your administrator."
 #: Changing a tenant's subscription from outside it is a billing action.
 WRITE = "billing.write"
 
@@ -51,13 +53,14 @@ async def subscription(ctx: CommandContext) -> CommandResult:
     if ctx.args.action == "cancel":
         return await _cancel(ctx, tenant)
     current = await _current(ctx, tenant)
+    t = translator(ctx)
     if current is None:
         return CommandResult(
-            f"{tenant.name} has no subscription. /subscribe PLAN starts one.",
+            t("{name} has no subscription. /subscribe PLAN starts one.", name=tenant.name),
             data={"tenant": tenant.slug, "subscription": None},
         )
     current = await _refreshed(ctx, current)
-    return CommandResult(_describe(tenant, current), data=_json(tenant, current))
+    return CommandResult(_describe(t, tenant, current), data=_json(tenant, current))
 
 
 @commands.command(
@@ -78,19 +81,22 @@ async def portal(ctx: CommandContext) -> CommandResult:
     if current is None:
         raise SwitchboardError(
             f"{tenant.slug} has no subscription",
-            user_message=f"{tenant.name} has no subscription to manage.",
+            user_message=lazy("{name} has no subscription to manage.", name=tenant.name),
         )
     if current.provider == STARS_PROVIDER:
         raise SwitchboardError(
             f"{tenant.slug}'s subscription is paid in Stars",
-            user_message="This subscription is paid in Telegram Stars: Telegram manages it "
-            "(Settings → My Stars); /subscription cancel stops its renewals.",
+            user_message=lazy(
+                "This subscription is paid in Telegram Stars: Telegram manages it "
+                "(Settings → My Stars); /subscription cancel stops its renewals."
+            ),
         )
     url = await _checkout(ctx).portal_url(current)
+    t = translator(ctx)
     return CommandResult(
-        "Manage your subscription (card, invoices) with the link.",
+        t("Manage your subscription (card, invoices) with the link."),
         data={"tenant": tenant.slug, "url": url},
-        buttons=[LinkButton("Manage subscription", url)],
+        buttons=[LinkButton(t("Manage subscription"), url)],
     )
 
 
@@ -99,10 +105,12 @@ async def _cancel(ctx: CommandContext, tenant: Tenant) -> CommandResult:
     if current is None:
         raise SwitchboardError(
             f"{tenant.slug} has no subscription",
-            user_message=f"{tenant.name} has no subscription to cancel.",
+            user_message=lazy("{name} has no subscription to cancel.", name=tenant.name),
         )
     if current.cancel_at_period_end:
-        return CommandResult(cancellation_text(current), data=_json(tenant, current))
+        return CommandResult(
+            cancellation_text(current, translator(ctx)), data=_json(tenant, current)
+        )
     if current.provider == STARS_PROVIDER:
         return await _cancel_stars(ctx, tenant, current)
     state = await _checkout(ctx).cancel_at_period_end(current)
@@ -120,7 +128,7 @@ async def _cancel(ctx: CommandContext, tenant: Tenant) -> CommandResult:
             {"cancel_at_period_end": row.cancel_at_period_end},
             tenant=tenant,
         )
-    return CommandResult(cancellation_text(row), data=_json(tenant, row))
+    return CommandResult(cancellation_text(row, translator(ctx)), data=_json(tenant, row))
 
 
 async def _cancel_stars(
@@ -138,7 +146,7 @@ async def _cancel_stars(
             {"cancel_at_period_end": False}, {"cancel_at_period_end": True, "provider": "stars"},
             tenant=tenant,
         )  # fmt: skip
-    return CommandResult(cancellation_text(row), data=_json(tenant, row))
+    return CommandResult(cancellation_text(row, translator(ctx)), data=_json(tenant, row))
 
 
 async def _tenant(ctx: CommandContext) -> Tenant:
@@ -176,16 +184,43 @@ def _checkout(ctx: CommandContext) -> CheckoutService:
     return ctx.deps.checkout
 
 
-def _describe(tenant: Tenant, current: Subscription) -> str:
+def _describe(t: Translator, tenant: Tenant, current: Subscription) -> str:
     end = current.current_period_end
-    when = f"{end:%Y-%m-%d}" if end else "the end of the paid period"
+    shown = {
+        "name": tenant.name,
+        "plan": current.plan,
+        "status": _status(t).get(current.status, current.status),
+    }
     if current.cancel_at_period_end:
-        next_step = f"ends on {when} (cancelled; no further charge)"
-    elif current.status == "past_due":
-        next_step = "the last payment failed; Stripe tries again (/subscription portal)"
-    else:
-        next_step = f"renews on {when}"
-    return f"{tenant.name}: {current.plan} plan, {current.status}; {next_step}."
+        if end is None:
+            return t(
+                "{name}: {plan} plan, {status}; ends on the end of the paid period "
+                "(cancelled; no further charge).",
+                **shown,
+            )
+        return t(
+            "{name}: {plan} plan, {status}; ends on {date} (cancelled; no further charge).",
+            date=day_text(t, end),
+            **shown,
+        )
+    if current.status == "past_due":
+        return t(
+            "{name}: {plan} plan, {status}; the last payment failed; Stripe tries again "
+            "(/subscription portal).",
+            **shown,
+        )
+    if end is None:
+        return t("{name}: {plan} plan, {status}; renews on the end of the paid period.", **shown)
+    return t("{name}: {plan} plan, {status}; renews on {date}.", date=day_text(t, end), **shown)
+
+
+def _status(t: Translator) -> dict[str, str]:
+    """A subscription's status as it reads in ``t``'s language (``--json`` keeps the key)."""
+    return {
+        "active": t.pgettext("subscription", "active"),
+        "past_due": t.pgettext("subscription", "past_due"),
+        "canceled": t.pgettext("subscription", "canceled"),
+    }
 
 
 def _json(tenant: Tenant, current: Subscription) -> dict[str, Any]:

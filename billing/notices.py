@@ -3,22 +3,33 @@
 Billing (and recovery, and the alert push) only says what to tell whom (a :class:`Notice`) and
 writes it into the outbox table with :func:`enqueue`, in the transaction that makes the change;
 ``handlers.outbox`` delivers it after commit, from whichever process reaches the channel.
+
+A notice is written in its reader's language, chosen in that same transaction
+(:func:`reader_translator`): the person's ``/language`` in the tenant it is about, else the
+tenant's language, else ``DEFAULT_LANGUAGE``. The chat app's own language (Telegram's
+``language_code``) is only known while a message is being answered, so it cannot count here.
 """
 
 from __future__ import annotations
 
+import gettext
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.amounts import price_label
 from core.envelope import EMAIL_CHANNEL, ChatAddress, LinkButton, OutboundFile
+from core.i18n import SOURCE_LANGUAGE, Translator, Translators, resolve_language
+from core.money import from_micros
 from core.scopes import scope_of
-from storage.models import ChannelBinding
+from storage.models import ChannelBinding, Member, Tenant
 from storage.repositories.admins import AdminRepository
 from storage.repositories.outbox import NewMessage, OutboxRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
@@ -154,3 +165,77 @@ async def tenant_addresses(session: AsyncSession, tenant_id: int) -> list[ChatAd
             seen.add(key)
             found.append(address)
     return await still_the_tenants(session, tenant_id, found)
+
+
+async def reader_language(
+    session: AsyncSession,
+    *,
+    channel: str,
+    user_id: str,
+    tenant_id: int | None,
+    default: str,
+) -> str:
+    """The language to write to person ``user_id`` of ``channel`` in, outside a turn.
+
+    Their ``/language`` as a member of ``tenant_id``, else that tenant's language, else
+    ``default``. Without a tenant (a platform admin's own chat) their membership seen last
+    counts: its ``/language``, else its tenant's."""
+    query = (
+        select(Member.language, Tenant.language)
+        .join(Tenant, Tenant.id == Member.tenant_id)
+        .where(Member.channel == channel, Member.external_id == user_id)
+    )
+    if tenant_id is not None:
+        query = query.where(Member.tenant_id == tenant_id)
+    rows = (
+        await session.execute(query.order_by(Member.last_seen_at.desc().nulls_last(), Member.id))
+    ).all()
+    chosen = next((member for member, _ in rows if member), None)
+    if tenant_id is not None:
+        tenant_language = await session.scalar(
+            select(Tenant.language).where(Tenant.id == tenant_id)
+        )
+    else:
+        tenant_language = rows[0][1] if rows else None
+    return resolve_language(chosen=chosen, client=None, tenant=tenant_language, default=default)
+
+
+async def reader_translator(
+    session: AsyncSession,
+    translators: Translators | None,
+    address: ChatAddress | dict[str, Any] | None,
+    *,
+    tenant_id: int | None,
+) -> Translator:
+    """The translator of whoever reads a notice at ``address`` (a stored ``reply_to`` too)
+    about tenant ``tenant_id`` (see :func:`reader_language`); English without catalogs."""
+    if translators is None:
+        return english()
+    if isinstance(address, dict) or address is None:
+        address = address_of(address)
+    if address is None or not address.user_id:
+        if tenant_id is None:
+            return translators.get(None)
+        language = await session.scalar(select(Tenant.language).where(Tenant.id == tenant_id))
+        return translators.get(translators.resolve(chosen=None, tenant=language))
+    language = await reader_language(
+        session,
+        channel=address.channel,
+        user_id=address.user_id,
+        tenant_id=tenant_id,
+        default=translators.default,
+    )
+    return translators.get(language)
+
+
+@cache
+def english() -> Translator:
+    """The messages as written (for a part built without catalogs)."""
+    return Translator(SOURCE_LANGUAGE, gettext.NullTranslations())
+
+
+def price_for(t: Translator, micros: int, currency: str) -> str:
+    """``15.00 EUR`` in English as always; ``15,00 EUR`` in French and German."""
+    if t.language == SOURCE_LANGUAGE:
+        return price_label(micros, currency)
+    return t.money(from_micros(micros), currency)

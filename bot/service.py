@@ -56,6 +56,7 @@ class ServiceRunner:
             app.deps.sessions,
             app.deps.clock,
             grace=timedelta(seconds=app.settings.recovery_grace_seconds),
+            translators=app.deps.translators,
         )
         self.alerts = DailyAlerts(
             app.deps.sessions,
@@ -63,6 +64,7 @@ class ServiceRunner:
             hour=app.settings.alerts_hour,
             holder=app.deps.metering.holder,
             post=app.deps.outbox.post,
+            translators=app.deps.translators,
         )
         #: Seconds between two passes of the outbox worker.
         self.outbox_poll_seconds = POLL_SECONDS

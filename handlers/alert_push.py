@@ -8,7 +8,9 @@ each alert is recorded in ``sent_alerts`` (unique per day, kind, tenant and subj
 same transaction that writes the messages into the outbox, which delivers them (retried until
 they go out, whichever process reaches the admin's channel). An alert whose condition lasts
 comes back the next day. A process that starts after the hour pushes what is new since (a
-restart does not resend what went out).
+restart does not resend what went out). Each admin reads it in their language, as ``/alerts``
+answers them: their ``/language`` as a member of an organisation, else that organisation's,
+else ``DEFAULT_LANGUAGE`` (``billing.notices.reader_language``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_commands.alerts import alert_lines
 from billing.alerts import Alert, collect
-from billing.notices import CHAT_CHANNELS, Notice, enqueue, private_address
+from billing.notices import (
+    CHAT_CHANNELS,
+    Notice,
+    english,
+    enqueue,
+    private_address,
+    reader_language,
+)
 from core.clock import Clock
+from core.i18n import SOURCE_LANGUAGE, Translator, Translators
 from storage.db import Sessions
 from storage.repositories.admins import AdminRepository
 from storage.repositories.leases import LeaseRepository
@@ -42,12 +52,17 @@ MAX_LISTED = 60
 CAUSE = "alerts.daily"
 
 
-def compose(day: date, alerts: Sequence[Alert]) -> list[str]:
-    """The push as messages of at most :data:`MESSAGE_CHARS`, split between lines."""
-    lines = [f"Switchboard alerts, {day:%Y-%m-%d} ({len(alerts):,} new):"]
-    lines += alert_lines(alerts[:MAX_LISTED])
+def compose(day: date, alerts: Sequence[Alert], t: Translator | None = None) -> list[str]:
+    """The push as messages of at most :data:`MESSAGE_CHARS`, split between lines, in ``t``'s
+    language (English without one)."""
+    t = t or english()
+    when = f"{day:%Y-%m-%d}" if t.language == SOURCE_LANGUAGE else t.date(day)
+    count = t.number(len(alerts))
+    lines = [t("Switchboard alerts, {day} ({count} new):", day=when, count=count)]
+    lines += alert_lines(alerts[:MAX_LISTED], t)
     if len(alerts) > MAX_LISTED:
-        lines.append(f"… and {len(alerts) - MAX_LISTED:,} more: see /alerts")
+        more = t.number(len(alerts) - MAX_LISTED)
+        lines.append(t("… and {count} more: see /alerts", count=more))
     messages: list[str] = []
     current = ""
     for line in lines:
@@ -70,8 +85,11 @@ class DailyAlerts:
         holder: str,
         lease_ttl: timedelta = LEASE_TTL,
         post: Callable[[Sequence[int]], None] | None = None,
+        translators: Translators | None = None,
     ) -> None:
         self._sessions = sessions
+        #: The catalogs the push is written with (English without them).
+        self._translators = translators
         self._clock = clock
         self._hour = hour
         self._holder = holder
@@ -121,13 +139,25 @@ class DailyAlerts:
 
     async def _write(self, session: AsyncSession, now: datetime, fresh: list[Alert]) -> list[int]:
         """The push's messages to every admin's private chat, into the outbox."""
-        messages = compose(now.date(), fresh)
-        notices = [
-            Notice(private_address(admin.channel, admin.external_id), text)
-            for admin in await AdminRepository(session).list()
-            if admin.channel in CHAT_CHANNELS  # not a console admin: no chat to write to
-            for text in messages
-        ]
+        by_language: dict[str, list[str]] = {}
+        notices: list[Notice] = []
+        for admin in await AdminRepository(session).list():
+            if admin.channel not in CHAT_CHANNELS:
+                continue  # a console admin: no chat to write to
+            t = await self._translator(session, admin.channel, admin.external_id)
+            if t.language not in by_language:
+                by_language[t.language] = compose(now.date(), fresh, t)
+            address = private_address(admin.channel, admin.external_id)
+            notices += [Notice(address, text) for text in by_language[t.language]]
         # Each push is its own cause: a later push the same day (a new alert) is a new message.
         ref = f"{now.date().isoformat()}:{now.isoformat()}"
         return await enqueue(session, notices, cause_kind=CAUSE, cause_ref=ref, now=now)
+
+    async def _translator(self, session: AsyncSession, channel: str, user_id: str) -> Translator:
+        if self._translators is None:
+            return english()
+        default = self._translators.default
+        language = await reader_language(
+            session, channel=channel, user_id=user_id, tenant_id=None, default=default
+        )
+        return self._translators.get(language)

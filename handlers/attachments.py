@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from assistants.types import ImageInput
 from core.envelope import Attachment
 from core.errors import UnsupportedInput
+from core.i18n import Number, lazy
 from handlers.context import TurnContext
 from storage.models import Assistant
 
@@ -21,6 +22,8 @@ MAX_MESSAGE_CHARS = MAX_DOCUMENT_CHARS
 MAX_IMAGE_BYTES = 10_000_000
 MAX_AUDIO_BYTES = 25_000_000
 TRANSCRIPTION_MODEL = "whisper-1"
+#: Refusals are whole sentences, translated where they are shown (``core.errors``).
+DOCUMENT_TOO_LARGE = lazy("Sorry, that document is too large (200 KB of text at most).")
 _TEXT_SUFFIXES = (
     ".txt",
     ".md",
@@ -48,8 +51,10 @@ async def prepare_input(ctx: TurnContext, assistant: Assistant) -> PreparedInput
     text = ctx.message.text.strip()
     if len(text) > MAX_MESSAGE_CHARS:
         raise UnsupportedInput(
-            f"your message is too long ({MAX_MESSAGE_CHARS:,} characters at most). "
-            "Please shorten it."
+            lazy(
+                "Sorry, your message is too long ({limit} characters at most). Please shorten it.",
+                limit=Number(MAX_MESSAGE_CHARS),
+            )
         )
     images: list[ImageInput] = []
     parts: list[str] = [text] if text else []
@@ -62,13 +67,15 @@ async def prepare_input(ctx: TurnContext, assistant: Assistant) -> PreparedInput
             parts.append(await _document(attachment))
         else:
             raise UnsupportedInput(
-                "this kind of file is not supported. "
-                "Send text, a photo, a voice message or a text document."
+                lazy(
+                    "Sorry, this kind of file is not supported. "
+                    "Send text, a photo, a voice message or a text document."
+                )
             )
     if not parts and images:
         parts.append("Describe this image.")
     if not parts:
-        raise UnsupportedInput("there was nothing to answer in that message.")
+        raise UnsupportedInput(lazy("Sorry, there was nothing to answer in that message."))
     return PreparedInput("\n\n".join(parts), tuple(images))
 
 
@@ -81,24 +88,27 @@ def _is_text(attachment: Attachment) -> bool:
 async def _image(attachment: Attachment, assistant: Assistant) -> ImageInput:
     if "vision" not in assistant.capabilities:
         raise UnsupportedInput(
-            f"the assistant '{assistant.slug}' cannot read images. "
-            "Pick one that can with /assistants and /use."
+            lazy(
+                "Sorry, the assistant '{slug}' cannot read images. "
+                "Pick one that can with /assistants and /use.",
+                slug=assistant.slug,
+            )
         )
     if attachment.size is not None and attachment.size > MAX_IMAGE_BYTES:
-        raise UnsupportedInput("that image is too large (10 MB at most).")
+        raise UnsupportedInput(lazy("Sorry, that image is too large (10 MB at most)."))
     return ImageInput(await attachment.fetch(), attachment.mime_type or "image/jpeg")
 
 
 async def _document(attachment: Attachment) -> str:
     if attachment.size is not None and attachment.size > MAX_DOCUMENT_BYTES:
-        raise UnsupportedInput("that document is too large (200 KB of text at most).")
+        raise UnsupportedInput(DOCUMENT_TOO_LARGE)
     raw = await attachment.fetch()
     if len(raw) > MAX_DOCUMENT_BYTES:
-        raise UnsupportedInput("that document is too large (200 KB of text at most).")
+        raise UnsupportedInput(DOCUMENT_TOO_LARGE)
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise UnsupportedInput("that document is not UTF-8 text.") from None
+        raise UnsupportedInput(lazy("Sorry, that document is not UTF-8 text.")) from None
     if len(body) > MAX_DOCUMENT_CHARS:
         body = body[:MAX_DOCUMENT_CHARS] + "\n[…truncated]"
     return f"Attached file {attachment.file_name or 'document'}:\n{body}"
@@ -111,11 +121,13 @@ async def _transcribe(ctx: TurnContext, attachment: Attachment) -> str:
     transcribe = getattr(provider, "transcribe", None)
     if provider is None or transcribe is None:
         raise UnsupportedInput(
-            "voice messages need an OpenAI-compatible provider, which is not configured."
+            lazy(
+                "Sorry, voice messages need an OpenAI-compatible provider, which is not configured."
+            )
         )
     assert ctx.tenant is not None
     if attachment.size is not None and attachment.size > MAX_AUDIO_BYTES:
-        raise UnsupportedInput("that recording is too large (25 MB at most).")
+        raise UnsupportedInput(lazy("Sorry, that recording is too large (25 MB at most)."))
     audio = await attachment.fetch()
     key = ctx.call_key("transcription")
     async with deps.metering.call(

@@ -5,7 +5,9 @@ rarely redeliver such an update: Telegram's long polling has confirmed it alread
 were answered at once. So after start-up, and periodically, claims whose holder has exited (or
 whose lease ran out) are marked ``abandoned`` (once, across processes) and, in that same
 transaction, an apology to their chat is written into the outbox; whichever process reaches
-the channel delivers it. A redelivery that comes anyway is still answered.
+the channel delivers it. A redelivery that comes anyway is still answered. The apology is in
+the language of the person who asked (``billing.notices.reader_translator``: their
+``/language``, else their organisation's, else ``DEFAULT_LANGUAGE``).
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ from datetime import timedelta
 from typing import Any
 
 from billing.holders import is_dead_local_holder
-from billing.notices import CHAT_CHANNELS, Notice, enqueue
+from billing.notices import CHAT_CHANNELS, Notice, enqueue, reader_translator
 from core.clock import Clock
 from core.envelope import ChatAddress
+from core.i18n import N_, Translators
+from core.scopes import scope_of
 from storage.db import Sessions
+from storage.repositories.tenants import BindingRepository
 from storage.repositories.updates import UpdateClaimRepository
 
 log = logging.getLogger(__name__)
 
-ASK_AGAIN = (
+ASK_AGAIN = N_(
     "Sorry, I was interrupted before I could answer your last message. Please send it again."
 )
 #: The outbox cause of an apology (its reference is the claim's id).
@@ -49,9 +54,12 @@ class InterruptedTurns:
         clock: Clock,
         *,
         grace: timedelta = timedelta(seconds=10),
+        translators: Translators | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
+        #: The catalogs apologies are written with (English without them).
+        self._translators = translators
         #: A claim younger than this is left alone: its update may still be redelivered.
         self._grace = grace
 
@@ -71,8 +79,14 @@ class InterruptedTurns:
             async with self._sessions.begin() as session:
                 if not await UpdateClaimRepository(session).abandon(claim):
                     continue  # another process took it
+                scope = claim.reply_to.get("scope_key") or scope_of(address) or ""
+                tenant = await BindingRepository(session).tenant_for(claim.channel, str(scope))
+                t = await reader_translator(
+                    session, self._translators, address,
+                    tenant_id=tenant.id if tenant is not None else None,
+                )  # fmt: skip
                 written += await enqueue(
-                    session, [Notice(address, ASK_AGAIN)], cause_kind=CAUSE,
+                    session, [Notice(address, t(ASK_AGAIN))], cause_kind=CAUSE,
                     cause_ref=str(claim.id), now=now,
                 )  # fmt: skip
             log.warning("telling %s chat %s to ask again", claim.channel, address.chat_key)

@@ -30,6 +30,7 @@ from assistants.types import (
 from billing.metering import MIN_OUTPUT_TOKENS, Charge, MeteredCall
 from core.envelope import ActivitySink, ReplyStream
 from core.errors import ProviderError, SwitchboardError
+from core.i18n import lazy
 from core.money import from_micros
 from core.text import storable
 from handlers.attachments import PreparedInput, prepare_input
@@ -74,7 +75,9 @@ class AssistantTurn:
         if provider is None:
             raise SwitchboardError(
                 f"provider {assistant.provider} not configured",
-                user_message=f"The assistant '{assistant.slug}' is not available right now.",
+                user_message=lazy(
+                    "The assistant '{slug}' is not available right now.", slug=assistant.slug
+                ),
             )
 
         prepared = await prepare_input(ctx, assistant)
@@ -132,7 +135,7 @@ class AssistantTurn:
             deps.metrics.errors.labels("provider").inc()
             ctx.outcome = "provider_error"
             log.warning("provider call failed: %s", failure)
-            await stream.abort(failure.user_message)
+            await stream.abort(failure.localized(ctx.t))
             return
         ctx.outcome = "answered"
         try:
@@ -185,7 +188,8 @@ class AssistantTurn:
             available = await AssistantRepository(session).available_to(tenant.id)
             if not available:
                 raise SwitchboardError(
-                    "no assistant available", user_message="No assistant is enabled for this chat."
+                    "no assistant available",
+                    user_message=lazy("No assistant is enabled for this chat."),
                 )
             preferred = await conversations.preferred_assistant(
                 tenant.id, msg.channel, msg.chat_key

@@ -15,7 +15,7 @@ from billing.invoicing.delivery import deliver_document
 from billing.invoicing.payment_events import invoice_paid, invoice_refunded
 from billing.invoicing.service import credit_refund, issue_receipt, receipt_description
 from billing.stripe.effects import EffectContext, StripeObject, metadata, number, text
-from billing.stripe.subscription_events import start_subscription
+from billing.stripe.subscription_events import reader, start_subscription
 from storage.models import Payment, Tenant
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
@@ -112,12 +112,17 @@ async def on_session_completed(ctx: EffectContext, session: StripeObject) -> Non
         ctx.session, tenant, payment, receipt_description(payment), now=ctx.now,
         issuer_country=ctx.issuer_country,
     )  # fmt: skip
+    t = await reader(ctx, payment.reply_to, tenant.id)
     await deliver_document(
         ctx,
         receipt,
         payer=payment.reply_to,
-        payer_text=f"Payment received: +{payment.tokens:,} tokens, "
-        f"balance {entry.balance_after:,}. Receipt {receipt.number}.",
+        payer_text=t(
+            "Payment received: +{tokens} tokens, balance {balance}. Receipt {number}.",
+            tokens=t.number(payment.tokens),
+            balance=t.number(entry.balance_after),
+            number=receipt.number,
+        ),
     )
     # A partial refund Stripe delivered before this completion: taken back now it is credited.
     await take_back_refunded(ctx, payment, full=False)
@@ -146,11 +151,15 @@ async def on_session_failed(ctx: EffectContext, session: StripeObject) -> None:
     if payment is None or payment.status != "pending":
         return
     payment.status, payment.error, payment.closed_at = "failed", "payment failed", ctx.now
+    t = await reader(ctx, payment.reply_to, payment.tenant_id)
     ctx.tell(
         payment.reply_to,
         tenant_id=payment.tenant_id,
-        text=f"Your payment for {payment.item} did not go through; nothing was charged or added. "
-        "You can try again with /buy.",
+        text=t(
+            "Your payment for {item} did not go through; nothing was charged or added. "
+            "You can try again with /buy.",
+            item=payment.item,
+        ),
     )
 
 
@@ -276,9 +285,14 @@ async def take_back_refunded(ctx: EffectContext, payment: Payment, *, full: bool
         f"({price_label(payment.refunded_micros, payment.currency)} refunded in all)",
         actor="stripe",
     )
+    t = await reader(ctx, payment.reply_to, payment.tenant_id)
     ctx.tell(
         payment.reply_to,
         tenant_id=payment.tenant_id,
-        text=f"Refund processed: -{taken:,} tokens, balance {entry.balance_after:,}.",
+        text=t(
+            "Refund processed: -{tokens} tokens, balance {balance}.",
+            tokens=t.number(taken),
+            balance=t.number(entry.balance_after),
+        ),
     )
     return taken

@@ -4,6 +4,9 @@ ended.
 Stripe may deliver a new subscription's first ``invoice.paid`` before its
 ``checkout.session.completed``; both find or create the subscription row (the metadata we set on
 the session is copied onto the subscription and its invoices), so either order ends the same.
+
+What a chat is told is written in its reader's language (:func:`reader`), chosen when the
+notice is written into the outbox.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from billing.amounts import from_minor, price_label
 from billing.invoicing.delivery import deliver_document
 from billing.invoicing.service import issue_receipt, receipt_description
-from billing.notices import Notice, tenant_addresses
+from billing.notices import Notice, english, price_for, reader_translator, tenant_addresses
 from billing.stripe.effects import EffectContext, StripeObject, metadata, number, text
 from billing.stripe.subscription_state import SubscriptionState, subscription_state
+from core.i18n import SOURCE_LANGUAGE, Translator
 from storage.models import Payment, Subscription, Tenant
 from storage.repositories.catalog import PlanRepository
 from storage.repositories.ledger import LedgerRepository
@@ -28,6 +33,17 @@ from storage.states import PAYMENT_CREDITABLE, SubscriptionStatus
 log = logging.getLogger(__name__)
 
 FALLBACK_PLAN = "prepaid"
+
+
+async def reader(
+    ctx: EffectContext, address: Mapping[str, Any] | None, tenant_id: int
+) -> Translator:
+    """The translator of whoever reads a notice about ``tenant_id`` at a stored ``address``:
+    their ``/language``, else the tenant's, else ``DEFAULT_LANGUAGE`` (the catalogs come with
+    the document delivery; English without it)."""
+    translators = ctx.documents.issuer.translators if ctx.documents is not None else None
+    stored = dict(address) if address is not None else None
+    return await reader_translator(ctx.session, translators, stored, tenant_id=tenant_id)
 
 
 def failed_invoice_key(event_type: str, invoice: StripeObject) -> str:
@@ -111,12 +127,18 @@ async def _undo_duplicate(
         f"{tenant.slug} paid a second subscription ({checkout.item}) while "
         f"{other.stripe_subscription_id} ({other.plan}) is live. {done}; no tokens granted.",
     )
+    t = await reader(ctx, checkout.reply_to, checkout.tenant_id)
     ctx.tell(
         checkout.reply_to,
         tenant_id=checkout.tenant_id,
-        text=f"This organisation already subscribes to the {other.plan} plan, so the second "
-        f"subscription ({checkout.item}) was cancelled and its payment of {price} is refunded; "
-        "nothing was added.",
+        text=t(
+            "This organisation already subscribes to the {plan} plan, so the second "
+            "subscription ({item}) was cancelled and its payment of {price} is refunded; "
+            "nothing was added.",
+            plan=other.plan,
+            item=checkout.item,
+            price=price_for(t, checkout.amount_micros, checkout.currency),
+        ),
     )
 
 
@@ -276,12 +298,18 @@ async def on_invoice_paid(ctx: EffectContext, invoice: StripeObject) -> None:
     if subscription.status != "canceled":
         subscription.status, subscription.updated_at = "active", ctx.now
         tenant.plan = subscription.plan
+    t = await reader(ctx, subscription.reply_to, tenant.id)
     await deliver_document(
         ctx,
         receipt,
         payer=subscription.reply_to,
-        payer_text=f"Payment received: {plan.name} plan, +{plan.tokens_included:,} tokens, "
-        f"balance {entry.balance_after:,}. Receipt {receipt.number}.",
+        payer_text=t(
+            "Payment received: {plan} plan, +{tokens} tokens, balance {balance}. Receipt {number}.",
+            plan=plan.name,
+            tokens=t.number(plan.tokens_included),
+            balance=t.number(entry.balance_after),
+            number=receipt.number,
+        ),
     )
 
 
@@ -412,15 +440,19 @@ async def on_invoice_failed(ctx: EffectContext, invoice: StripeObject) -> None:
         subscription.status, subscription.updated_at = "past_due", ctx.now
     plan = await PlanRepository(ctx.session).find(subscription.plan)
     name = plan.name if plan else subscription.plan
-    amount = price_label(
-        from_minor(number(invoice, "amount_due") or 0, subscription.currency), subscription.currency
-    )
+    due = from_minor(number(invoice, "amount_due") or 0, subscription.currency)
+    amount = price_label(due, subscription.currency)
     for address in await tenant_addresses(ctx.session, tenant.id):
+        t = await reader(ctx, address.to_json(), tenant.id)
         ctx.notices.append(
             Notice(
                 address,
-                f"The payment of {amount} for your {name} plan failed. Please update your "
-                "payment method in the link Stripe emailed you; Stripe will try again.",
+                t(
+                    "The payment of {amount} for your {plan} plan failed. Please update your "
+                    "payment method in the link Stripe emailed you; Stripe will try again.",
+                    amount=price_for(t, due, subscription.currency),
+                    plan=name,
+                ),
             )
         )
     await ctx.alert(
@@ -449,11 +481,16 @@ async def on_subscription_deleted(ctx: EffectContext, stripe_subscription: Strip
     other = await SubscriptionRepository(ctx.session).current(tenant.id)
     if tenant.plan == subscription.plan and other is None:
         tenant.plan = FALLBACK_PLAN
-    ctx.tell(
-        subscription.reply_to,
-        tenant_id=subscription.tenant_id,
-        text=f"Your {subscription.plan} subscription has ended; your tokens stay yours. "
+    t = await reader(ctx, subscription.reply_to, subscription.tenant_id)
+    ctx.tell(subscription.reply_to, ended_text(t, subscription), tenant_id=subscription.tenant_id)
+
+
+def ended_text(t: Translator, subscription: Subscription) -> str:
+    """What the tenant is told when its subscription has ended (it is back on prepaid)."""
+    return t(
+        "Your {plan} subscription has ended; your tokens stay yours. "
         "Top up with /buy when you need more.",
+        plan=subscription.plan,
     )
 
 
@@ -496,7 +533,8 @@ async def on_subscription_updated(ctx: EffectContext, stripe_subscription: Strip
     was_cancelling = found.cancel_at_period_end
     apply_state(found, state, ctx.now)
     if found.cancel_at_period_end != was_cancelling:
-        ctx.tell(found.reply_to, cancellation_text(found), tenant_id=found.tenant_id)
+        t = await reader(ctx, found.reply_to, found.tenant_id)
+        ctx.tell(found.reply_to, cancellation_text(found, t), tenant_id=found.tenant_id)
 
 
 def apply_state(subscription: Subscription, state: SubscriptionState, now: datetime) -> None:
@@ -510,14 +548,31 @@ def apply_state(subscription: Subscription, state: SubscriptionState, now: datet
     subscription.updated_at = now
 
 
-def cancellation_text(subscription: Subscription) -> str:
-    """What the tenant is told when a cancellation at the period's end is set or undone."""
+def cancellation_text(subscription: Subscription, t: Translator | None = None) -> str:
+    """What the tenant is told when a cancellation at the period's end is set or undone, in
+    ``t``'s language (English without one)."""
+    t = t or english()
     plan = subscription.plan
     end = subscription.current_period_end
-    until = f" on {end:%Y-%m-%d}" if end else " at the end of the paid period"
+    if end is None:
+        if subscription.cancel_at_period_end:
+            return t(
+                "Your {plan} plan will not renew: it ends at the end of the paid period, and "
+                "its tokens stay yours. /subscription shows it.",
+                plan=plan,
+            )
+        return t("Your {plan} plan renews again at the end of the paid period.", plan=plan)
+    day = day_text(t, end)
     if subscription.cancel_at_period_end:
-        return (
-            f"Your {plan} plan will not renew: it ends{until}, and its tokens stay yours. "
-            "/subscription shows it."
+        return t(
+            "Your {plan} plan will not renew: it ends on {date}, and its tokens stay yours. "
+            "/subscription shows it.",
+            plan=plan,
+            date=day,
         )
-    return f"Your {plan} plan renews again{until}."
+    return t("Your {plan} plan renews again on {date}.", plan=plan, date=day)
+
+
+def day_text(t: Translator, at: datetime) -> str:
+    """``2026-12-04`` in English as always; ``4 décembre 2026`` / ``4. Dezember 2026``."""
+    return f"{at:%Y-%m-%d}" if t.language == SOURCE_LANGUAGE else t.date(at)
