@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -112,3 +113,31 @@ async def test_stars_refusals_in_french_and_a_refund_refusal_in_german(
             )
         finally:
             await service.stop()
+
+
+async def test_german_admins_invoice_refusals_are_german(start: Start) -> None:  # noqa: F811
+    run = await start(SUPERADMINS=f"telegram:{MEMBER}")
+    await tenant_with_tokens(run.app, "mueller")
+
+    assert await _ask(run, "/invoice generate mueller --period 2020-01", "de") == (
+        f"mueller wurde am {datetime.now(UTC).date().isoformat()} angelegt, nach 2020-01: "
+        "Für diesen Monat gibt es nichts abzurechnen."
+    )
+    assert await _ask(run, "/invoice new mueller 99999999 Beratung --qty 20", "de") == (
+        "Zeilenbetrag: 1.999.999.980,00 EUR. Eine Rechnungsposition oder -summe darf höchstens "
+        "1.000.000.000,00 betragen. Bitte prüfen Sie Betrag und Menge."
+    )
+
+    await admin(run.app, "invoice", "new", "mueller", "100", "Beratung")
+    number = (await admin(run.app, "invoice", "list", "mueller")).data[0]["number"]
+    await admin(run.app, "invoice", "paid", number)
+    assert await _ask(run, f"/invoice cancel {number}", "de") == (
+        f"{number} ist bezahlt und kann nicht storniert werden."
+    )
+    assert await _ask(run, f"/invoice send {number}", "de") == (
+        f"{number} ist bezahlt: Es gibt nichts zu versenden."
+    )
+    assert await _ask(run, f"/invoice line {number} 5 Reise", "de") == (
+        f"{number} ist bezahlt: Positionen können nur einem Entwurf hinzugefügt werden. "
+        "Stornieren Sie die Rechnung und stellen Sie stattdessen eine neue aus."
+    )

@@ -15,23 +15,34 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from billing.amounts import minor_places
 from core.errors import SwitchboardError
+from core.i18n import N_, Number, lazy
 from core.money import MICROS_PER_UNIT, from_micros, to_micros
 
 PPM = 1_000_000
 #: The largest invoice line amount, subtotal or total, in currency units.
 MAX_INVOICE_AMOUNT = Decimal(1_000_000_000)
 _MAX_MICROS = int(MAX_INVOICE_AMOUNT) * MICROS_PER_UNIT
+#: What :func:`checked` is given to name, in the reader's language.
+_WHAT = {
+    "line amount": N_("line amount"),
+    "invoice subtotal": N_("invoice subtotal"),
+    "invoice total": N_("invoice total"),
+}
 
 
 class InvoiceTooLarge(SwitchboardError):
     """A line or total above :data:`MAX_INVOICE_AMOUNT` (nothing is written)."""
 
     def __init__(self, what: str, micros: int, currency: str) -> None:
-        message = (
-            f"The {what} would be {from_micros(micros):,.2f} {currency.upper()}: an invoice "
-            f"line or total is at most {MAX_INVOICE_AMOUNT:,.2f}. Check the amount and quantity."
+        message = lazy(
+            "The {what} would be {amount} {currency}: an invoice line or total is at most "
+            "{limit}. Check the amount and quantity.",
+            what=lazy(_WHAT[what]) if what in _WHAT else what,
+            amount=Number(from_micros(micros), "#,##0.00"),
+            currency=currency.upper(),
+            limit=Number(MAX_INVOICE_AMOUNT, "#,##0.00"),
         )
-        super().__init__(message, user_message=message)
+        super().__init__(str(message), user_message=message)
 
 
 def checked(micros: int, what: str, currency: str) -> int:

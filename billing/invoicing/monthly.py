@@ -26,6 +26,7 @@ from billing.invoicing.arithmetic import scaled
 from billing.invoicing.service import InvoiceConfig, LineSpec, insert_invoices
 from core.clock import Clock
 from core.errors import SwitchboardError
+from core.i18n import lazy
 from core.money import to_micros
 from core.period import Period
 from storage.db import Sessions
@@ -45,11 +46,14 @@ class NotATenantYet(SwitchboardError):
     """The tenant named was created after the month asked for: it has nothing to pay for it."""
 
     def __init__(self, tenant: Tenant, label: str) -> None:
-        message = (
-            f"{tenant.slug} was created on {tenant.created_at:%Y-%m-%d}, after {label}: "
-            "there is nothing to invoice for that month."
+        message = lazy(
+            "{slug} was created on {day}, after {month}: there is nothing to invoice for that "
+            "month.",
+            slug=tenant.slug,
+            day=tenant.created_at.date().isoformat(),
+            month=label,
         )
-        super().__init__(message, user_message=message)
+        super().__init__(str(message), user_message=message)
 
 
 @dataclass(frozen=True, slots=True)

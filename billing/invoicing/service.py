@@ -33,6 +33,7 @@ from billing.stripe.effects import becomes_customer
 from core.clock import Clock
 from core.envelope import ChatAddress, LinkButton, OutboundFile
 from core.errors import PaymentUnavailable, SwitchboardError
+from core.i18n import N_, Text, lazy
 from core.money import MICROS_PER_UNIT, from_micros
 from storage.db import Sessions
 from storage.models import Invoice, InvoiceLine, Payment, Tenant
@@ -93,16 +94,35 @@ class LineSpec:
 class InvoiceStateError(SwitchboardError):
     """The invoice is not in a status that allows the change (a line on a sent invoice)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, user_message=message)
+    def __init__(self, message: str | Text) -> None:
+        super().__init__(str(message), user_message=message)
+
+
+#: An invoice's status inside a refusal, in the reader's language.
+_STATUS = {
+    "draft": N_("draft"),
+    "sent": N_("sent"),
+    "paid": N_("paid"),
+    "overdue": N_("overdue"),
+    "cancelled": N_("cancelled"),
+}
+
+
+def _status(invoice: Invoice) -> Text | str:
+    return lazy(_STATUS[invoice.status]) if invoice.status in _STATUS else invoice.status
 
 
 def check_sendable(invoice: Invoice) -> None:
     """Refuse to send an invoice that is closed or bills nothing."""
     if invoice.status in INVOICE_CLOSED:
-        raise InvoiceStateError(f"{invoice.number} is {invoice.status}: nothing to send.")
+        raise InvoiceStateError(
+            lazy("{number} is {status}: nothing to send.", number=invoice.number,
+                 status=_status(invoice))
+        )  # fmt: skip
     if invoice.total_micros <= 0:
-        raise InvoiceStateError(f"{invoice.number} totals nothing: add a line first.")
+        raise InvoiceStateError(
+            lazy("{number} totals nothing: add a line first.", number=invoice.number)
+        )
 
 
 def snapshot(invoice: Invoice) -> dict[str, Any]:
@@ -243,8 +263,12 @@ class InvoiceService:
             invoice = await invoices.get(number, lock=True)
             if invoice.status != "draft":
                 raise InvoiceStateError(
-                    f"{invoice.number} is {invoice.status}: lines can only be added to a draft. "
-                    "Cancel it and issue a new invoice instead."
+                    lazy(
+                        "{number} is {status}: lines can only be added to a draft. "
+                        "Cancel it and issue a new invoice instead.",
+                        number=invoice.number,
+                        status=_status(invoice),
+                    )
                 )
             before = snapshot(invoice)
             [line] = build_lines([spec], invoice.currency)
@@ -260,7 +284,10 @@ class InvoiceService:
         async with self._sessions.begin() as session:
             invoice = await InvoiceRepository(session).get(number, lock=True)
             if invoice.status in INVOICE_CLOSED:
-                raise InvoiceStateError(f"{invoice.number} is {invoice.status}: not payable.")
+                raise InvoiceStateError(
+                    lazy("{number} is {status}: not payable.", number=invoice.number,
+                         status=_status(invoice))
+                )  # fmt: skip
             before = snapshot(invoice)
             now = self._clock()
             invoice.status, invoice.paid_at = "paid", now
@@ -299,8 +326,9 @@ class InvoiceService:
             invoice = await InvoiceRepository(session).get(number, lock=True)
             if invoice.status in INVOICE_CLOSED:
                 raise InvoiceStateError(
-                    f"{invoice.number} is {invoice.status} and cannot be cancelled."
-                )
+                    lazy("{number} is {status} and cannot be cancelled.", number=invoice.number,
+                         status=_status(invoice))
+                )  # fmt: skip
             before = snapshot(invoice)
             now = self._clock()
             issued = invoice.status in INVOICE_UNPAID
