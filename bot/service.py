@@ -12,6 +12,7 @@ from aiohttp import web
 
 from assistants.pricing import warm_up_prices
 from billing.invoicing.jobs import InvoiceJobs
+from billing.stars.expiry import StarsExpiry
 from bot.app import App, prepare_database
 from bot.channels import Channel, build_channels
 from bot.http import build_web_app
@@ -47,6 +48,13 @@ class ServiceRunner:
             app.deps.monthly_invoicing,
             app.deps.invoices,
             clock=app.deps.clock,
+        )
+        #: Stars subscriptions past their period's end go back to prepaid (hourly, one process).
+        self.stars_expiry = StarsExpiry(
+            app.deps.sessions,
+            JobClaims(app.deps.sessions, holder=app.deps.metering.holder),
+            clock=app.deps.clock,
+            translators=app.deps.translators,
         )
         self._runner: web.AppRunner | None = None
         self._warm_up: asyncio.Task[None] | None = None
@@ -156,6 +164,10 @@ class ServiceRunner:
                 await self.invoice_jobs.tick()
             except Exception:
                 log.exception("invoice jobs failed")
+            try:
+                self.app.deps.outbox.post(await self.stars_expiry.tick() or [])
+            except Exception:
+                log.exception("Stars subscription expiry failed")
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
     async def _push_alerts(self) -> None:
