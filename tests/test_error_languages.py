@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import pytest
 
+from bot.service import ServiceRunner
 from core.errors import SwitchboardError
 from tests.conftest import AppFactory, admin, tenant_with_tokens
 from tests.fakes.stripe_server import FakeStripeServer
@@ -141,3 +143,40 @@ async def test_german_admins_invoice_refusals_are_german(start: Start) -> None: 
         f"{number} ist bezahlt: Positionen können nur einem Entwurf hinzugefügt werden. "
         "Stornieren Sie die Rechnung und stellen Sie stattdessen eine neue aus."
     )
+
+
+async def test_pages_after_stripe_speak_the_browsers_language(
+    make_app: AppFactory, stripe_api: FakeStripeServer
+) -> None:
+    app = await make_app(**stripe_env(stripe_api), DEFAULT_LANGUAGE="fr")
+    service = ServiceRunner(app, channels=[])
+    await service.start()
+    base = f"http://127.0.0.1:{service.port}/paid"
+
+    async def page(query: str, accept: str | None) -> tuple[str, str]:
+        headers = {"Accept-Language": accept} if accept is not None else {}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{base}?{query}", headers=headers) as response,
+        ):
+            assert response.status == 200
+            return await response.text(), response.headers["Content-Language"]
+
+    try:
+        german, language = await page("cancelled=1", "de-DE,de;q=0.9")
+        assert '<html lang="de">' in german and language == "de"
+        assert "<h1>Zahlung abgebrochen</h1>" in german
+        assert "Es wurde nichts berechnet. Sie können zum Chat zurückkehren." in german
+
+        # English asked for above French: English, as it always read.
+        english, _ = await page("session_id=cs_x", "en-GB;q=0.8, fr;q=0.5")
+        assert '<html lang="en">' in english and "<h1>Payment received</h1>" in english
+        assert "it tells you as soon as the tokens are in." in english
+
+        # A browser asking for none of en/fr/de, or nothing: DEFAULT_LANGUAGE (fr here).
+        for accept in ("ja, es;q=0.8", None):
+            french, language = await page("portal=1", accept)
+            assert '<html lang="fr">' in french and language == "fr"
+            assert "<h1>Paramètres de facturation enregistrés</h1>" in french
+    finally:
+        await service.stop()
