@@ -104,6 +104,13 @@ async def start(ctx: CommandContext) -> CommandResult:
                 {"tenant": tenant.slug},
                 tenant=tenant,
             )
+    if caller.member is None or not caller.member.language:
+        # The language was resolved before the chat had a tenant: the tenant's counts now.
+        t = deps.translators.get(
+            deps.translators.resolve(
+                chosen=None, client=caller.client_language, tenant=tenant.language
+            )
+        )
     if current is None:
         linked = (
             t("Welcome! This chat is now linked to {name}.", name=tenant.name)

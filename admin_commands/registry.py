@@ -54,6 +54,9 @@ class Caller:
     #: The language replies are written in (DESIGN §9: /language, else the chat client's, else
     #: the tenant's, else DEFAULT_LANGUAGE); "" for DEFAULT_LANGUAGE (the shell).
     language: str = ""
+    #: The chat client's own language (Telegram's ``language_code``), "" when it gives none:
+    #: /start resolves the welcome again once it knows the tenant joined.
+    client_language: str = ""
 
     @property
     def actor(self) -> str:

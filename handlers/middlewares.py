@@ -270,6 +270,7 @@ class CommandMiddleware:
             is_private=msg.is_private,
             user_name=msg.user_name,
             language=ctx.language,
+            client_language=msg.language_code,
         )
         # A slow command (/image) shows the chat's "uploading photo…" through the reply sink.
         activity = ctx.sink if isinstance(ctx.sink, ActivitySink) else None

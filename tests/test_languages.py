@@ -104,3 +104,24 @@ async def test_without_a_client_language_the_tenants_then_the_default(
     assert (await say(app, "/language en")).texts == ["Replies are now in English."]
     assert (await say(app, "/new")).texts == ["Started a new conversation."]
     assert (await say(app, "/new", user="u2")).texts == ["Eine neue Unterhaltung hat begonnen."]
+
+
+async def test_welcome_after_start_in_the_joined_tenants_language(start: Start) -> None:  # noqa: F811
+    """Before /start the chat has no tenant, so its language cannot count; the welcome that
+    follows the join is written in it when the app gives none (a given one still wins)."""
+    run = await start()
+    code = await tenant_with_tokens(run.app, "dupont")
+    await admin(run.app, "tenant", "set", "dupont", "--language", "fr", "--name", "Dupont SARL")
+    reply = await _ask(run, f"/start {code}", language="")
+    assert reply == (
+        "Bienvenue ! Ce chat est désormais lié à Dupont SARL. Écrivez un message pour parler à "
+        "votre assistant, ou consultez /help."
+    )
+    english = FRENCH + 1  # a second member of the same tenant, their app set to English
+    code = (await admin(run.app, "tenant", "invite", "dupont")).data["invite_code"]
+    await run.fake.send_update(_from(run.fake, english, f"/start {code}", "en"))
+    [reply] = [m.text for m in await run.fake.wait_for_bot_messages(english)]
+    assert reply == (
+        "Welcome! This chat is now linked to Dupont SARL. "
+        "Write a message to talk to your assistant, or see /help."
+    )
