@@ -1,23 +1,31 @@
 """Errors and refusals in the reader's language (DESIGN §9): what a French or German member reads
-when Stripe fails, when the balance is used up, when Stars or an invoice refuse, and the pages
-shown after a Stripe checkout, through the fake Bot API and the fake Stripe."""
+when Stripe fails, when the balance is used up, when Stars or an invoice refuse, when a Slack file
+is too large, and the pages shown after a Stripe checkout, through the fake Bot API, the fake
+Slack and the fake Stripe."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from bot.channels import build_slack_channel
+from bot.http import build_web_app
 from bot.service import ServiceRunner
 from core.errors import SwitchboardError
 from tests.conftest import AppFactory, admin, tenant_with_tokens
+from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.slack_server import FakeSlackServer, message_event
 from tests.fakes.stripe_server import FakeStripeServer
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.test_payments import stripe_env
+from tests.test_slack import FAST, Harness, slack, slack_env  # noqa: F401 (fixture)
 from tests.test_stars import Shop
 from tests.test_stars import _service as stars_service
 from tests.test_telegram import Running, Start, start, telegram  # noqa: F401 (fixtures)
@@ -180,3 +188,45 @@ async def test_pages_after_stripe_speak_the_browsers_language(
             assert "<h1>Paramètres de facturation enregistrés</h1>" in french
     finally:
         await service.stop()
+
+
+async def test_slack_file_too_large_is_refused_in_the_organisations_language(
+    make_app: AppFactory,
+    slack: FakeSlackServer,  # noqa: F811
+    llm: FakeLLMServer,
+) -> None:
+    app = await make_app(**slack_env(slack))
+    code = await tenant_with_tokens(app)
+    await admin(app, "tenant", "set", "acme", "--language", "fr")
+    channel = build_slack_channel(
+        app.settings, app.pipeline, app.registry, options=replace(FAST, max_download_bytes=16)
+    )
+    web_app = build_web_app(app.deps)
+    channel.install_routes(web_app)
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await channel.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            h = Harness(app, slack, llm, channel, f"http://127.0.0.1:{port}/slack/events", http)
+            await h.command(f"join {code}", name="join")
+            content = b"Quarterly revenue grew 12 percent."
+            url = slack.add_file("notes.txt", content, "text/plain")
+            file = {
+                "id": "F1",
+                "name": "notes.txt",
+                "mimetype": "text/plain",
+                "size": len(content),
+                "url_private_download": url,
+            }
+            ts = "1700000900.000900"
+            await h.event(message_event("résume", ts=ts, subtype="file_share", files=[file]))
+            [reply] = slack.thread("D0001", ts)
+            assert reply.text == "Désolé, ce fichier est trop volumineux."
+            assert llm.requests == []
+    finally:
+        await channel.stop()
+        await runner.cleanup()

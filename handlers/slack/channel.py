@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from core.envelope import ChatAddress
 from core.errors import ConfigurationError, SwitchboardError
+from core.i18n import lazy
 from handlers.background import BackgroundTasks
 from handlers.pipeline import Pipeline
 from handlers.slack.events import CHANNEL, Inbound, from_command, from_event
@@ -266,7 +267,7 @@ class SlackChannel:
                     if len(data) > limit:
                         raise SwitchboardError(
                             f"Slack file larger than {limit} bytes",
-                            user_message="Sorry, that file is too large.",
+                            user_message=lazy("Sorry, that file is too large."),
                         )
         finally:
             if session is not self.client.session:
