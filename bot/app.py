@@ -228,7 +228,7 @@ def _build_stars(
     )
     deps.stars = StarsPayments(
         deps.sessions, AiogramStarsApi(bot), clock=clock,
-        issuer_country=deps.invoices.config.issuer.country,
+        issuer_country=deps.invoices.config.issuer.country, translators=deps.translators,
     )  # fmt: skip
     return [bot.session.close]
 

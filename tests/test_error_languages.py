@@ -6,6 +6,7 @@ Slack and the fake Stripe."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -85,7 +86,7 @@ async def test_french_member_reads_stripe_failures_and_the_top_up_offer_in_frenc
     ]
 
 
-async def test_stars_refusals_in_french_and_a_refund_refusal_in_german(
+async def test_stars_refusals_and_notices_in_french_and_a_refund_refusal_in_german(
     make_app: AppFactory,
 ) -> None:
     async with FakeTelegramServer() as fake:
@@ -93,6 +94,8 @@ async def test_stars_refusals_in_french_and_a_refund_refusal_in_german(
         try:
             await admin(service.app, "pack", "set", "pro", "--stars", "750")
             code = await tenant_with_tokens(service.app, "dupont")
+            # Notices are written outside a reply: the organisation's language counts there.
+            await admin(service.app, "tenant", "set", "dupont", "--language", "fr")
             run = Running(service.app, service, service.channels[0], fake)  # type: ignore[arg-type]
             await _ask(run, f"/start {code}")
 
@@ -106,11 +109,18 @@ async def test_stars_refusals_in_french_and_a_refund_refusal_in_german(
                 "Telegram n'a pas pu créer la facture pour le moment ; veuillez réessayer."
             )
 
-            # Paid, then Telegram refuses the refund: the refusal as a German admin reads it.
+            # Paid: the notice in French. Then Telegram refuses the refund (the refusal as a
+            # German admin reads it), and accepts it (the notice in French again).
             await _ask(run, "/buy pro")  # the invoice, then its reply
             _, paid = await fake.pay(MEMBER, fake.invoices[-1])
             assert paid is not None
-            await Shop(fake, service).settle()
+            shop = Shop(fake, service)
+            await shop.settle()
+            assert re.fullmatch(
+                r"Paiement reçu : \+2\u202f000\u202f000 jetons, solde 2\u202f100\u202f000\. "
+                r"Reçu INV-\d{4}-0001\.",
+                fake.bot_texts(MEMBER)[-1],
+            ), fake.bot_texts(MEMBER)[-1]
             [done] = [
                 p for p in (await admin(service.app, "payments")).data if p["status"] == "paid"
             ]
@@ -120,6 +130,12 @@ async def test_stars_refusals_in_french_and_a_refund_refusal_in_german(
             german = service.app.deps.translators.get("de")
             assert refused.value.localized(german) == (
                 "Telegram hat die Erstattung abgelehnt: Bad Request: CHARGE_NOT_FOUND"
+            )
+            await admin(service.app, "payments", "refund", str(done["id"]))
+            await shop.settle()
+            assert fake.bot_texts(MEMBER)[-1] == (
+                "Remboursement effectué : retour de 750 Stars, -2\u202f000\u202f000 jetons, "
+                "solde 100\u202f000."
             )
         finally:
             await service.stop()

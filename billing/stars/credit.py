@@ -23,10 +23,12 @@ from typing import Literal
 from sqlalchemy.exc import IntegrityError
 
 from billing.invoicing.service import issue_receipt, receipt_description
+from billing.notices import reader_translator
 from billing.stars.amounts import STARS_CURRENCY, STARS_PROVIDER, stars_label, stars_to_micros
 from billing.stars.payload import payment_id_of
 from billing.stripe.effects import EffectContext
 from core.clock import Clock
+from core.i18n import Translators
 from storage.db import Sessions
 from storage.models import Payment, Subscription, Tenant
 from storage.repositories.catalog import PlanRepository
@@ -63,10 +65,19 @@ class Credited:
 
 
 class StarsCrediting:
-    def __init__(self, sessions: Sessions, *, clock: Clock, issuer_country: str = "") -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        *,
+        clock: Clock,
+        issuer_country: str = "",
+        translators: Translators | None = None,
+    ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._issuer_country = issuer_country
+        #: The payer's notice is written in their language (English without catalogs).
+        self._translators = translators
 
     async def credit(self, charge: StarsCharge) -> Credited:
         now = self._clock()
@@ -76,7 +87,7 @@ class StarsCrediting:
                     session, now, charge.charge_id, "successful_payment",
                     issuer_country=self._issuer_country, cause=f"stars:{charge.charge_id}",
                 )  # fmt: skip
-                outcome, payment_id = await _apply(ctx, charge)
+                outcome, payment_id = await _apply(ctx, charge, self._translators)
                 await ctx.settle_told()
         except IntegrityError:
             # Another process recorded the same charge between our look and our write.
@@ -89,7 +100,9 @@ class StarsCrediting:
         return Credited(outcome, payment_id, tuple(ctx.outbox_ids))
 
 
-async def _apply(ctx: EffectContext, charge: StarsCharge) -> tuple[Outcome, int | None]:
+async def _apply(
+    ctx: EffectContext, charge: StarsCharge, translators: Translators | None
+) -> tuple[Outcome, int | None]:
     payments = PaymentRepository(ctx.session)
     row_id = payment_id_of(charge.payload)
     sold = await payments.by_id(row_id, lock=True) if row_id is not None else None
@@ -128,9 +141,9 @@ async def _apply(ctx: EffectContext, charge: StarsCharge) -> tuple[Outcome, int 
     payment.status, payment.paid_at, payment.error = "paid", ctx.now, None
     await ctx.paid_by(tenant, f"{payment.kind} {payment.item} (Telegram Stars)")
     if payment.kind == "pack":
-        await _credit_pack(ctx, tenant, payment)
+        await _credit_pack(ctx, tenant, payment, translators)
         return "credited", payment.id
-    granted = await _credit_period(ctx, tenant, payment, sold, charge)
+    granted = await _credit_period(ctx, tenant, payment, sold, charge, translators)
     return ("credited" if granted else "period_granted"), payment.id
 
 
@@ -167,7 +180,9 @@ def _mismatch(payment: Payment, charge: StarsCharge) -> str | None:
     return None
 
 
-async def _credit_pack(ctx: EffectContext, tenant: Tenant, payment: Payment) -> None:
+async def _credit_pack(
+    ctx: EffectContext, tenant: Tenant, payment: Payment, translators: Translators | None
+) -> None:
     entry = await LedgerRepository(ctx.session).post(
         tenant.id,
         "purchase",
@@ -181,16 +196,26 @@ async def _credit_pack(ctx: EffectContext, tenant: Tenant, payment: Payment) -> 
         ctx.session, tenant, payment, receipt_description(payment), now=ctx.now,
         actor="telegram", issuer_country=ctx.issuer_country,
     )  # fmt: skip
+    t = await reader_translator(ctx.session, translators, payment.reply_to, tenant_id=tenant.id)
     ctx.tell(
         payment.reply_to,
         tenant_id=payment.tenant_id,
-        text=f"Payment received: +{payment.tokens:,} tokens, balance {entry.balance_after:,}. "
-        f"Receipt {receipt.number}.",
+        text=t(
+            "Payment received: +{tokens} tokens, balance {balance}. Receipt {number}.",
+            tokens=t.number(payment.tokens),
+            balance=t.number(entry.balance_after),
+            number=receipt.number,
+        ),
     )
 
 
 async def _credit_period(
-    ctx: EffectContext, tenant: Tenant, payment: Payment, sold: Payment, charge: StarsCharge
+    ctx: EffectContext,
+    tenant: Tenant,
+    payment: Payment,
+    sold: Payment,
+    charge: StarsCharge,
+    translators: Translators | None,
 ) -> bool:
     """A subscription period paid: the subscription started or extended, its tokens granted
     once for the period. False when the period was already granted (nothing added)."""
@@ -232,11 +257,19 @@ async def _credit_period(
         ctx.session, tenant, payment, receipt_description(payment, name), now=ctx.now,
         actor="telegram", issuer_country=ctx.issuer_country,
     )  # fmt: skip
+    t = await reader_translator(
+        ctx.session, translators, subscription.reply_to, tenant_id=tenant.id
+    )
     ctx.tell(
         subscription.reply_to,
         tenant_id=tenant.id,
-        text=f"Payment received: {name} plan, +{payment.tokens:,} tokens, "
-        f"balance {entry.balance_after:,}. Receipt {receipt.number}.",
+        text=t(
+            "Payment received: {plan} plan, +{tokens} tokens, balance {balance}. Receipt {number}.",
+            plan=name,
+            tokens=t.number(payment.tokens),
+            balance=t.number(entry.balance_after),
+            number=receipt.number,
+        ),
     )
     return True
 

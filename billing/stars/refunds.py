@@ -11,16 +11,21 @@ A payment already refunded changes nothing, however many confirmations arrive.
 from __future__ import annotations
 
 from billing.invoicing.service import issue_credit_note
+from billing.notices import reader_translator
 from billing.stars.amounts import stars_label
 from billing.stripe.effects import EffectContext
+from core.i18n import Translators
 from storage.models import Payment
 from storage.repositories.invoices import InvoiceRepository
 from storage.repositories.ledger import LedgerRepository
 
 
-async def take_back(ctx: EffectContext, payment: Payment, *, actor: str) -> int | None:
+async def take_back(
+    ctx: EffectContext, payment: Payment, *, actor: str, translators: Translators | None = None
+) -> int | None:
     """Record ``payment`` (locked by the caller) as refunded in full: the tokens taken back
-    (0 for a payment that never credited any); None when it already was."""
+    (0 for a payment that never credited any); None when it already was. The chat's notice is
+    in its reader's language (``translators``; English without them)."""
     if payment.status == "refunded":
         return None
     was_paid = payment.status == "paid"
@@ -52,10 +57,17 @@ async def take_back(ctx: EffectContext, payment: Payment, *, actor: str) -> int 
             payment_id=payment.id,
         )  # fmt: skip
     if balance is not None:
+        t = await reader_translator(
+            ctx.session, translators, payment.reply_to, tenant_id=payment.tenant_id
+        )
         ctx.tell(
             payment.reply_to,
             tenant_id=payment.tenant_id,
-            text=f"Refund processed: {stars_label(stars)} returned, -{taken:,} tokens, "
-            f"balance {balance:,}.",
+            text=t(
+                "Refund processed: {stars} returned, -{tokens} tokens, balance {balance}.",
+                stars=t.ngettext("{n} Star", "{n} Stars", stars),
+                tokens=t.number(taken),
+                balance=t.number(balance),
+            ),
         )
     return taken

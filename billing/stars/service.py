@@ -14,7 +14,7 @@ from billing.stars.refunds import take_back
 from billing.stripe.effects import EffectContext
 from core.clock import Clock
 from core.errors import PaymentUnavailable, SwitchboardError
-from core.i18n import lazy
+from core.i18n import Translators, lazy
 from storage.db import Sessions
 from storage.models import Subscription
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
@@ -33,14 +33,24 @@ class Refunded:
 
 class StarsPayments:
     def __init__(
-        self, sessions: Sessions, api: StarsApi, *, clock: Clock, issuer_country: str = ""
+        self,
+        sessions: Sessions,
+        api: StarsApi,
+        *,
+        clock: Clock,
+        issuer_country: str = "",
+        translators: Translators | None = None,
     ) -> None:
         self._sessions = sessions
         self._api = api
         self._clock = clock
         self._issuer_country = issuer_country
+        #: Notices to the paying chat are in its reader's language (English without them).
+        self._translators = translators
         self.invoices = StarsInvoices(sessions, api, clock=clock)
-        self._crediting = StarsCrediting(sessions, clock=clock, issuer_country=issuer_country)
+        self._crediting = StarsCrediting(
+            sessions, clock=clock, issuer_country=issuer_country, translators=translators
+        )
 
     async def pre_checkout(self, payload: str, currency: str, total_amount: int) -> Verdict:
         return await check_pre_checkout(self._sessions, payload, currency, total_amount)
@@ -86,7 +96,7 @@ class StarsPayments:
                 session, now, charge_id, "refunded_payment",
                 issuer_country=self._issuer_country, cause=f"stars-refund:{payment.id}",
             )  # fmt: skip
-            taken = await take_back(ctx, payment, actor=actor)
+            taken = await take_back(ctx, payment, actor=actor, translators=self._translators)
             await ctx.settle_told()
         return Refunded(payment.id, taken, tuple(ctx.outbox_ids))
 
