@@ -109,10 +109,12 @@ async def test_stars_refusals_and_notices_in_french_and_a_refund_refusal_in_germ
                 "Telegram n'a pas pu créer la facture pour le moment ; veuillez réessayer."
             )
 
-            # Paid: the notice in French. Then Telegram refuses the refund (the refusal as a
-            # German admin reads it), and accepts it (the notice in French again).
+            # The invoice and, paid, the notice in French. Then Telegram refuses the refund
+            # (the refusal as a German admin reads it), and accepts it (its notice in French).
             await _ask(run, "/buy pro")  # the invoice, then its reply
-            _, paid = await fake.pay(MEMBER, fake.invoices[-1])
+            invoice = fake.invoices[-1]
+            assert invoice["description"] == "2\u202f000\u202f000 jetons pour Dupont"
+            _, paid = await fake.pay(MEMBER, invoice)
             assert paid is not None
             shop = Shop(fake, service)
             await shop.settle()

@@ -13,13 +13,14 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from billing.notices import reader_translator
 from billing.stars.amounts import STARS_CURRENCY, STARS_PROVIDER, stars_label, stars_to_micros
 from billing.stars.api import InvoiceSpec, StarsApi, StarsApiError
 from billing.stars.payload import payload_of
 from core.clock import Clock
 from core.envelope import ChatAddress
 from core.errors import PaymentUnavailable
-from core.i18n import N_, lazy
+from core.i18n import N_, Translator, Translators, lazy
 from storage.db import Sessions
 from storage.models import Pack, Payment, Plan, Tenant
 from storage.repositories.payments import PaymentRepository
@@ -63,10 +64,19 @@ class NotForStars(PaymentUnavailable):
 
 
 class StarsInvoices:
-    def __init__(self, sessions: Sessions, api: StarsApi, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        api: StarsApi,
+        *,
+        clock: Clock,
+        translators: Translators | None = None,
+    ) -> None:
         self._sessions = sessions
         self._api = api
         self._clock = clock
+        #: The invoice's texts are in the asker's language (English without catalogs).
+        self._translators = translators
 
     async def pack_invoice(
         self, tenant: Tenant, pack: Pack, *, reply_to: ChatAddress, actor: str
@@ -74,7 +84,13 @@ class StarsInvoices:
         """Send a Stars invoice for ``pack`` into the chat at ``reply_to``."""
         stars = _price(pack.stars, "pack", pack.slug)
         payment = await self._row(tenant, "pack", pack.slug, pack.tokens, stars, reply_to, actor)
-        spec = _spec(payment, pack.name, f"{pack.tokens:,} tokens for {tenant.name}", stars)
+        t = await self._reader(reply_to, tenant)
+        description = t(
+            "{tokens} tokens for {organisation}",
+            tokens=t.number(pack.tokens),
+            organisation=tenant.name,
+        )
+        spec = _spec(payment, pack.name, description, stars)
         thread = int(reply_to.thread_key) if reply_to.thread_key.isdigit() else None
         chat_id = int(reply_to.chat_key)
         await self._call(payment, self._api.send_invoice(chat_id, spec, thread_id=thread))
@@ -88,10 +104,15 @@ class StarsInvoices:
         payment = await self._row(
             tenant, "subscription", plan.slug, plan.tokens_included, stars, reply_to, actor
         )
+        t = await self._reader(reply_to, tenant)
         spec = _spec(
             payment,
-            f"{plan.name} plan",
-            f"{plan.tokens_included:,} tokens every month for {tenant.name}",
+            t("{plan} plan", plan=plan.name),
+            t(
+                "{tokens} tokens every month for {organisation}",
+                tokens=t.number(plan.tokens_included),
+                organisation=tenant.name,
+            ),
             stars,
         )
         url = await self._call(payment, self._api.subscription_link(spec))
@@ -130,6 +151,13 @@ class StarsInvoices:
         async with self._sessions.begin() as session:
             await PaymentRepository(session).add(payment)
         return payment
+
+    async def _reader(self, reply_to: ChatAddress | None, tenant: Tenant) -> Translator:
+        """The language of whoever asked: their ``/language``, else the organisation's."""
+        async with self._sessions() as session:
+            return await reader_translator(
+                session, self._translators, reply_to, tenant_id=tenant.id
+            )
 
     async def _call(self, payment: Payment, call: Awaitable[T]) -> T:
         try:

@@ -47,7 +47,7 @@ class StarsPayments:
         self._issuer_country = issuer_country
         #: Notices to the paying chat are in its reader's language (English without them).
         self._translators = translators
-        self.invoices = StarsInvoices(sessions, api, clock=clock)
+        self.invoices = StarsInvoices(sessions, api, clock=clock, translators=translators)
         self._crediting = StarsCrediting(
             sessions, clock=clock, issuer_country=issuer_country, translators=translators
         )
