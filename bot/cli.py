@@ -189,8 +189,9 @@ async def _chat(app: App, slug: str | None, user: str, stdin: TextIO, out: TextI
         return str(_save(file, media))
 
     await run_console(
-        app.pipeline, slug, user, stdin=stdin, sink=ConsoleSink(out, save), prompt=stdin.isatty()
-    )
+        app.pipeline, slug, user, stdin=stdin, prompt=stdin.isatty(),
+        sink=ConsoleSink(out, save, app.deps.translators.get(None)),
+    )  # fmt: skip
     return 0
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from core.envelope import InboundMessage, LinkButton, OutboundFile, ReplyStream
+from core.i18n import Translator
 from handlers.pipeline import Pipeline
 
 CHANNEL = "console"
@@ -27,9 +28,13 @@ def plain_text(text: str) -> str:
 class ConsoleSink:
     """Writes streamed deltas as they arrive and saves files under ``files_dir``."""
 
-    def __init__(self, out: TextIO, save_file: Callable[[OutboundFile], str]) -> None:
+    def __init__(
+        self, out: TextIO, save_file: Callable[[OutboundFile], str], t: Translator | None = None
+    ) -> None:
         self._out = out
         self._save_file = save_file
+        #: The terminal's language (DEFAULT_LANGUAGE, as the shell's); English without it.
+        self._t = t
 
     async def send_text(self, text: str) -> None:
         self._write(plain_text(text) + "\n")
@@ -39,7 +44,8 @@ class ConsoleSink:
         self._write(text + "\n" + "".join(f"  {b.label}: {b.url}\n" for b in buttons))
 
     async def send_file(self, file: OutboundFile) -> None:
-        self._write(f"[file saved: {self._save_file(file)}]\n")
+        path, t = self._save_file(file), self._t
+        self._write((t("[file saved: {path}]", path=path) if t else f"[file saved: {path}]") + "\n")
 
     def open_stream(self) -> ReplyStream:
         return _ConsoleStream(self)

@@ -1,10 +1,12 @@
 """Errors and refusals in the reader's language (DESIGN §9): what a French or German member reads
 when Stripe fails, when the balance is used up, when Stars or an invoice refuse, when a Slack file
-is too large, and the pages shown after a Stripe checkout, through the fake Bot API, the fake
-Slack and the fake Stripe."""
+is too large, the pages shown after a Stripe checkout and a file saved by `switchboard chat`,
+through the fake Bot API, the fake Slack, the fake Stripe and the CLI."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import re
 from collections.abc import AsyncIterator
@@ -16,7 +18,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.app import App
 from bot.channels import build_slack_channel
+from bot.cli import main
 from bot.http import build_web_app
 from bot.service import ServiceRunner
 from core.errors import SwitchboardError
@@ -248,3 +252,24 @@ async def test_slack_file_too_large_is_refused_in_the_organisations_language(
     finally:
         await channel.stop()
         await runner.cleanup()
+
+
+async def test_a_french_terminal_says_where_a_file_was_saved_in_french(
+    app: App, llm: FakeLLMServer
+) -> None:
+    await tenant_with_tokens(app, "acme")
+    await admin(app, "admin", "add", "console:console", "viewer")
+    env = {
+        "DATABASE_URL": app.settings.database_url,
+        "MEDIA_DIR": str(app.settings.media_dir),
+        "OPENAI_BASE_URL": llm.base_url,
+        "DEFAULT_LANGUAGE": "fr",
+    }
+    out = io.StringIO()
+    words = ["chat", "--tenant", "acme"]
+    code = await asyncio.to_thread(
+        main, words, environ=env, stdin=io.StringIO("/export usage\n"), stdout=out
+    )
+    saved = app.settings.media_dir / "usage-all-all.csv"
+    assert code == 0 and out.getvalue() == f"[fichier enregistré : {saved}]\n"
+    assert saved.stat().st_size > 0
