@@ -113,3 +113,31 @@ async def test_a_renewed_or_still_running_stars_subscription_keeps_its_plan(
     async with shop.app.deps.sessions() as session:
         status = await session.scalar(select(Subscription.status))
     assert status == "active"
+
+
+async def test_a_renewal_that_arrives_after_the_sweep_restores_the_plan(
+    shop: Shop,  # noqa: F811
+) -> None:
+    """Telegram charged the renewal on time but its update reached us only after the sweep
+    had ended the subscription (an outage longer than the grace): the period is paid, so the
+    plan comes back with its tokens, once."""
+    first_end = int(time.time() - GRACE.total_seconds()) - 3600
+    invoice = await _subscribe(shop, first_end)
+    assert await shop.service.stars_expiry.sweep()
+    assert await _plan(shop) == "prepaid"
+
+    late = shop.fake.successful_payment(USER, invoice, recurring=True, period_end=first_end + MONTH)
+    await shop.fake.send_update(late)
+    await shop.settle()
+    await shop.fake.send_update(late)  # redelivered: nothing more
+    await shop.settle()
+    assert await _plan(shop) == "pro"
+    assert await shop.balance() == START + 2 * INCLUDED
+    async with shop.app.deps.sessions() as session:
+        row = (await session.execute(select(Subscription))).scalar_one()
+    assert (row.status, row.canceled_at) == ("active", None)
+    assert await shop.count(AuditLog, AuditLog.action == "subscription.resume") == 1
+    # Still running: the sweep leaves it alone, and the ledger holds.
+    assert await shop.service.stars_expiry.sweep() == []
+    assert await _plan(shop) == "pro"
+    assert await shop.ledger_ok()

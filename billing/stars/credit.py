@@ -31,6 +31,7 @@ from core.clock import Clock
 from core.i18n import Translators
 from storage.db import Sessions
 from storage.models import Payment, Subscription, Tenant
+from storage.repositories.admins import AuditRepository
 from storage.repositories.catalog import PlanRepository
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.payments import PaymentRepository, SubscriptionRepository
@@ -250,6 +251,18 @@ async def _credit_period(
         subscription.current_period_end is None or end > subscription.current_period_end
     ):
         subscription.current_period_end = end
+    if subscription.status == "canceled" and end is not None and end > ctx.now:
+        # Telegram renewed it after our hourly sweep had ended it (the renewal reached us past
+        # the grace, say after an outage): it is paid for a period still to come, so it runs.
+        subscription.status, subscription.canceled_at = "active", None
+        await AuditRepository(ctx.session).record(
+            "telegram",
+            "subscription.resume",
+            subscription.stripe_subscription_id,
+            {"status": "canceled", "plan": tenant.plan},
+            {"status": "active", "plan": subscription.plan, "period_end": end.isoformat()},
+            tenant_id=tenant.id,
+        )
     if subscription.status != "canceled":
         subscription.status, subscription.updated_at = "active", ctx.now
         tenant.plan = subscription.plan
