@@ -188,8 +188,9 @@ def _build_payments(
         stripe = api = StripeCheckout(client, http)
         closers.append(stripe.aclose)
         deps.checkout = CheckoutService(
-            sessions, stripe, ReturnUrls.under(settings.public_base_url), clock=clock
-        )
+            sessions, stripe, ReturnUrls.under(settings.public_base_url), clock=clock,
+            translators=deps.translators,
+        )  # fmt: skip
         deps.invoices.attach_checkout(deps.checkout)
     webhook_secret = secret_value(settings.stripe_webhook_secret)
     if webhook_secret is not None:

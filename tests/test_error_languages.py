@@ -27,7 +27,7 @@ from core.errors import SwitchboardError
 from tests.conftest import AppFactory, admin, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.slack_server import FakeSlackServer, message_event
-from tests.fakes.stripe_server import FakeStripeServer
+from tests.fakes.stripe_server import FakeStripeServer, StripeRequest
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.test_payments import stripe_env
 from tests.test_slack import FAST, Harness, slack, slack_env  # noqa: F401 (fixture)
@@ -64,6 +64,10 @@ def _buttons(run: Running) -> list[str]:
     return [row[0]["text"] for row in (markup or {}).get("inline_keyboard", [])]
 
 
+def _product(request: StripeRequest) -> str:
+    return str(request.params["line_items"][0]["price_data"]["product_data"]["name"])
+
+
 async def test_french_member_reads_stripe_failures_and_the_top_up_offer_in_french(
     start: Start,  # noqa: F811
     stripe_api: FakeStripeServer,
@@ -88,6 +92,16 @@ async def test_french_member_reads_stripe_failures_and_the_top_up_offer_in_frenc
         "Pro : 2\u202f000\u202f000 jetons pour 15,00 EUR",
         "Enterprise : 10\u202f000\u202f000 jetons pour 50,00 EUR",
     ]
+    # Stripe's page names what is bought in the language the member chose with /language
+    # (the app's language is not known outside a reply; the organisation's is English here).
+    assert [_product(r) for r in stripe_api.created()] == [
+        "Starter: 500,000 tokens",
+        "Pro: 2,000,000 tokens",
+        "Enterprise: 10,000,000 tokens",
+    ]
+    await _ask(run, "/language fr")
+    await _ask(run, "/subscribe pro")  # (the packs' links above are given again, not remade)
+    assert _product(stripe_api.created()[-1]) == "Pro : 5\u202f000\u202f000 jetons"
 
 
 async def test_stars_refusals_and_notices_in_french_and_a_refund_refusal_in_german(

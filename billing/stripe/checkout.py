@@ -14,11 +14,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from billing.amounts import price_label, to_minor
+from billing.notices import reader_translator
 from billing.stripe.subscription_state import SubscriptionState
 from core.clock import Clock
 from core.envelope import ChatAddress
 from core.errors import PaymentUnavailable
-from core.i18n import lazy
+from core.i18n import Translators, lazy
 from storage.db import Sessions
 from storage.models import Pack, Payment, Plan, Subscription, Tenant
 from storage.repositories.catalog import PackRepository
@@ -90,11 +91,14 @@ class CheckoutService:
         urls: ReturnUrls,
         *,
         clock: Clock,
+        translators: Translators | None = None,
     ) -> None:
         self._sessions = sessions
         self._stripe = stripe
         self._urls = urls
         self._clock = clock
+        #: What Stripe's page names is in the asker's language (English without catalogs).
+        self._translators = translators
 
     async def pack_link(
         self, tenant: Tenant, pack: Pack, *, reply_to: ChatAddress | None, actor: str
@@ -248,9 +252,10 @@ class CheckoutService:
         async with self._sessions.begin() as session:
             await PaymentRepository(session).add(payment)
             payment.idempotency_key = f"switchboard-payment-{payment.id}-{nonce}"
+        product = await self._product(tenant, payment, name, reply_to)
         try:
             created = await self._stripe.create_session(
-                self._params(tenant, payment, name), idempotency_key=payment.idempotency_key
+                self._params(tenant, payment, product), idempotency_key=payment.idempotency_key
             )
         except Exception as exc:
             reason = exc.reason if isinstance(exc, PaymentUnavailable) else type(exc).__name__
@@ -261,7 +266,18 @@ class CheckoutService:
             await PaymentRepository(session).attach_session(payment.id, created.id, created.url)
         return _link(payment, name, created.url, created.id)
 
-    def _params(self, tenant: Tenant, payment: Payment, name: str) -> dict[str, Any]:
+    async def _product(
+        self, tenant: Tenant, payment: Payment, name: str, reply_to: ChatAddress | None
+    ) -> str:
+        """The line Stripe's page shows, in the language of whoever asked: their ``/language``,
+        else the organisation's (``Pro: 2,000,000 tokens``, ``Invoice INV-…``)."""
+        async with self._sessions() as session:
+            t = await reader_translator(session, self._translators, reply_to, tenant_id=tenant.id)
+        if payment.kind == "invoice":
+            return t("Invoice {number}", number=payment.item)
+        return t("{name}: {tokens} tokens", name=name, tokens=t.number(payment.tokens))
+
+    def _params(self, tenant: Tenant, payment: Payment, product: str) -> dict[str, Any]:
         metadata = {
             "tenant": tenant.slug,
             "payment": str(payment.id),
@@ -271,9 +287,7 @@ class CheckoutService:
         price_data: dict[str, Any] = {
             "currency": payment.currency.lower(),
             "unit_amount": to_minor(payment.amount_micros, payment.currency),
-            "product_data": {
-                "name": name if payment.kind == "invoice" else f"{name}: {payment.tokens:,} tokens"
-            },
+            "product_data": {"name": product},
         }
         params: dict[str, Any] = {
             "client_reference_id": tenant.slug,
