@@ -125,3 +125,13 @@ async def test_welcome_after_start_in_the_joined_tenants_language(start: Start) 
         "Welcome! This chat is now linked to Dupont SARL. "
         "Write a message to talk to your assistant, or see /help."
     )
+
+
+async def test_a_wrong_invite_code_is_refused_in_the_apps_language(start: Start) -> None:  # noqa: F811
+    run = await start()
+    assert await _ask(run, "/start NOPE-NOPE") == "Ce code d'invitation n'est pas valide."
+    code = await tenant_with_tokens(run.app, "dupont")
+    await _ask(run, f"/start {code}", language="de")
+    await run.fake.send_update(_from(run.fake, FRENCH + 2, f"/start {code}", "de"))
+    [reply] = [m.text for m in await run.fake.wait_for_bot_messages(FRENCH + 2)]
+    assert reply == "Dieser Einladungscode wurde bereits verwendet."

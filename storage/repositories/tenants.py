@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import ConflictError, NotFoundError
+from core.i18n import lazy
 from storage.models import ChannelBinding, Invite, Member, Tenant
 from storage.states import TenantStatus
 
@@ -38,7 +39,9 @@ class TenantRepository:
         plan: str = "prepaid",
     ) -> Tenant:
         if await self.find(slug) is not None:
-            raise ConflictError(f"tenant {slug} exists", user_message=f"Tenant '{slug}' exists.")
+            raise ConflictError(
+                f"tenant {slug} exists", user_message=lazy("Tenant '{slug}' exists.", slug=slug)
+            )
         tenant = Tenant(
             slug=slug,
             name=name,
@@ -127,18 +130,24 @@ class InviteRepository:
             )
         ).scalar_one_or_none()
         if invite is None:
-            raise ConflictError("unknown invite", user_message="This invite code is not valid.")
+            raise ConflictError(
+                "unknown invite", user_message=lazy("This invite code is not valid.")
+            )
         return invite
 
     async def redeem(self, code: str, *, now: datetime, used_by: str) -> Tenant:
         """Mark the code used (atomically: two redeemers cannot both win) and return its tenant."""
         invite = await self.lookup(code)
         if invite.used_at is not None:
-            raise ConflictError("used invite", user_message="This invite code was already used.")
+            raise ConflictError(
+                "used invite", user_message=lazy("This invite code was already used.")
+            )
         if invite.expires_at <= now:
             raise ConflictError(
                 "expired invite",
-                user_message="This invite code has expired. Ask your administrator for a new one.",
+                user_message=lazy(
+                    "This invite code has expired. Ask your administrator for a new one."
+                ),
             )
         claimed = await self.session.execute(
             update(Invite)
@@ -146,7 +155,9 @@ class InviteRepository:
             .values(used_at=now, used_by=used_by)
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            raise ConflictError("used invite", user_message="This invite code was already used.")
+            raise ConflictError(
+                "used invite", user_message=lazy("This invite code was already used.")
+            )
         return await TenantRepository(self.session).by_id(invite.tenant_id)
 
 
