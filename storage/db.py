@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.db_stats import DbStats
 from storage.writer_queue import WriterQueue
 
 log = logging.getLogger(__name__)
@@ -98,8 +100,10 @@ class Sessions:
     On PostgreSQL writers run concurrently (row locks order them) and ``ahead`` changes nothing.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, stats: DbStats | None = None) -> None:
         self.engine = engine
+        #: What this process's transactions cost (``/metrics``); counted only when given.
+        self.stats = stats
         self._read = async_sessionmaker(engine, expire_on_commit=False)
         sqlite = engine.dialect.name == "sqlite"
         writer = engine.execution_options(**{_WRITE: True}) if sqlite else engine
@@ -112,10 +116,17 @@ class Sessions:
     @asynccontextmanager
     async def begin(self, *, ahead: bool = False) -> AsyncIterator[AsyncSession]:
         queue = self._queue
+        stats = self.stats
         if queue is None:
-            async with self._write.begin() as session:
-                yield session
+            granted = time.perf_counter()
+            try:
+                async with self._write.begin() as session:
+                    yield session
+            finally:
+                if stats is not None:
+                    stats.held(time.perf_counter() - granted)
             return
+        asked = time.perf_counter()
         try:
             async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
                 await queue.acquire(ahead=ahead)
@@ -123,15 +134,22 @@ class Sessions:
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, TimeoutError("waited too long for the writer queue")
             ) from None
+        granted = time.perf_counter()
         try:
             async with self._write.begin() as session:
                 yield session
         finally:
             queue.release()
+            if stats is not None:
+                stats.writer_wait_seconds += granted - asked
+                stats.held(time.perf_counter() - granted)
 
 
-def create_session_factory(engine: AsyncEngine) -> Sessions:
-    return Sessions(engine)
+def create_session_factory(engine: AsyncEngine, stats: DbStats | None = None) -> Sessions:
+    """Sessions on ``engine``; with ``stats``, its transactions and statements are counted."""
+    if stats is not None:
+        stats.attach(engine)
+    return Sessions(engine, stats)
 
 
 def is_transient(exc: BaseException) -> bool:
