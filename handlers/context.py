@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.envelope import InboundMessage, ReplySink
 from core.i18n import Translator
 from handlers.deps import Deps
+from storage.config_cache import Freshness
 from storage.models import Member, Tenant
 from storage.repositories.updates import UpdateClaimRepository
 
@@ -52,6 +53,9 @@ class TurnContext:
     claim: UpdateClaim | None = None
     #: The reader's language, resolved by ``IdentifyMiddleware`` (DESIGN §9); "" before that.
     language: str = ""
+    #: The configuration version (and expected tenant's balance) read in the update's claim;
+    #: ``IdentifyMiddleware`` reads it itself when there was no claim.
+    freshness: Freshness | None = None
 
     @property
     def t(self) -> Translator:

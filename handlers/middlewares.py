@@ -19,9 +19,9 @@ from core.errors import SwitchboardError, TenantUnavailable
 from core.i18n import N_, Text, lazy
 from handlers.context import Handler, TurnContext, UpdateClaim
 from handlers.topup import TRIAL_ENDED
+from storage.config_cache import read_freshness
 from storage.db import retry_transient
 from storage.models import Tenant
-from storage.repositories.admins import AdminRepository
 from storage.repositories.tenants import (
     BindingRepository,
     MemberRepository,
@@ -155,6 +155,10 @@ class DedupMiddleware:
                     reply_to=reply_address(msg),
                     now=now,
                 )
+                # The configuration version rides on the claim (see storage.config_cache).
+                expected = ctx.deps.config_cache.expected_tenant(msg.channel, msg.scope_key)
+                freshness = await read_freshness(session, expected)
+            ctx.freshness = freshness
             return True
         except IntegrityError:
             pass
@@ -197,27 +201,42 @@ def reply_address(message: InboundMessage) -> dict[str, str | bool]:
 class IdentifyMiddleware:
     """Finds the tenant bound to the chat, the member, and the sender's platform role.
 
-    Read in a read-only transaction; the write transaction (a new member, or activity times at
-    most once a minute, see ``ACTIVITY_RESOLUTION``) follows only when there is something to
-    write, which spares most turns a place in the writer queue.
+    Read from the process's :class:`~storage.config_cache.ConfigCache`, valid for the
+    configuration version read with the update's claim (or here, without one), so a change
+    made anywhere is seen on the next turn; what is not cached is read in one read-only
+    transaction. The write transaction (a new member, or activity times at most once a minute,
+    see ``ACTIVITY_RESOLUTION``) follows only when there is something to write, which spares
+    most turns a place in the writer queue.
     """
 
     async def __call__(self, ctx: TurnContext, call_next: Handler) -> None:
         msg = ctx.message
         now = ctx.deps.clock()
-        async with ctx.deps.sessions() as session:
-            ctx.admin_role = await AdminRepository(session).role_of(msg.channel, msg.user_id)
-            ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
-            if ctx.tenant is not None:
-                ctx.member = await MemberRepository(session).find(
-                    ctx.tenant.id, msg.channel, msg.user_id
-                )
+        cache = ctx.deps.config_cache
+        fresh = ctx.freshness
+        if fresh is None:  # no claim (an update without a key): read the version here
+            async with ctx.deps.sessions() as session:
+                expected = cache.expected_tenant(msg.channel, msg.scope_key)
+                fresh = await read_freshness(session, expected)
+        identity = await cache.identify(
+            ctx.deps.sessions,
+            fresh,
+            channel=msg.channel,
+            scope_key=msg.scope_key,
+            user_id=msg.user_id,
+        )
+        ctx.admin_role, ctx.tenant, ctx.member = (
+            identity.admin_role,
+            identity.tenant,
+            identity.member,
+        )
         tenant, member = ctx.tenant, ctx.member
         if tenant is not None and (
             member is None
             or member_needs_update(member, msg.user_name, now)
             or needs_touch(tenant, now)
         ):
+            generation = cache.generation
             async with ctx.deps.sessions.begin(ahead=True) as session:
                 ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
                 if ctx.tenant is not None:
@@ -225,6 +244,8 @@ class IdentifyMiddleware:
                         ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now
                     )
                     TenantRepository(session).touch(ctx.tenant, now)
+            if generation == cache.generation:  # read after the version the cache holds
+                cache.remember(msg.channel, msg.scope_key, ctx.tenant, ctx.member)
         ctx.language = ctx.deps.translators.resolve(
             chosen=ctx.member.language if ctx.member is not None else None,
             client=msg.language_code,
