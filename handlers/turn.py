@@ -274,7 +274,7 @@ class AssistantTurn:
         claim is marked done in it too."""
         member_id = ctx.member.id if ctx.member else None
         charge: Charge | None = None
-        async with ctx.deps.sessions.begin() as session:
+        async with ctx.deps.sessions.grouped() as session:
             conversations = ConversationRepository(session)
             conversation = await self._conversation(conversations, ctx, tenant, plan)
             await conversations.add_message(

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import event
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage.db_stats import DbStats
+from storage.group_commit import GroupCommit
 from storage.writer_queue import WriterQueue
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,15 @@ class Sessions:
         writer = engine.execution_options(**{_WRITE: True}) if sqlite else engine
         self._write = async_sessionmaker(writer, expire_on_commit=False)
         self._queue = WriterQueue(WRITER_PATIENCE_SECONDS) if sqlite else None
+        self._group = GroupCommit(self.begin, stats)
 
     def __call__(self) -> AsyncSession:
         return self._read()
+
+    def grouped(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A write transaction committed together with the others asked for at the same moment,
+        each in its own savepoint (:mod:`storage.group_commit`); it returns once committed."""
+        return self._group.transaction()
 
     @asynccontextmanager
     async def begin(self, *, ahead: bool = False) -> AsyncIterator[AsyncSession]:
