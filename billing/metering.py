@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +36,9 @@ from storage.repositories.rollups import RollupRepository, UsageDelta
 from storage.repositories.usage import UsageRepository
 
 log = logging.getLogger(__name__)
+
+#: Work done first in a reservation's transaction (see :meth:`Metering.reserve`).
+Joined = Callable[[AsyncSession], Awaitable[None]]
 
 #: Below this many output tokens an answer is not worth starting.
 MIN_OUTPUT_TOKENS = 16
@@ -162,6 +165,7 @@ class Metering:
         kind: str = "chat",
         assistant_id: int | None = None,
         conversation_id: int | None = None,
+        joined: Joined | None = None,
     ) -> AsyncIterator[MeteredCall]:
         """Reserve for one provider call; release on any way out that did not settle it.
 
@@ -180,6 +184,7 @@ class Metering:
             kind=kind,
             assistant_id=assistant_id,
             conversation_id=conversation_id,
+            joined=joined,
         )
         call = MeteredCall(self, reservation)
         try:
@@ -209,6 +214,7 @@ class Metering:
         kind: str = "chat",
         assistant_id: int | None = None,
         conversation_id: int | None = None,
+        joined: Joined | None = None,
     ) -> Reservation:
         """Reserve up to ``prompt_tokens_bound + max_output_tokens``.
 
@@ -238,6 +244,7 @@ class Metering:
                     kind=kind,
                     assistant_id=assistant_id,
                     conversation_id=conversation_id,
+                    joined=joined,
                 )
             except _HeldByOthers as held:
                 remaining = deadline - loop.time()
@@ -261,10 +268,13 @@ class Metering:
         kind: str,
         assistant_id: int | None,
         conversation_id: int | None,
+        joined: Joined | None,
     ) -> Reservation:
         now = self._clock()
         # Ahead of longer transactions: the user is waiting for the answer to start.
         async with self._sessions.begin(ahead=True) as session:
+            if joined is not None:
+                await joined(session)
             usage = UsageRepository(session)
             granted = await self._grant(session, usage, tenant, minimum, wanted, now)
             event = await usage.add(

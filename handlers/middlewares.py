@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +18,7 @@ from billing.holders import is_dead_local_holder
 from core.envelope import ActivitySink, InboundMessage
 from core.errors import SwitchboardError, TenantUnavailable
 from core.i18n import N_, Text, lazy
-from handlers.context import Handler, TurnContext, UpdateClaim
+from handlers.context import ClaimTaken, Handler, TurnContext, UpdateClaim
 from handlers.topup import TRIAL_ENDED
 from storage.config_cache import read_freshness
 from storage.db import retry_transient
@@ -127,18 +128,52 @@ class DedupMiddleware:
         if key is None:
             await call_next(ctx)
             return
-        if not await self._claim(ctx, key):
+        if _deferrable(ctx.message):
+            claim = self._pending(ctx, key)
+            async with ctx.deps.sessions() as session:
+                ctx.freshness = await read_freshness(
+                    session,
+                    ctx.deps.config_cache.expected_tenant(
+                        ctx.message.channel, ctx.message.scope_key
+                    ),
+                )
+        elif await self._claim(ctx, key):
+            claim = UpdateClaim(ctx.message.channel, key, self._holder)
+        else:
             ctx.outcome = "duplicate"
             return
-        ctx.claim = UpdateClaim(ctx.message.channel, key, self._holder)
+        ctx.claim = claim
         try:
-            await call_next(ctx)
+            try:
+                await call_next(ctx)
+            except ClaimTaken:
+                # Claimed before this turn's reservation could: nothing of it was written.
+                ctx.claim = None
+                if not await self._claim(ctx, key):
+                    ctx.outcome = "duplicate"
+                    return
+                ctx.claim = claim = UpdateClaim(ctx.message.channel, key, self._holder)
+                ctx.freshness = None
+                await call_next(ctx)
         except asyncio.CancelledError:
             raise  # unfinished on purpose: see the class docstring
         except BaseException:
             await self._finish(ctx, key)
             raise
         await self._finish(ctx, key)
+
+    def _pending(self, ctx: TurnContext, key: str) -> UpdateClaim:
+        msg = ctx.message
+        now = ctx.deps.clock()
+        return UpdateClaim(
+            msg.channel,
+            key,
+            self._holder,
+            pending=True,
+            lease_expires_at=now + self._lease,
+            reply_to=reply_address(msg),
+            claimed_at=now,
+        )
 
     async def _claim(self, ctx: TurnContext, key: str) -> bool:
         # Claims go ahead of longer write transactions: nothing shows until the claim is in.
@@ -177,14 +212,27 @@ class DedupMiddleware:
         return taken
 
     async def _finish(self, ctx: TurnContext, key: str) -> None:
-        if ctx.claim is not None and ctx.claim.done:
+        claim = ctx.claim
+        if claim is not None and claim.done:
             return  # finished with the turn's own transaction
 
         async def attempt() -> None:
             async with ctx.deps.sessions.begin() as session:
+                if claim is not None and claim.pending:
+                    # Never written (the turn was refused before reserving): written done.
+                    with suppress(ClaimTaken):
+                        async with session.begin_nested():
+                            await claim.join_done(session)
+                    return
                 await UpdateClaimRepository(session).finish(ctx.message.channel, key, self._holder)
 
         await retry_transient(attempt, seconds=30, what="marking an update handled")
+
+
+def _deferrable(message: InboundMessage) -> bool:
+    """Whether the claim may wait for the turn's reservation: a plain text message (no
+    command, no attachment) does nothing before its assistant call that would matter twice."""
+    return not message.attachments and not message.text.lstrip().startswith("/")
 
 
 def reply_address(message: InboundMessage) -> dict[str, str | bool]:

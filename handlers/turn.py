@@ -100,6 +100,7 @@ class AssistantTurn:
             max_output_tokens=assistant.max_output_tokens,
             assistant_id=assistant.id,
             conversation_id=plan.conversation.id if plan.conversation else None,
+            joined=ctx.claim.join if ctx.claim is not None else None,
         ) as call:
             request = CompletionRequest(
                 system_prompt=plan.assistant.system_prompt,
@@ -148,6 +149,7 @@ class AssistantTurn:
         """An image assistant answers with an image: the message is its prompt."""
         await _show(ctx, "upload_photo")
         resolved = plan.assistant
+        await ctx.write_claim()  # before the image is paid for
         made = await make_image(
             ctx.deps,
             _origin(ctx, tenant, plan, "image"),
