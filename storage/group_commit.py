@@ -4,7 +4,7 @@ A turn's persist (messages, library item, settled usage, ledger debit, claim don
 short statements; on its own, each pays for a transaction (the writer queue, ``BEGIN
 IMMEDIATE``, ``COMMIT`` and its sync) and, on SQLite, holds the single writer for all of it.
 Here the first caller opens a *batch*: a writer task waits for the process's writer and opens
-one transaction; everyone who asks while the batch is waiting or running joins it. Members run
+one transaction; everyone who asks while the batch is waiting for the writer joins it. Members run
 one after another on the batch's session, each in its own ``SAVEPOINT``, so an error in one
 member rolls back that member only and is raised to it alone. When the last member is through,
 the writer task commits once, and only then does each member's ``async with`` return: whoever
@@ -31,7 +31,7 @@ class _Batch:
     __slots__ = ("closed", "committed", "done", "members", "ready", "size", "turn")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        #: No member may join any more (the last one is through, or the batch failed).
+        #: No member may join any more (the batch has the writer, or failed).
         self.closed = False
         #: Members that joined and are not through yet.
         self.members = 0
@@ -82,6 +82,10 @@ class GroupCommit:
     async def _write(self, batch: _Batch) -> None:
         try:
             async with self._begin() as session:
+                # Those who came while the batch waited for the writer make up the batch; later
+                # ones form the next, so claims and reservations (which go ahead of it in the
+                # writer queue) are not held up behind an ever longer batch.
+                batch.closed = True
                 batch.ready.set_result(session)
                 await batch.done.wait()
         except BaseException as exc:
