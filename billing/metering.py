@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,8 +38,15 @@ from storage.repositories.usage import UsageRepository
 
 log = logging.getLogger(__name__)
 
-#: Work done first in a reservation's transaction (see :meth:`Metering.reserve`).
-Joined = Callable[[AsyncSession], Awaitable[None]]
+
+class Joined(Protocol):
+    """A write done first in a reservation's transaction (see :meth:`Metering.reserve`)."""
+
+    async def join(self, session: AsyncSession) -> None: ...
+
+    def committed(self) -> None:
+        """Called once the reservation's transaction, with the write, has committed."""
+
 
 #: Below this many output tokens an answer is not worth starting.
 MIN_OUTPUT_TOKENS = 16
@@ -271,10 +279,12 @@ class Metering:
         joined: Joined | None,
     ) -> Reservation:
         now = self._clock()
-        # Ahead of longer transactions: the user is waiting for the answer to start.
-        async with self._sessions.begin(ahead=True) as session:
+        # Ahead of longer transactions: the user is waiting for the answer to start. Turns
+        # reserving at the same moment share one commit (each in its own savepoint): after a
+        # batch of answers, the next messages all arrive together.
+        async with self._sessions.grouped(ahead=True) as session:
             if joined is not None:
-                await joined(session)
+                await joined.join(session)
             usage = UsageRepository(session)
             granted = await self._grant(session, usage, tenant, minimum, wanted, now)
             event = await usage.add(
@@ -293,6 +303,8 @@ class Metering:
                     lease_expires_at=now + self._ttl,
                 )
             )
+        if joined is not None:
+            joined.committed()
         self._open.add(event.id)
         return Reservation(
             event.id,

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,14 +55,17 @@ class UpdateClaim:
 
     async def join(self, session: AsyncSession) -> None:
         """Write a pending claim in ``session``'s transaction (first, so a duplicate stops
-        before anything else); it is no longer pending once that transaction commits."""
+        before anything else); whoever commits that transaction then calls :meth:`committed`."""
         if not self.pending:
             return
         try:
             await self.insert(session, "processing")
         except IntegrityError:
             raise ClaimTaken(self.key) from None
-        event.listen(session.sync_session, "after_commit", self._written, once=True)
+
+    def committed(self) -> None:
+        """The transaction :meth:`join` wrote in has committed: the claim is written."""
+        self.pending = False
 
     async def join_done(self, session: AsyncSession) -> None:
         """Write a pending claim already ``done`` (the turn ended without a reservation)."""
@@ -84,9 +86,6 @@ class UpdateClaim:
             now=self.claimed_at,
             state=state,
         )
-
-    def _written(self, _session: object) -> None:
-        self.pending = False
 
 
 @dataclass(slots=True)
@@ -125,6 +124,7 @@ class TurnContext:
         if claim is not None and claim.pending:
             async with self.deps.sessions.begin(ahead=True) as session:
                 await claim.join(session)
+            claim.committed()
 
     def call_key(self, kind: str) -> str:
         """The idempotency key of this turn's ``kind`` provider call (``chat``, ...): stable for

@@ -100,7 +100,7 @@ class AssistantTurn:
             max_output_tokens=assistant.max_output_tokens,
             assistant_id=assistant.id,
             conversation_id=plan.conversation.id if plan.conversation else None,
-            joined=ctx.claim.join if ctx.claim is not None else None,
+            joined=ctx.claim,
         ) as call:
             request = CompletionRequest(
                 system_prompt=plan.assistant.system_prompt,

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import event
@@ -111,14 +112,17 @@ class Sessions:
         self._write = async_sessionmaker(writer, expire_on_commit=False)
         self._queue = WriterQueue(WRITER_PATIENCE_SECONDS) if sqlite else None
         self._group = GroupCommit(self.begin, stats)
+        self._group_ahead = GroupCommit(partial(self.begin, ahead=True), stats)
 
     def __call__(self) -> AsyncSession:
         return self._read()
 
-    def grouped(self) -> AbstractAsyncContextManager[AsyncSession]:
+    def grouped(self, *, ahead: bool = False) -> AbstractAsyncContextManager[AsyncSession]:
         """A write transaction committed together with the others asked for at the same moment,
-        each in its own savepoint (:mod:`storage.group_commit`); it returns once committed."""
-        return self._group.transaction()
+        each in its own savepoint (:mod:`storage.group_commit`); it returns once committed.
+        ``ahead`` batches go ahead of ordinary ones in the writer queue, as ``begin(ahead=True)``
+        (reservations, and the claims they carry)."""
+        return (self._group_ahead if ahead else self._group).transaction()
 
     @asynccontextmanager
     async def begin(self, *, ahead: bool = False) -> AsyncIterator[AsyncSession]:

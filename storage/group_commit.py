@@ -4,7 +4,8 @@ A turn's persist (messages, library item, settled usage, ledger debit, claim don
 short statements; on its own, each pays for a transaction (the writer queue, ``BEGIN
 IMMEDIATE``, ``COMMIT`` and its sync) and, on SQLite, holds the single writer for all of it.
 Here the first caller opens a *batch*: a writer task waits for the process's writer and opens
-one transaction; everyone who asks while the batch is waiting for the writer joins it. Members run
+one transaction; everyone who asks while the batch is waiting for the writer joins it, up to
+``MAX_BATCH``. Members run
 one after another on the batch's session, each in its own ``SAVEPOINT``, so an error in one
 member rolls back that member only and is raised to it alone. When the last member is through,
 the writer task commits once, and only then does each member's ``async with`` return: whoever
@@ -25,6 +26,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db_stats import DbStats
+
+#: At most this many members per batch: a batch holds the (SQLite) writer while its members
+#: run one after another, and reservations wait behind it. At 50 busy chats, unbounded batches
+#: (~25 turns) put the first visible text at 0.75 s, 8 at 0.25 s, 3 at 0.09 s, for the same
+#: throughput (bench/e2e_bench.py).
+MAX_BATCH = 4
 
 
 class _Batch:
@@ -51,8 +58,11 @@ class GroupCommit:
         self,
         begin: Callable[[], AbstractAsyncContextManager[AsyncSession]],
         stats: DbStats | None = None,
+        *,
+        max_size: int = MAX_BATCH,
     ) -> None:
         self._begin = begin
+        self._max_size = max_size
         self._stats = stats
         self._batch: _Batch | None = None
         self._writers: set[asyncio.Task[None]] = set()
@@ -60,7 +70,7 @@ class GroupCommit:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         batch = self._batch
-        if batch is None or batch.closed:
+        if batch is None or batch.closed or batch.size >= self._max_size:
             batch = self._batch = _Batch(asyncio.get_running_loop())
             writer = asyncio.create_task(self._write(batch), name="group-commit")
             self._writers.add(writer)  # referenced until done

@@ -122,7 +122,8 @@ async def test_concurrent_turns_persist_in_batches_and_the_ledger_holds(app: App
         )
     )
     assert all(sink.deltas and sink.texts for sink in sinks)
-    assert sum(size * count for size, count in stats.batch_sizes.items()) == 12
+    # Twelve reservations (with their claims) and twelve persists, in batches.
+    assert sum(size * count for size, count in stats.batch_sizes.items()) == 24
     assert max(stats.batch_sizes) > 1, stats.batch_sizes
     verify = await admin(app, "ledger", "verify")
     assert verify.data["ok"] is True, verify.text
