@@ -7,11 +7,16 @@ is measured is Switchboard: pipeline, persistence, metering and Telegram deliver
 
     .venv/bin/python bench/e2e_bench.py [--chats 1 50] [--messages 10] [--mode polling|webhook]
                                         [--processes 1] [--database-url URL]
-                                        [--profile DIR]
+                                        [--profile DIR] [--tree DIR --tree DIR2 [--runs 3]]
 
 Prints, per run: turns/s, latency p50/p95/p99/max, first visible text p50, the slowest chat's
 time over the fastest's, CPU ms per turn and peak RSS of the service process(es), Bot API calls
-per turn, and the start-up time to the first poll (polling mode). ``--processes 2`` (webhook
+per turn, the start-up time to the first poll (polling mode), and the database work per turn
+read from the service's ``/metrics`` (transactions, statements, write transactions, time the
+writer was held and waited for, group-commit batch sizes) where the service reports it.
+``--tree DIR`` (given twice or more) runs the service of each source tree in turn, ``--runs``
+times alternately, and prints the medians side by side with their ratios to the first tree
+(``git archive COMMIT | tar -x -C DIR`` makes a tree of a commit). ``--processes 2`` (webhook
 mode, PostgreSQL) spreads the updates over two processes. ``--profile DIR`` samples each
 service process with py-spy (``pip install py-spy``) while the chats run and writes its folded
 stacks to DIR, one file per run and process (``bench/profile_summary.py`` reads them).
@@ -21,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,10 +36,12 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The source tree under test (``--tree``); this checkout by default.
+sys.path.insert(0, os.environ.get("E2E_TREE") or str(Path(__file__).resolve().parents[1]))
 
 from bot.app import build_app, prepare_database
 from bot.settings import load_settings
@@ -71,6 +80,9 @@ class Result:
     driver_cpu_seconds: float = 0.0
     #: Share of the machine's CPU (all cores) busy while the chats ran, whoever used it.
     machine_busy: float = 0.0
+    #: The services' database counters over the chats (``switchboard_db_*`` on ``/metrics``);
+    #: empty when the service does not report them.
+    db: dict[str, float] | None = None
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -143,6 +155,7 @@ async def run_once(
     processes: int,
     tmp: Path,
     profile: Path | None = None,
+    tree: Path = ROOT,
 ) -> Result:
     llm = FakeLLMServer()
     llm.reply_text = REPLY
@@ -155,14 +168,14 @@ async def run_once(
     procs: list[asyncio.subprocess.Process] = []
     ports: list[int] = []
     try:
-        await provision(url, chats, tmp / "media")
+        await _provision_with(tree, url, chats, tmp / "media")
         started = time.monotonic()
         for _ in range(processes):
             port = _free_port()
             ports.append(port)
             env = {
                 **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-                "PYTHONPATH": str(ROOT),
+                "PYTHONPATH": str(tree),
                 "DATABASE_URL": url,
                 "MEDIA_DIR": str(tmp / "media"),
                 "OPENAI_BASE_URL": llm.base_url,
@@ -208,6 +221,7 @@ async def run_once(
         driver_before = time.process_time()
         machine_before = _machine_ticks()
         calls_before = len(telegram.calls)
+        db_before = [await _db_counters(port) for port in ports]
         turns: list[Turn] = []
         spans: list[float] = []
         wall_started = time.monotonic()
@@ -224,10 +238,12 @@ async def run_once(
         busy = (machine_after[0] - machine_before[0]) / max(1, machine_after[1] - machine_before[1])
         rss = sum(_peak_rss_mb(p.pid) for p in procs)
         calls = len(telegram.calls) - calls_before
+        db_after = [await _db_counters(port) for port in ports]
+        db = _sum_differences(db_before, db_after)
         for spy in spies:
             spy.send_signal(signal.SIGINT)
             await spy.wait()
-        return Result(chats, turns, wall, cpu, rss, calls, startup, spans, driver_cpu, busy)
+        return Result(chats, turns, wall, cpu, rss, calls, startup, spans, driver_cpu, busy, db)
     finally:
         for proc in procs:
             if proc.returncode is None:
@@ -236,6 +252,57 @@ async def run_once(
             await proc.wait()
         await telegram.stop()
         await llm.stop()
+
+
+async def _provision_with(tree: Path, url: str, chats: int, media: Path) -> None:
+    """Provision with the tree under test's own code (its migrations)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--provision",
+        json.dumps([url, chats, str(media)]),
+        env={**os.environ, "E2E_TREE": str(tree), "PYTHONPATH": str(tree)},
+    )
+    if await proc.wait() != 0:
+        raise RuntimeError(f"provisioning with {tree} failed")
+
+
+_METRIC_LINE = re.compile(r"^(switchboard_db_\w+?)(?:_total)?(\{size=\"(\d+)\"\})? ([0-9.e+-]+)$")
+
+
+async def _db_counters(port: int) -> dict[str, float]:
+    """The ``switchboard_db_*`` counters of the service on ``port`` (empty if it has none)."""
+
+    def fetch() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            return str(response.read().decode())
+
+    counters: dict[str, float] = {}
+    for line in (await asyncio.to_thread(fetch)).splitlines():
+        match = _METRIC_LINE.match(line)
+        if match is None:
+            continue
+        name, _, size, value = match.groups()
+        if size is None:
+            counters[name] = float(value)
+        else:  # group commits: batches and the turns they held
+            counters["switchboard_db_batches"] = counters.get("switchboard_db_batches", 0) + float(
+                value
+            )
+            counters["switchboard_db_batched_turns"] = counters.get(
+                "switchboard_db_batched_turns", 0
+            ) + int(size) * float(value)
+    return counters
+
+
+def _sum_differences(
+    before: list[dict[str, float]], after: list[dict[str, float]]
+) -> dict[str, float] | None:
+    total: dict[str, float] = {}
+    for old, new in zip(before, after, strict=True):
+        for name, value in new.items():
+            total[name] = total.get(name, 0) + value - old.get(name, 0)
+    return total or None
 
 
 async def _spy(pid: int, profile: Path, chats: int, index: int) -> asyncio.subprocess.Process:
@@ -319,6 +386,72 @@ def report(result: Result, label: str) -> None:
     print(f"  Bot API calls per turn  {result.api_calls / n:8.1f}")
     if result.startup is not None:
         print(f"  start-up to first poll  {result.startup:8.2f} s")
+    for name, value in _db_figures(result).items():
+        print(f"  {name:24}{value:8.2f}")
+
+
+def _db_figures(result: Result) -> dict[str, float]:
+    """Database work per turn (empty when the service does not report it)."""
+    db = result.db
+    if not db:
+        return {}
+    n = len(result.turns)
+    writes = db.get("switchboard_db_writes", 0)
+    figures = {
+        "transactions per turn": db.get("switchboard_db_transactions", 0) / n,
+        "statements per turn": db.get("switchboard_db_statements", 0) / n,
+        "writes per turn": writes / n,
+        "writer held ms/turn": db.get("switchboard_db_writer_hold_seconds", 0) * 1000 / n,
+        "writer held ms/write": db.get("switchboard_db_writer_hold_seconds", 0)
+        * 1000
+        / max(writes, 1),
+        "writer wait ms/turn": db.get("switchboard_db_writer_wait_seconds", 0) * 1000 / n,
+    }
+    if db.get("switchboard_db_batches"):
+        figures["turns per group commit"] = (
+            db["switchboard_db_batched_turns"] / db["switchboard_db_batches"]
+        )
+    return figures
+
+
+def _figures(result: Result) -> dict[str, float]:
+    latencies = [t.latency for t in result.turns]
+    n = len(result.turns)
+    return {
+        "turns/s": n / result.wall,
+        "latency p50 ms": _percentile(latencies, 0.5) * 1000,
+        "latency p99 ms": _percentile(latencies, 0.99) * 1000,
+        "first text p50 ms": statistics.median(t.first_text for t in result.turns) * 1000,
+        "CPU ms per turn": result.cpu_seconds / n * 1000,
+        "peak RSS MB": result.peak_rss_mb,
+        "Bot API calls/turn": result.api_calls / n,
+        **({"start-up s": result.startup} if result.startup is not None else {}),
+        **_db_figures(result),
+    }
+
+
+def compare(trees: list[Path], results: dict[Path, list[Result]]) -> None:
+    """Medians per tree, side by side, with the ratio of each to the first tree."""
+    medians = {
+        tree: {
+            name: statistics.median(_figures(r).get(name, float("nan")) for r in results[tree])
+            for name in _figures(results[tree][0])
+        }
+        for tree in trees
+    }
+    names = list(medians[trees[0]])
+    for tree in trees[1:]:
+        names += [n for n in medians[tree] if n not in names]
+    runs = len(results[trees[0]])
+    print(f"\nmedians of {runs} alternating run(s); ratio = tree / {trees[0].name}")
+    header = f"{'':24}" + "".join(f"{t.name[:14]:>14}" for t in trees)
+    print(header + "".join(f"{'ratio ' + t.name[:8]:>16}" for t in trees[1:]))
+    for name in names:
+        values = [medians[t].get(name, float("nan")) for t in trees]
+        line = f"{name:24}" + "".join(f"{v:14.1f}" for v in values)
+        base = values[0]
+        line += "".join(f"{(v / base if base else float('nan')):15.2f}x" for v in values[1:])
+        print(line)
 
 
 async def main() -> None:
@@ -329,25 +462,48 @@ async def main() -> None:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--database-url", help="default: a fresh SQLite file per run")
     parser.add_argument("--profile", type=Path, help="write py-spy folded stacks here")
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        action="append",
+        help="a source tree to run the service from (twice or more: compare them side by side)",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="alternating runs per tree")
+    parser.add_argument("--provision", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.provision:
+        url, chats, media = json.loads(args.provision)
+        await provision(url, chats, Path(media))
+        return
+    trees = [t.resolve() for t in args.tree or [ROOT]]
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     if args.processes > 1 and args.mode != "webhook":
         parser.error("--processes > 1 needs --mode webhook")
     for chats in args.chats:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'e2e.db'}"
-            result = await run_once(
-                url=url,
-                chats=chats,
-                messages=args.messages,
-                mode=args.mode,
-                processes=args.processes,
-                tmp=Path(tmp),
-                profile=args.profile,
-            )
-            backend = url.split(":", 1)[0]
-            report(result, f"{args.mode}, {args.processes} process(es), {backend}")
+        results: dict[Path, list[Result]] = {tree: [] for tree in trees}
+        for run in range(args.runs):
+            for tree in trees:
+                with tempfile.TemporaryDirectory() as tmp:
+                    url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'e2e.db'}"
+                    result = await run_once(
+                        url=url,
+                        chats=chats,
+                        messages=args.messages,
+                        mode=args.mode,
+                        processes=args.processes,
+                        tmp=Path(tmp),
+                        profile=args.profile,
+                        tree=tree,
+                    )
+                    results[tree].append(result)
+                    backend = url.split(":", 1)[0]
+                    label = f"{args.mode}, {args.processes} process(es), {backend}"
+                    if len(trees) > 1 or args.runs > 1:
+                        label += f", {tree.name} run {run + 1}"
+                    report(result, label)
+        if len(trees) > 1 or args.runs > 1:
+            compare(trees, results)
 
 
 if __name__ == "__main__":

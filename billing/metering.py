@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +37,16 @@ from storage.repositories.rollups import RollupRepository, UsageDelta
 from storage.repositories.usage import UsageRepository
 
 log = logging.getLogger(__name__)
+
+
+class Joined(Protocol):
+    """A write done first in a reservation's transaction (see :meth:`Metering.reserve`)."""
+
+    async def join(self, session: AsyncSession) -> None: ...
+
+    def committed(self) -> None:
+        """Called once the reservation's transaction, with the write, has committed."""
+
 
 #: Below this many output tokens an answer is not worth starting.
 MIN_OUTPUT_TOKENS = 16
@@ -162,6 +173,7 @@ class Metering:
         kind: str = "chat",
         assistant_id: int | None = None,
         conversation_id: int | None = None,
+        joined: Joined | None = None,
     ) -> AsyncIterator[MeteredCall]:
         """Reserve for one provider call; release on any way out that did not settle it.
 
@@ -180,6 +192,7 @@ class Metering:
             kind=kind,
             assistant_id=assistant_id,
             conversation_id=conversation_id,
+            joined=joined,
         )
         call = MeteredCall(self, reservation)
         try:
@@ -209,6 +222,7 @@ class Metering:
         kind: str = "chat",
         assistant_id: int | None = None,
         conversation_id: int | None = None,
+        joined: Joined | None = None,
     ) -> Reservation:
         """Reserve up to ``prompt_tokens_bound + max_output_tokens``.
 
@@ -238,6 +252,7 @@ class Metering:
                     kind=kind,
                     assistant_id=assistant_id,
                     conversation_id=conversation_id,
+                    joined=joined,
                 )
             except _HeldByOthers as held:
                 remaining = deadline - loop.time()
@@ -261,10 +276,15 @@ class Metering:
         kind: str,
         assistant_id: int | None,
         conversation_id: int | None,
+        joined: Joined | None,
     ) -> Reservation:
         now = self._clock()
-        # Ahead of longer transactions: the user is waiting for the answer to start.
-        async with self._sessions.begin(ahead=True) as session:
+        # Ahead of longer transactions: the user is waiting for the answer to start. Turns
+        # reserving at the same moment share one commit (each in its own savepoint): after a
+        # batch of answers, the next messages all arrive together.
+        async with self._sessions.grouped(ahead=True) as session:
+            if joined is not None:
+                await joined.join(session)
             usage = UsageRepository(session)
             granted = await self._grant(session, usage, tenant, minimum, wanted, now)
             event = await usage.add(
@@ -283,6 +303,8 @@ class Metering:
                     lease_expires_at=now + self._ttl,
                 )
             )
+        if joined is not None:
+            joined.committed()
         self._open.add(event.id)
         return Reservation(
             event.id,

@@ -34,6 +34,7 @@ from handlers.outbox import Outbox
 from handlers.pipeline import Pipeline, build_pipeline
 from storage import migrate
 from storage.db import Sessions, create_engine, create_session_factory
+from storage.db_stats import DbStats
 from storage.repositories.admins import AdminRepository
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def build_app(
     clock: Clock = system_clock,
 ) -> App:
     engine = create_engine(settings.database_url)
-    sessions = create_session_factory(engine)
+    db_stats = DbStats()
+    sessions = create_session_factory(engine, db_stats)
     if providers is None:
         providers = build_provider_clients(
             openai_api_key=secret_value(settings.openai_api_key),
@@ -78,6 +80,8 @@ def build_app(
             anthropic_base_url=settings.anthropic_base_url,
             timeout=settings.provider_timeout_seconds,
         )
+    metrics = Metrics()
+    metrics.watch_database(db_stats)
     translators = Translators(LOCALE_DIR, default=settings.default_language)
     pricer = Pricer()
     metering = Metering(
@@ -112,7 +116,7 @@ def build_app(
         providers=providers,
         pricer=pricer,
         metering=metering,
-        metrics=Metrics(),
+        metrics=metrics,
         clock=clock,
         config=CommandConfig(
             billing_currency=settings.billing_currency,

@@ -18,6 +18,7 @@ from core.clock import Clock
 from core.i18n import Translators
 from handlers.metrics import Metrics
 from handlers.outbox import Outbox
+from storage.config_cache import ConfigCache
 from storage.db import Sessions
 
 if TYPE_CHECKING:  # the Stripe SDK is imported only when payments are configured
@@ -71,3 +72,6 @@ class Deps:
     stripe_webhook: StripeWebhook | None = None
     #: Telegram Stars invoices and refunds; None unless ``TELEGRAM_PAYMENTS=stars``.
     stars: StarsPayments | None = None
+    #: Who is who (admin roles, bindings, tenants, members), valid for one configuration
+    #: version: see :mod:`storage.config_cache`.
+    config_cache: ConfigCache = field(default_factory=ConfigCache)

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -17,11 +18,11 @@ from billing.holders import is_dead_local_holder
 from core.envelope import ActivitySink, InboundMessage
 from core.errors import SwitchboardError, TenantUnavailable
 from core.i18n import N_, Text, lazy
-from handlers.context import Handler, TurnContext, UpdateClaim
+from handlers.context import ClaimTaken, Handler, TurnContext, UpdateClaim
 from handlers.topup import TRIAL_ENDED
+from storage.config_cache import read_freshness
 from storage.db import retry_transient
 from storage.models import Tenant
-from storage.repositories.admins import AdminRepository
 from storage.repositories.tenants import (
     BindingRepository,
     MemberRepository,
@@ -127,18 +128,52 @@ class DedupMiddleware:
         if key is None:
             await call_next(ctx)
             return
-        if not await self._claim(ctx, key):
+        if _deferrable(ctx.message):
+            claim = self._pending(ctx, key)
+            async with ctx.deps.sessions() as session:
+                ctx.freshness = await read_freshness(
+                    session,
+                    ctx.deps.config_cache.expected_tenant(
+                        ctx.message.channel, ctx.message.scope_key
+                    ),
+                )
+        elif await self._claim(ctx, key):
+            claim = UpdateClaim(ctx.message.channel, key, self._holder)
+        else:
             ctx.outcome = "duplicate"
             return
-        ctx.claim = UpdateClaim(ctx.message.channel, key, self._holder)
+        ctx.claim = claim
         try:
-            await call_next(ctx)
+            try:
+                await call_next(ctx)
+            except ClaimTaken:
+                # Claimed before this turn's reservation could: nothing of it was written.
+                ctx.claim = None
+                if not await self._claim(ctx, key):
+                    ctx.outcome = "duplicate"
+                    return
+                ctx.claim = claim = UpdateClaim(ctx.message.channel, key, self._holder)
+                ctx.freshness = None
+                await call_next(ctx)
         except asyncio.CancelledError:
             raise  # unfinished on purpose: see the class docstring
         except BaseException:
             await self._finish(ctx, key)
             raise
         await self._finish(ctx, key)
+
+    def _pending(self, ctx: TurnContext, key: str) -> UpdateClaim:
+        msg = ctx.message
+        now = ctx.deps.clock()
+        return UpdateClaim(
+            msg.channel,
+            key,
+            self._holder,
+            pending=True,
+            lease_expires_at=now + self._lease,
+            reply_to=reply_address(msg),
+            claimed_at=now,
+        )
 
     async def _claim(self, ctx: TurnContext, key: str) -> bool:
         # Claims go ahead of longer write transactions: nothing shows until the claim is in.
@@ -155,6 +190,10 @@ class DedupMiddleware:
                     reply_to=reply_address(msg),
                     now=now,
                 )
+                # The configuration version rides on the claim (see storage.config_cache).
+                expected = ctx.deps.config_cache.expected_tenant(msg.channel, msg.scope_key)
+                freshness = await read_freshness(session, expected)
+            ctx.freshness = freshness
             return True
         except IntegrityError:
             pass
@@ -173,14 +212,27 @@ class DedupMiddleware:
         return taken
 
     async def _finish(self, ctx: TurnContext, key: str) -> None:
-        if ctx.claim is not None and ctx.claim.done:
+        claim = ctx.claim
+        if claim is not None and claim.done:
             return  # finished with the turn's own transaction
 
         async def attempt() -> None:
             async with ctx.deps.sessions.begin() as session:
+                if claim is not None and claim.pending:
+                    # Never written (the turn was refused before reserving): written done.
+                    with suppress(ClaimTaken):
+                        async with session.begin_nested():
+                            await claim.join_done(session)
+                    return
                 await UpdateClaimRepository(session).finish(ctx.message.channel, key, self._holder)
 
         await retry_transient(attempt, seconds=30, what="marking an update handled")
+
+
+def _deferrable(message: InboundMessage) -> bool:
+    """Whether the claim may wait for the turn's reservation: a plain text message (no
+    command, no attachment) does nothing before its assistant call that would matter twice."""
+    return not message.attachments and not message.text.lstrip().startswith("/")
 
 
 def reply_address(message: InboundMessage) -> dict[str, str | bool]:
@@ -197,27 +249,42 @@ def reply_address(message: InboundMessage) -> dict[str, str | bool]:
 class IdentifyMiddleware:
     """Finds the tenant bound to the chat, the member, and the sender's platform role.
 
-    Read in a read-only transaction; the write transaction (a new member, or activity times at
-    most once a minute, see ``ACTIVITY_RESOLUTION``) follows only when there is something to
-    write, which spares most turns a place in the writer queue.
+    Read from the process's :class:`~storage.config_cache.ConfigCache`, valid for the
+    configuration version read with the update's claim (or here, without one), so a change
+    made anywhere is seen on the next turn; what is not cached is read in one read-only
+    transaction. The write transaction (a new member, or activity times at most once a minute,
+    see ``ACTIVITY_RESOLUTION``) follows only when there is something to write, which spares
+    most turns a place in the writer queue.
     """
 
     async def __call__(self, ctx: TurnContext, call_next: Handler) -> None:
         msg = ctx.message
         now = ctx.deps.clock()
-        async with ctx.deps.sessions() as session:
-            ctx.admin_role = await AdminRepository(session).role_of(msg.channel, msg.user_id)
-            ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
-            if ctx.tenant is not None:
-                ctx.member = await MemberRepository(session).find(
-                    ctx.tenant.id, msg.channel, msg.user_id
-                )
+        cache = ctx.deps.config_cache
+        fresh = ctx.freshness
+        if fresh is None:  # no claim (an update without a key): read the version here
+            async with ctx.deps.sessions() as session:
+                expected = cache.expected_tenant(msg.channel, msg.scope_key)
+                fresh = await read_freshness(session, expected)
+        identity = await cache.identify(
+            ctx.deps.sessions,
+            fresh,
+            channel=msg.channel,
+            scope_key=msg.scope_key,
+            user_id=msg.user_id,
+        )
+        ctx.admin_role, ctx.tenant, ctx.member = (
+            identity.admin_role,
+            identity.tenant,
+            identity.member,
+        )
         tenant, member = ctx.tenant, ctx.member
         if tenant is not None and (
             member is None
             or member_needs_update(member, msg.user_name, now)
             or needs_touch(tenant, now)
         ):
+            generation = cache.generation
             async with ctx.deps.sessions.begin(ahead=True) as session:
                 ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
                 if ctx.tenant is not None:
@@ -225,6 +292,8 @@ class IdentifyMiddleware:
                         ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now
                     )
                     TenantRepository(session).touch(ctx.tenant, now)
+            if generation == cache.generation:  # read after the version the cache holds
+                cache.remember(msg.channel, msg.scope_key, ctx.tenant, ctx.member)
         ctx.language = ctx.deps.translators.resolve(
             chosen=ctx.member.language if ctx.member is not None else None,
             client=msg.language_code,

@@ -103,6 +103,7 @@ class AssistantTurn:
             max_output_tokens=assistant.max_output_tokens,
             assistant_id=assistant.id,
             conversation_id=plan.conversation.id if plan.conversation else None,
+            joined=ctx.claim,
         ) as call:
             request = CompletionRequest(
                 system_prompt=plan.assistant.system_prompt,
@@ -151,6 +152,7 @@ class AssistantTurn:
         """An image assistant answers with an image: the message is its prompt."""
         await _show(ctx, "upload_photo")
         resolved = plan.assistant
+        await ctx.write_claim()  # before the image is paid for
         made = await make_image(
             ctx.deps,
             _origin(ctx, tenant, plan, "image"),
@@ -278,7 +280,7 @@ class AssistantTurn:
         claim is marked done in it too."""
         member_id = ctx.member.id if ctx.member else None
         charge: Charge | None = None
-        async with ctx.deps.sessions.begin() as session:
+        async with ctx.deps.sessions.grouped() as session:
             conversations = ConversationRepository(session)
             conversation = await self._conversation(conversations, ctx, tenant, plan)
             await conversations.add_message(

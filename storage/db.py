@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import event
@@ -18,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.db_stats import DbStats
+from storage.group_commit import GroupCommit
 from storage.writer_queue import WriterQueue
 
 log = logging.getLogger(__name__)
@@ -98,24 +102,42 @@ class Sessions:
     On PostgreSQL writers run concurrently (row locks order them) and ``ahead`` changes nothing.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, stats: DbStats | None = None) -> None:
         self.engine = engine
+        #: What this process's transactions cost (``/metrics``); counted only when given.
+        self.stats = stats
         self._read = async_sessionmaker(engine, expire_on_commit=False)
         sqlite = engine.dialect.name == "sqlite"
         writer = engine.execution_options(**{_WRITE: True}) if sqlite else engine
         self._write = async_sessionmaker(writer, expire_on_commit=False)
         self._queue = WriterQueue(WRITER_PATIENCE_SECONDS) if sqlite else None
+        self._group = GroupCommit(self.begin, stats)
+        self._group_ahead = GroupCommit(partial(self.begin, ahead=True), stats)
 
     def __call__(self) -> AsyncSession:
         return self._read()
 
+    def grouped(self, *, ahead: bool = False) -> AbstractAsyncContextManager[AsyncSession]:
+        """A write transaction committed together with the others asked for at the same moment,
+        each in its own savepoint (:mod:`storage.group_commit`); it returns once committed.
+        ``ahead`` batches go ahead of ordinary ones in the writer queue, as ``begin(ahead=True)``
+        (reservations, and the claims they carry)."""
+        return (self._group_ahead if ahead else self._group).transaction()
+
     @asynccontextmanager
     async def begin(self, *, ahead: bool = False) -> AsyncIterator[AsyncSession]:
         queue = self._queue
+        stats = self.stats
         if queue is None:
-            async with self._write.begin() as session:
-                yield session
+            granted = time.perf_counter()
+            try:
+                async with self._write.begin() as session:
+                    yield session
+            finally:
+                if stats is not None:
+                    stats.held(time.perf_counter() - granted)
             return
+        asked = time.perf_counter()
         try:
             async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
                 await queue.acquire(ahead=ahead)
@@ -123,15 +145,22 @@ class Sessions:
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, TimeoutError("waited too long for the writer queue")
             ) from None
+        granted = time.perf_counter()
         try:
             async with self._write.begin() as session:
                 yield session
         finally:
             queue.release()
+            if stats is not None:
+                stats.writer_wait_seconds += granted - asked
+                stats.held(time.perf_counter() - granted)
 
 
-def create_session_factory(engine: AsyncEngine) -> Sessions:
-    return Sessions(engine)
+def create_session_factory(engine: AsyncEngine, stats: DbStats | None = None) -> Sessions:
+    """Sessions on ``engine``; with ``stats``, its transactions and statements are counted."""
+    if stats is not None:
+        stats.attach(engine)
+    return Sessions(engine, stats)
 
 
 def is_transient(exc: BaseException) -> bool:

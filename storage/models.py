@@ -884,3 +884,18 @@ class JobRun(Base):
     holder: Mapped[str] = mapped_column(String(100))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class ConfigVersion(Base):
+    """One row whose ``version`` goes up with every committed change to what processes cache of
+    tenants, members, bindings and platform admins (``storage.config_cache``).
+
+    Database triggers bump it (migration 0019), so no writer can forget to: a turn reads it in
+    its claim's transaction and drops its cache when it moved. Writes the turns make themselves
+    (activity times, balances, reservations, library numbers, new members) do not bump it.
+    """
+
+    __tablename__ = "config_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

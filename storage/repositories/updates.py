@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ProcessedUpdate
@@ -19,6 +19,18 @@ from storage.states import ClaimState
 
 #: States in which a claim's turn did not finish: a redelivery may take it over.
 UNFINISHED: tuple[ClaimState, ...] = ("processing", "abandoned")
+
+
+#: The claim's INSERT, built once (it runs on every turn): values are bound per execution.
+_INSERT_CLAIM = insert(ProcessedUpdate).values(
+    channel=bindparam("channel"),
+    update_key=bindparam("update_key"),
+    state=bindparam("state"),
+    holder=bindparam("holder"),
+    lease_expires_at=bindparam("lease_expires_at"),
+    reply_to=bindparam("reply_to"),
+    created_at=bindparam("created_at"),
+)
 
 
 class UpdateClaimRepository:
@@ -46,6 +58,31 @@ class UpdateClaimRepository:
                 reply_to=dict(reply_to),
                 created_at=now,
             )
+        )
+
+    async def insert(
+        self,
+        channel: str,
+        update_key: str,
+        *,
+        holder: str,
+        lease_expires_at: datetime | None,
+        reply_to: Mapping[str, str | bool],
+        now: datetime,
+        state: ClaimState = "processing",
+    ) -> None:
+        """Insert a claim at once (``IntegrityError`` if the update is claimed already)."""
+        await self.session.execute(
+            _INSERT_CLAIM,
+            {
+                "channel": channel,
+                "update_key": update_key,
+                "state": state,
+                "holder": holder,
+                "lease_expires_at": lease_expires_at,
+                "reply_to": dict(reply_to),
+                "created_at": now,
+            },
         )
 
     async def take_over(

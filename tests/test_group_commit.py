@@ -1,0 +1,197 @@
+"""Group commit (storage.group_commit): the write transactions waiting at one moment share one
+database transaction, each in its own savepoint, and each returns only once it is committed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from bot.app import App
+from handlers.telegram.adapter import private_scope
+from storage.db import Sessions, create_engine, create_session_factory
+from storage.db_stats import DbStats
+from storage.models import UsageEvent
+from storage.repositories.tenants import BindingRepository, TenantRepository
+from tests.conftest import AppFactory, admin, console_message, tenant_with_tokens
+from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.telegram_server import FakeTelegramServer
+from tests.sinks import RecordingSink
+from tests.test_faults import _child_env, _spawn_run, assert_invariants
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[Sessions]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'group.db'}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE log (id INTEGER PRIMARY KEY, who TEXT UNIQUE)"))
+    yield create_session_factory(engine, DbStats())
+    await engine.dispose()
+
+
+async def _logged(sessions: Sessions) -> list[str]:
+    async with sessions() as session:
+        rows = await session.execute(text("SELECT who FROM log ORDER BY id"))
+        return [str(who) for (who,) in rows]
+
+
+async def test_waiting_writes_share_one_commit_and_a_bad_one_fails_alone(
+    sessions: Sessions,
+) -> None:
+    stats = sessions.stats
+    assert stats is not None
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with sessions.begin() as session:
+            await session.execute(text("INSERT INTO log (who) VALUES ('first')"))
+            holding.set()
+            await release.wait()
+
+    seen_after_return: dict[str, bool] = {}
+
+    async def member(who: str) -> None:
+        async with sessions.grouped() as session:
+            await session.execute(text("INSERT INTO log (who) VALUES (:who)"), {"who": who})
+            await asyncio.sleep(0)
+            if who == "bad":
+                raise ValueError("this member fails")
+        # Returned: committed, so a fresh reader sees it.
+        seen_after_return[who] = who in await _logged(sessions)
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    members = [asyncio.create_task(member(who)) for who in ("a", "bad", "b", "first")]
+    await asyncio.sleep(0.05)  # all four wait for the writer: one batch
+    release.set()
+    results = await asyncio.gather(holder, *members, return_exceptions=True)
+
+    assert isinstance(results[2], ValueError)
+    # "first" breaks the unique constraint: its savepoint is rolled back, nobody else's.
+    assert results[4].__class__.__name__ == "IntegrityError"
+    assert results[1] is None and results[3] is None
+    assert await _logged(sessions) == ["first", "a", "b"]
+    assert seen_after_return == {"a": True, "b": True}
+    assert stats.batch_sizes == {4: 1}
+
+
+async def test_a_failed_commit_reaches_every_member(sessions: Sessions) -> None:
+    async with sessions.begin() as session:
+        # A deferred foreign key is checked at commit: one member's bad row fails the batch's
+        # commit, and every member is told (none of them was committed).
+        await session.execute(
+            text(
+                "CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER "
+                "REFERENCES log(id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+
+    async def member(n: int) -> None:
+        async with sessions.grouped() as session:
+            parent = 1000 + n if n == 1 else None
+            await session.execute(
+                text("INSERT INTO child (id, parent) VALUES (:id, :parent)"),
+                {"id": n, "parent": parent},
+            )
+
+    results = await asyncio.gather(*(member(n) for n in range(3)), return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in results), results
+    async with sessions() as session:
+        assert (await session.execute(text("SELECT count(*) FROM child"))).scalar_one() == 0
+
+
+async def test_concurrent_turns_persist_in_batches_and_the_ledger_holds(app: App) -> None:
+    await tenant_with_tokens(app)
+    async with app.deps.sessions.begin() as session:
+        tenant = await TenantRepository(session).get("acme")
+        for n in range(12):
+            await BindingRepository(session).bind(tenant, "console", f"tenant:acme{n}")
+    stats = app.deps.sessions.stats
+    assert stats is not None
+    sinks = [RecordingSink() for _ in range(12)]
+    await asyncio.gather(
+        *(
+            app.pipeline.handle(
+                console_message("hello", slug=f"acme{n}", user=f"u{n}", update_key=f"batch-{n}"),
+                sink,
+            )
+            for n, sink in enumerate(sinks)
+        )
+    )
+    assert all(sink.deltas and sink.texts for sink in sinks)
+    # Twelve reservations (with their claims) and twelve persists, in batches.
+    assert sum(size * count for size, count in stats.batch_sizes.items()) == 24
+    assert max(stats.batch_sizes) > 1, stats.batch_sizes
+    verify = await admin(app, "ledger", "verify")
+    assert verify.data["ok"] is True, verify.text
+
+
+async def test_killed_mid_batch_loses_no_acknowledged_turn_and_charges_nothing_twice(
+    make_app: AppFactory, database_url: str, llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    """``kill -9`` as soon as the first answer is delivered, while the other answers (all
+    finished streaming together) are being persisted in batches. Telegram then delivers every
+    update again: each chat ends with exactly one answer (an acknowledged turn is neither lost
+    nor answered again; an unacknowledged one is taken over), each answer is charged once,
+    every answer is in the library, nothing stays reserved and the ledger adds up."""
+    app = await make_app()
+    await tenant_with_tokens(app)
+    users = [6001 + n for n in range(8)]
+    async with app.deps.sessions.begin() as session:
+        tenant = await TenantRepository(session).get("acme")
+        for user in users:
+            await BindingRepository(session).bind(tenant, "telegram", private_scope(user))
+
+    async with FakeTelegramServer() as telegram:
+        env = _child_env(
+            tmp_path,
+            DATABASE_URL=database_url,
+            OPENAI_BASE_URL=llm.base_url,
+            DEFAULT_PROVIDER="openai",
+            DEFAULT_MODEL="gpt-4o-mini",
+            TELEGRAM_BOT_TOKEN=telegram.token,
+            TELEGRAM_API_BASE=telegram.base_url,
+            HTTP_PORT="0",
+            RECOVERY_GRACE_SECONDS="60",
+        )
+        llm.pause_fn = lambda _body: 1.0  # the answers all finish at about the same moment
+        updates = [telegram.private_message(user, f"question from {user}") for user in users]
+        first = await _spawn_run(env)
+        try:
+            for update in updates:
+                await telegram.send_update(update)
+            await telegram.wait_for(
+                lambda: any(telegram.bot_texts(user) for user in users), within=60
+            )
+        finally:
+            first.kill()
+            await first.wait()
+        acknowledged = [user for user in users if telegram.bot_texts(user)]
+        assert acknowledged
+
+        llm.pause_fn = None
+        second = await _spawn_run(env)
+        try:
+            # Up and polling (the first process had polled once, before any update).
+            await telegram.wait_for(lambda: len(telegram.calls_to("deleteWebhook")) >= 2, 60)
+            for update in updates:  # Telegram delivers every update again
+                await telegram.send_update(update)
+            for user in users:
+                await telegram.wait_for_bot_messages(user, 1, within=60)
+            await telegram.wait_for(lambda: telegram.queued_updates == 0, within=30)
+            await asyncio.sleep(1.5)  # room for a second answer, if one were coming
+        finally:
+            second.terminate()
+            _, err = await second.communicate()
+        assert second.returncode == 0, err.decode()[-2000:]
+        for user in users:
+            assert telegram.bot_texts(user) == [llm.reply_text], user
+    await assert_invariants(app)
+    async with app.deps.sessions() as session:
+        events = list((await session.execute(select(UsageEvent))).scalars())
+    settled = [e for e in events if e.status == "settled"]
+    assert len(settled) == len(users)
+    assert len({e.idempotency_key.split(":")[1] for e in settled}) == len(users)
