@@ -66,13 +66,16 @@ class GroupCommit:
         self._stats = stats
         self._batch: _Batch | None = None
         self._writers: set[asyncio.Task[None]] = set()
+        #: The batch before, until it has committed or failed.
+        self._previous: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         batch = self._batch
         if batch is None or batch.closed or batch.size >= self._max_size:
             batch = self._batch = _Batch(asyncio.get_running_loop())
-            writer = asyncio.create_task(self._write(batch), name="group-commit")
+            writer = asyncio.create_task(self._write(batch, self._previous), name="group-commit")
+            self._previous = writer
             self._writers.add(writer)  # referenced until done
             writer.add_done_callback(self._writers.discard)
         batch.members += 1
@@ -89,8 +92,12 @@ class GroupCommit:
         # Raises the commit's error, if any; the batch commits even if this caller is cancelled.
         await asyncio.shield(batch.committed)
 
-    async def _write(self, batch: _Batch) -> None:
+    async def _write(self, batch: _Batch, previous: asyncio.Task[None] | None) -> None:
         try:
+            if previous is not None:
+                # One batch at a time per process: on PostgreSQL, where nothing else makes a
+                # writer wait, the next batch gathers while this one commits.
+                await asyncio.wait([previous])
             async with self._begin() as session:
                 # Those who came while the batch waited for the writer make up the batch; later
                 # ones form the next, so claims and reservations (which go ahead of it in the
