@@ -9,7 +9,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
 from contextlib import suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
@@ -285,13 +285,12 @@ class IdentifyMiddleware:
             or needs_touch(tenant, now)
         ):
             generation = cache.generation
-            async with ctx.deps.sessions.begin(ahead=True) as session:
-                ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
-                if ctx.tenant is not None:
-                    ctx.member = await MemberRepository(session).get_or_create(
-                        ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now
-                    )
-                    TenantRepository(session).touch(ctx.tenant, now)
+            try:
+                await self._write(ctx, now)
+            except IntegrityError:
+                # Another process created the member at the same moment (two updates of a new
+                # user, or one update delivered to two processes): it exists now.
+                await self._write(ctx, now)
             if generation == cache.generation:  # read after the version the cache holds
                 cache.remember(msg.channel, msg.scope_key, ctx.tenant, ctx.member)
         ctx.language = ctx.deps.translators.resolve(
@@ -308,6 +307,18 @@ class IdentifyMiddleware:
             await ctx.sink.send_text(ctx.t(UNBOUND_EXPLANATION))
             return
         await call_next(ctx)
+
+    @staticmethod
+    async def _write(ctx: TurnContext, now: datetime) -> None:
+        """Create the member, or note its and the tenant's activity."""
+        msg = ctx.message
+        async with ctx.deps.sessions.begin(ahead=True) as session:
+            ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
+            if ctx.tenant is not None:
+                ctx.member = await MemberRepository(session).get_or_create(
+                    ctx.tenant.id, msg.channel, msg.user_id, msg.user_name, now
+                )
+                TenantRepository(session).touch(ctx.tenant, now)
 
 
 def _is_unbound_command(text: str) -> bool:

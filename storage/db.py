@@ -111,8 +111,11 @@ class Sessions:
         writer = engine.execution_options(**{_WRITE: True}) if sqlite else engine
         self._write = async_sessionmaker(writer, expire_on_commit=False)
         self._queue = WriterQueue(WRITER_PATIENCE_SECONDS) if sqlite else None
-        self._group = GroupCommit(self.begin, stats)
-        self._group_ahead = GroupCommit(partial(self.begin, ahead=True), stats)
+        serial = self._queue is None  # see GroupCommit's ``one_at_a_time``
+        self._group = GroupCommit(self.begin, stats, one_at_a_time=serial)
+        self._group_ahead = GroupCommit(
+            partial(self.begin, ahead=True), stats, one_at_a_time=serial
+        )
 
     def __call__(self) -> AsyncSession:
         return self._read()
