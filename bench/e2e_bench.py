@@ -83,10 +83,22 @@ class Result:
     #: The services' database counters over the chats (``switchboard_db_*`` on ``/metrics``);
     #: empty when the service does not report them.
     db: dict[str, float] | None = None
+    #: Of ``cpu_seconds``, what the services' main threads (the event loops) used; the rest is
+    #: their other threads (aiosqlite's one per connection, the resolver's, ...).
+    loop_cpu_seconds: float = 0.0
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _cpu_seconds_of(Path(f"/proc/{pid}/stat"))
+
+
+def _main_thread_cpu_seconds(pid: int) -> float:
+    """The main thread's own CPU (``/proc/PID/stat`` counts every thread of the process)."""
+    return _cpu_seconds_of(Path(f"/proc/{pid}/task/{pid}/stat"))
+
+
+def _cpu_seconds_of(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime + stime
 
 
@@ -155,6 +167,7 @@ async def run_once(
     processes: int,
     tmp: Path,
     profile: Path | None = None,
+    profile_gil: bool = False,
     tree: Path = ROOT,
 ) -> Result:
     llm = FakeLLMServer()
@@ -215,9 +228,12 @@ async def run_once(
             )
             await asyncio.sleep(0.2)
         spies = (
-            [await _spy(p.pid, profile, chats, i) for i, p in enumerate(procs)] if profile else []
+            [await _spy(p.pid, profile, chats, i, profile_gil) for i, p in enumerate(procs)]
+            if profile
+            else []
         )
         cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
+        loop_before = sum(_main_thread_cpu_seconds(p.pid) for p in procs)
         driver_before = time.process_time()
         machine_before = _machine_ticks()
         calls_before = len(telegram.calls)
@@ -233,6 +249,7 @@ async def run_once(
         )
         wall = time.monotonic() - wall_started
         cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
+        loop_cpu = sum(_main_thread_cpu_seconds(p.pid) for p in procs) - loop_before
         driver_cpu = time.process_time() - driver_before
         machine_after = _machine_ticks()
         busy = (machine_after[0] - machine_before[0]) / max(1, machine_after[1] - machine_before[1])
@@ -243,7 +260,9 @@ async def run_once(
         for spy in spies:
             spy.send_signal(signal.SIGINT)
             await spy.wait()
-        return Result(chats, turns, wall, cpu, rss, calls, startup, spans, driver_cpu, busy, db)
+        return Result(
+            chats, turns, wall, cpu, rss, calls, startup, spans, driver_cpu, busy, db, loop_cpu
+        )
     finally:
         for proc in procs:
             if proc.returncode is None:
@@ -305,7 +324,9 @@ def _sum_differences(
     return total or None
 
 
-async def _spy(pid: int, profile: Path, chats: int, index: int) -> asyncio.subprocess.Process:
+async def _spy(
+    pid: int, profile: Path, chats: int, index: int, gil: bool
+) -> asyncio.subprocess.Process:
     out = profile / f"chats{chats}-process{index}.txt"
     spy = await asyncio.create_subprocess_exec(
         shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
@@ -318,6 +339,7 @@ async def _spy(pid: int, profile: Path, chats: int, index: int) -> asyncio.subpr
         "--rate",
         "250",
         "--nonblocking",
+        *(["--gil"] if gil else []),
         "--output",
         str(out),
         stdout=asyncio.subprocess.DEVNULL,
@@ -380,6 +402,7 @@ def report(result: Result, label: str) -> None:
     print(f"  first text p50          {first_text * 1000:8.0f} ms")
     print(f"  slowest / fastest chat  {max(result.chat_spans) / min(result.chat_spans):8.2f}")
     print(f"  CPU per turn            {result.cpu_seconds / n * 1000:8.1f} ms")
+    print(f"    of it, event loop     {result.loop_cpu_seconds / n * 1000:8.1f} ms")
     print(f"  bench's own CPU per turn{result.driver_cpu_seconds / n * 1000:8.1f} ms")
     print(f"  machine CPU busy        {result.machine_busy:8.0%} of {os.cpu_count()} cores")
     print(f"  peak RSS                {result.peak_rss_mb:8.0f} MB")
@@ -423,6 +446,7 @@ def _figures(result: Result) -> dict[str, float]:
         "latency p99 ms": _percentile(latencies, 0.99) * 1000,
         "first text p50 ms": statistics.median(t.first_text for t in result.turns) * 1000,
         "CPU ms per turn": result.cpu_seconds / n * 1000,
+        "event loop CPU ms/turn": result.loop_cpu_seconds / n * 1000,
         "peak RSS MB": result.peak_rss_mb,
         "Bot API calls/turn": result.api_calls / n,
         **({"start-up s": result.startup} if result.startup is not None else {}),
@@ -463,6 +487,11 @@ async def main() -> None:
     parser.add_argument("--database-url", help="default: a fresh SQLite file per run")
     parser.add_argument("--profile", type=Path, help="write py-spy folded stacks here")
     parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="sample only the thread holding the GIL (where Python code spends CPU)",
+    )
+    parser.add_argument(
         "--tree",
         type=Path,
         action="append",
@@ -494,6 +523,7 @@ async def main() -> None:
                         processes=args.processes,
                         tmp=Path(tmp),
                         profile=args.profile,
+                        profile_gil=args.profile_gil,
                         tree=tree,
                     )
                     results[tree].append(result)

@@ -60,6 +60,7 @@ class App:
             await client.aclose()
         for close in self.closers:
             await close()
+        await self.deps.sessions.dispose()
         await self.engine.dispose()
 
 

@@ -130,7 +130,7 @@ class DedupMiddleware:
             return
         if _deferrable(ctx.message):
             claim = self._pending(ctx, key)
-            async with ctx.deps.sessions() as session:
+            async with ctx.deps.sessions.quick() as session:
                 ctx.freshness = await read_freshness(
                     session,
                     ctx.deps.config_cache.expected_tenant(
@@ -263,7 +263,7 @@ class IdentifyMiddleware:
         cache = ctx.deps.config_cache
         fresh = ctx.freshness
         if fresh is None:  # no claim (an update without a key): read the version here
-            async with ctx.deps.sessions() as session:
+            async with ctx.deps.sessions.quick() as session:
                 expected = cache.expected_tenant(msg.channel, msg.scope_key)
                 fresh = await read_freshness(session, expected)
         identity = await cache.identify(

@@ -185,7 +185,7 @@ class AssistantTurn:
     async def _plan(self, ctx: TurnContext, tenant: Tenant) -> _Plan:
         msg = ctx.message
         limit = ctx.deps.turn.context_max_messages
-        async with ctx.deps.sessions() as session:
+        async with ctx.deps.sessions.quick() as session:
             conversations = ConversationRepository(session)
             available = await AssistantRepository(session).available_to(tenant.id)
             if not available:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 
 from storage.db_stats import DbStats
 from storage.group_commit import GroupCommit
+from storage.sqlite_inline import inline_url
 from storage.writer_queue import WriterQueue
 
 log = logging.getLogger(__name__)
@@ -59,19 +60,40 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if not is_sqlite(url):
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(url, **kwargs)
-
     engine = create_async_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
     )
+    _prepare_sqlite(engine, wal=not memory, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+    return engine
 
+
+def create_quick_engine(url: str) -> AsyncEngine | None:
+    """For a SQLite file, a second engine on it for the turn's short statements, run on the
+    event loop's thread (:mod:`storage.sqlite_inline`); ``None`` elsewhere (PostgreSQL's
+    driver has no thread to skip; an in-memory database cannot be opened twice)."""
+    if not is_sqlite(url) or make_url(url).database in (None, "", ":memory:"):
+        return None
+    engine = create_async_engine(
+        inline_url(make_url(url)),
+        connect_args={"busy_seconds": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=120,
+    )
+    # SQLite's own busy timeout stays 0: waiting happens on the loop (see sqlite_inline).
+    _prepare_sqlite(engine, wal=True, busy_timeout_ms=0)
+    return engine
+
+
+def _prepare_sqlite(engine: AsyncEngine, *, wal: bool, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy drive transactions (pysqlite's implicit BEGIN is off).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        if not memory:
+        if wal:
             cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -80,8 +102,6 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     def _on_begin(conn: Any) -> None:
         write = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
 
 
 class Sessions:
@@ -100,25 +120,56 @@ class Sessions:
     writers against other processes. Nothing may open a write transaction while holding one: it
     would wait for itself until ``SQLITE_BUSY_TIMEOUT_MS`` and fail, as it would on SQLite's lock.
     On PostgreSQL writers run concurrently (row locks order them) and ``ahead`` changes nothing.
+
+    ``quick``, a second engine on the same SQLite file (:func:`create_quick_engine`), serves the
+    turn's own transactions: ``sessions.quick()`` reads, ``begin(quick=True)`` and ``grouped()``
+    writes. Its statements run on the event loop's thread, so those transactions must be a few
+    short, indexed statements; without it (PostgreSQL, in-memory SQLite) they use ``engine``.
+    Its writers queue in the same :class:`WriterQueue` as the others.
     """
 
-    def __init__(self, engine: AsyncEngine, stats: DbStats | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        stats: DbStats | None = None,
+        *,
+        quick: AsyncEngine | None = None,
+    ) -> None:
         self.engine = engine
+        self._quick_engine = quick
         #: What this process's transactions cost (``/metrics``); counted only when given.
         self.stats = stats
         self._read = async_sessionmaker(engine, expire_on_commit=False)
+        self._write = self._writer(engine)
+        self._quick_read = (
+            async_sessionmaker(quick, expire_on_commit=False) if quick else self._read
+        )
+        self._quick_write = self._writer(quick) if quick else self._write
         sqlite = engine.dialect.name == "sqlite"
-        writer = engine.execution_options(**{_WRITE: True}) if sqlite else engine
-        self._write = async_sessionmaker(writer, expire_on_commit=False)
         self._queue = WriterQueue(WRITER_PATIENCE_SECONDS) if sqlite else None
         serial = self._queue is None  # see GroupCommit's ``one_at_a_time``
-        self._group = GroupCommit(self.begin, stats, one_at_a_time=serial)
+        self._group = GroupCommit(partial(self.begin, quick=True), stats, one_at_a_time=serial)
         self._group_ahead = GroupCommit(
-            partial(self.begin, ahead=True), stats, one_at_a_time=serial
+            partial(self.begin, ahead=True, quick=True), stats, one_at_a_time=serial
         )
+
+    @staticmethod
+    def _writer(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+        if engine.dialect.name == "sqlite":
+            engine = engine.execution_options(**{_WRITE: True})
+        return async_sessionmaker(engine, expire_on_commit=False)
 
     def __call__(self) -> AsyncSession:
         return self._read()
+
+    def quick(self) -> AsyncSession:
+        """A read session for a few short, indexed statements (see the class doc)."""
+        return self._quick_read()
+
+    async def dispose(self) -> None:
+        """Close the quick engine's connections (``engine`` belongs to whoever made it)."""
+        if self._quick_engine is not None:
+            await self._quick_engine.dispose()
 
     def grouped(self, *, ahead: bool = False) -> AbstractAsyncContextManager[AsyncSession]:
         """A write transaction committed together with the others asked for at the same moment,
@@ -128,13 +179,16 @@ class Sessions:
         return (self._group_ahead if ahead else self._group).transaction()
 
     @asynccontextmanager
-    async def begin(self, *, ahead: bool = False) -> AsyncIterator[AsyncSession]:
+    async def begin(
+        self, *, ahead: bool = False, quick: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         queue = self._queue
         stats = self.stats
+        write = self._quick_write if quick else self._write
         if queue is None:
             granted = time.perf_counter()
             try:
-                async with self._write.begin() as session:
+                async with write.begin() as session:
                     yield session
             finally:
                 if stats is not None:
@@ -150,7 +204,7 @@ class Sessions:
             ) from None
         granted = time.perf_counter()
         try:
-            async with self._write.begin() as session:
+            async with write.begin() as session:
                 yield session
         finally:
             queue.release()
@@ -160,10 +214,14 @@ class Sessions:
 
 
 def create_session_factory(engine: AsyncEngine, stats: DbStats | None = None) -> Sessions:
-    """Sessions on ``engine``; with ``stats``, its transactions and statements are counted."""
+    """Sessions on ``engine`` (and, on a SQLite file, a quick engine beside it: see
+    :class:`Sessions`); with ``stats``, their transactions and statements are counted."""
+    quick = create_quick_engine(engine.url.render_as_string(hide_password=False))
     if stats is not None:
         stats.attach(engine)
-    return Sessions(engine, stats)
+        if quick is not None:
+            stats.attach(quick)
+    return Sessions(engine, stats, quick=quick)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -83,7 +83,9 @@ class TelegramChannel:
         self.delivery = Delivery(bot, pacing or Pacing())
         # See handlers.telegram.responses: without these, aiogram rebuilds a model per call.
         self._response_models = pin_response_models()
-        self.dispatcher = Dispatcher()
+        # No handler keeps conversation state in aiogram's FSM (ours lives in the database), so
+        # its per-update middleware (a storage key, a state read) is left out.
+        self.dispatcher = Dispatcher(disable_fsm=True)
         # Every update aiogram's polling starts as a task (turns, payments) is kept until done,
         # so stop() and drain() wait for a payment being credited as they do for a turn.
         self.dispatcher.update.outer_middleware(self._track_update)
