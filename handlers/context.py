@@ -47,11 +47,25 @@ class UpdateClaim:
     lease_expires_at: datetime | None = None
     reply_to: Mapping[str, str | bool] = field(default_factory=dict)
     claimed_at: datetime | None = None
+    #: The answer is saved with the claim ``answered`` (committed): the claim is marked done
+    #: once the answer has been :attr:`delivered`, and left ``answered`` otherwise.
+    answered: bool = False
+    delivered: bool = False
+    #: Set when this claim was taken over from a run that saved its answer but died before
+    #: delivering it: the answer's message, to deliver instead of answering again.
+    redeliver: int | None = None
 
     async def finish(self, session: AsyncSession) -> None:
         """Mark the claim done inside ``session``'s transaction; set :attr:`done` once that has
         committed."""
         await UpdateClaimRepository(session).finish(self.channel, self.key, self.holder)
+
+    async def answer(self, session: AsyncSession, message_id: int) -> None:
+        """Mark the claim answered by ``message_id`` inside ``session``'s transaction (the one
+        saving it); set :attr:`answered` once that has committed."""
+        await UpdateClaimRepository(session).answered(
+            self.channel, self.key, self.holder, message_id
+        )
 
     async def join(self, session: AsyncSession) -> None:
         """Write a pending claim in ``session``'s transaction (first, so a duplicate stops

@@ -23,6 +23,7 @@ from handlers.topup import TRIAL_ENDED
 from storage.config_cache import read_freshness
 from storage.db import retry_transient
 from storage.models import Tenant
+from storage.repositories.conversations import ConversationRepository
 from storage.repositories.tenants import (
     BindingRepository,
     MemberRepository,
@@ -117,6 +118,12 @@ class DedupMiddleware:
     cancelled at shutdown) leaves it ``processing``: a redelivery of the update may then take it
     over once its holder is gone or its lease ran out, and if none comes the user is told to ask
     again (:mod:`handlers.recovery`).
+
+    An answer is committed before its final message is sent, so the transaction saving it marks
+    the claim ``answered`` (with the answer), and this middleware marks it ``done`` once the
+    message is out. A run cut short in between leaves an answer to deliver: a redelivery sends
+    it as it was saved (no second call, no second charge), else the sweep does. Killed between
+    sending and marking, the answer goes out twice: at least once, never lost.
     """
 
     def __init__(self, holder: str, lease: timedelta) -> None:
@@ -137,30 +144,53 @@ class DedupMiddleware:
                         ctx.message.channel, ctx.message.scope_key
                     ),
                 )
-        elif await self._claim(ctx, key):
-            claim = UpdateClaim(ctx.message.channel, key, self._holder)
         else:
-            ctx.outcome = "duplicate"
-            return
+            taken = await self._claim(ctx, key)
+            if taken is None:
+                ctx.outcome = "duplicate"
+                return
+            claim = taken
         ctx.claim = claim
         try:
             try:
-                await call_next(ctx)
+                if claim.redeliver is not None:
+                    await self._redeliver(ctx, claim.redeliver)
+                else:
+                    await call_next(ctx)
             except ClaimTaken:
                 # Claimed before this turn's reservation could: nothing of it was written.
                 ctx.claim = None
-                if not await self._claim(ctx, key):
+                taken = await self._claim(ctx, key)
+                if taken is None:
                     ctx.outcome = "duplicate"
                     return
-                ctx.claim = claim = UpdateClaim(ctx.message.channel, key, self._holder)
+                ctx.claim = claim = taken
                 ctx.freshness = None
-                await call_next(ctx)
+                if claim.redeliver is not None:
+                    await self._redeliver(ctx, claim.redeliver)
+                else:
+                    await call_next(ctx)
         except asyncio.CancelledError:
             raise  # unfinished on purpose: see the class docstring
         except BaseException:
             await self._finish(ctx, key)
             raise
         await self._finish(ctx, key)
+
+    async def _redeliver(self, ctx: TurnContext, message_id: int) -> None:
+        """Send the answer a run cut short saved but did not deliver, as that run would have:
+        nothing is asked of the assistant again and nothing charged again."""
+        async with ctx.deps.sessions.quick() as session:
+            text = await ConversationRepository(session).message_text(message_id)
+        if text is None:  # its conversation was deleted since: nothing left to deliver
+            ctx.outcome = "duplicate"
+            return
+        msg = ctx.message
+        log.warning("delivering the saved answer of %s update %s", msg.channel, msg.update_key)
+        await ctx.sink.open_stream().finish(text)
+        assert ctx.claim is not None
+        ctx.claim.answered = ctx.claim.delivered = True
+        ctx.outcome = "redelivered"
 
     def _pending(self, ctx: TurnContext, key: str) -> UpdateClaim:
         msg = ctx.message
@@ -175,7 +205,9 @@ class DedupMiddleware:
             claimed_at=now,
         )
 
-    async def _claim(self, ctx: TurnContext, key: str) -> bool:
+    async def _claim(self, ctx: TurnContext, key: str) -> UpdateClaim | None:
+        """This process's claim on the update: new, or taken over from a run cut short;
+        ``None`` when another run holds it or finished it (a duplicate)."""
         # Claims go ahead of longer write transactions: nothing shows until the claim is in.
         msg = ctx.message
         sessions = ctx.deps.sessions
@@ -194,7 +226,7 @@ class DedupMiddleware:
                 expected = ctx.deps.config_cache.expected_tenant(msg.channel, msg.scope_key)
                 freshness = await read_freshness(session, expected)
             ctx.freshness = freshness
-            return True
+            return UpdateClaim(msg.channel, key, self._holder)
         except IntegrityError:
             pass
         async with sessions.begin(ahead=True) as session:
@@ -206,17 +238,30 @@ class DedupMiddleware:
                 now=now,
                 is_gone=is_dead_local_holder,
             )
-        if taken:
-            log.warning("took over %s update %s from a run cut short", msg.channel, key)
-            ctx.attempt = f":retry-{uuid.uuid4().hex[:8]}"
-        return taken
+        if taken is None:
+            return None
+        log.warning("took over %s update %s from a run cut short", msg.channel, key)
+        ctx.attempt = f":retry-{uuid.uuid4().hex[:8]}"
+        claim = UpdateClaim(msg.channel, key, self._holder)
+        if taken.state == "answered":
+            claim.redeliver = taken.answer_message_id
+        return claim
 
     async def _finish(self, ctx: TurnContext, key: str) -> None:
         claim = ctx.claim
         if claim is not None and claim.done:
             return  # finished with the turn's own transaction
+        if claim is not None and claim.answered and not claim.delivered:
+            # Saved, not delivered (the channel failed): the claim stays answered, and once its
+            # lease runs out the interrupted-turns sweep delivers the answer (handlers.recovery).
+            return
 
         async def attempt() -> None:
+            if claim is not None and claim.answered:
+                # Delivered: one short write, batched with the other turns' (group commit).
+                async with ctx.deps.sessions.grouped() as session:
+                    await claim.finish(session)
+                return
             async with ctx.deps.sessions.begin() as session:
                 if claim is not None and claim.pending:
                     # Never written (the turn was refused before reserving): written done.

@@ -1,4 +1,4 @@
-"""Turns a crash cut short: their users are told to ask again.
+"""Turns a crash cut short: their users are told to ask again, or get the answer already saved.
 
 A killed process leaves its update claims ``processing`` (see ``DedupMiddleware``). Channels
 rarely redeliver such an update: Telegram's long polling has confirmed it already and webhooks
@@ -8,6 +8,10 @@ transaction, an apology to their chat is written into the outbox; whichever proc
 the channel delivers it. A redelivery that comes anyway is still answered. The apology is in
 the language of the person who asked (``billing.notices.reader_translator``: their
 ``/language``, else their organisation's, else ``DEFAULT_LANGUAGE``).
+
+A turn whose answer was saved (its claim ``answered``) but not yet sent when its process died
+gets that answer delivered through the outbox instead, and its claim ``done``: it was paid
+for, and is not asked of the assistant again.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from core.envelope import ChatAddress
 from core.i18n import N_, Translators
 from core.scopes import scope_of
 from storage.db import Sessions
+from storage.repositories.conversations import ConversationRepository
 from storage.repositories.tenants import BindingRepository
 from storage.repositories.updates import UpdateClaimRepository
 
@@ -34,6 +39,8 @@ ASK_AGAIN = N_(
 )
 #: The outbox cause of an apology (its reference is the claim's id).
 CAUSE = "turn.interrupted"
+#: The outbox cause of a saved answer delivered after its process died (same reference).
+ANSWER_CAUSE = "turn.answered"
 
 
 def claim_address(channel: str, reply_to: Mapping[str, Any]) -> ChatAddress:
@@ -79,15 +86,25 @@ class InterruptedTurns:
             async with self._sessions.begin() as session:
                 if not await UpdateClaimRepository(session).abandon(claim):
                     continue  # another process took it
-                scope = claim.reply_to.get("scope_key") or scope_of(address) or ""
-                tenant = await BindingRepository(session).tenant_for(claim.channel, str(scope))
-                t = await reader_translator(
-                    session, self._translators, address,
-                    tenant_id=tenant.id if tenant is not None else None,
-                )  # fmt: skip
+                answer = (
+                    await ConversationRepository(session).message_text(claim.answer_message_id)
+                    if claim.state == "answered" and claim.answer_message_id is not None
+                    else None
+                )
+                if answer is not None:
+                    text, cause = answer, ANSWER_CAUSE
+                else:
+                    scope = claim.reply_to.get("scope_key") or scope_of(address) or ""
+                    tenant = await BindingRepository(session).tenant_for(claim.channel, str(scope))
+                    t = await reader_translator(
+                        session, self._translators, address,
+                        tenant_id=tenant.id if tenant is not None else None,
+                    )  # fmt: skip
+                    text, cause = t(ASK_AGAIN), CAUSE
                 written += await enqueue(
-                    session, [Notice(address, t(ASK_AGAIN))], cause_kind=CAUSE,
+                    session, [Notice(address, text)], cause_kind=cause,
                     cause_ref=str(claim.id), now=now,
                 )  # fmt: skip
-            log.warning("telling %s chat %s to ask again", claim.channel, address.chat_key)
+            told = "its saved answer" if answer is not None else "to ask again"
+            log.warning("telling %s chat %s %s", claim.channel, address.chat_key, told)
         return written

@@ -141,6 +141,8 @@ class AssistantTurn:
         ctx.outcome = "answered"
         try:
             await stream.finish(completion.text)
+            if ctx.claim is not None:
+                ctx.claim.delivered = True
         finally:
             deps.metrics.turn_latency.labels(msg.channel).observe(time.perf_counter() - started)
         if "speech" in assistant.capabilities and _spoken(ctx):
@@ -277,9 +279,10 @@ class AssistantTurn:
     ) -> None:
         """One transaction: the user's message and, when there is an answer, the assistant's
         message, its library item and the settled usage with its ledger debit; the update's
-        claim is marked done in it too."""
+        claim is marked in it too: done, or answered until the answer has been delivered."""
         member_id = ctx.member.id if ctx.member else None
         charge: Charge | None = None
+        saved: int | None = None  # the answer's message
         async with ctx.deps.sessions.grouped() as session:
             conversations = ConversationRepository(session)
             conversation = await self._conversation(conversations, ctx, tenant, plan)
@@ -292,11 +295,19 @@ class AssistantTurn:
                 )
             )
             if answer is not None:
-                charge = await self._save_answer(session, ctx, tenant, plan, conversation, answer)
+                charge, saved = await self._save_answer(
+                    session, ctx, tenant, plan, conversation, answer
+                )
             if ctx.claim is not None:
-                await ctx.claim.finish(session)
+                if saved is None:
+                    await ctx.claim.finish(session)
+                else:  # done once delivered: see DedupMiddleware
+                    await ctx.claim.answer(session, saved)
         if ctx.claim is not None:
-            ctx.claim.done = True
+            if saved is None:
+                ctx.claim.done = True
+            else:
+                ctx.claim.answered = True
         if answer is not None and charge is not None:
             _count(ctx, answer.call.reservation.provider, answer.completion.usage, charge)
 
@@ -308,9 +319,9 @@ class AssistantTurn:
         plan: _Plan,
         conversation: Conversation,
         answer: _Answer,
-    ) -> Charge | None:
+    ) -> tuple[Charge | None, int]:
         """The assistant's message, its library item, and the settled usage with its ledger
-        debit, in the caller's transaction."""
+        debit, in the caller's transaction; the charge and the message's id."""
         member_id = ctx.member.id if ctx.member else None
         text = answer.completion.text
         saved = await ConversationRepository(session).add_message(
@@ -331,12 +342,13 @@ class AssistantTurn:
                 created_at=ctx.deps.clock(),
             )
         )
-        return await answer.call.settle(
+        charge = await answer.call.settle(
             session,
             answer.completion.usage,
             model=answer.completion.model,
             conversation_id=conversation.id,
         )
+        return charge, saved.id
 
 
 async def _consume(events: AsyncIterator[StreamEvent], stream: ReplyStream) -> Completion:

@@ -448,10 +448,12 @@ class AuditLog(Base):
 class ProcessedUpdate(Base):
     """Inbound update ids taken, so each is handled exactly once across processes.
 
-    A claim is ``processing`` while its turn runs (held by ``holder`` until ``lease_expires_at``)
-    and ``done`` once handled. A ``processing`` claim whose holder died or whose lease ran out may
+    A claim is ``processing`` while its turn runs (held by ``holder`` until ``lease_expires_at``),
+    ``answered`` once the answer (``answer_message_id``) is saved and until it is delivered, and
+    ``done`` once handled. A ``processing`` claim whose holder died or whose lease ran out may
     be taken again by a redelivery; if none comes, the chat at ``reply_to`` is told to ask again
-    and the claim becomes ``abandoned``.
+    and the claim becomes ``abandoned``. An ``answered`` one in that case gets its saved answer
+    delivered instead, once.
     """
 
     __tablename__ = "processed_updates"
@@ -469,6 +471,10 @@ class ProcessedUpdate(Base):
     lease_expires_at: Mapped[datetime | None]
     #: Where to write if the turn is cut short (the channel's own address of the chat).
     reply_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The saved answer of an ``answered`` claim, delivered again if its process died before
+    #: sending it. No foreign key: a claim outlives nothing it points to in practice, and a
+    #: deleted conversation must not be held up by it.
+    answer_message_id: Mapped[int | None] = mapped_column(ID_TYPE)
 
 
 class Lease(Base):

@@ -48,9 +48,10 @@ USAGE_STATUSES: tuple[UsageStatus, ...] = get_args(UsageStatus)
 LedgerKind = Literal["grant", "purchase", "usage", "refund", "adjustment"]
 LEDGER_KINDS: tuple[LedgerKind, ...] = get_args(LedgerKind)
 
-#: A claim on an inbound update: its turn runs (``processing``), ended (``done``), or was cut
-#: short and its chat told to ask again (``abandoned``).
-ClaimState = Literal["processing", "done", "abandoned"]
+#: A claim on an inbound update: its turn runs (``processing``), its answer is saved but maybe
+#: not yet delivered (``answered``), it ended (``done``), or it was cut short and its chat told
+#: to ask again (``abandoned``).
+ClaimState = Literal["processing", "answered", "done", "abandoned"]
 CLAIM_STATES: tuple[ClaimState, ...] = get_args(ClaimState)
 
 #: A tenant: on ``trial``, ``active`` (paying), or ``suspended`` by an operator.

@@ -28,7 +28,8 @@ async def test_a_turn_writes_its_claim_with_its_reservation(app: App) -> None:
     assert stats is not None
     writes = stats.writes
     assert (await say(app, "hello", update_key="k1")).deltas
-    assert stats.writes - writes == 2  # claim + reservation, then the persist
+    # claim + reservation, then the persist (claim answered), then the claim marked delivered
+    assert stats.writes - writes == 3
     assert ("k1", "done") in await _claims(app)
 
 

@@ -23,8 +23,9 @@ async def test_a_turn_is_counted_in_transactions_statements_and_writer_time(app:
         stats.writes - before[2],
         stats.writer_hold_seconds - before[3],
     )
-    # The claim with the reservation, then the persist; every write is also a transaction.
-    assert writes == 2
+    # The claim with the reservation, the persist, the claim marked delivered; every write is
+    # also a transaction (under load, each joins other turns' in a group commit).
+    assert writes == 3
     assert transactions >= writes
     assert statements > transactions
     assert held > 0

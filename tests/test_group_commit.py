@@ -14,7 +14,7 @@ from bot.app import App
 from handlers.telegram.adapter import private_scope
 from storage.db import Sessions, create_engine, create_session_factory
 from storage.db_stats import DbStats
-from storage.models import UsageEvent
+from storage.models import ProcessedUpdate, UsageEvent
 from storage.repositories.tenants import BindingRepository, TenantRepository
 from tests.conftest import AppFactory, admin, console_message, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
@@ -122,8 +122,9 @@ async def test_concurrent_turns_persist_in_batches_and_the_ledger_holds(app: App
         )
     )
     assert all(sink.deltas and sink.texts for sink in sinks)
-    # Twelve reservations (with their claims) and twelve persists, in batches.
-    assert sum(size * count for size, count in stats.batch_sizes.items()) == 24
+    # Twelve reservations (with their claims), twelve persists and twelve "delivered" marks on
+    # the claims, in batches.
+    assert sum(size * count for size, count in stats.batch_sizes.items()) == 36
     assert max(stats.batch_sizes) > 1, stats.batch_sizes
     verify = await admin(app, "ledger", "verify")
     assert verify.data["ok"] is True, verify.text
@@ -134,9 +135,11 @@ async def test_killed_mid_batch_loses_no_acknowledged_turn_and_charges_nothing_t
 ) -> None:
     """``kill -9`` as soon as the first answer is delivered, while the other answers (all
     finished streaming together) are being persisted in batches. Telegram then delivers every
-    update again: each chat ends with exactly one answer (an acknowledged turn is neither lost
-    nor answered again; an unacknowledged one is taken over), each answer is charged once,
-    every answer is in the library, nothing stays reserved and the ledger adds up."""
+    update again: each chat ends with its answer (a turn saved but not yet delivered gets the
+    saved answer; one not saved is taken over and answered), each answer is charged once,
+    every answer is in the library, nothing stays reserved and the ledger adds up. An answer
+    is sent twice only if the kill fell between its delivery and the claim's "delivered" mark
+    (at least once, not at most once: a paid answer must not be lost)."""
     app = await make_app()
     await tenant_with_tokens(app)
     users = [6001 + n for n in range(8)]
@@ -171,6 +174,17 @@ async def test_killed_mid_batch_loses_no_acknowledged_turn_and_charges_nothing_t
             await first.wait()
         acknowledged = [user for user in users if telegram.bot_texts(user)]
         assert acknowledged
+        async with app.deps.sessions() as session:
+            states = {
+                c.update_key: c.state
+                for c in (await session.execute(select(ProcessedUpdate))).scalars()
+            }
+        # Delivered, and killed before the claim said so: the one case allowed a second copy.
+        unmarked = {
+            user
+            for user, update in zip(users, updates, strict=True)
+            if user in acknowledged and states.get(str(update["update_id"])) == "answered"
+        }
 
         llm.pause_fn = None
         second = await _spawn_run(env)
@@ -188,7 +202,8 @@ async def test_killed_mid_batch_loses_no_acknowledged_turn_and_charges_nothing_t
             _, err = await second.communicate()
         assert second.returncode == 0, err.decode()[-2000:]
         for user in users:
-            assert telegram.bot_texts(user) == [llm.reply_text], user
+            copies = 2 if user in unmarked else 1
+            assert telegram.bot_texts(user) == [llm.reply_text] * copies, (user, unmarked)
     await assert_invariants(app)
     async with app.deps.sessions() as session:
         events = list((await session.execute(select(UsageEvent))).scalars())

@@ -82,6 +82,11 @@ class ConversationRepository:
         rows.reverse()
         return rows
 
+    async def message_text(self, message_id: int) -> str | None:
+        """One message's text; ``None`` if it no longer exists."""
+        query = select(Message.content).where(Message.id == message_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     async def add_message(self, message: Message) -> Message:
         self.session.add(message)
         await self.session.flush()

@@ -1,9 +1,10 @@
 """Claims on inbound updates: each update is handled once, and a turn cut short is not lost.
 
 A claim is inserted ``processing`` (unique per channel and update key) with the claiming
-process as ``holder`` and a lease, and marked ``done`` when the turn ends. A redelivered update
-whose claim is still ``processing`` may take it over only when its holder is certainly gone
-(judged by the caller) or its lease has run out; otherwise the redelivery is a duplicate.
+process as ``holder`` and a lease, marked ``answered`` (with the answer's message) in the
+transaction that saves an answer, and ``done`` when the turn ends. A redelivered update whose
+claim is still ``processing`` or ``answered`` may take it over only when its holder is certainly
+gone (judged by the caller) or its lease has run out; otherwise the redelivery is a duplicate.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from storage.models import ProcessedUpdate
 from storage.states import ClaimState
 
 #: States in which a claim's turn did not finish: a redelivery may take it over.
-UNFINISHED: tuple[ClaimState, ...] = ("processing", "abandoned")
+UNFINISHED: tuple[ClaimState, ...] = ("processing", "answered", "abandoned")
+#: States whose holder may still be at work: taken over only from a dead holder or a lapsed lease.
+HELD: tuple[ClaimState, ...] = ("processing", "answered")
 
 
 #: The claim's INSERT, built once (it runs on every turn): values are bound per execution.
@@ -94,9 +97,10 @@ class UpdateClaimRepository:
         lease_expires_at: datetime,
         now: datetime,
         is_gone: Callable[[str | None], bool],
-    ) -> bool:
-        """Take an unfinished claim whose holder is gone or whose lease ran out; False when the
-        claim is finished or still held (the update is a duplicate)."""
+    ) -> ProcessedUpdate | None:
+        """Take an unfinished claim whose holder is gone or whose lease ran out: the claim as it
+        was (an ``answered`` one has an answer to deliver, not a turn to run again); ``None``
+        when it is finished or still held (the update is a duplicate)."""
         claim = (
             await self.session.execute(
                 select(ProcessedUpdate).where(
@@ -105,10 +109,11 @@ class UpdateClaimRepository:
             )
         ).scalar_one_or_none()
         if claim is None or claim.state not in UNFINISHED:
-            return False
+            return None
         expired = claim.lease_expires_at is None or claim.lease_expires_at <= now
-        if claim.state == "processing" and not (expired or is_gone(claim.holder)):
-            return False
+        if claim.state in HELD and not (expired or is_gone(claim.holder)):
+            return None
+        before = ProcessedUpdate(state=claim.state, answer_message_id=claim.answer_message_id)
         # Conditional on what was read, so two redeliveries cannot both take it.
         result = await self.session.execute(
             update(ProcessedUpdate)
@@ -119,7 +124,20 @@ class UpdateClaimRepository:
             )
             .values(state="processing", holder=holder, lease_expires_at=lease_expires_at)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return before if result.rowcount else None  # type: ignore[attr-defined]
+
+    async def answered(self, channel: str, update_key: str, holder: str, message_id: int) -> None:
+        """The answer ``message_id`` is saved (in this transaction); the lease stays until it
+        has been delivered (``finish``)."""
+        await self.session.execute(
+            update(ProcessedUpdate)
+            .where(
+                ProcessedUpdate.channel == channel,
+                ProcessedUpdate.update_key == update_key,
+                ProcessedUpdate.holder == holder,
+            )
+            .values(state="answered", answer_message_id=message_id)
+        )
 
     async def finish(self, channel: str, update_key: str, holder: str) -> None:
         await self.session.execute(
@@ -133,21 +151,26 @@ class UpdateClaimRepository:
         )
 
     async def interrupted(self, created_before: datetime) -> list[ProcessedUpdate]:
-        """``processing`` claims older than ``created_before`` (the caller judges holders)."""
+        """``processing`` and ``answered`` claims older than ``created_before`` (the caller
+        judges holders)."""
         query = select(ProcessedUpdate).where(
-            ProcessedUpdate.state == "processing", ProcessedUpdate.created_at <= created_before
+            ProcessedUpdate.state.in_(HELD), ProcessedUpdate.created_at <= created_before
         )
         return list((await self.session.execute(query)).scalars())
 
     async def abandon(self, claim: ProcessedUpdate) -> bool:
-        """Mark a cut-short claim ``abandoned`` once; False if another process did first."""
+        """Close a cut-short claim once: ``abandoned`` (its chat is told to ask again), or
+        ``done`` for an ``answered`` one (its answer is delivered); False if another process
+        did first."""
         result = await self.session.execute(
             update(ProcessedUpdate)
             .where(
                 ProcessedUpdate.id == claim.id,
-                ProcessedUpdate.state == "processing",
+                ProcessedUpdate.state == claim.state,
                 ProcessedUpdate.holder == claim.holder,
             )
-            .values(state="abandoned", lease_expires_at=None)
+            .values(
+                state="done" if claim.state == "answered" else "abandoned", lease_expires_at=None
+            )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
