@@ -122,6 +122,9 @@ class TurnContext:
     #: The configuration version (and expected tenant's balance) read in the update's claim;
     #: ``IdentifyMiddleware`` reads it itself when there was no claim.
     freshness: Freshness | None = None
+    #: Bookkeeping the pipeline runs once the chain has returned, after the chat's next
+    #: message may start (the claim's "delivered" mark).
+    after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def t(self) -> Translator:

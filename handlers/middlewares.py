@@ -10,6 +10,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 
@@ -256,12 +257,19 @@ class DedupMiddleware:
             # lease runs out the interrupted-turns sweep delivers the answer (handlers.recovery).
             return
 
-        async def attempt() -> None:
-            if claim is not None and claim.answered:
-                # Delivered: one short write, batched with the other turns' (group commit).
+        if claim is not None and claim.answered:
+            # Delivered: one short write, batched with the other turns' (group commit), once
+            # the chat's next message is free to start (see Pipeline.handle).
+            async def delivered() -> None:
                 async with ctx.deps.sessions.grouped() as session:
                     await claim.finish(session)
-                return
+
+            ctx.after.append(
+                partial(retry_transient, delivered, seconds=30, what="marking an answer sent")
+            )
+            return
+
+        async def attempt() -> None:
             async with ctx.deps.sessions.begin() as session:
                 if claim is not None and claim.pending:
                     # Never written (the turn was refused before reserving): written done.

@@ -7,6 +7,7 @@ as ``call_next``; it stops the chain by not calling it. Control flow is not an e
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from functools import partial
 
@@ -25,6 +26,8 @@ from handlers.middlewares import (
 )
 from handlers.topup import TopUpOfferMiddleware
 from handlers.turn import AssistantTurn
+
+log = logging.getLogger(__name__)
 
 
 class Pipeline:
@@ -46,6 +49,12 @@ class Pipeline:
         self._idle.clear()
         try:
             await self._chain(ctx)
+            # Outside the chat's turn order: the next message of this chat need not wait.
+            for job in ctx.after:
+                try:
+                    await job()
+                except Exception:  # the reply is out; only bookkeeping is left undone
+                    log.exception("after a %s message", message.channel)
         finally:
             self._inflight -= 1
             if self._inflight == 0:
