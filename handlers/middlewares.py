@@ -319,6 +319,7 @@ class IdentifyMiddleware:
             async with ctx.deps.sessions.quick() as session:
                 expected = cache.expected_tenant(msg.channel, msg.scope_key)
                 fresh = await read_freshness(session, expected)
+            ctx.freshness = fresh  # the turn's cached reads (assistants) go by it too
         identity = await cache.identify(
             ctx.deps.sessions,
             fresh,

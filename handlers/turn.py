@@ -189,7 +189,7 @@ class AssistantTurn:
         limit = ctx.deps.turn.context_max_messages
         async with ctx.deps.sessions.quick() as session:
             conversations = ConversationRepository(session)
-            available = await AssistantRepository(session).available_to(tenant.id)
+            available = await self._available(ctx, session, tenant)
             if not available:
                 raise SwitchboardError(
                     "no assistant available",
@@ -218,6 +218,16 @@ class AssistantTurn:
         # subtracted: they settle to far less than they hold, and reserve() waits for them.
         available_tokens = tenant.token_balance if tenant.plan == "prepaid" else None
         return _Plan(assistant, conversation, replaces, history, available_tokens)
+
+    @staticmethod
+    async def _available(
+        ctx: TurnContext, session: AsyncSession, tenant: Tenant
+    ) -> list[ResolvedAssistant]:
+        """The assistants the tenant may use: cached for the configuration version this turn
+        read (``IdentifyMiddleware`` leaves it on the context), else read in ``session``."""
+        if ctx.freshness is None:
+            return await AssistantRepository(session).available_to(tenant.id)
+        return await ctx.deps.config_cache.assistants(session, ctx.freshness.version, tenant.id)
 
     async def _conversation(
         self, conversations: ConversationRepository, ctx: TurnContext, tenant: Tenant, plan: _Plan

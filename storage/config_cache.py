@@ -1,4 +1,5 @@
-"""A process's cache of who is who: platform admin roles, chat bindings, tenants and members.
+"""A process's cache of who is who: platform admin roles, chat bindings, tenants and members,
+and the assistants each tenant may use.
 
 Valid for one value of ``config_version.version`` (migration 0019: triggers bump it with every
 committed change to what is cached, whichever process or command makes it). Each turn reads the
@@ -8,7 +9,8 @@ than the cache's empties the cache, so a change is seen by every process on its 
 balance is not configuration (every turn changes it) and comes from that same read.
 
 Entries are plain column values; each turn gets its own detached ORM objects built from them,
-so nothing a turn or a command does to its ``Tenant`` or ``Member`` leaks into another turn.
+so nothing a turn or a command does to its ``Tenant``, ``Member`` or ``Assistant`` leaks into
+another turn.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from storage.db import Sessions
-from storage.models import Base, ConfigVersion, Member, Tenant
+from storage.models import Assistant, Base, ConfigVersion, Member, Tenant
 from storage.repositories.admins import AdminRepository
+from storage.repositories.assistants import AssistantRepository, ResolvedAssistant
 from storage.repositories.tenants import BindingRepository, MemberRepository
 
 _FRESHNESS = (
@@ -76,6 +79,8 @@ class ConfigCache:
         self._bindings: dict[tuple[str, str], int | None] = {}
         self._tenants: dict[int, _Row] = {}
         self._members: dict[tuple[int, str, str], _Row] = {}
+        #: Per tenant: (assistant row, display name, system prompt) of each it may use.
+        self._assistants: dict[int, list[tuple[_Row, str, str]]] = {}
 
     @property
     def version(self) -> int:
@@ -91,6 +96,7 @@ class ConfigCache:
         self._bindings.clear()
         self._tenants.clear()
         self._members.clear()
+        self._assistants.clear()
 
     def _sync(self, version: int) -> None:
         # Older versions come from turns that read before a newer one arrived: the cache is at
@@ -145,6 +151,27 @@ class ConfigCache:
         member = _build(Member, member_row) if member_row is not None else None
         return Identity(role, tenant, member)
 
+    async def assistants(
+        self, session: AsyncSession, version: int, tenant_id: int
+    ) -> list[ResolvedAssistant]:
+        """The assistants ``tenant_id`` may use (``AssistantRepository.available_to``), read in
+        ``session`` unless cached for ``version`` (a version the turn read before this)."""
+        self._sync(version)
+        cached = self._assistants.get(tenant_id)
+        if cached is not None:
+            return [
+                ResolvedAssistant(_build(Assistant, row), name, prompt)
+                for row, name, prompt in cached
+            ]
+        generation = self._generation
+        resolved = await AssistantRepository(session).available_to(tenant_id)
+        # Read after ``version`` was: at least as fresh as the version it is stored under.
+        if generation == self._generation:
+            self._assistants[tenant_id] = [
+                (_row(r.assistant), r.display_name, r.system_prompt) for r in resolved
+            ]
+        return resolved
+
     def remember(
         self, channel: str, scope_key: str, tenant: Tenant | None, member: Member | None
     ) -> None:
@@ -168,6 +195,7 @@ def _row(obj: Base) -> _Row:
 
 def _build(cls: type[_T], row: _Row) -> _T:
     """A detached object with the row's values, as if loaded by a session now closed."""
-    obj = cls(**row)
+    # Lists and dicts (JSON columns) are copied: a turn changing its own must not change ours.
+    obj = cls(**{k: v.copy() if isinstance(v, list | dict) else v for k, v in row.items()})
     make_transient_to_detached(obj)
     return obj

@@ -162,6 +162,11 @@ class Sessions:
     def __call__(self) -> AsyncSession:
         return self._read()
 
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine these sessions use (``engine``, then the quick one if there is one)."""
+        return (self.engine,) if self._quick_engine is None else (self.engine, self._quick_engine)
+
     def quick(self) -> AsyncSession:
         """A read session for a few short, indexed statements (see the class doc)."""
         return self._quick_read()

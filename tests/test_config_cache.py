@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import event
 
 from bot.app import App
 from storage.db_stats import DbStats
@@ -98,3 +101,45 @@ async def test_a_cached_turn_skips_the_identity_read_until_the_version_moves(
     await admin(writer, "admin", "add", "console:someone", "viewer")
     assert await transactions_of_a_turn() == cached + 1
     assert await transactions_of_a_turn() == cached
+
+
+async def test_an_assistant_changed_elsewhere_is_used_on_the_next_turn(
+    make_app: AppFactory, llm: FakeLLMServer
+) -> None:
+    """The assistants a tenant may use are cached too: a tenant override and a new prompt
+    version written by another process reach the very next turn."""
+    writer, server = await _two_processes(make_app)
+    before = llm.last_request.json["instructions"]
+    await admin(
+        writer, "assistant", "override", "general", "--tenant", "acme",
+        "--prompt", "You are Acme's in-house helper.",
+    )  # fmt: skip
+    assert (await _turn(server)).deltas
+    assert llm.last_request.json["instructions"] == "You are Acme's in-house helper."
+    await admin(writer, "assistant", "override", "general", "--tenant", "acme", "--clear")
+    assert (await _turn(server)).deltas
+    assert llm.last_request.json["instructions"] == before
+    await admin(writer, "assistant", "prompt", "general", "You answer in haiku.")
+    assert (await _turn(server)).deltas
+    assert llm.last_request.json["instructions"] == "You answer in haiku."
+
+
+async def test_a_cached_turn_does_not_read_the_assistants(make_app: AppFactory) -> None:
+    writer, server = await _two_processes(make_app)
+    reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM assistants" in statement:
+            reads.append(statement)
+
+    for engine in server.deps.sessions.engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+
+    assert (await _turn(server)).deltas
+    assert reads == []
+    # A change to an assistant empties the cache: the next turn reads the assistants again.
+    await admin(writer, "assistant", "prompt", "general", "You answer in haiku.")
+    assert (await _turn(server)).deltas
+    assert len(reads) == 1
+    assert (await _turn(server)).deltas
+    assert len(reads) == 1
