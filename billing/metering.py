@@ -279,10 +279,11 @@ class Metering:
         joined: Joined | None,
     ) -> Reservation:
         now = self._clock()
+
         # Ahead of longer transactions: the user is waiting for the answer to start. Turns
         # reserving at the same moment share one commit (each in its own savepoint): after a
         # batch of answers, the next messages all arrive together.
-        async with self._sessions.grouped(ahead=True) as session:
+        async def reserve(session: AsyncSession) -> tuple[UsageEvent, int]:
             if joined is not None:
                 await joined.join(session)
             usage = UsageRepository(session)
@@ -303,6 +304,9 @@ class Metering:
                     lease_expires_at=now + self._ttl,
                 )
             )
+            return event, granted
+
+        event, granted = await self._sessions.run_grouped(reserve, ahead=True)
         if joined is not None:
             joined.committed()
         self._open.add(event.id)

@@ -261,8 +261,7 @@ class DedupMiddleware:
             # Delivered: one short write, batched with the other turns' (group commit), once
             # the chat's next message is free to start (see Pipeline.handle).
             async def delivered() -> None:
-                async with ctx.deps.sessions.grouped() as session:
-                    await claim.finish(session)
+                await ctx.deps.sessions.run_grouped(claim.finish)
 
             ctx.after.append(
                 partial(retry_transient, delivered, seconds=30, what="marking an answer sent")

@@ -291,9 +291,10 @@ class AssistantTurn:
         message, its library item and the settled usage with its ledger debit; the update's
         claim is marked in it too: done, or answered until the answer has been delivered."""
         member_id = ctx.member.id if ctx.member else None
-        charge: Charge | None = None
-        saved: int | None = None  # the answer's message
-        async with ctx.deps.sessions.grouped() as session:
+
+        async def persist(session: AsyncSession) -> tuple[Charge | None, int | None]:
+            charge: Charge | None = None
+            saved: int | None = None  # the answer's message
             conversations = ConversationRepository(session)
             conversation = await self._conversation(conversations, ctx, tenant, plan)
             await conversations.add_message(
@@ -313,6 +314,9 @@ class AssistantTurn:
                     await ctx.claim.finish(session)
                 else:  # done once delivered: see DedupMiddleware
                     await ctx.claim.answer(session, saved)
+            return charge, saved
+
+        charge, saved = await ctx.deps.sessions.run_grouped(persist)
         if ctx.claim is not None:
             if saved is None:
                 ctx.claim.done = True

@@ -148,10 +148,17 @@ class Sessions:
         sqlite = engine.dialect.name == "sqlite"
         self._queue = WriterQueue(WRITER_PATIENCE_SECONDS) if sqlite else None
         serial = self._queue is None  # see GroupCommit's ``one_at_a_time``
-        self._group = GroupCommit(partial(self.begin, quick=True), stats, one_at_a_time=serial)
-        self._group_ahead = GroupCommit(
-            partial(self.begin, ahead=True, quick=True), stats, one_at_a_time=serial
+        # With the inline driver a free writer is taken without a pass through the event loop.
+        free = self._writer_free if quick is not None else None
+        self._group = GroupCommit(
+            partial(self.begin, quick=True), stats, one_at_a_time=serial, free=free
         )
+        self._group_ahead = GroupCommit(
+            partial(self.begin, ahead=True, quick=True), stats, one_at_a_time=serial, free=free
+        )
+
+    def _writer_free(self) -> bool:
+        return self._queue is not None and not self._queue.held
 
     @staticmethod
     def _writer(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -167,9 +174,26 @@ class Sessions:
         """Every engine these sessions use (``engine``, then the quick one if there is one)."""
         return (self.engine,) if self._quick_engine is None else (self.engine, self._quick_engine)
 
-    def quick(self) -> AsyncSession:
+    def quick(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A read session for a few short, indexed statements (see the class doc)."""
-        return self._quick_read()
+        return self._closing(self._quick_read(), inline=self._quick_engine is not None)
+
+    @staticmethod
+    @asynccontextmanager
+    async def _closing(session: AsyncSession, *, inline: bool) -> AsyncIterator[AsyncSession]:
+        """``session``, closed on the way out. SQLAlchemy's own ``async with session`` closes
+        it in a task of its own, so that a cancellation cannot interrupt the close halfway: a
+        turn or two of the event loop, which under load adds up on a turn's way to its first
+        words. On the inline driver the close never suspends, so it cannot be interrupted, and
+        is awaited directly."""
+        if not inline:
+            async with session:
+                yield session
+            return
+        try:
+            yield session
+        finally:
+            await session.close()
 
     async def dispose(self) -> None:
         """Close the quick engine's connections (``engine`` belongs to whoever made it)."""
@@ -183,6 +207,14 @@ class Sessions:
         (reservations, and the claims they carry)."""
         return (self._group_ahead if ahead else self._group).transaction()
 
+    async def run_grouped(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, ahead: bool = False
+    ) -> T:
+        """``await work(session)`` as a member of a group commit (see :meth:`grouped`), run by
+        the batch's own task so that the members' statements follow one another without a
+        pass through the event loop; its result once committed (:meth:`GroupCommit.run`)."""
+        return await (self._group_ahead if ahead else self._group).run(work)
+
     @asynccontextmanager
     async def begin(
         self, *, ahead: bool = False, quick: bool = False
@@ -190,32 +222,32 @@ class Sessions:
         queue = self._queue
         stats = self.stats
         write = self._quick_write if quick else self._write
-        if queue is None:
-            granted = time.perf_counter()
+        asked = time.perf_counter()
+        if queue is not None:
             try:
-                async with write.begin() as session:
+                async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+                    await queue.acquire(ahead=ahead)
+            except TimeoutError:
+                raise OperationalError(
+                    "BEGIN IMMEDIATE", None, TimeoutError("waited too long for the writer queue")
+                ) from None
+        granted = time.perf_counter()
+        # The session closes (and its connection goes back to the pool) in a task of its own
+        # (SQLAlchemy shields it from cancellation): a turn or two of a busy event loop. The
+        # writer is let go once the transaction has ended, not after that.
+        async with self._closing(
+            write(), inline=quick and self._quick_engine is not None
+        ) as session:
+            try:
+                async with session.begin():
                     yield session
             finally:
+                if queue is not None:
+                    queue.release()
                 if stats is not None:
+                    if queue is not None:
+                        stats.writer_wait_seconds += granted - asked
                     stats.held(time.perf_counter() - granted)
-            return
-        asked = time.perf_counter()
-        try:
-            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
-                await queue.acquire(ahead=ahead)
-        except TimeoutError:
-            raise OperationalError(
-                "BEGIN IMMEDIATE", None, TimeoutError("waited too long for the writer queue")
-            ) from None
-        granted = time.perf_counter()
-        try:
-            async with write.begin() as session:
-                yield session
-        finally:
-            queue.release()
-            if stats is not None:
-                stats.writer_wait_seconds += granted - asked
-                stats.held(time.perf_counter() - granted)
 
 
 def create_session_factory(engine: AsyncEngine, stats: DbStats | None = None) -> Sessions:
