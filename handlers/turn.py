@@ -209,8 +209,8 @@ class AssistantTurn:
                 []
                 if conversation is None
                 else [
-                    ChatMessage("assistant" if m.role == "assistant" else "user", m.content)
-                    for m in await conversations.recent_messages(conversation.id, limit)
+                    ChatMessage("assistant" if role == "assistant" else "user", content)
+                    for role, content in await conversations.recent_messages(conversation.id, limit)
                 ]
             )
         # Identify loaded the tenant moments ago: good enough to size the context; the
