@@ -21,6 +21,7 @@ from core.errors import SwitchboardError, TenantUnavailable
 from core.i18n import N_, Text, lazy
 from handlers.context import ClaimTaken, Handler, TurnContext, UpdateClaim
 from handlers.topup import TRIAL_ENDED
+from handlers.turn import shown_answer
 from storage.config_cache import read_freshness
 from storage.db import retry_transient
 from storage.models import Tenant
@@ -188,7 +189,7 @@ class DedupMiddleware:
             return
         msg = ctx.message
         log.warning("delivering the saved answer of %s update %s", msg.channel, msg.update_key)
-        await ctx.sink.open_stream().finish(text)
+        await ctx.sink.open_stream().finish(shown_answer(ctx, text))
         assert ctx.claim is not None
         ctx.claim.answered = ctx.claim.delivered = True
         ctx.outcome = "redelivered"

@@ -30,7 +30,7 @@ from assistants.types import (
 from billing.metering import MIN_OUTPUT_TOKENS, Charge, MeteredCall
 from core.envelope import ActivitySink, ReplyStream
 from core.errors import ProviderError, SwitchboardError
-from core.i18n import lazy
+from core.i18n import N_, lazy
 from core.money import from_micros
 from core.text import storable
 from handlers.attachments import PreparedInput, prepare_input
@@ -42,6 +42,8 @@ from storage.repositories.conversations import ConversationRepository
 from storage.repositories.library import LibraryRepository
 
 log = logging.getLogger(__name__)
+#: Shown when a model answered with nothing (its empty answer is still saved and charged).
+EMPTY_ANSWER = N_("The assistant returned an empty answer.")
 
 DEFAULT_ASSISTANT = "general"
 TITLE_LENGTH = 60
@@ -140,7 +142,7 @@ class AssistantTurn:
             return
         ctx.outcome = "answered"
         try:
-            await stream.finish(completion.text)
+            await stream.finish(shown_answer(ctx, completion.text))
             if ctx.claim is not None:
                 ctx.claim.delivered = True
         finally:
@@ -382,6 +384,12 @@ async def _consume(events: AsyncIterator[StreamEvent], stream: ReplyStream) -> C
     if completion is None:
         raise ProviderError("unknown", "stream ended without a completion")
     return completion
+
+
+def shown_answer(ctx: TurnContext, text: str) -> str:
+    """The answer as the chat shows it: a model that returned nothing is said so, in the
+    reader's language."""
+    return text if text.strip() else ctx.t(EMPTY_ANSWER)
 
 
 def _spoken(ctx: TurnContext) -> bool:

@@ -173,3 +173,21 @@ async def test_the_daily_alert_push_is_in_each_admins_language(
     assert english[-1] == (
         "Switchboard alerts, 2026-11-22 (1 new):\n• Trial · acme: trial ended on 2026-11-21"
     )
+
+
+async def test_an_empty_answer_is_said_in_the_readers_language(
+    start: Start,  # noqa: F811
+    llm: FakeLLMServer,
+) -> None:
+    """A model that streams nothing: the chat is told so in the member's language (the turn
+    passes the sentence; the sink no longer falls back to English for it)."""
+    run = await start()
+    await _send(run, AMELIE, f"/start {await tenant_with_tokens(run.app, 'dupont')}", "fr")
+    await _send(run, KLAUS, f"/start {await tenant_with_tokens(run.app, 'mueller')}", "de")
+    llm.reply_text = ""
+
+    assert await _send(run, AMELIE, "Bonjour", "fr") == "L'assistant a renvoyé une réponse vide."
+    assert (
+        await _send(run, KLAUS, "Hallo", "de") == "Der Assistent hat eine leere Antwort geliefert."
+    )
+    assert await _send(run, AMELIE, "Hello", "en") == "The assistant returned an empty answer."
