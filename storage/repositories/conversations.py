@@ -2,10 +2,37 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ChatPreference, Conversation, Message
+from storage.rows import insert_row
+
+# The reads every turn makes to plan its call, built once with bound parameters: building them
+# anew cost more than running them.
+_ACTIVE = (
+    select(Conversation)
+    .where(
+        Conversation.tenant_id == bindparam("tenant"),
+        Conversation.channel == bindparam("channel"),
+        Conversation.chat_key == bindparam("chat"),
+        Conversation.thread_key == bindparam("thread"),
+        Conversation.closed_at.is_(None),
+    )
+    .order_by(Conversation.id.desc())
+    .limit(1)
+)
+_RECENT = (
+    select(Message.role, Message.content)
+    .where(Message.conversation_id == bindparam("conversation"))
+    .order_by(Message.id.desc())
+    .limit(bindparam("limit"))
+)
+_PREFERRED = select(ChatPreference.assistant_id).where(
+    ChatPreference.tenant_id == bindparam("tenant"),
+    ChatPreference.channel == bindparam("channel"),
+    ChatPreference.chat_key == bindparam("chat"),
+)
 
 
 class ConversationRepository:
@@ -15,19 +42,8 @@ class ConversationRepository:
     async def active(
         self, tenant_id: int, channel: str, chat_key: str, thread_key: str
     ) -> Conversation | None:
-        query = (
-            select(Conversation)
-            .where(
-                Conversation.tenant_id == tenant_id,
-                Conversation.channel == channel,
-                Conversation.chat_key == chat_key,
-                Conversation.thread_key == thread_key,
-                Conversation.closed_at.is_(None),
-            )
-            .order_by(Conversation.id.desc())
-            .limit(1)
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
+        chat = {"tenant": tenant_id, "channel": channel, "chat": chat_key, "thread": thread_key}
+        return (await self.session.execute(_ACTIVE, chat)).scalar_one_or_none()
 
     async def start(
         self,
@@ -74,13 +90,8 @@ class ConversationRepository:
         """The newest ``limit`` messages as (role, content), oldest first. Plain rows, not
         ``Message`` objects: a turn reads up to its whole context window every time, and ORM
         instances for each row were a tenth of a turn's CPU."""
-        query = (
-            select(Message.role, Message.content)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(Message.id.desc())
-            .limit(limit)
-        )
-        rows = [(role, content) for role, content in await self.session.execute(query)]
+        params = {"conversation": conversation_id, "limit": limit}
+        rows = [(role, content) for role, content in await self.session.execute(_RECENT, params)]
         rows.reverse()
         return rows
 
@@ -90,17 +101,13 @@ class ConversationRepository:
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def add_message(self, message: Message) -> Message:
-        self.session.add(message)
-        await self.session.flush()
+        """Insert ``message`` (one prebuilt statement, see :mod:`storage.rows`); its id is set."""
+        await insert_row(self.session, message)
         return message
 
     async def preferred_assistant(self, tenant_id: int, channel: str, chat_key: str) -> int | None:
-        query = select(ChatPreference.assistant_id).where(
-            ChatPreference.tenant_id == tenant_id,
-            ChatPreference.channel == channel,
-            ChatPreference.chat_key == chat_key,
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
+        chat = {"tenant": tenant_id, "channel": channel, "chat": chat_key}
+        return (await self.session.execute(_PREFERRED, chat)).scalar_one_or_none()
 
     async def set_preferred_assistant(
         self, tenant_id: int, channel: str, chat_key: str, assistant_id: int, now: datetime

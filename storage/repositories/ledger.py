@@ -2,15 +2,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn
+from typing import NoReturn, cast
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import BindParameter, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import ConflictError, NotFoundError
 from core.i18n import Number, lazy
 from core.limits import MAX_BALANCE
 from storage.models import LedgerEntry, Tenant
+from storage.rows import insert_row, refresh_loaded
 from storage.states import LEDGER_KINDS, LedgerKind
 
 
@@ -19,6 +20,23 @@ class LedgerMismatch:
     slug: str
     balance: int
     ledger_sum: int
+
+
+_TENANTS = cast(Table, Tenant.__table__)
+_RESULTING = _TENANTS.c.token_balance + bindparam("tokens")
+#: The balance change, built once (every answered turn posts one): the bounds are part of the
+#: condition, so they hold however many processes post at once.
+_POST = (
+    update(_TENANTS)
+    .where(_TENANTS.c.id == bindparam("tenant"), _RESULTING.between(-MAX_BALANCE, MAX_BALANCE))
+    .values(
+        token_balance=_RESULTING,
+        tokens_reserved=_TENANTS.c.tokens_reserved - bindparam("release"),
+    )
+    .returning(_TENANTS.c.token_balance, _TENANTS.c.tokens_reserved)
+)
+_FLOOR: BindParameter[int] = bindparam("floor")
+_POST_ABOVE_FLOOR = _POST.where(_RESULTING >= _FLOOR)
 
 
 class LedgerRepository:
@@ -54,23 +72,17 @@ class LedgerRepository:
             # Out of range whatever the balance is; checked here because the database would
             # overflow computing the sum (an error on PostgreSQL, a float on SQLite).
             await self._refuse(tenant_id, tokens)
-        resulting = Tenant.token_balance + tokens
-        bounds: list[ColumnElement[bool]] = [resulting.between(-MAX_BALANCE, MAX_BALANCE)]
+        statement = _POST if floor is None else _POST_ABOVE_FLOOR
+        params = {"tenant": tenant_id, "tokens": tokens, "release": release_reserved}
         if floor is not None:
-            bounds.append(resulting >= floor)
-        balance = (
-            await self.session.execute(
-                update(Tenant)
-                .where(Tenant.id == tenant_id, *bounds)
-                .values(
-                    token_balance=resulting,
-                    tokens_reserved=Tenant.tokens_reserved - release_reserved,
-                )
-                .returning(Tenant.token_balance)
-            )
-        ).scalar_one_or_none()
-        if balance is None:
+            params["floor"] = floor
+        row = (await self.session.execute(statement, params)).one_or_none()
+        if row is None:
             await self._refuse(tenant_id, tokens, floor)
+        balance, reserved = row
+        refresh_loaded(
+            self.session, Tenant, tenant_id, token_balance=balance, tokens_reserved=reserved
+        )
         entry = LedgerEntry(
             tenant_id=tenant_id,
             kind=kind,
@@ -81,8 +93,7 @@ class LedgerRepository:
             actor=actor,
             created_at=now,
         )
-        self.session.add(entry)
-        await self.session.flush()
+        await insert_row(self.session, entry)
         return entry
 
     async def _refuse(self, tenant_id: int, tokens: int, floor: int | None = None) -> NoReturn:

@@ -1,12 +1,24 @@
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select, update
+from typing import cast
+
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFoundError
 from storage.models import ContentItem, Tenant
+from storage.rows import insert_row, refresh_loaded
 
 CONTENT_KINDS = ("text", "image", "audio", "video", "document")
+
+_TENANTS = cast(Table, Tenant.__table__)
+#: The tenant's next library number (every answer takes one): built once.
+_NEXT_NUMBER = (
+    update(_TENANTS)
+    .where(_TENANTS.c.id == bindparam("tenant"))
+    .values(library_seq=_TENANTS.c.library_seq + 1)
+    .returning(_TENANTS.c.library_seq)
+)
 
 
 class LibraryRepository:
@@ -18,19 +30,16 @@ class LibraryRepository:
 
         The number comes from one ``UPDATE ... RETURNING`` on the tenant's counter: the row lock
         orders concurrent turns of one tenant, across processes, with no gap and no duplicate.
+        The item is written by a Core insert (:mod:`storage.rows`): it gets its ``id`` and
+        ``number`` but is not added to the session.
         """
         if item.kind not in CONTENT_KINDS:
             raise ValueError(f"unknown content kind {item.kind!r}")
         item.number = (
-            await self.session.execute(
-                update(Tenant)
-                .where(Tenant.id == item.tenant_id)
-                .values(library_seq=Tenant.library_seq + 1)
-                .returning(Tenant.library_seq)
-            )
+            await self.session.execute(_NEXT_NUMBER, {"tenant": item.tenant_id})
         ).scalar_one()
-        self.session.add(item)
-        await self.session.flush()
+        refresh_loaded(self.session, Tenant, item.tenant_id, library_seq=item.number)
+        await insert_row(self.session, item)
         return item
 
     async def get(self, tenant_id: int, number: int) -> ContentItem:

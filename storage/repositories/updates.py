@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ProcessedUpdate
@@ -24,15 +25,15 @@ UNFINISHED: tuple[ClaimState, ...] = ("processing", "answered", "abandoned")
 HELD: tuple[ClaimState, ...] = ("processing", "answered")
 
 
-#: The claim's INSERT, built once (it runs on every turn): values are bound per execution.
-_INSERT_CLAIM = insert(ProcessedUpdate).values(
-    channel=bindparam("channel"),
-    update_key=bindparam("update_key"),
-    state=bindparam("state"),
-    holder=bindparam("holder"),
-    lease_expires_at=bindparam("lease_expires_at"),
-    reply_to=bindparam("reply_to"),
-    created_at=bindparam("created_at"),
+# The statements every turn runs, built once, Core on the table: values are bound per
+# execution (keys naming columns are the row's values; the WHERE's names are not columns').
+_CLAIMS = cast(Table, ProcessedUpdate.__table__)
+_INSERT_CLAIM = insert(_CLAIMS)
+#: The holder's own claim on one update.
+_MARK_CLAIM = update(_CLAIMS).where(
+    _CLAIMS.c.channel == bindparam("of_channel"),
+    _CLAIMS.c.update_key == bindparam("of_key"),
+    _CLAIMS.c.holder == bindparam("of_holder"),
 )
 
 
@@ -129,26 +130,16 @@ class UpdateClaimRepository:
     async def answered(self, channel: str, update_key: str, holder: str, message_id: int) -> None:
         """The answer ``message_id`` is saved (in this transaction); the lease stays until it
         has been delivered (``finish``)."""
-        await self.session.execute(
-            update(ProcessedUpdate)
-            .where(
-                ProcessedUpdate.channel == channel,
-                ProcessedUpdate.update_key == update_key,
-                ProcessedUpdate.holder == holder,
-            )
-            .values(state="answered", answer_message_id=message_id)
+        await self._mark(
+            channel, update_key, holder, state="answered", answer_message_id=message_id
         )
 
     async def finish(self, channel: str, update_key: str, holder: str) -> None:
-        await self.session.execute(
-            update(ProcessedUpdate)
-            .where(
-                ProcessedUpdate.channel == channel,
-                ProcessedUpdate.update_key == update_key,
-                ProcessedUpdate.holder == holder,
-            )
-            .values(state="done", lease_expires_at=None)
-        )
+        await self._mark(channel, update_key, holder, state="done", lease_expires_at=None)
+
+    async def _mark(self, channel: str, update_key: str, holder: str, **values: object) -> None:
+        params = {"of_channel": channel, "of_key": update_key, "of_holder": holder, **values}
+        await self.session.execute(_MARK_CLAIM, params)
 
     async def interrupted(self, created_before: datetime) -> list[ProcessedUpdate]:
         """``processing`` and ``answered`` claims older than ``created_before`` (the caller

@@ -3,12 +3,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Table, Update, bindparam, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ModelPrice, Tenant, UsageEvent
+from storage.rows import insert_row
 from storage.states import UsageStatus
 
 #: How a reservation ends (it leaves ``reserved`` once).
@@ -30,6 +31,24 @@ class UsageTotals:
     costs: dict[str, int]
 
 
+# The reservation's statements, built once (each turn runs two or three): Core on the tables,
+# not the ORM's bulk UPDATE, whose evaluation of loaded objects cost twice the statement. A
+# tenant or event loaded in the session is therefore not updated by them (callers re-read).
+_TENANTS = cast(Table, Tenant.__table__)
+_EVENTS = cast(Table, UsageEvent.__table__)
+_RESERVE = (
+    update(_TENANTS)
+    .where(_TENANTS.c.id == bindparam("tenant"))
+    .values(tokens_reserved=_TENANTS.c.tokens_reserved + bindparam("tokens"))
+)
+_TRY_RESERVE = _RESERVE.where(
+    _TENANTS.c.token_balance - _TENANTS.c.tokens_reserved >= bindparam("tokens")
+)
+_FINISH = update(_EVENTS).where(
+    _EVENTS.c.id == bindparam("event"), _EVENTS.c.status == literal("reserved")
+)
+
+
 class UsageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -40,51 +59,34 @@ class UsageRepository:
         A single conditional UPDATE: concurrent reservers cannot both pass the check, on
         PostgreSQL (row lock, re-checked predicate) and SQLite (one writer) alike.
         """
-        result = await self.session.execute(
-            update(Tenant)
-            .where(Tenant.id == tenant_id, Tenant.token_balance - Tenant.tokens_reserved >= tokens)
-            .values(tokens_reserved=Tenant.tokens_reserved + tokens)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self._changed(_TRY_RESERVE, {"tenant": tenant_id, "tokens": tokens})
 
     async def force_reserve(self, tenant_id: int, tokens: int) -> None:
         """Reserve without a balance check (postpaid tenants are invoiced, not prepaid)."""
-        await self.session.execute(
-            update(Tenant)
-            .where(Tenant.id == tenant_id)
-            .values(tokens_reserved=Tenant.tokens_reserved + tokens)
-        )
+        await self._changed(_RESERVE, {"tenant": tenant_id, "tokens": tokens})
 
     async def release_reserved(self, tenant_id: int, tokens: int) -> None:
-        await self.session.execute(
-            update(Tenant)
-            .where(Tenant.id == tenant_id)
-            .values(tokens_reserved=Tenant.tokens_reserved - tokens)
-        )
+        await self._changed(_RESERVE, {"tenant": tenant_id, "tokens": -tokens})
 
     async def add(self, event: UsageEvent) -> UsageEvent:
-        self.session.add(event)
-        await self.session.flush()
+        """Insert ``event`` (one prebuilt statement, see :mod:`storage.rows`); its id is set."""
+        await insert_row(self.session, event)
         return event
 
     async def claim_reserved(self, event_id: int, status: Outcome, now: datetime) -> bool:
         """Move a reservation out of ``reserved`` exactly once; False if someone else did."""
-        result = await self.session.execute(
-            update(UsageEvent)
-            .where(UsageEvent.id == event_id, UsageEvent.status == "reserved")
-            .values(status=status, settled_at=now)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self.finish(event_id, status, now, {})
 
     async def finish(
         self, event_id: int, status: Outcome, now: datetime, values: Mapping[str, object]
     ) -> bool:
         """Like :meth:`claim_reserved`, writing the call's outcome in the same statement."""
-        result = await self.session.execute(
-            update(UsageEvent)
-            .where(UsageEvent.id == event_id, UsageEvent.status == "reserved")
-            .values(status=status, settled_at=now, **values)
-        )
+        # Keys naming the event's columns are its new values (Core's SET from parameters).
+        params = {**values, "status": status, "settled_at": now, "event": event_id}
+        return await self._changed(_FINISH, params)
+
+    async def _changed(self, statement: Update, params: dict[str, object]) -> bool:
+        result = await self.session.execute(statement, params)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def get(self, event_id: int) -> UsageEvent | None:
