@@ -81,6 +81,9 @@ class ServiceRunner:
         settings = self.app.settings
         for warning in settings.service_warnings():
             log.warning("%s", warning)
+        # Begun first, so the imports overlap the start-up's waits (the database, the channels'
+        # first calls) and are mostly done when the first updates arrive.
+        self._warm_up = asyncio.create_task(asyncio.to_thread(self._load_lazy_parts))
         await prepare_database(self.app)
         self._runner = web.AppRunner(self.web_app, handle_signals=False)
         await self._runner.setup()
@@ -93,16 +96,17 @@ class ServiceRunner:
         for channel in self.channels:
             await channel.start()
             log.info("channel %s started", channel.name)
-        self._warm_up = asyncio.create_task(asyncio.to_thread(self._load_lazy_parts))
 
     def _load_lazy_parts(self) -> None:
-        """What the first turn would otherwise load (price data, SDK modules and models), in a
-        worker thread once the service is receiving: start-up does not wait for it, and the
-        event loop keeps serving meanwhile."""
+        """What the first turn would otherwise load (SDK modules and models, price data), in a
+        worker thread beside the start-up: start-up does not wait for it, and the event loop
+        keeps serving meanwhile."""
         try:
-            warm_up_prices()
+            # Providers first: a turn needs its client when it starts streaming, the prices
+            # only when it settles.
             for provider in self.app.deps.providers.values():
                 provider.warm_up()
+            warm_up_prices()
         except Exception:  # only an optimisation: the first turn loads whatever failed here
             log.exception("warming up failed")
 

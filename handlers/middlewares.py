@@ -366,7 +366,7 @@ class IdentifyMiddleware:
     async def _write(ctx: TurnContext, now: datetime) -> None:
         """Create the member, or note its and the tenant's activity."""
         msg = ctx.message
-        async with ctx.deps.sessions.begin(ahead=True) as session:
+        async with ctx.deps.sessions.begin(ahead=True, quick=True) as session:
             ctx.tenant = await BindingRepository(session).tenant_for(msg.channel, msg.scope_key)
             if ctx.tenant is not None:
                 ctx.member = await MemberRepository(session).get_or_create(

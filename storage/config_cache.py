@@ -131,7 +131,7 @@ class ConfigCache:
             or (tenant_id is not None and member_row is None)
         ):
             generation = self._generation
-            async with sessions() as session:
+            async with sessions.quick() as session:  # short indexed reads: on the loop
                 role = await AdminRepository(session).role_of(channel, user_id)
                 tenant = await BindingRepository(session).tenant_for(channel, scope_key)
                 member = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -108,3 +109,47 @@ async def test_closing_a_client_never_used_builds_nothing() -> None:
     await deferred.aclose()
 
     assert not deferred.built
+
+
+async def test_a_turn_waiting_for_the_build_leaves_the_event_loop_serving() -> None:
+    """Turns arriving while the warm-up thread imports the SDK (~0.5 s of CPU) wait for it in a
+    worker thread: the event loop goes on serving the others meanwhile."""
+    from assistants.providers.openai_chat import OpenAIChatClient
+
+    importing = threading.Event()
+    imported = threading.Event()
+
+    async with FakeLLMServer() as server:
+
+        def build() -> OpenAIChatClient:
+            importing.set()
+            assert imported.wait(5), "the event loop never got to say the import may end"
+            return OpenAIChatClient(
+                api_key=None, base_url=server.base_url, timeout=5.0, max_retries=0
+            )
+
+        deferred = DeferredClient("openai_chat", build)  # type: ignore[arg-type]
+        warm_up = threading.Thread(target=deferred.resolve)
+        warm_up.start()
+        assert importing.wait(5)
+        request = CompletionRequest(
+            system_prompt=None,
+            messages=[ChatMessage("user", "hi")],
+            params=GenerationParams(model="m", max_output_tokens=20),
+            idempotency_key="deferred-2",
+        )
+
+        async def collect() -> list[object]:
+            return [event async for event in deferred.stream(request)]
+
+        turn = asyncio.create_task(collect())
+        await asyncio.sleep(0.05)  # the loop runs: the turn is waiting off the loop
+        assert not turn.done()
+        imported.set()
+        events = await asyncio.wait_for(turn, 10)
+        warm_up.join()
+        try:
+            last = events[-1]
+            assert isinstance(last, Completion) and last.text == server.reply_text
+        finally:
+            await deferred.aclose()

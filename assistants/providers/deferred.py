@@ -4,11 +4,13 @@
 service's start-up paid before doing anything, though most commands never call a model. The
 service builds its clients in :meth:`DeferredClient.warm_up`, which it runs in a worker thread
 once it is receiving (see ``ProviderClient.warm_up``), so the first turn does not pay the import
-either unless it comes within that half second.
+either unless it comes within that half second; one that does waits for it without holding up
+the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -47,7 +49,18 @@ class DeferredClient:
         return client
 
     def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
-        return self.resolve().stream(request)
+        client = self._deferred_client
+        if client is not None:
+            return client.stream(request)
+        return self._stream_once_built(request)
+
+    async def _stream_once_built(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        # Built (or waited for, while the warm-up thread builds it) in a worker thread: the
+        # import takes ~0.5 s of CPU, and the turns arriving meanwhile, all of which reach this
+        # point together after a start or a quiet spell, must not find the event loop frozen.
+        client = await asyncio.to_thread(self.resolve)
+        async for event in client.stream(request):
+            yield event
 
     def warm_up(self) -> None:
         self.resolve().warm_up()
