@@ -4,6 +4,7 @@ fake Bot API server (tests/fakes/telegram_server.py) and a fake LLM, in polling 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import itertools
@@ -155,10 +156,44 @@ async def test_private_chat_binds_and_streams_drafts_then_one_message(
     assert len({d.params["draft_id"] for d in drafts}) == 1
     assert all(gap >= 0.38 for gap in gaps(drafts))
     assert drafts[-1].at < final.at
-    assert fake.calls_to("sendChatAction", chat_id=USER)
+    assert not fake.calls_to("sendChatAction", chat_id=USER), "words came first: no typing"
     assert await count(run.app, ContentItem) == 1
     assert await count(run.app, UsageEvent) == 1
     assert "Hello there" in str(llm.last_request.json)
+
+
+async def test_a_model_that_thinks_shows_typing_before_its_first_words(
+    start: Start, llm: FakeLLMServer
+) -> None:
+    run = await start()
+    fake = run.fake
+    await bind_private(run)
+    llm.pause_fn = lambda _body: 1.0  # longer than Pacing.typing_after
+    await fake.send_update(fake.private_message(USER, "think first"))
+    await fake.wait_for_bot_messages(USER, 2)
+
+    typing = fake.calls_to("sendChatAction", chat_id=USER)
+    first_words = fake.calls_to("sendMessageDraft", chat_id=USER) or fake.calls_to(
+        "sendMessage", chat_id=USER
+    )
+    assert [c.params["action"] for c in typing] == ["typing"]
+    assert typing[0].at < first_words[0].at
+
+
+async def test_a_refusal_is_not_followed_by_typing(start: Start, llm: FakeLLMServer) -> None:
+    """Typing waits for a quiet moment; a refusal sent meanwhile (no tokens left) cancels it,
+    or "typing…" would run on under the refusal."""
+    run = await start()
+    fake = run.fake
+    await bind_private(run)
+    await admin(run.app, "tokens", "adjust", "acme", "-100000", "spent")
+    await fake.send_update(fake.private_message(USER, "anything?"))
+    await fake.wait_for_bot_messages(USER, 2)
+    await asyncio.sleep(Pacing().typing_after + 0.3)
+
+    assert "token" in (fake.bot_texts(USER)[-1] or "").lower(), "refused for want of tokens"
+    assert not fake.calls_to("sendChatAction", chat_id=USER)
+    assert llm.requests == []
 
 
 async def test_group_binding_mentions_replies_and_paced_edits(

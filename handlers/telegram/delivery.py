@@ -39,6 +39,9 @@ class Pacing:
 
     #: Seconds between ``sendMessageDraft`` calls in a private chat.
     draft_interval: float = 0.4
+    #: Seconds of silence after which a reply being prepared shows "typing…": most answers
+    #: start sooner, and their first words need neither the call nor to wait for it to land.
+    typing_after: float = 0.5
     #: Seconds between calls that change a group message (Telegram allows ~20 a minute there).
     edit_interval: float = 1.5
     #: Attempts for one call that keeps getting 429 before giving up.

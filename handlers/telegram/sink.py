@@ -69,13 +69,22 @@ class TelegramSink:
         self.target = target
         self._monotonic = monotonic
         self._replied = False
+        self._stream: _Stream | None = None
+
+    def _quiet(self) -> None:
+        """Anything else sent to the chat ends a stream's wait for "typing…": shown after it,
+        the indicator would run on for five seconds under a refusal."""
+        if self._stream is not None:
+            self._stream.cancel_typing()
 
     async def send_text(self, text: str) -> None:
+        self._quiet()
         for chunk in render_plain(text) or render_plain(EMPTY_ANSWER):
             await self.delivery.send(self.target, chunk, html=False, reply=self._take_reply())
 
     async def send_buttons(self, text: str, buttons: Sequence[LinkButton]) -> None:
         """The text with an inline keyboard of URL buttons (one per row) under its last part."""
+        self._quiet()
         keyboard = InlineKeyboardMarkup(
             inline_keyboard=[[InlineKeyboardButton(text=b.label, url=b.url)] for b in buttons]
         )
@@ -91,6 +100,7 @@ class TelegramSink:
             )
 
     async def send_file(self, file: OutboundFile) -> None:
+        self._quiet()
         caption = file.caption if utf16_len(file.caption) <= CAPTION_LIMIT else ""
         upload: InputFile = (
             FSInputFile(file.path, filename=file.file_name)
@@ -159,6 +169,7 @@ class TelegramSink:
     async def show_activity(self, action: str) -> None:
         """ "uploading photo…", "recording voice…" while media is made; cosmetic, so a failure
         is ignored."""
+        self._quiet()
         with contextlib.suppress(TelegramAPIError):
             await self.delivery.bot(
                 SendChatAction(
@@ -173,6 +184,7 @@ class TelegramSink:
             _DraftStream(self) if self.target.private else _EditStream(self)
         )
         stream.start_typing()
+        self._stream = stream
         return stream
 
     def _take_reply(self) -> bool:
@@ -190,13 +202,22 @@ class _Stream:
         self.text = ""
         self._next_at = 0.0
         self._typing: asyncio.Task[None] | None = None
+        self._typing_timer: asyncio.TimerHandle | None = None
 
     def now(self) -> float:
         return self.sink._monotonic()
 
     def start_typing(self) -> None:
-        """Show "typing…" while the model thinks; purely cosmetic, so failures are ignored."""
-        self._typing = asyncio.get_running_loop().create_task(self._send_typing())
+        """Show "typing…" if the model is still thinking after ``Pacing.typing_after``;
+        purely cosmetic, so failures are ignored."""
+        loop = asyncio.get_running_loop()
+        self._typing_timer = loop.call_later(
+            self.delivery.pacing.typing_after, self._begin_typing, loop
+        )
+
+    def _begin_typing(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._typing_timer = None
+        self._typing = loop.create_task(self._send_typing())
 
     async def _send_typing(self) -> None:
         with contextlib.suppress(TelegramAPIError):
@@ -208,7 +229,14 @@ class _Stream:
                 )
             )
 
+    def cancel_typing(self) -> None:
+        """Words (or another message) came first: no "typing…" at all."""
+        if self._typing_timer is not None:
+            self._typing_timer.cancel()
+            self._typing_timer = None
+
     async def _stop_typing(self) -> None:
+        self.cancel_typing()
         if self._typing is not None and not self._typing.done():
             # Let it land before the answer, so "typing" never shows after the reply.
             with contextlib.suppress(Exception):
