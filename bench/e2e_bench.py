@@ -9,7 +9,9 @@ is measured is Switchboard: pipeline, persistence, metering and Telegram deliver
                                         [--processes 1] [--database-url URL]
                                         [--profile DIR] [--tree DIR --tree DIR2 [--runs 3]]
 
-Prints, per run: turns/s, latency p50/p95/p99/max, first visible text p50, the slowest chat's
+Prints, per run: turns/s, latency p50/p95/p99/max (and p50/p99 of the messages after each
+chat's first: the first ones come in one burst to a service just started), first visible text
+p50, the slowest chat's
 time over the fastest's, CPU ms per turn and peak RSS of the service process(es), Bot API calls
 per turn, the start-up time to the first poll (polling mode), and the database work per turn
 read from the service's ``/metrics`` (transactions, statements, write transactions, time the
@@ -63,6 +65,9 @@ class Turn:
     chat: int
     latency: float
     first_text: float
+    #: The message's place in its chat: 0 is the chat's first, which meets a cold service
+    #: (a member to create, SDKs still loading) in a burst of every chat's first message.
+    index: int = 0
 
 
 @dataclass
@@ -379,7 +384,7 @@ async def _chat(
             and str(c.params.get("chat_id")) == str(chat)
         ]
         final = [c for c in mine if c.method == "sendMessage"][-1]
-        turns.append(Turn(chat, final.at - sent, mine[0].at - sent))
+        turns.append(Turn(chat, final.at - sent, mine[0].at - sent, n))
     spans.append(time.monotonic() - begun)
 
 
@@ -400,6 +405,13 @@ def report(result: Result, label: str) -> None:
     )
     first_text = statistics.median(t.first_text for t in result.turns)
     print(f"  first text p50          {first_text * 1000:8.0f} ms")
+    later = [t.latency for t in result.turns if t.index > 0]
+    if later:
+        print(
+            "  after each chat's first: p50/p99 "
+            + " / ".join(f"{_percentile(later, q) * 1000:.0f}" for q in (0.5, 0.99))
+            + " ms"
+        )
     print(f"  slowest / fastest chat  {max(result.chat_spans) / min(result.chat_spans):8.2f}")
     print(f"  CPU per turn            {result.cpu_seconds / n * 1000:8.1f} ms")
     print(f"    of it, event loop     {result.loop_cpu_seconds / n * 1000:8.1f} ms")
@@ -444,6 +456,7 @@ def _figures(result: Result) -> dict[str, float]:
         "turns/s": n / result.wall,
         "latency p50 ms": _percentile(latencies, 0.5) * 1000,
         "latency p99 ms": _percentile(latencies, 0.99) * 1000,
+        **_later_figures(result),
         "first text p50 ms": statistics.median(t.first_text for t in result.turns) * 1000,
         "CPU ms per turn": result.cpu_seconds / n * 1000,
         "event loop CPU ms/turn": result.loop_cpu_seconds / n * 1000,
@@ -451,6 +464,17 @@ def _figures(result: Result) -> dict[str, float]:
         "Bot API calls/turn": result.api_calls / n,
         **({"start-up s": result.startup} if result.startup is not None else {}),
         **_db_figures(result),
+    }
+
+
+def _later_figures(result: Result) -> dict[str, float]:
+    """Latency once every chat has had its first message answered (the steady state)."""
+    later = [t.latency for t in result.turns if t.index > 0]
+    if not later:
+        return {}
+    return {
+        "later p50 ms": _percentile(later, 0.5) * 1000,
+        "later p99 ms": _percentile(later, 0.99) * 1000,
     }
 
 
