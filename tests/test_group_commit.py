@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from bot.app import App
 from handlers.telegram.adapter import private_scope
 from storage.db import Sessions, create_engine, create_session_factory
 from storage.db_stats import DbStats
-from storage.models import ProcessedUpdate, UsageEvent
+from storage.models import ProcessedUpdate, Tenant, UsageEvent
 from storage.repositories.tenants import BindingRepository, TenantRepository
 from tests.conftest import AppFactory, admin, console_message, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
@@ -112,6 +112,21 @@ async def test_concurrent_turns_persist_in_batches_and_the_ledger_holds(app: App
     stats = app.deps.sessions.stats
     assert stats is not None
     sinks = [RecordingSink() for _ in range(12)]
+    held = asyncio.Event()
+
+    async def hold_the_tenant() -> None:
+        """Another transaction holds the tenant's row (SQLite: the writer) for a moment, as a
+        busy service's writes do: the turns' statements now take too little time to overlap
+        by themselves in a test this small."""
+        async with app.deps.sessions.begin() as session:
+            await session.execute(
+                update(Tenant).where(Tenant.id == tenant.id).values(name=Tenant.name)
+            )
+            held.set()
+            await asyncio.sleep(0.3)
+
+    holder = asyncio.create_task(hold_the_tenant())
+    await held.wait()
     await asyncio.gather(
         *(
             app.pipeline.handle(
@@ -121,6 +136,7 @@ async def test_concurrent_turns_persist_in_batches_and_the_ledger_holds(app: App
             for n, sink in enumerate(sinks)
         )
     )
+    await holder
     assert all(sink.deltas and sink.texts for sink in sinks)
     # Twelve reservations (with their claims), twelve persists and twelve "delivered" marks on
     # the claims, in batches.
