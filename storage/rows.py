@@ -36,7 +36,8 @@ async def insert_row(session: AsyncSession, row: Base) -> int:
     """INSERT the column values set on the new model object ``row`` and set its ``id``.
 
     ``row`` is not added to the session: it is the value written (attributes left to column
-    defaults stay unset on it), and the session never flushes or expires it.
+    defaults stay unset on it), and the session never flushes or expires it. Only columns are
+    written: set foreign keys by id, not through relationships.
     """
     table = cast(Table, row.__table__)
     columns = _column_keys(table)
