@@ -30,11 +30,12 @@ from assistants.types import Usage
 from billing.holders import is_dead_local_holder, this_process
 from core.clock import Clock, month_start, system_clock
 from core.errors import InsufficientTokens
-from storage.db import Sessions, retry_transient
+from storage.db import Sessions
 from storage.models import Tenant, UsageEvent
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.rollups import RollupRepository, UsageDelta
 from storage.repositories.usage import UsageRepository
+from storage.transient import retry_transient
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from handlers.context import ClaimTaken, Handler, TurnContext, UpdateClaim
 from handlers.topup import TRIAL_ENDED
 from handlers.turn import shown_answer
 from storage.config_cache import read_freshness
-from storage.db import retry_transient
 from storage.models import Tenant
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.tenants import (
@@ -34,6 +33,7 @@ from storage.repositories.tenants import (
     needs_touch,
 )
 from storage.repositories.updates import UpdateClaimRepository
+from storage.transient import retry_transient
 
 log = logging.getLogger(__name__)
 

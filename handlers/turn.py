@@ -35,11 +35,11 @@ from core.money import from_micros
 from core.text import storable
 from handlers.attachments import PreparedInput, prepare_input
 from handlers.context import TurnContext
-from storage.db import retry_transient
 from storage.models import ContentItem, Conversation, Message, Tenant
 from storage.repositories.assistants import AssistantRepository, ResolvedAssistant
 from storage.repositories.conversations import ConversationRepository
 from storage.repositories.library import LibraryRepository
+from storage.transient import retry_transient
 
 log = logging.getLogger(__name__)
 #: Shown when a model answered with nothing (its empty answer is still saved and charged).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -12,7 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,7 +24,6 @@ from storage.group_commit import GroupCommit
 from storage.sqlite_inline import inline_url
 from storage.writer_queue import WriterQueue
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -259,37 +257,3 @@ def create_session_factory(engine: AsyncEngine, stats: DbStats | None = None) ->
         if quick is not None:
             stats.attach(quick)
     return Sessions(engine, stats, quick=quick)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database is (for now) out of reach, not that the statement is
-    wrong: worth retrying the same transaction later."""
-    if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(
-            exc, OperationalError | InterfaceError
-        )
-    return isinstance(exc, OSError | ConnectionError | TimeoutError)
-
-
-async def retry_transient(
-    operation: Callable[[], Awaitable[T]],
-    *,
-    seconds: float,
-    what: str,
-    first_delay: float = 0.1,
-    max_delay: float = 2.0,
-) -> T:
-    """Run ``operation`` (one whole transaction) again while the database is unreachable, for up
-    to ``seconds``; any other error, or the last transient one, is raised."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    delay = first_delay
-    while True:
-        try:
-            return await operation()
-        except Exception as exc:
-            if not is_transient(exc) or loop.time() + delay > deadline:
-                raise
-            log.warning("%s: database unreachable (%s), retrying", what, type(exc).__name__)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, max_delay)

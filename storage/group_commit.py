@@ -11,7 +11,9 @@ member rolls back that member only and is raised to it alone. When the last memb
 the writer task commits once, and only then does each member's ``async with`` return: whoever
 waits on it (the turn, before its final send) knows its writes are durable. If the commit
 fails, every member gets the error, as it would have from its own transaction (and retries
-transient ones the same way). The same on PostgreSQL: one commit, fewer round trips.
+transient ones the same way); so does every member when one of them finds the database out of
+reach, since the batch's connection is then gone for all. The same on PostgreSQL: one commit,
+fewer round trips.
 
 A member must not open another transaction that writes (grouped or not) inside its body: it
 would wait for the batch it is part of.
@@ -36,6 +38,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db_stats import DbStats
+from storage.transient import is_transient
 
 T = TypeVar("T")
 _Work = Callable[[AsyncSession], Awaitable[Any]]
@@ -156,8 +159,13 @@ class GroupCommit:
                     try:
                         async with session.begin_nested():
                             value = await work(session)
-                    except Exception as exc:  # that member's alone: its savepoint is undone
-                        result.set_exception(exc)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            # The connection is gone: nobody after this member can run, nobody
+                            # before it can commit. All of them hear that the database is out
+                            # of reach (and retry), not that the session is unusable.
+                            raise
+                        result.set_exception(exc)  # that member's alone: its savepoint is undone
                     else:
                         result.set_result(value)
                 batch.ready.set_result(session)

@@ -4,11 +4,14 @@ database transaction, each in its own savepoint, and each returns only once it i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
 from handlers.telegram.adapter import private_scope
@@ -16,8 +19,10 @@ from storage.db import Sessions, create_engine, create_session_factory
 from storage.db_stats import DbStats
 from storage.models import ProcessedUpdate, Tenant, UsageEvent
 from storage.repositories.tenants import BindingRepository, TenantRepository
+from storage.transient import is_transient, retry_transient
 from tests.conftest import AppFactory, admin, console_message, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.sinks import RecordingSink
 from tests.test_faults import _child_env, _spawn_run, assert_invariants
@@ -226,3 +231,59 @@ async def test_killed_mid_batch_loses_no_acknowledged_turn_and_charges_nothing_t
     settled = [e for e in events if e.status == "settled"]
     assert len(settled) == len(users)
     assert len({e.idempotency_key.split(":")[1] for e in settled}) == len(users)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"),
+    reason="SQLite is a local file: its connection cannot be cut",
+)
+async def test_a_lost_connection_fails_the_whole_batch_as_transient(database_url: str) -> None:
+    """The line to the database is cut while the batch's first member runs: the members after
+    it must hear that the database is unreachable (and retry the transaction), not that their
+    session is unusable (which no retry mends and would turn a saved answer into an error)."""
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    engine = create_engine(
+        url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    )
+    sessions = create_session_factory(engine, DbStats())
+    try:
+        async with sessions.begin() as session:
+            await session.execute(text("CREATE TABLE log (id SERIAL PRIMARY KEY, who TEXT UNIQUE)"))
+        errors: list[BaseException] = []
+        cut = False
+
+        def work(who: str) -> Callable[[AsyncSession], Awaitable[None]]:
+            async def insert(session: AsyncSession) -> None:
+                nonlocal cut
+                await session.execute(text("INSERT INTO log (who) VALUES (:who)"), {"who": who})
+                if not cut:
+                    cut = True
+                    proxy.cut()
+                    asyncio.get_running_loop().call_later(0.5, proxy.restore)
+                    await session.execute(text("SELECT 1"))
+
+            return insert
+
+        async def member(who: str) -> None:
+            async def attempt() -> None:
+                try:
+                    await sessions.run_grouped(work(who))
+                except Exception as exc:
+                    errors.append(exc)
+                    raise
+
+            await retry_transient(attempt, seconds=10, what="test")
+
+        # One batch: the first member's writer task waits for a connection while the others join.
+        await asyncio.gather(*(member(who) for who in ("a", "b", "c")))
+        # Every attempt that failed was told the database was unreachable (retried until back).
+        assert len(errors) >= 3, errors
+        assert all(is_transient(e) for e in errors), errors
+        async with sessions() as session:
+            rows = await session.execute(text("SELECT who FROM log ORDER BY who"))
+            assert [who for (who,) in rows] == ["a", "b", "c"]
+    finally:
+        await engine.dispose()
+        await proxy.stop()
