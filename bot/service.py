@@ -15,6 +15,7 @@ from billing.invoicing.jobs import InvoiceJobs
 from billing.stars.expiry import StarsExpiry
 from bot.app import App, prepare_database
 from bot.channels import Channel, build_channels
+from bot.heap import StartUpHeap
 from bot.http import build_web_app
 from bot.settings import secret_value
 from core.errors import ConfigurationError
@@ -34,9 +35,13 @@ DRAIN_TIMEOUT_SECONDS = 60
 class ServiceRunner:
     """Starts the HTTP server and the channels, sweeps reservations, stops gracefully."""
 
-    def __init__(self, app: App, channels: list[Channel]) -> None:
+    def __init__(
+        self, app: App, channels: list[Channel], *, heap: StartUpHeap | None = None
+    ) -> None:
         self.app = app
         self.channels = channels
+        #: Given by ``serve`` (a process of its own): frozen once start-up and warm-up are done.
+        self._heap = heap
         self.web_app = build_web_app(
             app.deps, metrics_token=secret_value(app.settings.metrics_token)
         )
@@ -96,6 +101,10 @@ class ServiceRunner:
         for channel in self.channels:
             await channel.start()
             log.info("channel %s started", channel.name)
+        if self._heap is not None:
+            # Once both start-up and the warm-up are through (now, if the warm-up was first).
+            heap = self._heap
+            self._warm_up.add_done_callback(lambda _: heap.settle())
 
     def _load_lazy_parts(self) -> None:
         """What the first turn would otherwise load (SDK modules and models, price data), in a
@@ -188,7 +197,10 @@ async def serve(app: App) -> None:
     problems = app.settings.service_problems()
     if problems:
         raise ConfigurationError(problems)
-    service = ServiceRunner(app, build_channels(app.settings, app.deps, app.pipeline, app.registry))
+    heap = StartUpHeap()
+    heap.hold()
+    channels = build_channels(app.settings, app.deps, app.pipeline, app.registry)
+    service = ServiceRunner(app, channels, heap=heap)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, service.request_stop)

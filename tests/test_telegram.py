@@ -17,6 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiogram.types import Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -29,7 +31,7 @@ from handlers.telegram import TelegramChannel
 from handlers.telegram.adapter import BotIdentity, to_envelope
 from handlers.telegram.channel import SECRET_HEADER, WEBHOOK_PATH, api_server
 from handlers.telegram.delivery import ChatTarget, Delivery, Pacing
-from handlers.telegram.formatting import markdown_to_html, render_markdown
+from handlers.telegram.formatting import markdown_to_html, render_markdown, utf16_len
 from handlers.telegram.sink import TelegramSink
 from storage.models import ContentItem, ProcessedUpdate, UsageEvent
 from tests.conftest import AppFactory, admin, tenant_with_tokens
@@ -534,6 +536,25 @@ def test_split_keeps_every_chunk_balanced_and_within_the_limit() -> None:
         assert len(parse_html(chunk.html)) <= 4096  # raises if Telegram would reject it
         assert parse_html(chunk.html) == chunk.plain
     assert any(c.html.startswith("<pre>") for c in chunks[1:])  # reopened after a cut
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="ab *_`~#-[]()<>&\n\t😀é.:/", max_size=300),
+    limit=st.integers(min_value=8, max_value=120),
+)
+def test_every_chunk_fits_and_what_fits_stays_one_message(text: str, limit: int) -> None:
+    """Measured as Telegram does (displayed text, UTF-16 units): a chunk never exceeds the
+    limit, and an answer that fits is sent whole, as one message."""
+    chunks = render_markdown(text, limit)
+    for chunk in chunks:
+        shown = parse_html(chunk.html)  # raises if Telegram would reject it
+        assert utf16_len(shown) <= limit
+        assert shown == chunk.plain
+    markup = markdown_to_html(text)
+    whole = parse_html(markup)
+    if whole.strip() and utf16_len(whole) <= limit:
+        assert [c.html for c in chunks] == [markup]
 
 
 def _message(chat: dict[str, Any], text: str, **extra: Any) -> Message:
