@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import ClassVar, Generic, Protocol, TypeVar
 
+import aiohttp
 import anyio
 import httpx2
 
@@ -16,9 +17,11 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _MAX_DETAIL = 500
 
 #: Errors below the SDKs that can escape them (a body cut mid-stream, TLS, malformed SSE data).
-#: The Anthropic 2.x SDK in particular lets a raw ``httpx2.RemoteProtocolError`` through.
+#: The Anthropic 2.x SDK in particular lets a raw ``httpx2.RemoteProtocolError`` through; the
+#: aiohttp transport maps aiohttp's errors to httpx2's, except those it does not know.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     httpx2.HTTPError,
+    aiohttp.ClientError,
     OSError,
     anyio.EndOfStream,
     json.JSONDecodeError,
