@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -44,6 +45,9 @@ from pathlib import Path
 
 # The source tree under test (``--tree``); this checkout by default.
 sys.path.insert(0, os.environ.get("E2E_TREE") or str(Path(__file__).resolve().parents[1]))
+
+import asyncpg
+from sqlalchemy.engine import make_url
 
 from bot.app import build_app, prepare_database
 from bot.settings import load_settings
@@ -91,6 +95,9 @@ class Result:
     #: Of ``cpu_seconds``, what the services' main threads (the event loops) used; the rest is
     #: their other threads (aiosqlite's one per connection, the resolver's, ...).
     loop_cpu_seconds: float = 0.0
+    #: PostgreSQL only: backends of the database waiting on a lock, on average over samples
+    #: taken every 50 ms while the chats ran (None on SQLite).
+    lock_waiting: float | None = None
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -246,6 +253,8 @@ async def run_once(
         turns: list[Turn] = []
         spans: list[float] = []
         wall_started = time.monotonic()
+        locks = _LockSampler(url)
+        sampling = asyncio.create_task(locks.run())
         await asyncio.gather(
             *(
                 _chat(telegram, FIRST_CHAT + n, messages, mode, ports, n, turns, spans)
@@ -253,6 +262,9 @@ async def run_once(
             )
         )
         wall = time.monotonic() - wall_started
+        sampling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampling
         cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
         loop_cpu = sum(_main_thread_cpu_seconds(p.pid) for p in procs) - loop_before
         driver_cpu = time.process_time() - driver_before
@@ -266,7 +278,19 @@ async def run_once(
             spy.send_signal(signal.SIGINT)
             await spy.wait()
         return Result(
-            chats, turns, wall, cpu, rss, calls, startup, spans, driver_cpu, busy, db, loop_cpu
+            chats,
+            turns,
+            wall,
+            cpu,
+            rss,
+            calls,
+            startup,
+            spans,
+            driver_cpu,
+            busy,
+            db,
+            loop_cpu,
+            locks.mean(),
         )
     finally:
         for proc in procs:
@@ -276,6 +300,38 @@ async def run_once(
             await proc.wait()
         await telegram.stop()
         await llm.stop()
+
+
+class _LockSampler:
+    """Counts, every 50 ms, the backends of a PostgreSQL database waiting on a lock (another
+    transaction holds a row they update, say); nothing on SQLite."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self._dsn = (
+            parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+            if parsed.get_backend_name() == "postgresql"
+            else None
+        )
+        self._samples: list[int] = []
+
+    async def run(self) -> None:
+        if self._dsn is None:
+            return
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            while True:
+                waiting = await connection.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+                self._samples.append(int(waiting))
+                await asyncio.sleep(0.05)
+        finally:
+            await connection.close()
+
+    def mean(self) -> float | None:
+        return statistics.mean(self._samples) if self._samples else None
 
 
 async def _provision_with(tree: Path, url: str, chats: int, media: Path) -> None:
@@ -423,6 +479,8 @@ def report(result: Result, label: str) -> None:
         print(f"  start-up to first poll  {result.startup:8.2f} s")
     for name, value in _db_figures(result).items():
         print(f"  {name:24}{value:8.2f}")
+    if result.lock_waiting is not None:
+        print(f"  backends waiting on a lock (mean) {result.lock_waiting:5.2f}")
 
 
 def _db_figures(result: Result) -> dict[str, float]:
@@ -464,6 +522,11 @@ def _figures(result: Result) -> dict[str, float]:
         "Bot API calls/turn": result.api_calls / n,
         **({"start-up s": result.startup} if result.startup is not None else {}),
         **_db_figures(result),
+        **(
+            {"lock-waiting backends": result.lock_waiting}
+            if result.lock_waiting is not None
+            else {}
+        ),
     }
 
 

@@ -51,7 +51,17 @@ MAX_BATCH = 4
 
 
 class _Batch:
-    __slots__ = ("closed", "committed", "done", "members", "ready", "size", "turn", "works")
+    __slots__ = (
+        "closed",
+        "committed",
+        "done",
+        "lost",
+        "members",
+        "ready",
+        "size",
+        "turn",
+        "works",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         #: No member may join any more (the batch has the writer, or failed).
@@ -65,6 +75,8 @@ class _Batch:
         self.ready: asyncio.Future[AsyncSession] = loop.create_future()
         self.done = asyncio.Event()
         self.committed: asyncio.Future[None] = loop.create_future()
+        #: The transient error a member hit: the connection is gone, for every member.
+        self.lost: BaseException | None = None
         #: Work handed over with ``run``: the writer task runs it, before the other members.
         self.works: list[tuple[_Work, asyncio.Future[Any]]] = []
 
@@ -132,8 +144,16 @@ class GroupCommit:
         batch.size += 1
         try:
             session = await asyncio.shield(batch.ready)
-            async with batch.turn, session.begin_nested():
-                yield session
+            async with batch.turn:
+                if batch.lost is not None:
+                    raise batch.lost  # an earlier member found the connection gone
+                try:
+                    async with session.begin_nested():
+                        yield session
+                except Exception as exc:
+                    if is_transient(exc):
+                        batch.lost = exc  # the writer task raises it instead of committing
+                    raise
         finally:
             batch.members -= 1
             if batch.members == 0:
@@ -171,6 +191,8 @@ class GroupCommit:
                 batch.ready.set_result(session)
                 if batch.members:
                     await batch.done.wait()
+                if batch.lost is not None:
+                    raise batch.lost
         except BaseException as exc:
             batch.closed = True
             for _, result in batch.works:

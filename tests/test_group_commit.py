@@ -237,7 +237,10 @@ async def test_killed_mid_batch_loses_no_acknowledged_turn_and_charges_nothing_t
     not os.environ.get("TEST_DATABASE_URL"),
     reason="SQLite is a local file: its connection cannot be cut",
 )
-async def test_a_lost_connection_fails_the_whole_batch_as_transient(database_url: str) -> None:
+@pytest.mark.parametrize("handed_over", [True, False], ids=["run_grouped", "grouped"])
+async def test_a_lost_connection_fails_the_whole_batch_as_transient(
+    database_url: str, handed_over: bool
+) -> None:
     """The line to the database is cut while the batch's first member runs: the members after
     it must hear that the database is unreachable (and retry the transaction), not that their
     session is unusable (which no retry mends and would turn a saved answer into an error)."""
@@ -269,7 +272,11 @@ async def test_a_lost_connection_fails_the_whole_batch_as_transient(database_url
         async def member(who: str) -> None:
             async def attempt() -> None:
                 try:
-                    await sessions.run_grouped(work(who))
+                    if handed_over:
+                        await sessions.run_grouped(work(who))
+                    else:
+                        async with sessions.grouped() as session:
+                            await work(who)(session)
                 except Exception as exc:
                     errors.append(exc)
                     raise
