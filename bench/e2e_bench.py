@@ -134,8 +134,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def provision(url: str, chats: int, media: Path) -> None:
-    """A tenant with plenty of tokens, and the chats already linked to it."""
+async def provision(url: str, chats: int, media: Path, tenants: int = 1) -> None:
+    """Tenants with plenty of tokens, and the chats already linked to them (chat n to tenant
+    n mod ``tenants``)."""
     app = build_app(
         load_settings(
             {
@@ -151,20 +152,24 @@ async def provision(url: str, chats: int, media: Path) -> None:
         await prepare_database(app)
         now = app.deps.clock()
         async with app.deps.sessions.begin() as session:
-            tenants = TenantRepository(session)
-            tenant = await tenants.find("bench") or await tenants.create(
-                slug="bench",
-                name="Bench",
-                email=None,
-                currency="EUR",
-                vat_rate_ppm=200_000,
-                trial_ends_at=None,
-            )
-            tenant.status = "active"
-            await LedgerRepository(session).post(tenant.id, "grant", 10**11, now=now)
+            repository = TenantRepository(session)
+            made = []
+            for t in range(tenants):
+                slug = "bench" if t == 0 else f"bench{t}"
+                tenant = await repository.find(slug) or await repository.create(
+                    slug=slug,
+                    name=f"Bench {t}",
+                    email=None,
+                    currency="EUR",
+                    vat_rate_ppm=200_000,
+                    trial_ends_at=None,
+                )
+                tenant.status = "active"
+                await LedgerRepository(session).post(tenant.id, "grant", 10**11, now=now)
+                made.append(tenant)
             for n in range(chats):
                 await BindingRepository(session).bind(
-                    tenant, "telegram", private_scope(FIRST_CHAT + n)
+                    made[n % tenants], "telegram", private_scope(FIRST_CHAT + n)
                 )
     finally:
         await app.aclose()
@@ -178,6 +183,7 @@ async def run_once(
     mode: str,
     processes: int,
     tmp: Path,
+    tenants: int = 1,
     profile: Path | None = None,
     profile_gil: bool = False,
     tree: Path = ROOT,
@@ -193,7 +199,7 @@ async def run_once(
     procs: list[asyncio.subprocess.Process] = []
     ports: list[int] = []
     try:
-        await _provision_with(tree, url, chats, tmp / "media")
+        await _provision_with(tree, url, chats, tmp / "media", tenants)
         started = time.monotonic()
         for _ in range(processes):
             port = _free_port()
@@ -334,13 +340,13 @@ class _LockSampler:
         return statistics.mean(self._samples) if self._samples else None
 
 
-async def _provision_with(tree: Path, url: str, chats: int, media: Path) -> None:
+async def _provision_with(tree: Path, url: str, chats: int, media: Path, tenants: int) -> None:
     """Provision with the tree under test's own code (its migrations)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
         "--provision",
-        json.dumps([url, chats, str(media)]),
+        json.dumps([url, chats, str(media), tenants]),
         env={**os.environ, "E2E_TREE": str(tree), "PYTHONPATH": str(tree)},
     )
     if await proc.wait() != 0:
@@ -571,6 +577,9 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--mode", choices=("polling", "webhook"), default="polling")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument(
+        "--tenants", type=int, default=1, help="spread the chats over this many tenants"
+    )
     parser.add_argument("--database-url", help="default: a fresh SQLite file per run")
     parser.add_argument("--profile", type=Path, help="write py-spy folded stacks here")
     parser.add_argument(
@@ -588,8 +597,8 @@ async def main() -> None:
     parser.add_argument("--provision", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.provision:
-        url, chats, media = json.loads(args.provision)
-        await provision(url, chats, Path(media))
+        url, chats, media, tenants = json.loads(args.provision)
+        await provision(url, chats, Path(media), tenants)
         return
     trees = [t.resolve() for t in args.tree or [ROOT]]
     if args.profile:
@@ -608,6 +617,7 @@ async def main() -> None:
                         messages=args.messages,
                         mode=args.mode,
                         processes=args.processes,
+                        tenants=args.tenants,
                         tmp=Path(tmp),
                         profile=args.profile,
                         profile_gil=args.profile_gil,

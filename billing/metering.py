@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +36,7 @@ from storage.models import Tenant, UsageEvent
 from storage.repositories.ledger import LedgerRepository
 from storage.repositories.rollups import RollupRepository, UsageDelta
 from storage.repositories.usage import UsageRepository
-from storage.transient import retry_transient
+from storage.transient import is_conflict, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ MIN_OUTPUT_TOKENS = 16
 _MAX_RESERVE_ATTEMPTS = 50
 _FIRST_POLL_SECONDS = 0.05
 _MAX_POLL_SECONDS = 0.5
+#: How long a reservation is run again while the database rolls it back for others.
+_CONFLICT_RETRY_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +310,14 @@ class Metering:
             )
             return event, granted
 
-        event, granted = await self._sessions.run_grouped(reserve, ahead=True)
+        # Rolled back for another transaction (a deadlock): it wrote nothing, so run it again.
+        # An outage is not retried here: the user has been waiting for nothing yet, and is told.
+        event, granted = await retry_transient(
+            partial(self._sessions.run_grouped, reserve, ahead=True, order=tenant.id),
+            seconds=_CONFLICT_RETRY_SECONDS,
+            what="reserving",
+            worth_retrying=is_conflict,
+        )
         if joined is not None:
             joined.committed()
         self._open.add(event.id)

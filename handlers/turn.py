@@ -318,7 +318,7 @@ class AssistantTurn:
                     await ctx.claim.answer(session, saved)
             return charge, saved
 
-        charge, saved = await ctx.deps.sessions.run_grouped(persist)
+        charge, saved = await ctx.deps.sessions.run_grouped(persist, order=tenant.id)
         if ctx.claim is not None:
             if saved is None:
                 ctx.claim.done = True

@@ -206,12 +206,13 @@ class Sessions:
         return (self._group_ahead if ahead else self._group).transaction()
 
     async def run_grouped(
-        self, work: Callable[[AsyncSession], Awaitable[T]], *, ahead: bool = False
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, ahead: bool = False, order: int = 0
     ) -> T:
         """``await work(session)`` as a member of a group commit (see :meth:`grouped`), run by
         the batch's own task so that the members' statements follow one another without a
-        pass through the event loop; its result once committed (:meth:`GroupCommit.run`)."""
-        return await (self._group_ahead if ahead else self._group).run(work)
+        pass through the event loop; its result once committed. ``order``: the id of the tenant
+        whose rows the work locks (see :meth:`GroupCommit.run`)."""
+        return await (self._group_ahead if ahead else self._group).run(work, order=order)
 
     @asynccontextmanager
     async def begin(

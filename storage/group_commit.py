@@ -78,7 +78,11 @@ class _Batch:
         #: The transient error a member hit: the connection is gone, for every member.
         self.lost: BaseException | None = None
         #: Work handed over with ``run``: the writer task runs it, before the other members.
-        self.works: list[tuple[_Work, asyncio.Future[Any]]] = []
+        self.works: list[tuple[int, _Work, asyncio.Future[Any]]] = []
+
+
+def _order(member: tuple[int, _Work, asyncio.Future[Any]]) -> int:
+    return member[0]
 
 
 class GroupCommit:
@@ -116,10 +120,15 @@ class GroupCommit:
             writer.add_done_callback(self._writers.discard)
         return batch
 
-    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, order: int = 0) -> T:
         """``await work(session)`` in the next batch, in its own savepoint, run by the batch's
         writer task; its result once the batch has committed. An error of ``work`` rolls back
         its savepoint and is raised here at once; the commit's error is raised to every member.
+
+        A batch runs its members by ascending ``order`` (those of equal order as they came).
+        Give the id of the shared row the work locks (a turn's tenant): batches running at the
+        same time, in this process or another, then take those rows in one order and cannot
+        deadlock, as two batches holding one tenant each and waiting for the other's would.
         """
         gathering = self._batch is not None and not self._batch.closed
         if not gathering and self._free is not None and self._free():
@@ -130,7 +139,7 @@ class GroupCommit:
             return result
         batch = self._joining()
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        batch.works.append((work, done))
+        batch.works.append((order, work, done))
         batch.size += 1
         result = await asyncio.shield(done)
         # The batch commits even if this caller is cancelled.
@@ -175,7 +184,7 @@ class GroupCommit:
                 # ones form the next, so claims and reservations (which go ahead of it in the
                 # writer queue) are not held up behind an ever longer batch.
                 batch.closed = True
-                for work, result in batch.works:
+                for _, work, result in sorted(batch.works, key=_order):
                     try:
                         async with session.begin_nested():
                             value = await work(session)
@@ -195,7 +204,7 @@ class GroupCommit:
                     raise batch.lost
         except BaseException as exc:
             batch.closed = True
-            for _, result in batch.works:
+            for _, _, result in batch.works:
                 if not result.done():
                     result.set_exception(exc)
             for future in (batch.ready, batch.committed):

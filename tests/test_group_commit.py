@@ -19,7 +19,7 @@ from storage.db import Sessions, create_engine, create_session_factory
 from storage.db_stats import DbStats
 from storage.models import ProcessedUpdate, Tenant, UsageEvent
 from storage.repositories.tenants import BindingRepository, TenantRepository
-from storage.transient import is_transient, retry_transient
+from storage.transient import is_conflict, is_transient, retry_transient
 from tests.conftest import AppFactory, admin, console_message, tenant_with_tokens
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.tcp_proxy import TcpProxy
@@ -294,3 +294,58 @@ async def test_a_lost_connection_fails_the_whole_batch_as_transient(
     finally:
         await engine.dispose()
         await proxy.stop()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"),
+    reason="SQLite has one writer: its transactions never hold rows against each other",
+)
+@pytest.mark.parametrize("ordered", [True, False], ids=["by-tenant", "as-they-came"])
+async def test_batches_at_once_take_shared_rows_in_one_order(
+    database_url: str, ordered: bool
+) -> None:
+    """Two batches at once (reservations go in one, persists in the other), each with a member
+    for row 1 and one for row 2, which came in opposite orders. Run by ``order`` (the tenant),
+    both take row 1 first and one waits for the other. As they came, they deadlock: PostgreSQL
+    rolls one back, which is then retried like an outage."""
+    engine = create_engine(database_url)
+    sessions = create_session_factory(engine, DbStats())
+    try:
+        async with sessions.begin() as session:
+            await session.execute(text("CREATE TABLE account (id INTEGER PRIMARY KEY, n INTEGER)"))
+            await session.execute(text("INSERT INTO account VALUES (1, 0), (2, 0)"))
+        errors: list[BaseException] = []
+
+        def bump(row: int) -> Callable[[AsyncSession], Awaitable[None]]:
+            async def work(session: AsyncSession) -> None:
+                await session.execute(
+                    text("UPDATE account SET n = n + 1 WHERE id = :id"), {"id": row}
+                )
+                await asyncio.sleep(0.3)  # holding the row, as a batch of several turns does
+
+            return work
+
+        async def member(row: int, ahead: bool) -> None:
+            async def attempt() -> None:
+                try:
+                    await sessions.run_grouped(bump(row), ahead=ahead, order=row if ordered else 0)
+                except Exception as exc:
+                    errors.append(exc)
+                    raise
+
+            await retry_transient(attempt, seconds=20, what="test")
+
+        await asyncio.gather(
+            asyncio.gather(member(2, True), member(1, True)),
+            asyncio.gather(member(1, False), member(2, False)),
+        )
+        async with sessions() as session:
+            rows = await session.execute(text("SELECT n FROM account ORDER BY id"))
+            assert [n for (n,) in rows] == [2, 2]  # each member's write, once
+        if ordered:
+            assert errors == []
+        else:
+            assert errors and all(is_conflict(e) or is_transient(e) for e in errors), errors
+            assert any(is_conflict(e) for e in errors), errors
+    finally:
+        await engine.dispose()
