@@ -173,7 +173,8 @@ async def test_german_admin_payments_and_invoices(
 
     # English, as it always read.
     assert await _ask(run, "/invoice list", "en") == f"{number} mueller draft 1481.40 EUR"
-    english = await _reply(run, f"/invoice show {number}", "en")
+    # The summary, then the PDF: wait for both (the first alone has no caption).
+    english = (await _replies(run, f"/invoice show {number}", "en", count=2))[-1]
     assert english.caption == f"Invoice {number}: 1481.40 EUR"
 
 
