@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 
 from storage.db_stats import DbStats
 from storage.group_commit import GroupCommit
+from storage.last_writes import LastWritesSession
 from storage.sqlite_inline import inline_url
 from storage.writer_queue import WriterQueue
 
@@ -137,10 +138,14 @@ class Sessions:
         self._quick_engine = quick
         #: What this process's transactions cost (``/metrics``); counted only when given.
         self.stats = stats
-        self._read = async_sessionmaker(engine, expire_on_commit=False)
+        self._read = async_sessionmaker(
+            engine, expire_on_commit=False, sync_session_class=LastWritesSession
+        )
         self._write = self._writer(engine)
         self._quick_read = (
-            async_sessionmaker(quick, expire_on_commit=False) if quick else self._read
+            async_sessionmaker(quick, expire_on_commit=False, sync_session_class=LastWritesSession)
+            if quick
+            else self._read
         )
         self._quick_write = self._writer(quick) if quick else self._write
         sqlite = engine.dialect.name == "sqlite"
@@ -162,7 +167,10 @@ class Sessions:
     def _writer(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
         if engine.dialect.name == "sqlite":
             engine = engine.execution_options(**{_WRITE: True})
-        return async_sessionmaker(engine, expire_on_commit=False)
+        # Rows every transaction shares are written at its commit (storage.last_writes).
+        return async_sessionmaker(
+            engine, expire_on_commit=False, sync_session_class=LastWritesSession
+        )
 
     def __call__(self) -> AsyncSession:
         return self._read()

@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.period import Period, month_bounds
+from storage.last_writes import add_last
 from storage.models import (
     AssistantTenantMonth,
     UsageDaily,
@@ -172,37 +173,43 @@ _KEYS: dict[type[UsageSums], tuple[str, ...]] = {
 }
 
 
-@cache
-def _record_statements(dialect: str) -> tuple[Insert, ...]:
-    """The upserts :meth:`RollupRepository.record` runs, built once per dialect.
+@dataclass(frozen=True, slots=True)
+class _RecordStatements:
+    """The upserts :meth:`RollupRepository.record` runs, built once per dialect."""
 
-    Built with bound parameters and executed with a dict of values: constructing the expressions
-    anew for every call cost a fifth of a turn's CPU, and a statement built once also hits
-    SQLAlchemy's compiled cache at once.
-    """
+    #: Rows of one tenant: taken where the call is recorded, as its other tenant rows are.
+    tenant: tuple[Insert, ...]
+    #: The all-tenants row: every settlement of the day shares it (see storage.last_writes).
+    shared: Insert
+
+
+@cache
+def _record_statements(dialect: str) -> _RecordStatements:
+    """Built with bound parameters and executed with a dict of values: constructing the
+    expressions anew for every call cost a fifth of a turn's CPU, and a statement built once
+    also hits SQLAlchemy's compiled cache at once."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statements = []
+    sums: dict[type[UsageSums], Insert] = {}
     for model, keys in _KEYS.items():
         table = _table(model)
         upsert = insert(table).values({name: bindparam(name) for name in (*keys, *_SUMMED)})
-        statements.append(
-            upsert.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={name: table.c[name] + upsert.excluded[name] for name in _SUMMED},
-            )
+        sums[model] = upsert.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: table.c[name] + upsert.excluded[name] for name in _SUMMED},
         )
     table = _table(AssistantTenantMonth)
     latest = func.max if dialect == "sqlite" else func.greatest
     upsert = insert(table).values(
         {name: bindparam(name) for name in ("month", "assistant_id", "tenant_id", "last_day")}
     )
-    statements.append(
-        upsert.on_conflict_do_update(
-            index_elements=["month", "assistant_id", "tenant_id"],
-            set_={"last_day": latest(table.c.last_day, upsert.excluded.last_day)},
-        )
+    used = upsert.on_conflict_do_update(
+        index_elements=["month", "assistant_id", "tenant_id"],
+        set_={"last_day": latest(table.c.last_day, upsert.excluded.last_day)},
     )
-    return tuple(statements)
+    return _RecordStatements(
+        tenant=(sums[UsageDaily], sums[UsageMonthlyTenant], used),
+        shared=sums[UsageDailyGlobal],
+    )
 
 
 def _table(model: type[Any]) -> Table:
@@ -220,7 +227,8 @@ class RollupRepository:
     # -- writing -------------------------------------------------------------------------------
 
     async def record(self, delta: UsageDelta) -> None:
-        """Add one call to the rollups (an upsert each), in the caller's transaction."""
+        """Add one call to the rollups (an upsert each), in the caller's transaction: the
+        tenant's rows at once, the all-tenants row as the transaction's last statement."""
         dialect = self.session.get_bind().dialect.name
         params: dict[str, Any] = {
             **delta.values(),
@@ -233,8 +241,16 @@ class RollupRepository:
             "cost_currency": delta.cost_currency,
             "last_day": delta.day,
         }
-        for statement in _record_statements(dialect):
+        statements = _record_statements(dialect)
+        for statement in statements.tenant:
             await self.session.execute(statement, params)
+        await add_last(
+            self.session,
+            statements.shared,
+            params,
+            key=tuple(params[name] for name in _KEYS[UsageDailyGlobal]),
+            summed=_SUMMED,
+        )
 
     # -- reading -------------------------------------------------------------------------------
 
