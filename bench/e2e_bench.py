@@ -6,7 +6,8 @@ concurrently. The fake model streams a 312-character answer in 20 chunks with no
 is measured is Switchboard: pipeline, persistence, metering and Telegram delivery.
 
     .venv/bin/python bench/e2e_bench.py [--chats 1 50] [--messages 10] [--mode polling|webhook]
-                                        [--processes 1] [--database-url URL]
+                                        [--processes 1 [2]] [--cpu-budget CORES]
+                                        [--tenants N] [--database-url URL]
                                         [--profile DIR] [--tree DIR --tree DIR2 [--runs 3]]
 
 Prints, per run: turns/s, latency p50/p95/p99/max (and p50/p99 of the messages after each
@@ -19,7 +20,11 @@ writer was held and waited for, group-commit batch sizes) where the service repo
 ``--tree DIR`` (given twice or more) runs the service of each source tree in turn, ``--runs``
 times alternately, and prints the medians side by side with their ratios to the first tree
 (``git archive COMMIT | tar -x -C DIR`` makes a tree of a commit). ``--processes 2`` (webhook
-mode, PostgreSQL) spreads the updates over two processes. ``--profile DIR`` samples each
+mode, PostgreSQL) spreads the updates over two processes; ``--processes 1 2`` runs both in
+turn and compares them side by side. ``--cpu-budget CORES`` gives each service process that
+much CPU of its own (a cgroup quota, ``bench/cpu_budget.py``): where there are too few cores to
+pin them away from PostgreSQL and the load with ``taskset``. ``--tenants N`` spreads the chats
+over N tenants. ``--profile DIR`` samples each
 service process with py-spy (``pip install py-spy``) while the chats run and writes its folded
 stacks to DIR, one file per run and process (``bench/profile_summary.py`` reads them).
 """
@@ -47,6 +52,7 @@ from pathlib import Path
 sys.path.insert(0, os.environ.get("E2E_TREE") or str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
+from cpu_budget import CpuBudget  # beside this script, whichever tree is under test
 from sqlalchemy.engine import make_url
 
 from bot.app import build_app, prepare_database
@@ -98,6 +104,10 @@ class Result:
     #: PostgreSQL only: backends of the database waiting on a lock, on average over samples
     #: taken every 50 ms while the chats ran (None on SQLite).
     lock_waiting: float | None = None
+    #: PostgreSQL only: deadlocks it detected (and broke by rolling a transaction back).
+    deadlocks: int | None = None
+    #: With ``--cpu-budget``: how long the quota held a service process back, on average.
+    throttled_seconds: float | None = None
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -187,6 +197,7 @@ async def run_once(
     profile: Path | None = None,
     profile_gil: bool = False,
     tree: Path = ROOT,
+    cpu_budget: float | None = None,
 ) -> Result:
     llm = FakeLLMServer()
     llm.reply_text = REPLY
@@ -198,6 +209,7 @@ async def run_once(
     await telegram.start()
     procs: list[asyncio.subprocess.Process] = []
     ports: list[int] = []
+    budget = CpuBudget(cpu_budget) if cpu_budget else None
     try:
         await _provision_with(tree, url, chats, tmp / "media", tenants)
         started = time.monotonic()
@@ -234,6 +246,8 @@ async def run_once(
                     stdout=asyncio.subprocess.DEVNULL,
                 )
             )
+            if budget is not None:
+                budget.add(procs[-1].pid)
         startup: float | None = None
         if mode == "polling":
             # A long poll is recorded when it returns; deleteWebhook is the call right before it.
@@ -251,6 +265,7 @@ async def run_once(
             else []
         )
         cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
+        throttled_before = budget.throttled_seconds() if budget else 0.0
         loop_before = sum(_main_thread_cpu_seconds(p.pid) for p in procs)
         driver_before = time.process_time()
         machine_before = _machine_ticks()
@@ -272,6 +287,7 @@ async def run_once(
         with contextlib.suppress(asyncio.CancelledError):
             await sampling
         cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
+        throttled = (budget.throttled_seconds() - throttled_before) / processes if budget else None
         loop_cpu = sum(_main_thread_cpu_seconds(p.pid) for p in procs) - loop_before
         driver_cpu = time.process_time() - driver_before
         machine_after = _machine_ticks()
@@ -297,6 +313,8 @@ async def run_once(
             db,
             loop_cpu,
             locks.mean(),
+            locks.deadlocks,
+            throttled,
         )
     finally:
         for proc in procs:
@@ -304,13 +322,16 @@ async def run_once(
                 proc.terminate()
         for proc in procs:
             await proc.wait()
+        if budget is not None:
+            budget.close()
         await telegram.stop()
         await llm.stop()
 
 
 class _LockSampler:
     """Counts, every 50 ms, the backends of a PostgreSQL database waiting on a lock (another
-    transaction holds a row they update, say); nothing on SQLite."""
+    transaction holds a row they update, say), and the deadlocks PostgreSQL broke meanwhile
+    (its own count, which backends report within a second or so); nothing on SQLite."""
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
@@ -320,11 +341,14 @@ class _LockSampler:
             else None
         )
         self._samples: list[int] = []
+        self.deadlocks: int | None = None
 
     async def run(self) -> None:
         if self._dsn is None:
             return
         connection = await asyncpg.connect(self._dsn)
+        count = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        before = int(await connection.fetchval(count))
         try:
             while True:
                 waiting = await connection.fetchval(
@@ -334,7 +358,10 @@ class _LockSampler:
                 self._samples.append(int(waiting))
                 await asyncio.sleep(0.05)
         finally:
-            await connection.close()
+            try:
+                self.deadlocks = int(await connection.fetchval(count)) - before
+            finally:
+                await connection.close()
 
     def mean(self) -> float | None:
         return statistics.mean(self._samples) if self._samples else None
@@ -487,6 +514,11 @@ def report(result: Result, label: str) -> None:
         print(f"  {name:24}{value:8.2f}")
     if result.lock_waiting is not None:
         print(f"  backends waiting on a lock (mean) {result.lock_waiting:5.2f}")
+    if result.deadlocks is not None:
+        print(f"  deadlocks               {result.deadlocks:8d}")
+    if result.throttled_seconds is not None:
+        held = result.throttled_seconds / result.wall
+        print(f"  held back by CPU budget {held:8.0%} of the run, per process")
 
 
 def _db_figures(result: Result) -> dict[str, float]:
@@ -533,6 +565,7 @@ def _figures(result: Result) -> dict[str, float]:
             if result.lock_waiting is not None
             else {}
         ),
+        **({"deadlocks": float(result.deadlocks)} if result.deadlocks is not None else {}),
     }
 
 
@@ -547,27 +580,41 @@ def _later_figures(result: Result) -> dict[str, float]:
     }
 
 
-def compare(trees: list[Path], results: dict[Path, list[Result]]) -> None:
-    """Medians per tree, side by side, with the ratio of each to the first tree."""
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """What one column of a comparison runs: a source tree, with this many processes."""
+
+    tree: Path
+    processes: int
+    #: Whether the column's name gives the process count (several counts are compared).
+    name_processes: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.tree.name} x{self.processes}" if self.name_processes else self.tree.name
+
+
+def compare(variants: list[Variant], results: dict[Variant, list[Result]]) -> None:
+    """Medians per variant, side by side, with the ratio of each to the first."""
     medians = {
-        tree: {
-            name: statistics.median(_figures(r).get(name, float("nan")) for r in results[tree])
-            for name in _figures(results[tree][0])
+        v: {
+            name: statistics.median(_figures(r).get(name, float("nan")) for r in results[v])
+            for name in _figures(results[v][0])
         }
-        for tree in trees
+        for v in variants
     }
-    names = list(medians[trees[0]])
-    for tree in trees[1:]:
-        names += [n for n in medians[tree] if n not in names]
-    runs = len(results[trees[0]])
-    print(f"\nmedians of {runs} alternating run(s); ratio = tree / {trees[0].name}")
-    header = f"{'':24}" + "".join(f"{t.name[:14]:>14}" for t in trees)
-    print(header + "".join(f"{'ratio ' + t.name[:8]:>16}" for t in trees[1:]))
+    names = list(medians[variants[0]])
+    for variant in variants[1:]:
+        names += [n for n in medians[variant] if n not in names]
+    runs = len(results[variants[0]])
+    print(f"\nmedians of {runs} alternating run(s); ratio = column / {variants[0].name}")
+    header = f"{'':24}" + "".join(f"{v.name[:14]:>14}" for v in variants)
+    print(header + "".join(f"{'ratio ' + v.name[:9]:>16}" for v in variants[1:]))
     for name in names:
-        values = [medians[t].get(name, float("nan")) for t in trees]
-        line = f"{name:24}" + "".join(f"{v:14.1f}" for v in values)
+        values = [medians[v].get(name, float("nan")) for v in variants]
+        line = f"{name:24}" + "".join(f"{x:14.1f}" for x in values)
         base = values[0]
-        line += "".join(f"{(v / base if base else float('nan')):15.2f}x" for v in values[1:])
+        line += "".join(f"{(x / base if base else float('nan')):15.2f}x" for x in values[1:])
         print(line)
 
 
@@ -576,7 +623,19 @@ async def main() -> None:
     parser.add_argument("--chats", type=int, nargs="+", default=[1, 50])
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--mode", choices=("polling", "webhook"), default="polling")
-    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="service processes (several counts: compared side by side, e.g. 1 2)",
+    )
+    parser.add_argument(
+        "--cpu-budget",
+        type=float,
+        metavar="CORES",
+        help="give each service process this much CPU of its own (bench/cpu_budget.py)",
+    )
     parser.add_argument(
         "--tenants", type=int, default=1, help="spread the chats over this many tenants"
     )
@@ -603,12 +662,15 @@ async def main() -> None:
     trees = [t.resolve() for t in args.tree or [ROOT]]
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-    if args.processes > 1 and args.mode != "webhook":
+    if max(args.processes) > 1 and args.mode != "webhook":
         parser.error("--processes > 1 needs --mode webhook")
+    several = len(args.processes) > 1
+    variants = [Variant(t, p, several) for t in trees for p in args.processes]
     for chats in args.chats:
-        results: dict[Path, list[Result]] = {tree: [] for tree in trees}
+        results: dict[Variant, list[Result]] = {v: [] for v in variants}
         for run in range(args.runs):
-            for tree in trees:
+            for variant in variants:
+                tree = variant.tree
                 with tempfile.TemporaryDirectory() as tmp:
                     url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'e2e.db'}"
                     result = await run_once(
@@ -616,21 +678,24 @@ async def main() -> None:
                         chats=chats,
                         messages=args.messages,
                         mode=args.mode,
-                        processes=args.processes,
+                        processes=variant.processes,
                         tenants=args.tenants,
+                        cpu_budget=args.cpu_budget,
                         tmp=Path(tmp),
                         profile=args.profile,
                         profile_gil=args.profile_gil,
                         tree=tree,
                     )
-                    results[tree].append(result)
+                    results[variant].append(result)
                     backend = url.split(":", 1)[0]
-                    label = f"{args.mode}, {args.processes} process(es), {backend}"
-                    if len(trees) > 1 or args.runs > 1:
+                    label = f"{args.mode}, {variant.processes} process(es), {backend}"
+                    if args.cpu_budget:
+                        label += f", {args.cpu_budget:g} core(s) each"
+                    if len(variants) > 1 or args.runs > 1:
                         label += f", {tree.name} run {run + 1}"
                     report(result, label)
-        if len(trees) > 1 or args.runs > 1:
-            compare(trees, results)
+        if len(variants) > 1 or args.runs > 1:
+            compare(variants, results)
 
 
 if __name__ == "__main__":
