@@ -38,6 +38,7 @@ _MARKS = "switchboard.last_writes.marks"
 class _Addition:
     statement: Executable
     #: Which row: additions with the same statement and key are summed into one execution.
+    #: Rows are written in the order of their keys, so a key starts with the table's name.
     key: tuple[Any, ...]
     params: Mapping[str, Any]
     #: The parameters that add up; the others are the same for every addition to the row.
@@ -58,7 +59,11 @@ async def add_last(
 ) -> None:
     """Execute ``statement`` (an upsert adding ``summed``) with ``params`` at the commit of the
     session's transaction, with those of the other additions to the row ``key`` summed in; at
-    once on a session that does not defer (not a :class:`LastWritesSession`)."""
+    once on a session that does not defer (not a :class:`LastWritesSession`).
+
+    ``key`` names the row: the table's name, then the values of its key columns. Every
+    transaction writes its rows in the order of their keys, so two of them never take two shared
+    rows in opposite orders (keys of one table must compare: same columns, no ``None``)."""
     sync = session.sync_session
     if not isinstance(sync, LastWritesSession):
         await session.execute(statement, params)
@@ -71,21 +76,20 @@ def _apply(session: Session) -> None:
     pending: list[_Addition] | None = session.info.pop(_PENDING, None)
     if not pending:
         return
-    rows: dict[tuple[int, tuple[Any, ...]], tuple[Executable, dict[str, Any]]] = {}
-    numbers: dict[int, int] = {}
+    rows: dict[tuple[tuple[Any, ...], int], tuple[Executable, dict[str, Any]]] = {}
+    statements: dict[int, int] = {}
     for addition in pending:
-        # Statements are numbered as first seen: rows are taken by (statement, key).
-        number = numbers.setdefault(id(addition.statement), len(numbers))
-        row = rows.get((number, addition.key))
+        # Rows are told apart by key and statement; the statement's number only breaks ties.
+        number = statements.setdefault(id(addition.statement), len(statements))
+        row = rows.get((addition.key, number))
         if row is None:
-            rows[(number, addition.key)] = (addition.statement, dict(addition.params))
+            rows[(addition.key, number)] = (addition.statement, dict(addition.params))
             continue
         params = row[1]
         for name in addition.summed:
             params[name] += addition.params[name]
-    # The keys of one statement's rows name the same columns, so they compare.
-    for number_and_key in sorted(rows):
-        statement, params = rows[number_and_key]
+    for key_and_number in sorted(rows):
+        statement, params = rows[key_and_number]
         session.execute(statement, params)
 
 

@@ -248,7 +248,7 @@ class RollupRepository:
             self.session,
             statements.shared,
             params,
-            key=tuple(params[name] for name in _KEYS[UsageDailyGlobal]),
+            key=(UsageDailyGlobal.__tablename__, *(params[k] for k in _KEYS[UsageDailyGlobal])),
             summed=_SUMMED,
         )
 
